@@ -1,0 +1,1 @@
+"""Analyzer: reads a bundle offline (DuckDB, rustworkx). Never imports grpc or armonik."""

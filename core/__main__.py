@@ -1,0 +1,3 @@
+from aksnap.cli import main
+
+main()

@@ -1,0 +1,73 @@
+"""The `aksnap` command line: a thin typer shell over the Python API.
+
+Each layer registers its own commands (``aksnap.exporter.commands``,
+``aksnap.analyzer.commands``, ``aksnap.fixtures.commands``); heavy imports stay inside the
+command bodies so that `aksnap sql` never loads gRPC and `aksnap export` never loads DuckDB.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from aksnap import __version__
+
+app = typer.Typer(
+    name="aksnap",
+    help="armonik-snapshot: export ArmoniK sessions into Parquet bundles and diagnose them "
+         "offline (lineage, blockers, root causes, critical path).\n\n"
+         "Example: aksnap demo",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """armonik-snapshot: export ArmoniK sessions into Parquet bundles and diagnose them offline."""
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one sentence, exit code 2."""
+
+
+def fail(message: str, code: int = 2) -> "typer.Exit":
+    typer.echo(f"aksnap: error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("version")
+def version() -> None:
+    """Print aksnap's version and the bundle format version it writes and reads.
+
+    Example: aksnap version
+    """
+    from aksnap.bundle import FORMAT_VERSION
+
+    typer.echo(f"aksnap {__version__} (bundle format {FORMAT_VERSION})")
+
+
+def _register() -> None:
+    from aksnap.fixtures import commands as fixture_commands
+    from aksnap.exporter import commands as exporter_commands
+    from aksnap.analyzer import commands as analyzer_commands
+
+    for module in (fixture_commands, exporter_commands, analyzer_commands):
+        module.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        typer.echo("aksnap: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
