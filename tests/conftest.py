@@ -1,0 +1,1 @@
+"""Shared pytest configuration. Layer-specific fixtures live in the test modules that use them."""
