@@ -1,0 +1,192 @@
+"""A bundle opened for analysis: DuckDB views over its Parquet files, and its graph (lazily).
+
+>>> snap = Snapshot.open("run.aksnap")
+>>> snap.sql("SELECT status, count(*) AS n FROM tasks GROUP BY ALL").to_pylist()
+>>> snap.graph.ancestors_of_result("...")
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aksnap import queries
+from aksnap.bundle import TABLES, BundleError, read_manifest, verify_bundle
+
+# Manifest keys that may hold the moment the export looked at the cluster, most precise first.
+# ``written_at`` is deliberately absent: it is when the files were closed, which for a bundle
+# written by a test is "now" and would make every "time in status" drift.
+_SNAPSHOT_TIME_KEYS = ("snapshot_time", "snapshot_at", "exported_at", "export_started_at",
+                       "started_at", "export_time")
+
+TIMESTAMP_COLUMNS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
+                     "started_at", "processed_at", "ended_at")
+
+
+class AnalysisError(Exception):
+    """A request the analyzer cannot answer: unknown id, unknown query, bad SQL or parameter.
+
+    Its message is one sentence a user can act on; the CLI prints it and exits with code 2.
+    """
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+class Snapshot:
+    """One bundle, read-only: ``con`` (DuckDB, one view per table and the edge views),
+    :meth:`sql`, :meth:`query`, and :attr:`graph` (rustworkx, built on first use)."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], con: duckdb.DuckDBPyConnection,
+                 integrity_problems: list[str] | None = None):
+        self.path = path
+        self.manifest = manifest
+        self.con = con
+        #: problems found by ``verify_bundle`` when opened with ``verify=False`` and
+        #: ``collect_problems=True`` (the ``check`` command reports them instead of failing).
+        self.integrity_problems = integrity_problems or []
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, verify: bool = True,
+             collect_problems: bool = False, threads: int | None = None) -> "Snapshot":
+        """Open a bundle: manifest and format version always checked; checksums unless
+        ``verify=False``. With ``collect_problems`` the checksum problems are kept in
+        :attr:`integrity_problems` instead of raised."""
+        root = Path(path)
+        manifest = read_manifest(root)
+        problems: list[str] = []
+        if verify or collect_problems:
+            problems = verify_bundle(root, manifest)
+            if problems and not collect_problems:
+                raise BundleError(f"{root} failed its integrity check: {problems[0]}"
+                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                                  + "; re-export it, or pass --no-verify to read it anyway")
+        con = duckdb.connect(config={"threads": threads} if threads else {})
+        for table in TABLES:
+            entry = manifest.get("tables", {}).get(table, {"file": f"{table}.parquet"})
+            f = root / entry["file"]
+            if not f.is_file():
+                raise BundleError(f"{root} has no {f.name}; the bundle is incomplete, re-export it")
+            try:
+                con.read_parquet(str(f)).create_view(table, replace=True)
+            except duckdb.Error as e:
+                raise BundleError(f"{f} is not readable Parquet ({e}); re-export the bundle") from None
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(queries.text("_views"))
+        snap = cls(root, manifest, con, problems)
+        con.register("bundle_info", pa.table({
+            "path": [str(root)],
+            "format_version": [manifest.get("format_version")],
+            "snapshot_time": pa.array([snap.snapshot_time], pa.timestamp("us", tz="UTC")),
+        }))
+        return snap
+
+    # -- SQL ---------------------------------------------------------------------------------
+
+    def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run SQL with bound ``$name`` parameters; the answer as an Arrow table."""
+        try:
+            rel = self.con.sql(text, params=dict(params)) if params else self.con.sql(text)
+            if rel is None:  # a statement without rows (SET, CREATE ...)
+                return pa.table({})
+            return rel.to_arrow_table()
+        except duckdb.Error as e:
+            msg = str(e).strip().splitlines()[0]
+            raise AnalysisError(f"the SQL failed: {msg}") from None
+
+    def query(self, name: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Run a named query of ``queries/`` binding every parameter it declares
+        (missing ones are bound to null, which each query reads as "no filter")."""
+        try:
+            q = queries.info(name)
+        except KeyError:
+            raise AnalysisError(f"there is no query named {name!r}; `aksnap queries` lists "
+                                f"them ({', '.join(queries.names())})") from None
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(q.param_names))
+        if unknown:
+            raise AnalysisError(f"query {name!r} has no parameter {unknown[0]!r}; it takes "
+                                f"{', '.join(q.param_names) or 'none'}")
+        bound = {p: params.get(p) for p in q.param_names}
+        return self.sql(q.sql, bound or None)
+
+    def scalar(self, text: str, params: Mapping[str, Any] | None = None) -> Any:
+        t = self.sql(text, params)
+        return t.column(0)[0].as_py() if t.num_rows else None
+
+    # -- time ----------------------------------------------------------------------------------
+
+    @cached_property
+    def snapshot_time(self) -> datetime | None:
+        """The moment the bundle describes: the manifest's export time, else the latest
+        timestamp anywhere in the bundle."""
+        for key in _SNAPSHOT_TIME_KEYS:
+            t = _parse_time(self.manifest.get(key))
+            if t is not None:
+                return t
+        export = self.manifest.get("export")
+        if isinstance(export, dict):
+            for key in _SNAPSHOT_TIME_KEYS:
+                t = _parse_time(export.get(key))
+                if t is not None:
+                    return t
+        t = self.con.sql(
+            "SELECT greatest(max(created_at), max(submitted_at), max(received_at), "
+            "max(acquired_at), max(fetched_at), max(started_at), max(processed_at), "
+            "max(ended_at), (SELECT max(completed_at) FROM results), "
+            "(SELECT max(created_at) FROM results)) FROM tasks").fetchall()[0][0]
+        if t is None:
+            return _parse_time(self.manifest.get("written_at"))
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+    # -- graph ---------------------------------------------------------------------------------
+
+    def read_columns(self, table: str, columns: list[str]) -> pa.Table:
+        entry = self.manifest.get("tables", {}).get(table, {"file": f"{table}.parquet"})
+        return pq.read_table(self.path / entry["file"], columns=columns)
+
+    @cached_property
+    def graph(self):
+        """The task/data graph (:class:`aksnap.analyzer.graph.TaskGraph`), built on first use."""
+        from aksnap.analyzer.graph import TaskGraph
+
+        return TaskGraph.from_snapshot(self)
+
+    def session_ids(self) -> list[str]:
+        rows = self.con.sql(
+            "SELECT session_id FROM (SELECT session_id, min(created_at) AS t FROM tasks GROUP BY 1 "
+            "UNION ALL SELECT session_id, created_at FROM sessions) GROUP BY 1 "
+            "ORDER BY min(t) NULLS LAST, 1").fetchall()
+        return [r[0] for r in rows]
+
+    def require_session(self, session_id: str | None) -> None:
+        if session_id is None:
+            return
+        if session_id not in self.session_ids():
+            known = self.session_ids()
+            raise AnalysisError(f"session {session_id!r} is not in {self.path} (it holds "
+                                f"{len(known)} session(s): {', '.join(known[:5])}"
+                                f"{' ...' if len(known) > 5 else ''})")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Snapshot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
