@@ -1,1 +1,29 @@
-"""Exporter: reads an ArmoniK control plane over gRPC and writes a bundle. Never imports duckdb, rustworkx or the analyzer."""
+"""Exporter: reads an ArmoniK control plane over gRPC and writes a bundle.
+
+Never imports duckdb, rustworkx or the analyzer. The public API is :func:`export`; it is
+loaded lazily so that ``aksnap --help`` does not pay for gRPC and ptars.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["export", "ExportSummary", "ExportError", "SelectionError", "TlsFiles",
+           "RetryPolicy", "resolve_connection"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from aksnap.exporter.api import ExportSummary, export
+    from aksnap.exporter.client import (ExportError, RetryPolicy, SelectionError, TlsFiles,
+                                        resolve_connection)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("export", "ExportSummary"):
+        from aksnap.exporter import api
+
+        return getattr(api, name)
+    if name in ("ExportError", "SelectionError", "TlsFiles", "RetryPolicy", "resolve_connection"):
+        from aksnap.exporter import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'aksnap.exporter' has no attribute {name!r}")

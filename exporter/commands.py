@@ -1,9 +1,150 @@
-"""CLI commands of aksnap.exporter (registered by aksnap.cli)."""
+"""CLI commands of aksnap.exporter (registered by aksnap.cli): ``aksnap export``.
+
+The command parses options, calls :func:`aksnap.exporter.export`, and hands the summary to the
+shared formatter. gRPC, ptars and the exporter itself are imported inside the command body.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
+
+FORMATS = ("table", "json")
+
+
+class RichProgress:
+    """One progress bar per table on stderr, with the totals the API reported."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self._p = Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
+                           TimeElapsedColumn(), TimeRemainingColumn(),
+                           console=Console(stderr=True), transient=False)
+        self._tasks: dict[str, int] = {}
+        self._p.start()
+
+    def start(self, table: str, total: int) -> None:
+        self._tasks[table] = self._p.add_task(table, total=max(total, 0))
+
+    def advance(self, table: str, rows: int) -> None:
+        tid = self._tasks.get(table)
+        if tid is None or self._p is None:
+            return
+        task = self._p.tasks[tid]
+        # Rows inserted during the export can outgrow the reported total: grow the bar.
+        if task.total is not None and task.completed + rows > task.total:
+            self._p.update(tid, total=task.completed + rows)
+        self._p.advance(tid, rows)
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+            self._p = None  # type: ignore[assignment]
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n}"
+
+
+def export_command(
+    out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to create (refused if it "
+                             "exists, unless --overwrite).", show_default=False),
+    endpoint: Optional[str] = typer.Option(None, "--endpoint", "-e", help="Control plane "
+                                           "HOST:PORT (default: AK_ENDPOINT, then the AKCONFIG file).",
+                                           show_default=False),
+    session: Optional[List[str]] = typer.Option(None, "--session", "-s", help="Session id to "
+                                                "export; repeat for several.", show_default=False),
+    all_sessions: bool = typer.Option(False, "--all", help="Export every session."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only sessions with this status "
+                                         "(RUNNING, PAUSED, CANCELLED, CLOSED, PURGED, DELETED).",
+                                         show_default=False),
+    created_after: Optional[str] = typer.Option(None, "--created-after", help="Only sessions "
+                                                "created at or after this ISO date-time (UTC if "
+                                                "no zone).", show_default=False),
+    created_before: Optional[str] = typer.Option(None, "--created-before", help="Only sessions "
+                                                 "created before this ISO date-time.",
+                                                 show_default=False),
+    certificate_authority: Optional[Path] = typer.Option(
+        None, "--certificate-authority", help="PEM file of the CA that signed the server "
+        "certificate (turns TLS on).", show_default=False),
+    client_certificate: Optional[Path] = typer.Option(
+        None, "--client-certificate", help="PEM client certificate, for mutual TLS.",
+        show_default=False),
+    client_key: Optional[Path] = typer.Option(None, "--client-key", help="PEM client key, for "
+                                              "mutual TLS.", show_default=False),
+    page_size: int = typer.Option(2000, "--page-size", help="Rows per page; halved "
+                                  "automatically when a page would not fit the 4 MiB receive "
+                                  "limit."),
+    jobs: int = typer.Option(4, "--jobs", "-j", help="Shards read concurrently."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at "
+                                   "--out (atomically, once the new one is complete)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Summary format: table or json."),
+) -> None:
+    """Export sessions, their tasks and results, and the partitions into a bundle.
+
+    The bundle is versioned Parquet plus a manifest (docs/bundle-format.md); it is written
+    into a temporary sibling directory and renamed into place once complete.
+
+    Example: aksnap export --endpoint 10.0.0.1:5001 --session 3f2a... --out ./run-42
+    """
+    from aksnap.cli import fail
+
+    if fmt not in FORMATS:
+        raise fail(f"unknown --format {fmt!r}; use table or json")
+    from aksnap.bundle import BundleError
+    from aksnap.exporter.api import export
+    from aksnap.exporter.client import ExportError, resolve_connection
+
+    progress = None
+    try:
+        conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
+                                  client_certificate and str(client_certificate),
+                                  client_key and str(client_key))
+        if not quiet:
+            progress = RichProgress()
+        summary = export(conn, out, sessions=session or (), all_sessions=all_sessions,
+                         status=status, created_after=created_after,
+                         created_before=created_before, page_size=page_size, jobs=jobs,
+                         overwrite=overwrite, progress=progress)
+    except ExportError as e:
+        raise fail(str(e), code=e.exit_code)
+    except BundleError as e:
+        raise fail(str(e), code=2)
+    finally:
+        if progress is not None:
+            progress.close()
+
+    from aksnap.output import render_kv, render_rows, to_json
+
+    if fmt == "json":
+        typer.echo(to_json(summary.as_dict()))
+        return
+    m = summary.manifest["tables"]
+    rows = [{"table": t, "rows": m[t]["rows"], "bytes": _human(m[t]["bytes"])} for t in m]
+    typer.echo(render_rows(rows, "table", ["table", "rows", "bytes"]))
+    typer.echo(render_kv([
+        ("bundle", str(summary.path)),
+        ("snapshot", summary.snapshot),
+        ("sessions", len(summary.sessions)),
+        ("bytes", _human(summary.bytes)),
+        ("seconds", round(summary.seconds, 2)),
+        ("rows/s", f"{summary.rows_per_s:,.0f}"),
+        ("tasks/s", f"{summary.tasks_per_s:,.0f}"),
+    ]))
+    for w in summary.warnings:
+        typer.echo(f"warning: {w}", err=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this layer's commands to the aksnap app."""
+    app.command("export")(export_command)

@@ -1,0 +1,282 @@
+"""The gRPC side of the exporter: connection settings, a channel, raw calls with retries.
+
+Responses are never deserialized into Python messages here: each call returns the response's
+raw bytes (identity response deserializer) and :mod:`aksnap.exporter.decode` turns them into
+Arrow with ptars.
+
+Connection settings follow armonik-cli: ``--endpoint`` / ``AK_ENDPOINT``,
+``--certificate-authority``, ``--client-certificate``, ``--client-key`` (and their
+``AK_*`` variables), and a YAML file named by ``AKCONFIG`` with the keys ``endpoint``,
+``certificate_authority``, ``client_certificate``, ``client_key``. Precedence: option >
+environment > AKCONFIG file.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+import grpc
+
+# The receive limit the armonik client (and grpc) use by default; pages are sized to fit it.
+DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024
+
+METHODS = {
+    "tasks": "/armonik.api.grpc.v1.tasks.Tasks/ListTasksDetailed",
+    "results": "/armonik.api.grpc.v1.results.Results/ListResults",
+    "sessions": "/armonik.api.grpc.v1.sessions.Sessions/ListSessions",
+    "partitions": "/armonik.api.grpc.v1.partitions.Partitions/ListPartitions",
+    "count_tasks": "/armonik.api.grpc.v1.tasks.Tasks/CountTasksByStatus",
+    "versions": "/armonik.api.grpc.v1.versions.Versions/ListVersions",
+}
+
+
+class ExportError(Exception):
+    """The export cannot go on; the message is one sentence a user can act on."""
+
+    exit_code = 1
+
+
+class SelectionError(ExportError):
+    """The selection names something the cluster does not have (exit code 2)."""
+
+    exit_code = 2
+
+
+class ConnectionSettingsError(ExportError):
+    """The connection settings are unusable (missing endpoint, unreadable certificate)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """TLS settings as PEM bytes (never written into a bundle)."""
+
+    certificate_authority: bytes | None = None
+    client_certificate: bytes | None = None
+    client_key: bytes | None = None
+
+    @property
+    def mutual(self) -> bool:
+        return self.client_certificate is not None
+
+
+@dataclass(frozen=True)
+class Connection:
+    endpoint: str           # host:port, scheme stripped
+    tls: TlsFiles | None    # None: plaintext
+
+    def describe(self) -> dict[str, Any]:
+        """What the manifest may say about the connection: no certificate, key or path."""
+        return {"endpoint": self.endpoint, "tls": self.tls is not None,
+                "mutual_tls": bool(self.tls and self.tls.mutual)}
+
+
+def _read_pem(path: str | os.PathLike, what: str) -> bytes:
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as e:
+        raise ConnectionSettingsError(
+            f"cannot read the {what} {path}: {e.strerror or e}; check the path") from None
+
+
+def _akconfig() -> dict[str, Any]:
+    path = os.environ.get("AKCONFIG")
+    if not path:
+        return {}
+    try:
+        import yaml
+
+        data = yaml.safe_load(Path(path).expanduser().read_text()) or {}
+    except OSError as e:
+        raise ConnectionSettingsError(
+            f"cannot read the AKCONFIG file {path}: {e.strerror or e}") from None
+    except Exception as e:  # yaml.YAMLError and friends
+        raise ConnectionSettingsError(f"the AKCONFIG file {path} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConnectionSettingsError(f"the AKCONFIG file {path} must be a YAML mapping "
+                                      "(endpoint: HOST:PORT, certificate_authority: PATH, ...)")
+    return data
+
+
+def resolve_connection(endpoint: str | None = None, certificate_authority: str | None = None,
+                       client_certificate: str | None = None,
+                       client_key: str | None = None) -> Connection:
+    """Merge options, ``AK_*`` environment variables and the ``AKCONFIG`` file, like armonik-cli."""
+    conf = _akconfig()
+
+    def pick(value, key):
+        if value:
+            return value
+        env = os.environ.get(f"AK_{key.upper()}")
+        if env:
+            return env
+        return conf.get(key) or None
+
+    endpoint = pick(endpoint, "endpoint")
+    ca = pick(certificate_authority, "certificate_authority")
+    cert = pick(client_certificate, "client_certificate")
+    key = pick(client_key, "client_key")
+    if not endpoint:
+        raise ConnectionSettingsError(
+            "no endpoint given; pass --endpoint HOST:PORT, set AK_ENDPOINT, or name a config "
+            "file with AKCONFIG")
+    parsed = urlparse(endpoint if "://" in endpoint else f"//{endpoint}")
+    hostport = parsed.netloc or parsed.path
+    if not hostport:
+        raise ConnectionSettingsError(f"the endpoint {endpoint!r} has no host; use HOST:PORT")
+    if (cert is None) != (key is None):
+        raise ConnectionSettingsError(
+            "mutual TLS needs both --client-certificate and --client-key; one of them is missing")
+    want_tls = parsed.scheme == "https" or ca is not None or cert is not None
+    tls = None
+    if want_tls:
+        tls = TlsFiles(
+            certificate_authority=_read_pem(ca, "certificate authority") if ca else None,
+            client_certificate=_read_pem(cert, "client certificate") if cert else None,
+            client_key=_read_pem(key, "client key") if key else None,
+        )
+    return Connection(hostport, tls)
+
+
+def open_channel(conn: Connection, max_receive: int = DEFAULT_MAX_RECEIVE) -> grpc.Channel:
+    options = [("grpc.max_receive_message_length", max_receive),
+               ("grpc.enable_retries", 0)]  # our own retry loop owns the budget
+    if conn.tls is None:
+        return grpc.insecure_channel(conn.endpoint, options=options)
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=conn.tls.certificate_authority,
+        private_key=conn.tls.client_key,
+        certificate_chain=conn.tls.client_certificate,
+    )
+    return grpc.secure_channel(conn.endpoint, creds, options=options)
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff for UNAVAILABLE and DEADLINE_EXCEEDED, within a bounded budget."""
+
+    attempts: int = 8            # per call
+    initial_s: float = 0.1
+    max_s: float = 5.0
+    budget_s: float = 120.0      # total time the whole export may spend waiting on retries
+    deadline_s: float = 60.0     # per call
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        d = min(self.max_s, self.initial_s * (2 ** attempt))
+        return d * (0.5 + rng.random() / 2)  # jitter: many shards must not retry in lockstep
+
+
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+class PageTooLarge(Exception):
+    """The response did not fit the receive limit (RESOURCE_EXHAUSTED): use smaller pages."""
+
+
+def _identity(b: bytes) -> bytes:
+    return b
+
+
+@dataclass
+class CallStats:
+    calls: int = 0
+    retries: int = 0
+    retry_wait_s: float = 0.0
+    resource_exhausted: int = 0
+    bytes: int = 0
+
+
+class RawClient:
+    """Raw unary calls returning serialized responses, with retries and plain-sentence errors."""
+
+    def __init__(self, conn: Connection, retry: RetryPolicy | None = None,
+                 max_receive: int = DEFAULT_MAX_RECEIVE, cancelled: threading.Event | None = None):
+        self.conn = conn
+        self.retry = retry or RetryPolicy()
+        self.max_receive = max_receive
+        self.channel = open_channel(conn, max_receive)
+        self.stats = CallStats()
+        self._lock = threading.Lock()
+        self._rng = random.Random(0)
+        self._budget_left = self.retry.budget_s
+        self.cancelled = cancelled or threading.Event()
+        self._stubs: dict[str, Callable] = {
+            name: self.channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
+                                           response_deserializer=_identity)
+            for name, path in METHODS.items()
+        }
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "RawClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def call(self, method: str, request: Any) -> bytes:
+        stub = self._stubs[method]
+        attempt = 0
+        while True:
+            if self.cancelled.is_set():
+                raise ExportError("the export was cancelled")
+            try:
+                raw = stub(request, timeout=self.retry.deadline_s)
+                with self._lock:
+                    self.stats.calls += 1
+                    self.stats.bytes += len(raw)
+                return raw
+            except grpc.RpcError as e:
+                code = e.code() if hasattr(e, "code") else None
+                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    with self._lock:
+                        self.stats.resource_exhausted += 1
+                    raise PageTooLarge(e.details() or "") from None
+                if code in RETRYABLE and attempt + 1 < self.retry.attempts:
+                    wait = self.retry.delay(attempt, self._rng)
+                    with self._lock:
+                        if self._budget_left - wait < 0:
+                            raise self._error(e, method, exhausted=True) from None
+                        self._budget_left -= wait
+                        self.stats.retries += 1
+                        self.stats.retry_wait_s += wait
+                    if self.cancelled.wait(wait):
+                        raise ExportError("the export was cancelled") from None
+                    attempt += 1
+                    continue
+                raise self._error(e, method, exhausted=code in RETRYABLE) from None
+
+    def _error(self, e: grpc.RpcError, method: str, exhausted: bool = False) -> ExportError:
+        code = e.code() if hasattr(e, "code") else None
+        details = (e.details() if hasattr(e, "details") else str(e)) or ""
+        where = f"{self.conn.endpoint} ({METHODS[method].rsplit('/', 1)[-1]})"
+        name = code.name if code else "UNKNOWN"
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            msg = (f"the control plane at {where} refused the connection as unauthenticated: "
+                   f"{details}; check --client-certificate and --client-key")
+        elif code == grpc.StatusCode.PERMISSION_DENIED:
+            msg = (f"the control plane at {where} denied permission: {details}; the client "
+                   "certificate's user needs the List permissions on tasks, results, sessions "
+                   "and partitions")
+        elif code == grpc.StatusCode.INVALID_ARGUMENT:
+            msg = (f"the control plane at {where} rejected the request as invalid: {details}; "
+                   "this ArmoniK version may not support the filters aksnap sends")
+        elif code == grpc.StatusCode.UNIMPLEMENTED:
+            msg = (f"the control plane at {where} does not implement this call: {details}; "
+                   "ArmoniK Core 0.14 or later is needed")
+        elif exhausted:
+            msg = (f"the control plane at {where} stayed {name} after retrying "
+                   f"({self.stats.retries} retries): {details}; check the endpoint and that "
+                   "the cluster is up, then run the export again")
+        else:
+            msg = f"the call to {where} failed with {name}: {details}"
+        return ExportError(msg)

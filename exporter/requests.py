@@ -1,0 +1,160 @@
+"""List requests as ArmoniK wants them: filters and sort always set, sort direction ascending.
+
+Only the filter shapes the exporter needs: a row's session, the first character of its id
+(shards), and the session selection (id, status, creation date).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from armonik.protogen.common import (
+    filters_common_pb2 as fc,
+    partitions_common_pb2,
+    partitions_fields_pb2,
+    partitions_filters_pb2,
+    results_common_pb2,
+    results_fields_pb2,
+    results_filters_pb2,
+    sessions_common_pb2,
+    sessions_fields_pb2,
+    sessions_filters_pb2,
+    sort_direction_pb2,
+    tasks_common_pb2,
+    tasks_fields_pb2,
+    tasks_filters_pb2,
+    versions_common_pb2,
+)
+from google.protobuf.timestamp_pb2 import Timestamp
+
+HEX = "0123456789abcdef"
+ASC = sort_direction_pb2.SORT_DIRECTION_ASC
+
+_STR_EQ = fc.FILTER_STRING_OPERATOR_EQUAL
+_STR_PREFIX = fc.FILTER_STRING_OPERATOR_STARTS_WITH
+
+
+def _task_field(name: str) -> tasks_fields_pb2.TaskField:
+    enum = getattr(tasks_fields_pb2, f"TASK_SUMMARY_ENUM_FIELD_{name}")
+    return tasks_fields_pb2.TaskField(task_summary_field=tasks_fields_pb2.TaskSummaryField(field=enum))
+
+
+def _result_field(name: str) -> results_fields_pb2.ResultField:
+    enum = getattr(results_fields_pb2, f"RESULT_RAW_ENUM_FIELD_{name}")
+    return results_fields_pb2.ResultField(result_raw_field=results_fields_pb2.ResultRawField(field=enum))
+
+
+def _session_field(name: str) -> sessions_fields_pb2.SessionField:
+    enum = getattr(sessions_fields_pb2, f"SESSION_RAW_ENUM_FIELD_{name}")
+    return sessions_fields_pb2.SessionField(session_raw_field=sessions_fields_pb2.SessionRawField(field=enum))
+
+
+# Per table: (filters module, field builder, id field name, session field name)
+_TABLES = {
+    "tasks": (tasks_filters_pb2, _task_field, "TASK_ID", "SESSION_ID"),
+    "results": (results_filters_pb2, _result_field, "RESULT_ID", "SESSION_ID"),
+}
+
+
+def row_filters(table: str, session_id: str, prefix: str | None = None):
+    """Rows of one session, optionally only those whose id starts with ``prefix``."""
+    mod, field, id_name, session_name = _TABLES[table]
+    conds = [mod.FilterField(field=field(session_name),
+                             filter_string=fc.FilterString(value=session_id, operator=_STR_EQ))]
+    if prefix is not None:
+        conds.append(mod.FilterField(field=field(id_name),
+                                     filter_string=fc.FilterString(value=prefix, operator=_STR_PREFIX)))
+    return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": conds})]})
+
+
+def hex_filters(table: str, session_id: str):
+    """Rows of one session whose id starts with any hex digit: the union of the 16 shards."""
+    mod, field, id_name, session_name = _TABLES[table]
+    ands = []
+    for h in HEX:
+        ands.append(mod.FiltersAnd(**{"and": [
+            mod.FilterField(field=field(session_name),
+                            filter_string=fc.FilterString(value=session_id, operator=_STR_EQ)),
+            mod.FilterField(field=field(id_name),
+                            filter_string=fc.FilterString(value=h, operator=_STR_PREFIX)),
+        ]}))
+    return mod.Filters(**{"or": ands})
+
+
+def list_request(table: str, filters, page: int, page_size: int):
+    if table == "tasks":
+        return tasks_common_pb2.ListTasksRequest(
+            page=page, page_size=page_size, filters=filters, with_errors=True,
+            sort=tasks_common_pb2.ListTasksRequest.Sort(field=_task_field("TASK_ID"), direction=ASC))
+    if table == "results":
+        return results_common_pb2.ListResultsRequest(
+            page=page, page_size=page_size, filters=filters,
+            sort=results_common_pb2.ListResultsRequest.Sort(field=_result_field("RESULT_ID"),
+                                                            direction=ASC))
+    if table == "sessions":
+        return sessions_common_pb2.ListSessionsRequest(
+            page=page, page_size=page_size, filters=filters, with_task_options=True,
+            sort=sessions_common_pb2.ListSessionsRequest.Sort(field=_session_field("SESSION_ID"),
+                                                              direction=ASC))
+    if table == "partitions":
+        field = partitions_fields_pb2.PartitionField(
+            partition_raw_field=partitions_fields_pb2.PartitionRawField(
+                field=partitions_fields_pb2.PARTITION_RAW_ENUM_FIELD_ID))
+        return partitions_common_pb2.ListPartitionsRequest(
+            page=page, page_size=page_size, filters=filters,
+            sort=partitions_common_pb2.ListPartitionsRequest.Sort(field=field, direction=ASC))
+    raise KeyError(table)
+
+
+def all_partitions_filters():
+    return partitions_filters_pb2.Filters()
+
+
+def _ts(dt: datetime) -> Timestamp:
+    t = Timestamp()
+    t.FromDatetime(dt)
+    return t
+
+
+def session_filters(ids: Sequence[str] = (), status: str | None = None,
+                    created_after: datetime | None = None,
+                    created_before: datetime | None = None):
+    """The session selection as one ``Filters``: (id1 OR id2 ...) AND status AND dates.
+
+    ArmoniK's filters are an OR of ANDs, so the id alternatives each carry the other conditions.
+    """
+    m = sessions_filters_pb2
+    common = []
+    if status is not None:
+        common.append(m.FilterField(
+            field=_session_field("STATUS"),
+            filter_status=m.FilterStatus(value=f"SESSION_STATUS_{status}",
+                                         operator=fc.FILTER_STATUS_OPERATOR_EQUAL)))
+    if created_after is not None:
+        common.append(m.FilterField(
+            field=_session_field("CREATED_AT"),
+            filter_date=fc.FilterDate(value=_ts(created_after),
+                                      operator=fc.FILTER_DATE_OPERATOR_AFTER_OR_EQUAL)))
+    if created_before is not None:
+        common.append(m.FilterField(
+            field=_session_field("CREATED_AT"),
+            filter_date=fc.FilterDate(value=_ts(created_before),
+                                      operator=fc.FILTER_DATE_OPERATOR_BEFORE)))
+    if ids:
+        ands = [m.FiltersAnd(**{"and": [m.FilterField(
+            field=_session_field("SESSION_ID"),
+            filter_string=fc.FilterString(value=i, operator=_STR_EQ))] + common}) for i in ids]
+    elif common:
+        ands = [m.FiltersAnd(**{"and": common})]
+    else:
+        ands = []
+    return m.Filters(**{"or": ands})
+
+
+def count_tasks_request(session_id: str):
+    return tasks_common_pb2.CountTasksByStatusRequest(filters=row_filters("tasks", session_id))
+
+
+def versions_request():
+    return versions_common_pb2.ListVersionsRequest()

@@ -1,0 +1,196 @@
+"""Offset paging that holds while the session changes under it.
+
+ArmoniK pages are skip/limit over a query sorted by id, with ``total`` counted separately: not
+a snapshot. A row inserted before the current offset shifts every later row by one, so the
+next page repeats rows (and a deletion would skip rows). One :class:`UnitScan` reads one
+*unit* (one table, one session, one id shard) page by page and:
+
+- holds the last page back until the next one arrives; rows of the held page that the next
+  page repeats are replaced by the newer copy (the latest, most advanced status wins);
+- drops a row it already wrote if a larger shift brings it back (counted as a late duplicate);
+- keeps rows inserted behind the cursor that happen to show up;
+- after the last page, compares the rows it has with the ``total`` the server reported on its
+  last page; when it has fewer (rows arrived behind the cursor), it rescans the unit, adding
+  only ids it has not written (at most ``max_rescans`` times);
+- halves the page size when a response does not fit the receive limit (RESOURCE_EXHAUSTED),
+  and proactively when a page comes close to it. The page size only ever halves, so the
+  offset stays a multiple of it and ``page = offset // page_size`` stays exact.
+
+Memory per unit: two pages plus the ids it has written (about 40 bytes per row), whatever the
+session size; rows stream to the writer.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from aksnap.exporter.client import ExportError, PageTooLarge, RawClient
+from aksnap.exporter.decode import ID_COLUMN, Page, decode_page
+from aksnap.exporter.requests import HEX, list_request
+
+# Keep a page below this share of the receive limit: a page's size varies with its rows'
+# id lists, and the next page may carry heavier rows than the last one.
+PAGE_BYTES_TARGET = 0.5
+
+
+@dataclass
+class Unit:
+    """One scan: a table, a session, an id shard (``None``: the whole session)."""
+
+    table: str
+    session_id: str | None
+    filters: object
+    shard: str | None = None        # a hex digit, "residual", or None
+    expected: int = 0               # rows the count query reported when planning
+    residual: bool = False          # keep only ids that do not start with a hex digit
+
+    @property
+    def name(self) -> str:
+        return f"{self.table}/{self.session_id}/{self.shard or '*'}"
+
+
+@dataclass
+class UnitReport:
+    name: str
+    rows: int = 0
+    pages: int = 0
+    reported_total: int = 0
+    late_duplicates: int = 0        # rows that came back after being written (older copy kept)
+    replaced: int = 0               # rows seen twice across a page boundary (newer copy kept)
+    rescans: int = 0
+    final_page_size: int = 0
+    short: int = 0                  # reported total minus rows, after the last rescan (>0: missed)
+
+
+Sink = Callable[[str, pa.RecordBatch], None]
+
+
+class UnitScan:
+    def __init__(self, client: RawClient, unit: Unit, sink: Sink, page_size: int,
+                 max_rescans: int = 2, on_rows: Callable[[str, int], None] | None = None,
+                 cancelled: threading.Event | None = None):
+        self.client = client
+        self.unit = unit
+        self.sink = sink
+        self.page_size = max(1, page_size)
+        self.max_rescans = max_rescans
+        self.on_rows = on_rows or (lambda table, n: None)
+        self.cancelled = cancelled or threading.Event()
+        self.id_col = ID_COLUMN[unit.table]
+        self.report = UnitReport(unit.name)
+        self._written_ids: list[pa.Array] = []
+        self._written_set: pa.Array | None = None  # concatenation cache, rebuilt on demand
+        self._max_written: str | None = None
+
+    # -- paging
+
+    def _fetch(self, offset: int) -> tuple[Page, int]:
+        while True:
+            size = self.page_size
+            req = list_request(self.unit.table, self.unit.filters, offset // self.page_size,
+                               self.page_size)
+            try:
+                page = decode_page(self.unit.table, self.client.call(self.unit.table, req))
+            except PageTooLarge as e:
+                if self.page_size == 1:
+                    raise ExportError(
+                        f"a single {self.unit.table} row of session {self.unit.session_id} does "
+                        f"not fit the {self.client.max_receive} byte receive limit ({e}); raise "
+                        "the server's or client's message size limit") from None
+                self.page_size //= 2
+                continue
+            self.report.pages += 1
+            limit = self.client.max_receive * PAGE_BYTES_TARGET
+            if page.nbytes > limit and self.page_size > 1:
+                self.page_size //= 2  # next pages: smaller, still a divisor of the offset
+            return page, size
+
+    # -- dedup bookkeeping
+
+    def _written(self) -> pa.Array:
+        if self._written_set is None or len(self._written_set) != sum(map(len, self._written_ids)):
+            chunks = self._written_ids or [pa.array([], pa.string())]
+            self._written_set = pa.concat_arrays(chunks)
+            self._written_ids = [self._written_set]
+        return self._written_set
+
+    def _emit(self, rows: pa.RecordBatch) -> None:
+        if rows.num_rows == 0:
+            return
+        ids = rows.column(self.id_col)
+        self._written_ids.append(ids)
+        top = pc.max(ids).as_py()
+        if self._max_written is None or top > self._max_written:
+            self._max_written = top
+        self.report.rows += rows.num_rows
+        self.sink(self.unit.table, rows)
+        self.on_rows(self.unit.table, rows.num_rows)
+
+    def _drop_written(self, rows: pa.RecordBatch, count_as_late: bool) -> pa.RecordBatch:
+        """Remove rows whose id was already written (cheap unless a shift went past the held page)."""
+        if self._max_written is None or rows.num_rows == 0:
+            return rows
+        ids = rows.column(self.id_col)
+        behind = pc.less_equal(ids, self._max_written)
+        if not pc.any(behind).as_py():
+            return rows
+        dup = pc.and_(behind, pc.is_in(ids, value_set=self._written()))
+        n = pc.sum(dup).as_py() or 0
+        if n:
+            if count_as_late:
+                self.report.late_duplicates += n
+            rows = rows.filter(pc.invert(dup))
+        return rows
+
+    def _prepare(self, rows: pa.RecordBatch) -> pa.RecordBatch:
+        if self.unit.residual and rows.num_rows:
+            first = pc.utf8_slice_codeunits(rows.column(self.id_col), 0, 1)
+            rows = rows.filter(pc.invert(pc.is_in(first, value_set=pa.array(list(HEX)))))
+        # Within a page ids must be unique; a server bug must not become a duplicate row.
+        return rows
+
+    # -- the scan
+
+    def _pass(self, rescan: bool) -> int:
+        offset = 0
+        held: pa.RecordBatch | None = None
+        total = 0
+        while True:
+            if self.cancelled.is_set():
+                raise ExportError("the export was cancelled")
+            page, requested = self._fetch(offset)
+            total = page.total
+            got = page.rows.num_rows
+            rows = self._drop_written(self._prepare(page.rows), count_as_late=not rescan)
+            if held is not None:
+                superseded = pc.is_in(held.column(self.id_col), value_set=rows.column(self.id_col))
+                n = pc.sum(superseded).as_py() or 0
+                if n:
+                    self.report.replaced += n
+                    held = held.filter(pc.invert(superseded))
+                self._emit(held)
+            held = rows
+            offset += got
+            if got < requested or got == 0:
+                break
+        if held is not None:
+            self._emit(held)
+        return total
+
+    def run(self) -> UnitReport:
+        total = self._pass(rescan=False)
+        # A residual unit reads the whole session and keeps a few rows: its total says nothing.
+        while not self.unit.residual and self.report.rows < total and self.report.rescans < self.max_rescans:
+            self.report.rescans += 1
+            total = self._pass(rescan=True)
+        self.report.reported_total = total
+        self.report.short = max(0, total - self.report.rows) if not self.unit.residual else 0
+        self.report.final_page_size = self.page_size
+        self._written_ids = []
+        self._written_set = None
+        return self.report
