@@ -98,3 +98,106 @@ def make_bundle(out: str | os.PathLike, *, tasks: list[dict[str, Any]],
                               "results": table("results", results),
                               "partitions": table("partitions", partitions)},
                         manifest_fields=manifest, overwrite=overwrite)
+
+
+def _ts(created, submitted=None, acquired=None, fetched=None, started=None, processed=None,
+        ended=None) -> dict[str, float | None]:
+    return dict(created=created, submitted=submitted, acquired=acquired, fetched=fetched,
+                started=started, processed=processed, ended=ended)
+
+
+def failure_bundle(out: str | os.PathLike) -> Path:
+    """Two sessions, drawn (times in seconds after T0; snapshot at 100)::
+
+        session s1
+          t1 COMPLETED [0..10] ----> r1 ----------------------------+
+          t2 RETRIED [0..5] -> t2###1 COMPLETED [5..12] -> r2 ------+--> t5 PROCESSING since 20 -> r5 -> t7 PENDING -> r7
+          t3 ERROR ran [1.2..8] "division by zero" -> r3 ABORTED                                  |
+             r1 + r3 -> t4 ERROR (propagated, never started) -> r4 ABORTED --+                    |
+                                                      r4 + r5 -> t6 ERROR (propagated) -> r6 ABORTED
+          t8 COMPLETED [0..3] spawns t9 COMPLETED [3..6] -> r9 -> t10 SUBMITTED since 6 -> r8
+             r8 was t8's expected output; ownership moved to the aggregator t10
+
+        session s2 (complete)
+          u1 [0..5] -> q1 -> u2 [waits 0..5, queued 5..7, runs 7.5..9.5, ends 10] -> q2 (last, @10)
+          u3 [0..2] -> q3
+
+    Known answers: lineage(r6) root cause = t3 (explains r3, t4, r4, t6, r6 = 5 bad nodes);
+    lineage(r7) frontier = [t5 PROCESSING for 80 s]; lineage(r8) frontier = [t10 SUBMITTED for
+    94 s], owner chain t8 -> t10; critical path of s2 = u1 -> q1 -> u2 -> q2 over 10 s.
+    """
+    tasks = [
+        task("t1", outputs=["r1"], times=_ts(0, .5, 1, 1.2, 1.5, 9.5, 10)),
+        task("t2", status="RETRIED", outputs=["r2"], message="worker crashed",
+             times=_ts(0, .5, 1, 1.1, 1.2, 5, 5)),
+        task("t2###1", outputs=["r2"], created_by="t2", retry_of=["t2"], initial="t2",
+             payload="t2-payload", times=_ts(5, 5.1, 6, 6.1, 6.2, 11.8, 12)),
+        task("t3", status="ERROR", outputs=["r3"], message="division by zero in pricer",
+             times=_ts(0, .5, 1, 1.1, 1.2, 7.9, 8)),
+        task("t4", status="ERROR", deps=["r1", "r3"], outputs=["r4"],
+             message="One of the input data is aborted. Dependency r3 of task t3",
+             times=_ts(0, ended=8)),
+        task("t5", status="PROCESSING", deps=["r1", "r2"], outputs=["r5"],
+             times=_ts(0, 12, 19, 19.5, 20)),
+        task("t6", status="ERROR", deps=["r4", "r5"], outputs=["r6"],
+             message="One of the input data is aborted. Dependency r4 of task t4",
+             times=_ts(0, ended=8)),
+        task("t7", status="PENDING", deps=["r5"], outputs=["r7"], times=_ts(0)),
+        task("t8", outputs=["r8"], times=_ts(0, .5, 1, 1.1, 1.2, 3, 3)),
+        task("t9", outputs=["r9"], parents=["s1", "t8"], created_by="t8",
+             times=_ts(3, 3.1, 3.5, 3.6, 3.7, 6, 6)),
+        task("t10", status="SUBMITTED", deps=["r9"], outputs=["r8"], parents=["s1", "t8"],
+             created_by="t8", times=_ts(3, 6)),
+        task("u1", session="s2", outputs=["q1"], times=_ts(0, 0, 1, 1, 2, 5, 5)),
+        task("u2", session="s2", deps=["q1"], outputs=["q2"], times=_ts(0, 5, 7, 7, 7.5, 9.5, 10)),
+        task("u3", session="s2", outputs=["q3"], times=_ts(0, 0, .5, .5, 1, 2, 2)),
+    ]
+    results = [
+        result("r1", owner="t1", completed=10),
+        result("r2", owner="t2###1", completed=12),
+        result("r3", owner="t3", status="ABORTED"),
+        result("r4", owner="t4", status="ABORTED"),
+        result("r5", owner="t5", status="CREATED"),
+        result("r6", owner="t6", status="ABORTED"),
+        result("r7", owner="t7", status="CREATED"),
+        result("r8", owner="t10", status="CREATED"),
+        result("r9", owner="t9", created_by="t8", created=3, completed=6),
+        result("q1", session="s2", owner="u1", completed=5),
+        result("q2", session="s2", owner="u2", completed=10),
+        result("q3", session="s2", owner="u3", completed=2),
+    ]
+    # t9 and t10 were submitted by t8: their payloads come from t8, not from the client
+    pay = payloads_for(tasks)
+    for r in pay:
+        if r["result_id"] in ("t9-payload", "t10-payload"):
+            r["created_by"], r["created_at"], r["completed_at"] = "t8", at(3), at(3)
+    return make_bundle(out, tasks=tasks, results=results + pay, with_payloads=False)
+
+
+def anomaly_bundle(out: str | os.PathLike) -> Path:
+    """A bundle with one of each graph anomaly ``check`` knows, drawn::
+
+        orphan  CREATED result, no owner, no creator, nobody expects it  -> result with no producer
+        a1 PENDING reads ghost (an id not in the bundle)                  -> missing reference
+        a2 ERROR ran -> x2 ABORTED -> a3 PENDING                          -> task waiting on an aborted result
+        c1 -> y1 -> c2 -> y2 -> c1 (both PENDING)                         -> cycle
+        a4 COMPLETED without ended_at                                     -> status/timestamp contradiction
+    """
+    tasks = [
+        task("a1", status="PENDING", deps=["ghost"], outputs=["x1"], times=_ts(0)),
+        task("a2", status="ERROR", outputs=["x2"], message="boom", times=_ts(0, 1, 2, 2, 3, 4, 4)),
+        task("a3", status="PENDING", deps=["x2"], outputs=["x3"], times=_ts(0)),
+        task("c1", status="PENDING", deps=["y2"], outputs=["y1"], times=_ts(0)),
+        task("c2", status="PENDING", deps=["y1"], outputs=["y2"], times=_ts(0)),
+        task("a4", outputs=["x4"], times=_ts(0, 1, 2, 2, 3, 4, None)),
+    ]
+    results = [
+        result("orphan", status="CREATED"),
+        result("x1", owner="a1", status="CREATED"),
+        result("x2", owner="a2", status="ABORTED"),
+        result("x3", owner="a3", status="CREATED"),
+        result("y1", owner="c1", status="CREATED"),
+        result("y2", owner="c2", status="CREATED"),
+        result("x4", owner="a4", completed=4),
+    ]
+    return make_bundle(out, tasks=tasks, results=results)

@@ -1,0 +1,89 @@
+"""Small helpers shared by the analyses: time conversions, detail look-ups, sectioned rendering."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Iterable, Sequence
+
+from aksnap.output import render_kv, render_rows, to_json
+
+from .graph import NA
+
+
+def micros(t: datetime | None) -> int:
+    if t is None:
+        return NA
+    return int(t.timestamp() * 1_000_000) if t.tzinfo else \
+        int(t.replace(tzinfo=timezone.utc).timestamp() * 1_000_000)
+
+
+def to_time(us: int) -> datetime | None:
+    if us == NA:
+        return None
+    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
+
+
+def seconds_between(a_us: int, b_us: int) -> float | None:
+    if a_us == NA or b_us == NA:
+        return None
+    return round((b_us - a_us) / 1e6, 6)
+
+
+def task_details(snap, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """A few columns of the named tasks, keyed by task id (one bound query, any number of ids)."""
+    if not ids:
+        return {}
+    rows = snap.sql(
+        "SELECT task_id, session_id, status, status_message, output_error, pod_hostname, "
+        "partition_id, initial_task_id, created_by, len(retry_of_ids) + 1 AS attempt, "
+        "parent_task_ids, created_at, submitted_at, acquired_at, fetched_at, started_at, "
+        "processed_at, ended_at FROM tasks WHERE list_contains($ids, task_id)",
+        {"ids": list(ids)}).to_pylist()
+    return {r["task_id"]: r for r in rows}
+
+
+def result_details(snap, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not ids:
+        return {}
+    rows = snap.sql(
+        "SELECT result_id, session_id, name, status, owner_task_id, created_by, created_at, "
+        "completed_at, size FROM results WHERE list_contains($ids, result_id)",
+        {"ids": list(ids)}).to_pylist()
+    return {r["result_id"]: r for r in rows}
+
+
+def failure_message(t: dict[str, Any]) -> str:
+    return (t.get("output_error") or t.get("status_message") or "").strip()
+
+
+def render_sections(data: Any, fmt: str, sections: Iterable[tuple[str, Any, Sequence[str] | None]],
+                    head: Iterable[tuple[str, Any]] = ()) -> str:
+    """JSON: the plain data as is. Table/CSV: a key-value head, then titled row sections."""
+    if fmt == "json":
+        return to_json(data)
+    parts = []
+    head = list(head)
+    if head and fmt == "table":
+        parts.append(render_kv(head))
+    elif head:
+        parts.append(render_rows([{"key": k, "value": v} for k, v in head], "csv"))
+    for title, rows, columns in sections:
+        if fmt == "table":
+            parts.append(f"\n{title}\n" + render_rows(rows, "table", columns=columns))
+        else:
+            if not rows:
+                continue
+            parts.append(f"# {title}\n" + render_rows(rows, "csv", columns=columns))
+    return "\n".join(parts)
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "?"
+    if s < 1:
+        return f"{s * 1000:.0f}ms"
+    if s < 120:
+        return f"{s:.1f}s"
+    if s < 7200:
+        return f"{s / 60:.1f}min"
+    return f"{s / 3600:.1f}h"
