@@ -10,8 +10,11 @@ next page repeats rows (and a deletion would skip rows). One :class:`UnitScan` r
 - drops a row it already wrote if a larger shift brings it back (counted as a late duplicate);
 - keeps rows inserted behind the cursor that happen to show up;
 - after the last page, compares the rows it has with the ``total`` the server reported on its
-  last page; when it has fewer (rows arrived behind the cursor), it rescans the unit, adding
-  only ids it has not written (at most ``max_rescans`` times);
+  last page; when it has fewer, it rescans the unit, adding only ids it has not written (at
+  most ``max_rescans`` times) -- if rows that existed when the unit began are missing, or
+  if the unit is small. A big unit short only by rows created while it was read is a live
+  session: a full second pass would race the next arrivals too, so the shortfall is reported
+  in the manifest instead;
 - halves the page size when a response does not fit the receive limit (RESOURCE_EXHAUSTED),
   and proactively when a page comes close to it. The page size only ever halves, so the
   offset stays a multiple of it and ``page = offset // page_size`` stays exact.
@@ -36,6 +39,8 @@ from aksnap.exporter.requests import HEX, list_request
 # Keep a page below this share of the receive limit: a page's size varies with its rows'
 # id lists, and the next page may carry heavier rows than the last one.
 PAGE_BYTES_TARGET = 0.5
+# A unit this small (in pages) is rescanned whenever it comes out short.
+SMALL_UNIT_PAGES = 8
 
 
 @dataclass
@@ -86,6 +91,8 @@ class UnitScan:
         self._written_ids: list[pa.Array] = []
         self._written_set: pa.Array | None = None  # concatenation cache, rebuilt on demand
         self._max_written: str | None = None
+        self._first_total = 0
+        self._pages_per_pass = 0
 
     # -- paging
 
@@ -160,11 +167,14 @@ class UnitScan:
         offset = 0
         held: pa.RecordBatch | None = None
         total = 0
+        first = True
         while True:
             if self.cancelled.is_set():
                 raise ExportError("the export was cancelled")
             page, requested = self._fetch(offset)
             total = page.total
+            if first and not rescan:
+                self._first_total, first = total, False
             got = page.rows.num_rows
             rows = self._drop_written(self._prepare(page.rows), count_as_late=not rescan)
             if held is not None:
@@ -182,10 +192,21 @@ class UnitScan:
             self._emit(held)
         return total
 
+    def _worth_rescanning(self, first_total: int, total: int) -> bool:
+        """Rescan when rows that existed when the scan began are missing, or when a small unit
+        is short. A big unit that is short only by rows created during the scan is a live
+        session: rereading it would cost a full pass and race the next arrivals anyway."""
+        if self.unit.residual or self.report.rescans >= self.max_rescans:
+            return False  # a residual unit reads the whole session: its total says nothing
+        if self.report.rows >= total:
+            return False
+        return self.report.rows < first_total or self._pages_per_pass <= SMALL_UNIT_PAGES
+
     def run(self) -> UnitReport:
         total = self._pass(rescan=False)
-        # A residual unit reads the whole session and keeps a few rows: its total says nothing.
-        while not self.unit.residual and self.report.rows < total and self.report.rescans < self.max_rescans:
+        first_total = self._first_total
+        self._pages_per_pass = self.report.pages
+        while self._worth_rescanning(first_total, total):
             self.report.rescans += 1
             total = self._pass(rescan=True)
         self.report.reported_total = total
