@@ -255,6 +255,19 @@ class RawClient:
                     continue
                 raise self._error(e, method, exhausted=code in RETRYABLE) from None
 
+    def _hint(self, details: str) -> str:
+        low = details.lower()
+        if "handshake" in low or "certificate" in low or "ssl" in low:
+            return ("the TLS handshake failed: check that --certificate-authority is the CA "
+                    "that signed the server's certificate")
+        if "socket closed" in low and self.conn.tls is None:
+            return ("the server closed the connection: it may require TLS, pass "
+                    "--certificate-authority (and --client-certificate/--client-key)")
+        if "socket closed" in low and not self.conn.tls.mutual:
+            return ("the server closed the connection: it may require a client certificate, "
+                    "pass --client-certificate and --client-key")
+        return "check the endpoint and that the cluster is up, then run the export again"
+
     def _error(self, e: grpc.RpcError, method: str, exhausted: bool = False) -> ExportError:
         code = e.code() if hasattr(e, "code") else None
         details = (e.details() if hasattr(e, "details") else str(e)) or ""
@@ -275,8 +288,7 @@ class RawClient:
                    "ArmoniK Core 0.14 or later is needed")
         elif exhausted:
             msg = (f"the control plane at {where} stayed {name} after retrying "
-                   f"({self.stats.retries} retries): {details}; check the endpoint and that "
-                   "the cluster is up, then run the export again")
+                   f"({self.stats.retries} retries): {details}; {self._hint(details)}")
         else:
             msg = f"the call to {where} failed with {name}: {details}"
         return ExportError(msg)

@@ -97,8 +97,12 @@ def export_command(
 
     Example: aksnap export --endpoint 10.0.0.1:5001 --session 3f2a... --out ./run-42
     """
+    import os
+
     from aksnap.cli import fail
 
+    # gRPC's C core logs TLS handshake details to stderr; our error sentence says what matters.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     if fmt not in FORMATS:
         raise fail(f"unknown --format {fmt!r}; use table or json")
     from aksnap.bundle import BundleError
