@@ -56,6 +56,7 @@ def _register() -> None:
 
     for module in (fixture_commands, exporter_commands, analyzer_commands):
         module.register(app)
+    __import__("aksnap.demo", fromlist=["register"]).register(app)  # demo ties the layers together
 
 
 _register()

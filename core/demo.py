@@ -1,0 +1,155 @@
+"""``aksnap demo``: the whole loop on a laptop, with no cluster and no argument.
+
+It starts the simulated ArmoniK control plane in-process on a free loopback port with the
+``demo`` scenario (a failure chain and a blocked result), exports it through real gRPC into a
+bundle (default ``./aksnap-demo/bundle``, replaced on every run), and prints what the
+analyzer says about it. Lives in the root package because it is the one place that ties the
+three layers together; every import is inside the function bodies.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+DEFAULT_OUT = Path("aksnap-demo") / "bundle"
+
+
+class DemoError(Exception):
+    pass
+
+
+def _check_replaceable(out: Path) -> None:
+    """Replace only what a previous demo (or export) wrote: never a folder of the user's."""
+    if not out.exists():
+        return
+    if out.is_dir() and ((out / "manifest.json").is_file() or not any(out.iterdir())):
+        return
+    raise DemoError(f"{out} exists and is not an aksnap bundle; choose another folder with "
+                    "--keep DIR or remove it")
+
+
+def run_demo(out: Path = DEFAULT_OUT, seed: int = 0, tasks: int | None = None) -> dict[str, Any]:
+    """Serve the demo scenario, export it to ``out`` and return what was done (plain data)."""
+    from aksnap.exporter import export
+    from aksnap.fixtures.scenarios import build_scenario
+    from aksnap.fixtures.server import SimulatedControlPlane
+
+    out = Path(out)
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    scenario = build_scenario("demo", seed=seed, tasks=tasks)
+    with SimulatedControlPlane(scenario) as cp:
+        endpoint = cp.start("127.0.0.1", 0)
+        summary = export(endpoint, out, all_sessions=True, overwrite=True)
+    return {
+        "endpoint": endpoint,
+        "bundle": summary.path,
+        "summary": summary,
+        "truth": scenario.truth,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _bundle_overview(path: Path) -> str:
+    """What the bundle holds, read with pyarrow only (the fallback when no analyzer API exists)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from aksnap.bundle import read_manifest
+    from aksnap.output import render_kv, render_rows
+
+    m = read_manifest(path)
+    tasks = pq.read_table(path / "tasks.parquet", columns=["status"])
+    results = pq.read_table(path / "results.parquet", columns=["status"])
+
+    def counts(t):
+        return sorted(((d["values"], d["counts"]) for d in pc.value_counts(t.column("status")).to_pylist()),
+                      key=lambda x: -x[1])
+
+    lines = [render_kv([
+        ("format version", m["format_version"]),
+        ("snapshot", m.get("snapshot")),
+        ("exported at", m.get("exported_at")),
+        ("sessions", ", ".join(f"{s['session_id']} ({s['status']})" for s in m.get("sessions", []))),
+        *((f"{t} rows", m["tables"][t]["rows"]) for t in m["tables"]),
+    ]), "", "tasks by status:", render_rows([{"status": s, "tasks": n} for s, n in counts(tasks)]),
+        "", "results by status:", render_rows([{"status": s, "results": n} for s, n in counts(results)])]
+    return "\n".join(lines)
+
+
+def _call(fn: Callable, *args) -> str:
+    out = fn(*args)
+    if isinstance(out, str):
+        return out
+    render = getattr(out, "render", None)
+    if callable(render):
+        return render()
+    from aksnap.output import to_json
+
+    return to_json(out)
+
+
+def _analysis(path: Path, truth: dict[str, Any]) -> str:
+    """The analyzer's answers when its API is there, else a summary of the bundle."""
+    sections = []
+    try:
+        from aksnap.analyzer import api  # type: ignore[attr-defined]
+    except ImportError:
+        api = None
+    if api is not None and hasattr(api, "overview"):
+        sections.append(_call(api.overview, path))
+        lineage = getattr(api, "lineage", None)
+        for key, question in (("blocked_result", "why is this result not ready?"),
+                              ("failed_result", "why did this result fail?")):
+            if callable(lineage) and truth.get(key):
+                sections.append(f"\n== {question} ({truth[key]})\n{_call(lineage, path, truth[key])}")
+        return "\n".join(sections)
+    sections.append(_bundle_overview(path))
+    for key, what in (("blocked_result", "is still awaited"), ("failed_result", "failed")):
+        if truth.get(key):
+            sections.append(f"\nresult {truth[key]} {what}: its lineage in the analyzer says why")
+    return "\n".join(sections)
+
+
+def demo_command(
+    keep: Optional[Path] = typer.Option(None, "--keep", help="Write the bundle into DIR and "
+                                        "leave it there (default: ./aksnap-demo/bundle, "
+                                        "replaced on every run).", show_default=False,
+                                        metavar="DIR"),
+) -> None:
+    """Serve a simulated ArmoniK cluster, export it and show what the analyzer finds.
+
+    No cluster and no argument needed: the simulated control plane runs in-process on a free
+    loopback port with a seeded workload holding a failure chain and a blocked result.
+
+    Example: aksnap demo --keep ./demo-bundle
+    """
+    from aksnap.cli import fail
+
+    out = keep if keep is not None else DEFAULT_OUT
+    try:
+        done = run_demo(out)
+    except DemoError as e:
+        raise fail(str(e))
+    from aksnap.bundle import BundleError
+    from aksnap.exporter import ExportError
+
+    s = done["summary"]
+    typer.echo(f"simulated control plane on {done['endpoint']} (demo scenario); exported "
+               f"{s.rows['tasks']} tasks and {s.rows['results']} results in {s.seconds:.2f} s "
+               f"to {s.path} ({s.snapshot} snapshot)\n")
+    try:
+        typer.echo(_analysis(s.path, done["truth"]))
+    except (BundleError, ExportError) as e:
+        raise fail(str(e), code=1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``aksnap demo`` to the app."""
+    app.command("demo")(demo_command)
