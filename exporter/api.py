@@ -60,6 +60,12 @@ DEFAULT_JOBS = 4
 SHARD_PAGES = 4
 ROW_GROUP_ROWS = {"tasks": 128 * 1024, "results": 256 * 1024, "sessions": 64 * 1024,
                   "partitions": 64 * 1024}
+# The columns whose maximum is the cluster's own "now" as far as the data shows it.
+LATEST_COLUMNS = {
+    "tasks": ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
+              "started_at", "processed_at", "ended_at"),
+    "results": ("created_at", "completed_at"),
+}
 STATUS_NAMES = tuple(s for s in SESSION_STATUSES if s != "UNSPECIFIED")
 
 
@@ -122,6 +128,7 @@ class _Writer:
         self.session_tasks: dict[str, int] = {}
         self.session_open: dict[str, int] = {}
         self.session_results: dict[str, int] = {}
+        self.latest: datetime | None = None  # the latest timestamp in any exported row
         self.thread = threading.Thread(target=self._run, name="aksnap-writer", daemon=True)
         self.thread.start()
 
@@ -135,7 +142,15 @@ class _Writer:
             except queue.Full:
                 continue
 
+    def _latest(self, batch: pa.RecordBatch, columns: Iterable[str]) -> None:
+        for c in columns:
+            m = pc.max(batch.column(c)).as_py()
+            if m is not None and (self.latest is None or m > self.latest):
+                self.latest = m
+
     def _count(self, table: str, batch: pa.RecordBatch) -> None:
+        if table in LATEST_COLUMNS:
+            self._latest(batch, LATEST_COLUMNS[table])
         if table == "tasks":
             sess = batch.column("session_id")
             for d in pc.value_counts(sess).to_pylist():
@@ -388,6 +403,7 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
                 "snapshot": snapshot,
                 "exported_at": started_at,
                 "export_finished_at": finished_at,
+                "latest_timestamp": writer.latest.isoformat() if writer.latest else None,
                 "armonik_versions": versions,
                 "source": conn.describe(),
                 "selection": {
