@@ -1,0 +1,103 @@
+"""Benchmark: build an HtcMock scenario and render views of it (not a test; prints figures).
+
+Each size runs in a fresh subprocess so its peak memory (ru_maxrss, and tracemalloc's peak of
+Python-tracked allocations, which includes numpy buffers) is its own.
+
+    /work/venv/bin/python bench/bench_build.py                 # 100k and 1M tasks
+    /work/venv/bin/python bench/bench_build.py --tasks 1000000 --depth 8
+
+Targets: 1,000,000 tasks built in <= 60 s with <= 3 GiB peak memory. Wall-clock figures
+suffer when other processes share the cores; the CPU seconds printed beside them do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+
+def measure(tasks: int, depth: int, trace: bool) -> dict:
+    import resource
+    import time
+    import tracemalloc
+
+    from aksnap.fixtures import engine
+    from aksnap.fixtures.scenarios import HtcMockTree, htcmock_tree
+
+    import random
+
+    import numpy as np
+
+    if trace:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    parent = htcmock_tree(random.Random(0), tasks, depth)
+    plan = engine.Plan()
+    tree = HtcMockTree(plan, parent, np.random.default_rng(0))
+    plan.submit(0, 1.0, [tree.template(0)], 1)
+    t1 = time.perf_counter()
+    pods = max(4, tree.n_tasks // 400)
+    del parent
+    cluster = engine.simulate(plan, [engine.PartitionSpec("htcmock", pod_max=pods)],
+                              [engine.SessionSpec(partition_ids=("htcmock",))], seed=0,
+                              name="htcmock")
+    t3 = time.perf_counter()
+    t2 = t1 + cluster.build_seconds["simulate"]
+    views = {}
+    for frac in (0.25, 0.5, 1.0):
+        t = cluster.end_time * frac
+        a = time.perf_counter()
+        v = cluster.view(t)
+        views[frac] = (round(time.perf_counter() - a, 3), v.tasks.num_rows, v.results.num_rows)
+        cluster._cache = None  # measure the cold path each time
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    peak_traced = tracemalloc.get_traced_memory()[1] if trace else None
+    return {
+        "tasks": int(cluster.n_tasks),
+        "depth": depth,
+        "pods": pods,
+        "simulated_seconds": round(cluster.end_time, 1),
+        "plan_s": round(t1 - t0, 2),
+        "simulate_s": round(t2 - t1, 2),
+        "finalize_s": round(t3 - t2, 2),
+        "build_total_s": round(t3 - t0, 2),
+        "cpu_s_total": round(ru.ru_utime + ru.ru_stime, 2),
+        "view_s_rows": {str(k): v for k, v in views.items()},
+        "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "tracemalloc_peak_mib": None if peak_traced is None else round(peak_traced / 2**20),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, nargs="*", default=[100_000, 1_000_000])
+    ap.add_argument("--depth", type=int, default=8)
+    ap.add_argument("--trace", action="store_true",
+                    help="also run tracemalloc (slows the build noticeably)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.tasks[0], args.depth, args.trace)))
+        return
+    for n in args.tasks:
+        cmd = [sys.executable, __file__, "--child", "--tasks", str(n), "--depth", str(args.depth)]
+        if args.trace:
+            cmd.append("--trace")
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        ok = r["build_total_s"] <= 60 and r["ru_maxrss_mib"] <= 3 * 1024
+        print(f"htcmock {r['tasks']:>9,} tasks depth {r['depth']} ({r['pods']} pods, "
+              f"{r['simulated_seconds']} simulated s): build {r['build_total_s']} s "
+              f"(plan {r['plan_s']}, simulate {r['simulate_s']}, finalize {r['finalize_s']}; "
+              f"CPU {r['cpu_s_total']} s for the whole process incl. views), "
+              f"peak RSS {r['ru_maxrss_mib']} MiB"
+              + (f", tracemalloc peak {r['tracemalloc_peak_mib']} MiB" if args.trace else "")
+              + (" [within target]" if ok or r["tasks"] < 1_000_000 else " [OVER TARGET]"))
+        for frac, (secs, nt, nr) in r["view_s_rows"].items():
+            print(f"    view(t = {frac} x end): {secs} s  ({nt:,} tasks, {nr:,} results)")
+
+
+if __name__ == "__main__":
+    main()
