@@ -114,3 +114,43 @@ def tiny_partitions() -> list:
 def tiny_cluster() -> StaticCluster:
     return StaticCluster.from_messages(tiny_tasks(), tiny_results(), tiny_sessions(),
                                        tiny_partitions(), start_time=float(T0), end_time=30.0)
+
+
+class TwoStateCluster:
+    """A ClusterLike that changes once, at simulated time ``change_at``::
+
+        before: x-task PROCESSING owns rx (CREATED)
+        after:  x-task COMPLETED, y-task (its subtask) appears PENDING and now owns rx,
+                rx still CREATED; x's payload px stays COMPLETED; ry appears (CREATED, owner y)
+    """
+
+    def __init__(self, change_at: float = 0.3):
+        T = tasks_common_pb2.TaskDetailed
+        R = results_common_pb2.ResultRaw
+        x = dict(id="x-task", session_id=S1, initial_task_id="x-task", parent_task_ids=[S1],
+                 payload_id="px", expected_output_ids=["rx"], created_at=ts(0), options=_options(1))
+        y = T(id="y-task", session_id=S1, initial_task_id="y-task", parent_task_ids=[S1, "x-task"],
+              payload_id="py", expected_output_ids=["rx"], status="TASK_STATUS_PENDING",
+              created_at=ts(1), created_by="x-task", options=_options(1))
+        px = R(result_id="px", name="px", session_id=S1, status="RESULT_STATUS_COMPLETED", created_at=ts(0))
+        rx_before = R(result_id="rx", name="rx", session_id=S1, owner_task_id="x-task",
+                      status="RESULT_STATUS_CREATED", created_at=ts(0))
+        rx_after = R(result_id="rx", name="rx", session_id=S1, owner_task_id="y-task",
+                     status="RESULT_STATUS_CREATED", created_at=ts(0))
+        ry = R(result_id="py", name="py", session_id=S1, status="RESULT_STATUS_COMPLETED", created_at=ts(1))
+        sessions = tiny_sessions()[:1]
+        self.before = StaticCluster.from_messages(
+            [T(status="TASK_STATUS_PROCESSING", **x)], [px, rx_before], sessions)
+        self.after = StaticCluster.from_messages(
+            [T(status="TASK_STATUS_COMPLETED", ended_at=ts(0.3), **x), y], [px, rx_after, ry], sessions)
+        self.start_time = float(T0)
+        self.end_time = change_at + 1.0
+        self.change_at = change_at
+
+    def view(self, t: float):
+        v = (self.after if t >= self.change_at else self.before).view(t)
+        v.version = 2 if t >= self.change_at else 1
+        return v
+
+    def inject_tasks(self, session_id: str, n: int, t: float) -> None:
+        raise NotImplementedError
