@@ -62,10 +62,15 @@ def result(result_id: str, *, session: str = SESSION, status: str = "COMPLETED",
 
 
 def payloads_for(tasks: list[dict[str, Any]], created: float = 0.0) -> list[dict[str, Any]]:
-    """One COMPLETED payload result per task (uploaded by whoever created the task)."""
-    return [result(t["payload_id"], session=t["session_id"], created_by=t["created_by"],
-                   created=created, completed=created)
-            for t in tasks if t["payload_id"]]
+    """One COMPLETED payload result per distinct payload id (uploaded by whoever created the
+    first task using it; retries share their first attempt's payload)."""
+    out, seen = [], set()
+    for t in tasks:
+        if t["payload_id"] and t["payload_id"] not in seen:
+            seen.add(t["payload_id"])
+            out.append(result(t["payload_id"], session=t["session_id"], created_by=t["created_by"],
+                              created=created, completed=created))
+    return out
 
 
 def table(name: str, rows: list[dict[str, Any]]) -> pa.Table:
