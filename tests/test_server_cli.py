@@ -1,0 +1,82 @@
+"""`aksnap simulate`: first stdout line is HOST:PORT, clean exit on signals, exit 2 on bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import grpc
+import pytest
+from armonik.client import ArmoniKSessions, ArmoniKVersions
+
+
+def simulate(*args):
+    return subprocess.Popen(
+        [sys.executable, "-m", "aksnap", "simulate", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "0"},
+    )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_simulate_prints_the_endpoint_first_serves_it_and_exits_0_on_signal(sig):
+    proc = simulate("--scenario", "chain", "--tasks", "5", "--seed", "1")
+    try:
+        endpoint = proc.stdout.readline().strip()
+        host, port = endpoint.rsplit(":", 1)
+        assert host == "127.0.0.1" and int(port) > 0
+        with grpc.insecure_channel(endpoint) as ch:
+            assert ArmoniKVersions(ch).list_versions()["core"]
+            total, sessions = ArmoniKSessions(ch).list_sessions()
+            assert total >= 1
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def _fails_with_one_sentence(*args):
+    proc = simulate(*args)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, (out, err)
+    assert out == ""
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("aksnap: error: "), err
+    return lines[0]
+
+
+def test_unknown_scenario_exits_2_naming_the_choices():
+    line = _fails_with_one_sentence("--scenario", "nope")
+    assert "'nope'" in line and "htcmock" in line
+
+
+def test_negative_tasks_exit_2():
+    assert "--tasks" in _fails_with_one_sentence("--scenario", "chain", "--tasks", "-1")
+
+
+def test_port_in_use_exits_2():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        line = _fails_with_one_sentence("--scenario", "chain", "--tasks", "3", "--port", str(port))
+    assert str(port) in line
+
+
+def test_speed_without_realtime_and_half_tls_are_refused():
+    _fails_with_one_sentence("--scenario", "chain", "--speed", "3")
+    _fails_with_one_sentence("--scenario", "chain", "--tls-cert", "x.pem")
+
+
+def test_help_has_an_example():
+    out = subprocess.run([sys.executable, "-m", "aksnap", "simulate", "--help"],
+                         capture_output=True, text=True, timeout=60).stdout
+    assert "Example: aksnap simulate --scenario" in out
