@@ -280,3 +280,44 @@ def test_unimplemented_mutations_answer_unimplemented(channel):
     with pytest.raises(grpc.RpcError) as err:
         TasksStub(channel).CancelTasks(tasks_common_pb2.CancelTasksRequest(task_ids=["0a-task"]))
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_session_filters_on_option_keys_durations_and_dates(channel):
+    sessions = ArmoniKSessions(channel)
+    assert [s.session_id for s in sessions.list_sessions(Session.duration > dt.timedelta(seconds=30))[1]] == [S2]
+    assert [s.session_id for s in sessions.list_sessions(Session.cancelled_at >= at(0))[1]] == [S2]
+    assert sessions.list_sessions(Session.options.partition_id == "default")[0] == 2
+    assert sessions.list_sessions(Session.options["missing"] == "x")[0] == 0
+
+
+def test_results_filters_on_dates_and_owner(channel):
+    results = ArmoniKResults(channel)
+    total, rows = results.list_results(Result.completed_at > at(5))
+    assert [r.result_id for r in rows] == ["r0"]
+    total, rows = results.list_results(Result.owner_task_id.startswith("1b"))
+    assert [r.result_id for r in rows] == ["r1"]
+
+
+def test_whole_table_cache_serves_the_same_bytes_as_per_page_serialization():
+    """Given a server that serializes whole tables after the first page, pages are identical."""
+    requests = [_raw_request(page=p, page_size=2) for p in range(3)]
+    summary = [_raw_request(page=p, page_size=3) for p in range(2)]
+    outputs = []
+    for cache in (False, True):
+        with SimulatedControlPlane(tiny_cluster()) as cp:
+            if cache:
+                cp.row_cache_min_rows = 0
+                cp.row_cache_after_fraction = 0.0
+            with grpc.insecure_channel(cp.start()) as ch:
+                stub = TasksStub(ch)
+                outputs.append([stub.ListTasksDetailed(r).SerializeToString() for r in requests]
+                               + [stub.ListTasks(r).SerializeToString() for r in summary])
+            assert bool(cp._row_cache) == cache
+    assert outputs[0] == outputs[1]
+
+
+def test_health_checks_report_every_service_healthy(channel):
+    from armonik.client import ArmoniKHealthChecks
+
+    health = ArmoniKHealthChecks(channel).check_health()
+    assert set(health) == {"database", "object", "queue"}
