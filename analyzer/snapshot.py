@@ -59,6 +59,7 @@ class Snapshot:
         #: problems found by ``verify_bundle`` when opened with ``verify=False`` and
         #: ``collect_problems=True`` (the ``check`` command reports them instead of failing).
         self.integrity_problems = integrity_problems or []
+        self.verified = True
 
     @classmethod
     def open(cls, path: str | os.PathLike, verify: bool = True,
@@ -88,6 +89,7 @@ class Snapshot:
         con.execute("SET TimeZone = 'UTC'")
         con.execute(queries.text("_views"))
         snap = cls(root, manifest, con, problems)
+        snap.verified = bool(verify or collect_problems)
         con.register("bundle_info", pa.table({
             "path": [str(root)],
             "format_version": [manifest.get("format_version")],
@@ -132,25 +134,28 @@ class Snapshot:
 
     @cached_property
     def snapshot_time(self) -> datetime | None:
-        """The moment the bundle describes: the manifest's export time, else the latest
-        timestamp anywhere in the bundle."""
-        for key in _SNAPSHOT_TIME_KEYS:
-            t = _parse_time(self.manifest.get(key))
-            if t is not None:
-                return t
-        export = self.manifest.get("export")
-        if isinstance(export, dict):
-            for key in _SNAPSHOT_TIME_KEYS:
-                t = _parse_time(export.get(key))
-                if t is not None:
-                    return t
+        """The moment the bundle describes: the manifest's export time (``exported_at``), or
+        ``latest_timestamp`` when the cluster's clock ran ahead of the exporter's (a simulator,
+        a skewed clock), else the latest timestamp anywhere in the bundle."""
+        candidates = [t for t in (_parse_time(self.manifest.get(k)) for k in _SNAPSHOT_TIME_KEYS)
+                      if t is not None][:1]
+        latest = _parse_time(self.manifest.get("latest_timestamp"))
+        if latest is None and not candidates:
+            latest = self._latest_timestamp_in_data()
+        if latest is not None:
+            candidates.append(latest)
+        if candidates:
+            return max(candidates)
+        return _parse_time(self.manifest.get("written_at"))
+
+    def _latest_timestamp_in_data(self) -> datetime | None:
         t = self.con.sql(
             "SELECT greatest(max(created_at), max(submitted_at), max(received_at), "
             "max(acquired_at), max(fetched_at), max(started_at), max(processed_at), "
             "max(ended_at), (SELECT max(completed_at) FROM results), "
             "(SELECT max(created_at) FROM results)) FROM tasks").fetchall()[0][0]
         if t is None:
-            return _parse_time(self.manifest.get("written_at"))
+            return None
         return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
     # -- graph ---------------------------------------------------------------------------------

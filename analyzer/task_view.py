@@ -1,0 +1,93 @@
+"""One task in full: attempts, parent chain, inputs and outputs with their status, timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .common import failure_message, render_sections, result_details, task_details
+from .snapshot import AnalysisError
+
+TIMESTAMPS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
+              "started_at", "processed_at", "ended_at")
+
+
+def build(snap, task_id: str) -> dict[str, Any]:
+    rows = snap.sql("SELECT * FROM tasks WHERE task_id = $id", {"id": task_id}).to_pylist()
+    if not rows:
+        hint = ""
+        if snap.sql("SELECT 1 FROM results WHERE result_id = $id", {"id": task_id}).num_rows:
+            hint = " (that is a result id: try `aksnap lineage`)"
+        raise AnalysisError(f"task {task_id!r} is not in {snap.path}{hint}; list task ids with: "
+                            "aksnap sql BUNDLE \"SELECT task_id, status FROM tasks\"")
+    t = rows[0]
+    initial = t["initial_task_id"] or task_id
+    attempts = snap.sql(
+        "SELECT task_id, status, len(retry_of_ids) + 1 AS attempt, started_at, ended_at, "
+        "coalesce(nullif(output_error, ''), status_message) AS message, pod_hostname "
+        "FROM tasks WHERE task_id = $initial OR initial_task_id = $initial "
+        "ORDER BY len(retry_of_ids), task_id", {"initial": initial}).to_pylist()
+    parents = [p for p in (t["parent_task_ids"] or []) if p != t["session_id"]]
+    pdet = task_details(snap, parents)
+    parent_chain = [{"depth": i + 1, "task_id": p, "status": pdet.get(p, {}).get("status", "(not in bundle)")}
+                    for i, p in enumerate(parents)]
+    inputs_ids = list(t["data_dependencies"] or [])
+    kinds = {r: "data" for r in inputs_ids}
+    if t["payload_id"]:
+        inputs_ids.append(t["payload_id"])
+        kinds[t["payload_id"]] = "payload" if t["payload_id"] not in kinds else "data+payload"
+    outs = list(t["expected_output_ids"] or [])
+    rdet = result_details(snap, inputs_ids + outs)
+    inputs = [{"kind": kinds[r], "result_id": r,
+               "status": rdet.get(r, {}).get("status", "(not in bundle)"),
+               "producer": rdet.get(r, {}).get("owner_task_id") or rdet.get(r, {}).get("created_by") or "client",
+               "completed_at": rdet.get(r, {}).get("completed_at")}
+              for r in dict.fromkeys(inputs_ids)]
+    outputs = []
+    for r in outs:
+        d = rdet.get(r, {})
+        owner = d.get("owner_task_id") or ""
+        outputs.append({"result_id": r, "status": d.get("status", "(not in bundle)"),
+                        "owner_task_id": owner,
+                        "note": "" if not d or owner == task_id else
+                        ("ownership moved to " + owner if owner else "no owner")})
+    children = snap.sql(
+        "SELECT status, count(*) AS tasks FROM task_parents p JOIN tasks t USING (task_id) "
+        "WHERE p.parent_task_id = $id GROUP BY status ORDER BY tasks DESC, status",
+        {"id": task_id}).to_pylist()
+    timeline = []
+    prev = None
+    for c in TIMESTAMPS:
+        v = t.get(c)
+        if v is None:
+            continue
+        timeline.append({"event": c[:-3], "at": v,
+                         "since_created_s": (v - t["created_at"]).total_seconds() if t.get("created_at") else None,
+                         "step_s": (v - prev).total_seconds() if prev else None})
+        prev = v
+    return {
+        "task_id": task_id, "session_id": t["session_id"], "status": t["status"],
+        "message": failure_message(t), "partition_id": t["partition_id"],
+        "pod_hostname": t["pod_hostname"], "created_by": t["created_by"] or "client",
+        "initial_task_id": initial, "attempt": len(t["retry_of_ids"] or []) + 1,
+        "max_retries": t["max_retries"],
+        "propagated_failure": t["status"] == "ERROR" and t["started_at"] is None,
+        "attempts": attempts, "parent_chain": parent_chain, "subtasks": children,
+        "inputs": inputs, "outputs": outputs, "timeline": timeline,
+    }
+
+
+def render(data: dict[str, Any], fmt: str = "table") -> str:
+    head = [("task", data["task_id"]), ("session", data["session_id"]),
+            ("status", data["status"] + ("  (failed by propagation: the root cause is upstream)"
+                                         if data["propagated_failure"] else "")),
+            ("message", data["message"]), ("partition", data["partition_id"]),
+            ("pod", data["pod_hostname"]), ("created by", data["created_by"]),
+            ("attempt", f"{data['attempt']} of {len(data['attempts'])} (max_retries {data['max_retries']})")]
+    return render_sections(data, fmt, [
+        ("Attempts", data["attempts"], ["attempt", "task_id", "status", "started_at", "ended_at", "message"]),
+        ("Parent chain (outermost first)", data["parent_chain"], ["depth", "task_id", "status"]),
+        ("Subtasks", data["subtasks"], ["status", "tasks"]),
+        ("Inputs", data["inputs"], ["kind", "result_id", "status", "producer", "completed_at"]),
+        ("Outputs", data["outputs"], ["result_id", "status", "owner_task_id", "note"]),
+        ("Timeline", data["timeline"], ["event", "at", "since_created_s", "step_s"]),
+    ], head)
