@@ -54,7 +54,7 @@ from aksnap.exporter.requests import (
 )
 from aksnap.exporter.scan import Unit, UnitReport, UnitScan
 
-DEFAULT_PAGE_SIZE = 2000
+DEFAULT_PAGE_SIZE = 4000
 DEFAULT_JOBS = 4
 # A session with more rows than this many pages is split into 16 id shards (+ residual).
 SHARD_PAGES = 4
@@ -351,8 +351,10 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
                     on_rows = progress.advance if progress is not None else None
                     # Biggest units first: the tail of the run is then made of small ones.
                     units.sort(key=lambda u: -u.expected)
+                    row_bytes: dict[str, float] = {}
                     futures = [pool.submit(UnitScan(client, u, writer.put, page_size,
-                                                    max_rescans, on_rows, cancelled).run)
+                                                    max_rescans, on_rows, cancelled,
+                                                    row_bytes).run)
                                for u in units]
                     try:
                         done, _ = wait(futures, return_when=FIRST_EXCEPTION)

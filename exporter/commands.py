@@ -81,7 +81,7 @@ def export_command(
         show_default=False),
     client_key: Optional[Path] = typer.Option(None, "--client-key", help="PEM client key, for "
                                               "mutual TLS.", show_default=False),
-    page_size: int = typer.Option(2000, "--page-size", help="Rows per page; halved "
+    page_size: int = typer.Option(4000, "--page-size", help="Rows per page; halved "
                                   "automatically when a page would not fit the 4 MiB receive "
                                   "limit."),
     jobs: int = typer.Option(4, "--jobs", "-j", help="Shards read concurrently."),

@@ -78,11 +78,20 @@ Sink = Callable[[str, pa.RecordBatch], None]
 class UnitScan:
     def __init__(self, client: RawClient, unit: Unit, sink: Sink, page_size: int,
                  max_rescans: int = 2, on_rows: Callable[[str, int], None] | None = None,
-                 cancelled: threading.Event | None = None):
+                 cancelled: threading.Event | None = None,
+                 row_bytes: dict[str, float] | None = None):
         self.client = client
         self.unit = unit
         self.sink = sink
         self.page_size = max(1, page_size)
+        # Start below the receive limit if earlier units of this table showed heavy rows, so
+        # that each unit does not pay a refused page to find out.
+        # ``row_bytes`` is shared by the units of one export: the heaviest row seen per table.
+        self.row_bytes = row_bytes if row_bytes is not None else {}
+        est = self.row_bytes.get(unit.table)
+        limit = client.max_receive * PAGE_BYTES_TARGET
+        while est and self.page_size > 1 and self.page_size * est > limit:
+            self.page_size //= 2
         self.max_rescans = max_rescans
         self.on_rows = on_rows or (lambda table, n: None)
         self.cancelled = cancelled or threading.Event()
@@ -112,6 +121,10 @@ class UnitScan:
                 self.page_size //= 2
                 continue
             self.report.pages += 1
+            if page.rows.num_rows:
+                per_row = page.nbytes / page.rows.num_rows
+                if per_row > self.row_bytes.get(self.unit.table, 0):
+                    self.row_bytes[self.unit.table] = per_row  # benign race: any value helps
             limit = self.client.max_receive * PAGE_BYTES_TARGET
             if page.nbytes > limit and self.page_size > 1:
                 self.page_size //= 2  # next pages: smaller, still a divisor of the offset
