@@ -93,10 +93,10 @@ def root_causes(snap: Snapshot, result_id: str | None = None,
 
 
 def render_root_causes(rows: list[dict[str, Any]], fmt: str = "table") -> str:
-    from aksnap.output import render_rows
+    from .common import render_table
 
     rows = [{**r, "path": " -> ".join(r.get("path", []))} for r in rows]
-    return render_rows(rows, fmt, columns=["kind", "id", "status", "explains", "attempt", "message"]
+    return render_table(rows, fmt, columns=["kind", "id", "status", "explains", "attempt", "message"]
                        + (["path"] if any(r["path"] for r in rows) else []))
 
 

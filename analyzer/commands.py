@@ -189,11 +189,11 @@ def sql_command(bundle: Path = _BUNDLE,
     """
     _check_format(fmt)
     with _errors():
-        from aksnap.output import render_rows
+        from aksnap.analyzer.common import render_table
 
         params = _params(param)
         snap = _open(bundle, no_verify)
-        typer.echo(render_rows(snap.sql(query, params or None), fmt))
+        typer.echo(render_table(snap.sql(query, params or None), fmt))
 
 
 def query_command(bundle: Path = _BUNDLE,
@@ -209,11 +209,11 @@ def query_command(bundle: Path = _BUNDLE,
     """
     _check_format(fmt)
     with _errors():
-        from aksnap.output import render_rows
+        from aksnap.analyzer.common import render_table
 
         params = _params(param)
         snap = _open(bundle, no_verify)
-        typer.echo(render_rows(snap.query(name, params), fmt))
+        typer.echo(render_table(snap.query(name, params), fmt))
 
 
 def queries_command(fmt: str = _format_opt()) -> None:

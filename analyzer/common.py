@@ -56,13 +56,43 @@ def failure_message(t: dict[str, Any]) -> str:
     return (t.get("output_error") or t.get("status_message") or "").strip()
 
 
+def printable(v: Any) -> Any:
+    """Make a value safe to print in a terminal table: control characters (newlines, ANSI
+    escapes, NULs) from messages or ids are shown escaped (``\\n``, ``\\x1b``), never
+    interpreted; lists and dicts are walked."""
+    if isinstance(v, str):
+        if v.isprintable():
+            return v
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in v)
+    if isinstance(v, list):
+        return [printable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: printable(x) for k, x in v.items()}
+    return v
+
+
+def printable_rows(rows: Any) -> list[dict[str, Any]]:
+    from aksnap.output import rows_of
+
+    return [printable(r) for r in rows_of(rows)]
+
+
+def render_table(rows: Any, fmt: str, columns: Sequence[str] | None = None, **kw: Any) -> str:
+    """render_rows, with table cells made printable (JSON and CSV carry the data as is)."""
+    if fmt == "table":
+        rows = printable_rows(rows)
+    return render_rows(rows, fmt, columns=columns, **kw)
+
+
 def render_sections(data: Any, fmt: str, sections: Iterable[tuple[str, Any, Sequence[str] | None]],
                     head: Iterable[tuple[str, Any]] = ()) -> str:
     """JSON: the plain data as is. Table/CSV: a key-value head, then titled row sections."""
     if fmt == "json":
         return to_json(data)
     parts = []
-    head = list(head)
+    head = [(k, printable(v)) for k, v in head]
+    if fmt == "table":
+        sections = [(t, printable_rows(r), c) for t, r, c in sections]
     if head and fmt == "table":
         parts.append(render_kv(head))
     elif head:

@@ -10,7 +10,7 @@ from . import blockers as blockers_mod
 from . import check as check_mod
 from . import critical_path as critical_path_mod
 from . import lineage as lineage_mod
-from .common import fmt_seconds, render_sections
+from .common import fmt_seconds, printable, render_sections
 from aksnap.output import render_kv, render_rows, to_json
 
 
@@ -80,7 +80,7 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
                    "retry_chains": s["retries"]["chains"]}
                 for s in data["sessions"]]
         return render_rows(flat, "csv")
-    out = [render_kv([("bundle", data["bundle"]), ("snapshot time", data["snapshot_time"]),
+    out = [render_kv([("bundle", printable(data["bundle"])), ("snapshot time", data["snapshot_time"]),
                       ("sessions", len(data["sessions"])), ("anomalies", data["anomalies"])])]
     for s in data["sessions"]:
         rt = s["retries"]
