@@ -196,3 +196,22 @@ def test_same_seed_reproduces_identical_tables(name, seed):
     va, vb = a.cluster.view(t), b.cluster.view(t)
     for k in ("tasks", "results", "sessions", "partitions", "owner_changes"):
         assert getattr(va, k).equals(getattr(vb, k)), k
+
+
+@given(scenario_names, seeds, fractions)
+def test_owner_at_t_is_the_last_owner_change_at_or_before_t(name, seed, frac):
+    """Given any scenario at time t, then owner_changes are in time order, each change starts
+    from the owner the previous change of that result left, and every result's owner_task_id
+    is the current_owner_id of its last change (when it has one)."""
+    _, _, v, _, results = _rows(name, seed, frac)
+    owner = {r["result_id"]: r["owner_task_id"] for r in results}
+    last: dict[str, str] = {}
+    times = []
+    for c in v.owner_changes.to_pylist():
+        times.append(c["at"])
+        if c["result_id"] in last:
+            assert c["previous_owner_id"] == last[c["result_id"]]
+        last[c["result_id"]] = c["current_owner_id"]
+    assert times == sorted(times)
+    for rid, cur in last.items():
+        assert owner[rid] == cur

@@ -260,3 +260,23 @@ def test_task_ids_shard_evenly_on_their_first_hex_digit():
     firsts = set(pc.utf8_slice_codeunits(ids, 0, 1).to_pylist())
     assert firsts == set("0123456789abcdef")
     assert pa.types.is_string(ids.type)
+
+
+def test_owner_follows_each_retry_of_a_result_that_changed_hands_twice(failures):
+    """Given Z's output moves Z -> Z###1 -> Z###2, when viewed between the two retries, then
+    its owner is Z###1; before the first, Z; after the second, Z###2."""
+    sc, _, tasks, _ = failures
+    z0, z1, z2 = sc.truth["retry_attempts"][sc.truth["retries_exhausted"][0]]
+    out = tasks[z0]["expected_output_ids"][0]
+    cl = sc.cluster
+
+    def owner_at(ts):
+        t = ts.timestamp() - cl.start_time
+        res = cl.view(t).results
+        return res.filter(pc.equal(res.column("result_id"), out)).to_pylist()[0]["owner_task_id"]
+
+    assert owner_at(tasks[z1]["created_at"]) == z1
+    assert owner_at(tasks[z2]["created_at"]) == z2
+    before = tasks[z1]["created_at"].timestamp() - cl.start_time - 1e-3
+    res = cl.view(before).results
+    assert res.filter(pc.equal(res.column("result_id"), out)).to_pylist()[0]["owner_task_id"] == z0
