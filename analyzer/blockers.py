@@ -37,11 +37,16 @@ def build(snap, session_id: str | None = None, limit: int | None = 20) -> dict[s
         node = node_of[r["id"]]
         d = g.descendants(node)
         held_results = int(waiting_result[d].sum()) + int(waiting_result[node])
-        held_tasks = int(incomplete_task[d].sum())
+        held = d[incomplete_task[d]]
         if held_results == 0 and g.bad[node]:
             continue  # a failure whose consequences are already settled: see root causes
-        out.append({**r, "holds_results": held_results, "holds_tasks": held_tasks})
-    out.sort(key=lambda r: (-r["holds_results"], -(r["in_status_s"] or 0), r["id"]))
+        # Ties are broken by the finished data parked behind the blocker: completed inputs of
+        # the tasks it holds up (a reduce waiting for one straggler out of a thousand inputs).
+        ready = sum(int(g.complete[g.inputs(int(t))].sum()) for t in held[:1000])
+        out.append({**r, "holds_results": held_results, "holds_tasks": int(len(held)),
+                    "ready_inputs_waiting": ready})
+    out.sort(key=lambda r: (-r["holds_results"], -r["ready_inputs_waiting"],
+                            -(r["in_status_s"] or 0), r["id"]))
     for i, r in enumerate(out, 1):
         r["rank"] = i
     incomplete = int((mask & ~g.complete & ~g.retried).sum())
@@ -63,6 +68,6 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
         head.append(("note", f"ranked the {data['ranked_exactly']} longest-waiting blocking nodes"))
     return render_sections(data, fmt, [
         ("Blockers (ranked by incomplete results held up)", data["blockers"],
-         ["rank", "kind", "id", "status", "holds_results", "holds_tasks", "in_status_s",
+         ["rank", "kind", "id", "status", "holds_results", "holds_tasks", "ready_inputs_waiting", "in_status_s",
           "waiting_for", "session_id"]),
     ], head)
