@@ -119,9 +119,7 @@ def main(argv=None) -> None:
               f"({max(c['counts'] for c in counts)} tasks)")
         with grpc.insecure_channel(endpoint, options=options) as channel:
             for size in [int(s) for s in args.page_sizes.split(",")]:
-                cp._index_cache.clear()
-                cp._row_cache.clear()
-                cp._rows_served.clear()
+                cp.clear_caches()
                 # 1st scan: filter + sort per shard, every page serialized alone (what one
                 # export of a fresh snapshot costs); 2nd: the cached path (whole table serialized
                 # once the 1st scan has read it all); 3rd: cached, parsed with FromString.
