@@ -42,10 +42,11 @@ from aksnap.exporter.client import (
     TlsFiles,
     resolve_connection,
 )
-from aksnap.exporter.decode import decode_page, versions_from_raw
+from aksnap.exporter.decode import decode_page, status_counts_from_raw, versions_from_raw
 from aksnap.exporter.requests import (
     HEX,
     all_partitions_filters,
+    count_tasks_request,
     hex_filters,
     list_request,
     row_filters,
@@ -376,6 +377,11 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
                 if progress is not None:
                     progress.close()
 
+            # The server's own per-status counts after the scan: a cross-check a reader can
+            # compare with the rows (they differ only by tasks created or changed meanwhile).
+            server_counts = {s: status_counts_from_raw(client.call("count_tasks",
+                                                                    count_tasks_request(s)))
+                             for s in chosen}
             non_final = {s: writer.session_open.get(s, 0) for s in chosen}
             snapshot = "final" if not any(non_final.values()) else "live"
             warnings = []
@@ -418,6 +424,7 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
                 "sessions": [{"session_id": s, "status": sess_status.get(s),
                               "tasks": writer.session_tasks.get(s, 0),
                               "non_final_tasks": non_final[s],
+                              "server_task_counts_at_end": server_counts[s],
                               "results": writer.session_results.get(s, 0)} for s in chosen],
                 "exporter": {"tool": "aksnap", "version": __version__, "page_size": page_size,
                              "jobs": jobs},

@@ -242,3 +242,12 @@ ID_COLUMN = {"tasks": "task_id", "results": "result_id", "sessions": "session_id
 def versions_from_raw(raw: bytes) -> dict[str, str]:
     msg = versions_common_pb2.ListVersionsResponse.FromString(raw)
     return {"core": msg.core, "api": msg.api}
+
+
+def status_counts_from_raw(raw: bytes) -> dict[str, int]:
+    """A CountTasksByStatusResponse (a handful of entries): status name -> count."""
+    from armonik.protogen.common import task_status_pb2
+
+    msg = tasks_common_pb2.CountTasksByStatusResponse.FromString(raw)
+    return {task_status_pb2.TaskStatus.Name(s.status).removeprefix("TASK_STATUS_"): s.count
+            for s in msg.status}

@@ -52,6 +52,8 @@ def test_synthetic_cluster_round_trip_with_shards(tmp_path):
     assert m["selection"]["all"] is True and m["source"]["tls"] is False
     assert m["consistency"]["tasks"]["units"] == 32  # 2 sessions x 16 shards
     assert {x["session_id"] for x in m["sessions"]} == set(s.sessions)
+    for x in m["sessions"]:  # a frozen cluster: the server's counts match the rows
+        assert sum(x["server_task_counts_at_end"].values()) == x["tasks"]
     # Some synthetic tasks are PROCESSING: the snapshot is live, and the manifest says why.
     assert s.snapshot == "live" and any(x["non_final_tasks"] for x in m["sessions"])
     for name in ("tasks", "results"):
