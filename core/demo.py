@@ -125,8 +125,7 @@ def demo_command(
 ) -> None:
     """Serve a simulated ArmoniK cluster, export it and show what the analyzer finds.
 
-    No cluster and no argument needed: the simulated control plane runs in-process on a free
-    loopback port with a seeded workload holding a failure chain and a blocked result.
+    No cluster needed: a simulated control plane with a failure chain and a blocked result.
 
     Example: aksnap demo --keep ./demo-bundle
     """

@@ -92,8 +92,7 @@ def export_command(
 ) -> None:
     """Export sessions, their tasks and results, and the partitions into a bundle.
 
-    The bundle is versioned Parquet plus a manifest (docs/bundle-format.md); it is written
-    into a temporary sibling directory and renamed into place once complete.
+    Versioned Parquet plus a manifest (docs/bundle-format.md), renamed into place when complete.
 
     Example: aksnap export --endpoint 10.0.0.1:5001 --session 3f2a... --out ./run-42
     """
