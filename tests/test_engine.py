@@ -132,3 +132,31 @@ def test_inject_tasks_adds_pending_rows_and_bumps_the_version():
             == _status_counts(before.tasks).get("TASK_STATUS_PENDING", 0) + 5)
     assert cl.view(t / 2).tasks.num_rows == cl.view(t / 2 + 1e-9).tasks.num_rows
     assert after.tasks.schema.equals(model.task_schema())
+
+
+def test_scenarios_are_identical_across_processes_with_different_hash_seeds():
+    """Given two interpreters with different PYTHONHASHSEED, when each builds every scenario
+    with seed 3, then the rendered tables hash identically (nothing depends on set/dict order
+    or on process state)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib\n"
+        "from aksnap.fixtures.scenarios import SCENARIOS, build_scenario\n"
+        "h = hashlib.sha256()\n"
+        "for name in sorted(SCENARIOS):\n"
+        "    sc = build_scenario(name, seed=3)\n"
+        "    v = sc.cluster.view(sc.snapshot_at)\n"
+        "    for tb in (v.tasks, v.results, v.sessions, v.owner_changes):\n"
+        "        h.update(repr(tb.to_pydict()).encode())\n"
+        "    h.update(repr(sorted(sc.truth.items())).encode())\n"
+        "print(h.hexdigest())\n"
+    )
+    outs = []
+    for hs in ("1", "12345"):
+        env = dict(os.environ, PYTHONHASHSEED=hs)
+        outs.append(subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                   capture_output=True, text=True).stdout.strip())
+    assert outs[0] == outs[1]
