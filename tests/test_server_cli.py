@@ -80,3 +80,14 @@ def test_help_has_an_example():
     out = subprocess.run([sys.executable, "-m", "aksnap", "simulate", "--help"],
                          capture_output=True, text=True, timeout=60).stdout
     assert "Example: aksnap simulate --scenario" in out
+
+
+def test_tls_files_that_are_not_pem_exit_2(tmp_path):
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate")
+    line = _fails_with_one_sentence("--scenario", "chain", "--tasks", "3",
+                                    "--tls-cert", str(junk), "--tls-key", str(junk))
+    assert "PEM" in line
+    missing = _fails_with_one_sentence("--scenario", "chain", "--tls-cert", str(tmp_path / "nope.pem"),
+                                       "--tls-key", str(junk))
+    assert "nope.pem" in missing
