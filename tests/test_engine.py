@@ -160,3 +160,26 @@ def test_scenarios_are_identical_across_processes_with_different_hash_seeds():
         outs.append(subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                    capture_output=True, text=True).stdout.strip())
     assert outs[0] == outs[1]
+
+
+def test_inject_in_the_past_of_later_rows_keeps_every_view_consistent():
+    """Given htcmock, when 7 tasks are injected at an early t (before most rows are created),
+    then views before t do not show them, views after t show exactly 7 more tasks than
+    before injection, they stay PENDING forever, and every status/ownership rule still holds
+    on the final view."""
+    sc = build_scenario("htcmock", seed=6, tasks=200)
+    cl = sc.cluster
+    t = 2.0
+    before = {x: cl.view(x).tasks.num_rows for x in (1.0, 3.0, cl.end_time)}
+    cl.inject_tasks(sc.truth["session"], 7, t)
+    assert cl.view(1.0).tasks.num_rows == before[1.0]
+    assert cl.view(3.0).tasks.num_rows == before[3.0] + 7
+    end = cl.view(cl.end_time + 10)
+    assert end.tasks.num_rows == before[cl.end_time] + 7
+    counts = _status_counts(end.tasks)
+    assert counts["TASK_STATUS_PENDING"] == 7
+    ids = set(end.tasks.column("id").to_pylist())
+    owners = set(end.results.column("owner_task_id").to_pylist()) - {""}
+    assert owners <= ids
+    assert end.tasks.schema.equals(model.task_schema())
+    assert end.results.schema.equals(model.result_schema())
