@@ -321,3 +321,31 @@ def test_health_checks_report_every_service_healthy(channel):
 
     health = ArmoniKHealthChecks(channel).check_health()
     assert set(health) == {"database", "object", "queue"}
+
+
+def test_array_fields_sort_by_their_smallest_element_ascending_and_largest_descending(channel):
+    from armonik.protogen.client.sessions_service_pb2_grpc import SessionsStub
+    from armonik.protogen.common import sessions_common_pb2, sessions_fields_pb2, sessions_filters_pb2
+
+    def listed(direction):
+        request = sessions_common_pb2.ListSessionsRequest(
+            page=0, page_size=10, filters=sessions_filters_pb2.Filters(),
+            sort=sessions_common_pb2.ListSessionsRequest.Sort(
+                field=sessions_fields_pb2.SessionField(session_raw_field={"field": 3}),  # PARTITION_IDS
+                direction=direction))
+        return [s.session_id for s in SessionsStub(channel).ListSessions(request).sessions]
+
+    # S1 has [default, gpu], S2 [default]: equal minimums keep table order, S1's max wins desc
+    assert listed(sort_direction_pb2.SORT_DIRECTION_ASC) == [S1, S2]
+    assert listed(sort_direction_pb2.SORT_DIRECTION_DESC) == [S1, S2]
+    assert [p.id for p in ArmoniKPartitions(channel).list_partitions(
+        sort_field=Partition.priority, sort_direction=Direction.DESC)[1]] == ["gpu", "default"]
+
+
+def test_every_list_method_validates_like_tasks(channel):
+    from armonik.protogen.client.results_service_pb2_grpc import ResultsStub
+    from armonik.protogen.common import results_common_pb2
+
+    with pytest.raises(grpc.RpcError) as err:
+        ResultsStub(channel).ListResults(results_common_pb2.ListResultsRequest(page=0, page_size=10))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
