@@ -215,3 +215,34 @@ def test_owner_at_t_is_the_last_owner_change_at_or_before_t(name, seed, frac):
     assert times == sorted(times)
     for rid, cur in last.items():
         assert owner[rid] == cur
+
+
+@given(scenario_names, seeds, fractions, fractions, st.integers(min_value=1, max_value=20))
+def test_injected_rows_keep_every_invariant(name, seed, f_inject, f_view, n):
+    """Given a scenario with n tasks injected at a random time, when viewed at another random
+    time, then the injected rows are there iff created by then, each PENDING with its own
+    payload and output, owners exist, and versions differ from before the injection."""
+    sc = build_scenario(name, seed=seed, tasks=SIZES[name])  # fresh: injection mutates
+    cl = sc.cluster
+    t_inj, t_view = cl.end_time * f_inject, cl.end_time * f_view
+    before = cl.view(t_view)
+    sid = before.sessions.column("session_id")[0].as_py() if before.sessions.num_rows else \
+        cl.session_id(0)
+    cl.inject_tasks(sid, n, t_inj)
+    after = cl.view(t_view)
+    extra = n if t_inj <= t_view else 0
+    assert after.tasks.num_rows == before.tasks.num_rows + extra
+    assert after.version != before.version
+    tasks = after.tasks.to_pylist()
+    ids = {t["id"] for t in tasks}
+    results = {r["result_id"]: r for r in after.results.to_pylist()}
+    for r in results.values():
+        assert r["owner_task_id"] == "" or r["owner_task_id"] in ids
+    old = set(before.tasks.column("id").to_pylist())
+    new = [t for t in tasks if t["id"] not in old]
+    assert len(new) == extra
+    for t in new:
+        assert t["status"] == "TASK_STATUS_PENDING" and t["submitted_at"] is None
+        assert results[t["payload_id"]]["status"] == "RESULT_STATUS_COMPLETED"
+        (out,) = t["expected_output_ids"]
+        assert results[out]["owner_task_id"] == t["id"]
