@@ -58,3 +58,28 @@ def test_realtime_engine_streams_status_updates_as_the_clock_runs():
                     break
         assert event.session_id == session
         assert cp.now() > 0
+
+
+def test_realtime_owner_updates_follow_the_engine_ownership_log():
+    scenario = scenarios.build_scenario("htcmock", seed=2, tasks=30)
+    cluster = scenario.cluster
+    final = cluster.view(cluster.end_time)
+    session = final.sessions.column("session_id")[0].as_py()
+    log = final.owner_changes.filter(pc.equal(final.owner_changes.column("session_id"), session))
+    expected = sorted(zip(log.column("result_id").to_pylist(), log.column("current_owner_id").to_pylist()))
+    assert expected, "htcmock moves ownership to aggregation tasks"
+    with SimulatedControlPlane(scenario, at=0.0, realtime=True, speed=cluster.end_time / 3) as cp:
+        endpoint = cp.start()
+        request = events_common_pb2.EventSubscriptionRequest(
+            session_id=session, returned_events=[events_common_pb2.EVENTS_ENUM_RESULT_OWNER_UPDATE])
+        got = []
+        with grpc.insecure_channel(endpoint) as ch:
+            call = EventsStub(ch).GetEvents(request, timeout=20)
+            for event in call:
+                update = event.result_owner_update
+                assert update.previous_owner_id == ""  # as Core's watcher
+                got.append((update.result_id, update.current_owner_id))
+                if len(got) == len(expected):
+                    call.cancel()
+                    break
+    assert sorted(got) == expected
