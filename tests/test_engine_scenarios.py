@@ -280,3 +280,15 @@ def test_owner_follows_each_retry_of_a_result_that_changed_hands_twice(failures)
     before = tasks[z1]["created_at"].timestamp() - cl.start_time - 1e-3
     res = cl.view(before).results
     assert res.filter(pc.equal(res.column("result_id"), out)).to_pylist()[0]["owner_task_id"] == z0
+
+
+@pytest.mark.parametrize("name,tasks", [("stuck", 3000), ("demo", 3000), ("demo", 40)])
+def test_straggler_scenarios_keep_their_truth_at_any_size(name, tasks):
+    """Given stuck or demo sized far from its default, then at snapshot_at the straggler still
+    runs and the blocked result still waits (the straggler outlasts the rest at any size)."""
+    sc = build_scenario(name, seed=4, tasks=tasks)
+    v = sc.cluster.view(sc.snapshot_at)
+    tasks_by_id, results = _by(v.tasks), _by(v.results, "result_id")
+    assert tasks_by_id[sc.truth["straggler_task"]]["status"] == "TASK_STATUS_PROCESSING"
+    assert results[sc.truth["blocked_result"]]["status"] == "RESULT_STATUS_CREATED"
+    assert tasks_by_id[sc.truth["blocked_task"]]["status"] == "TASK_STATUS_PENDING"
