@@ -46,9 +46,10 @@ EXPORTER = textwrap.dedent("""
     import json, resource, sys, time
     from aksnap.exporter import export
     ep, session, out, page_size, jobs = sys.argv[1:6]
-    s = export(ep, out, sessions=[session], page_size=int(page_size), jobs=int(jobs))
+    s = export(ep, out, sessions=[session], page_size=int(page_size) or None, jobs=int(jobs))
     print(json.dumps({"seconds": s.seconds, "rows": s.rows, "bytes": s.bytes,
                       "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
                       "snapshot": s.snapshot}))
 """)
 
@@ -105,6 +106,15 @@ def _run(code: str, *args: str) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (0 where unavailable)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", type=int, default=1_000_000, help="tasks in the session")
@@ -116,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     from aksnap.exporter.api import DEFAULT_JOBS, DEFAULT_PAGE_SIZE
 
-    page_size = a.page_size or DEFAULT_PAGE_SIZE
+    page_size = a.page_size or DEFAULT_PAGE_SIZE or 0  # 0: automatic
     jobs = a.jobs or DEFAULT_JOBS
 
     print(f"machine: {os.cpu_count()} CPUs; session of {a.tasks:,} tasks, "
@@ -131,7 +141,11 @@ def main(argv: list[str] | None = None) -> None:
             runs = []
             for i in range(a.repeat):
                 out = os.path.join(tmp, f"bundle{i}")
+                server_cpu = _cpu_seconds(server.pid)
+                load = os.getloadavg()[0]
                 runs.append(_run(EXPORTER, ep, session, out, page_size, jobs))
+                runs[-1]["server_cpu_s"] = _cpu_seconds(server.pid) - server_cpu
+                runs[-1]["load"] = load
             ours = min(runs, key=lambda r: r["seconds"])
         sample = min(a.tasks, a.baseline_tasks)
         base = _run(BASELINE, ep, session, sample)
@@ -146,10 +160,13 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(f"aksnap export   : {n:,} tasks + {ours['rows']['results']:,} results in "
           f"{ours['seconds']:.2f} s  ->  {ours_rate:,.0f} tasks/s end to end "
-          f"({all_rows / ours['seconds']:,.0f} rows/s); page size {page_size}, {jobs} jobs")
+          f"({all_rows / ours['seconds']:,.0f} rows/s); page size {page_size or 'auto'}, {jobs} jobs")
     print(f"                  bundle {ours['bytes'] / 1e6:.1f} MB = "
           f"{ours['bytes'] / n:.0f} bytes per task (tasks + results + sessions + partitions); "
           f"peak memory {ours['maxrss_mib']:.0f} MiB (ru_maxrss)")
+    print(f"                  CPU during the export: exporter {ours['cpu_s']:.1f} s, simulated "
+          f"server {ours['server_cpu_s']:.1f} s, on {os.cpu_count()} CPUs; load average "
+          f"{ours['load']:.1f} when it started (other processes share the machine)")
     print(f"armonik client  : {base['tasks']:,} tasks in {base['seconds']:.2f} s  ->  "
           f"{base_rate:,.0f} tasks/s (Task objects, then pyarrow); extrapolated to {n:,} tasks: "
           f"{n / base_rate:.1f} s; peak memory {base['maxrss_mib']:.0f} MiB for the sample")

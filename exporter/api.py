@@ -53,9 +53,9 @@ from aksnap.exporter.requests import (
     session_filters,
     versions_request,
 )
-from aksnap.exporter.scan import Unit, UnitReport, UnitScan
+from aksnap.exporter.scan import AUTO_FIRST_PAGE, Unit, UnitReport, UnitScan
 
-DEFAULT_PAGE_SIZE = 4000
+DEFAULT_PAGE_SIZE = None  # automatic: see scan.AUTO_*
 DEFAULT_JOBS = 4
 # A session with more rows than this many pages is split into 16 id shards (+ residual).
 SHARD_PAGES = 4
@@ -211,7 +211,8 @@ class _Writer:
 
 
 class _Exporter:
-    def __init__(self, client: RawClient, page_size: int, jobs: int, progress: Progress | None,
+    def __init__(self, client: RawClient, page_size: int | None, jobs: int,
+                 progress: Progress | None,
                  cancelled: threading.Event):
         self.client = client
         self.page_size = page_size
@@ -236,7 +237,7 @@ class _Exporter:
 
     def plan(self, table: str, session_id: str) -> list[Unit]:
         total = self.count(table, row_filters(table, session_id))
-        if total <= SHARD_PAGES * self.page_size:
+        if total <= SHARD_PAGES * (self.page_size or AUTO_FIRST_PAGE):
             return [Unit(table, session_id, row_filters(table, session_id), None, total)]
         units = [Unit(table, session_id, row_filters(table, session_id, h), h,
                       self.count(table, row_filters(table, session_id, h))) for h in HEX]
@@ -257,7 +258,7 @@ class _Exporter:
 def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
            sessions: Sequence[str] = (), all_sessions: bool = False, status: str | None = None,
            created_after: datetime | str | None = None, created_before: datetime | str | None = None,
-           tls: TlsFiles | None = None, page_size: int = DEFAULT_PAGE_SIZE,
+           tls: TlsFiles | None = None, page_size: int | None = DEFAULT_PAGE_SIZE,
            jobs: int = DEFAULT_JOBS, overwrite: bool = False, progress: Progress | None = None,
            retry: RetryPolicy | None = None, max_receive: int | None = None,
            max_rescans: int = 2) -> ExportSummary:
@@ -285,7 +286,7 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
                              "filter such as --status RUNNING")
     if all_sessions and sessions:
         raise SelectionError("--all and --session exclude each other; pass one of them")
-    if page_size < 1:
+    if page_size is not None and page_size < 1:
         raise SelectionError(f"--page-size must be at least 1, not {page_size}")
     if jobs < 1:
         raise SelectionError(f"--jobs must be at least 1, not {jobs}")
@@ -426,7 +427,8 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
                               "non_final_tasks": non_final[s],
                               "server_task_counts_at_end": server_counts[s],
                               "results": writer.session_results.get(s, 0)} for s in chosen],
-                "exporter": {"tool": "aksnap", "version": __version__, "page_size": page_size,
+                "exporter": {"tool": "aksnap", "version": __version__,
+                             "page_size": page_size or "auto",
                              "jobs": jobs},
                 "consistency": consistency,
                 "warnings": warnings,

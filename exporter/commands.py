@@ -81,9 +81,10 @@ def export_command(
         show_default=False),
     client_key: Optional[Path] = typer.Option(None, "--client-key", help="PEM client key, for "
                                               "mutual TLS.", show_default=False),
-    page_size: int = typer.Option(4000, "--page-size", help="Rows per page; halved "
-                                  "automatically when a page would not fit the 4 MiB receive "
-                                  "limit."),
+    page_size: Optional[int] = typer.Option(None, "--page-size", help="Rows per page "
+                                            "(default: automatic, about 2 MiB per page); "
+                                            "halved when a page would not fit the 4 MiB "
+                                            "receive limit.", show_default=False),
     jobs: int = typer.Option(4, "--jobs", "-j", help="Shards read concurrently."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at "
                                    "--out (atomically, once the new one is complete)."),

@@ -39,6 +39,9 @@ from aksnap.exporter.requests import HEX, list_request
 # Keep a page below this share of the receive limit: a page's size varies with its rows'
 # id lists, and the next page may carry heavier rows than the last one.
 PAGE_BYTES_TARGET = 0.5
+# Automatic page size: the first units' pages, and the most rows a page may have.
+AUTO_FIRST_PAGE = 4000
+AUTO_MAX_PAGE = 16000
 # A unit this small (in pages) is rescanned whenever it comes out short.
 SMALL_UNIT_PAGES = 8
 
@@ -76,20 +79,25 @@ Sink = Callable[[str, pa.RecordBatch], None]
 
 
 class UnitScan:
-    def __init__(self, client: RawClient, unit: Unit, sink: Sink, page_size: int,
+    def __init__(self, client: RawClient, unit: Unit, sink: Sink, page_size: int | None,
                  max_rescans: int = 2, on_rows: Callable[[str, int], None] | None = None,
                  cancelled: threading.Event | None = None,
                  row_bytes: dict[str, float] | None = None):
         self.client = client
         self.unit = unit
         self.sink = sink
-        self.page_size = max(1, page_size)
-        # Start below the receive limit if earlier units of this table showed heavy rows, so
-        # that each unit does not pay a refused page to find out.
         # ``row_bytes`` is shared by the units of one export: the heaviest row seen per table.
         self.row_bytes = row_bytes if row_bytes is not None else {}
         est = self.row_bytes.get(unit.table)
         limit = client.max_receive * PAGE_BYTES_TARGET
+        if page_size is None:
+            # Automatic: as many rows as fit the byte target once a row's size is known (fewer
+            # calls for small rows such as results), a safe default before that.
+            page_size = AUTO_FIRST_PAGE if not est else int(limit // est)
+            page_size = max(1, min(AUTO_MAX_PAGE, page_size))
+        self.page_size = max(1, page_size)
+        # Start below the receive limit if earlier units of this table showed heavy rows, so
+        # that each unit does not pay a refused page to find out.
         while est and self.page_size > 1 and self.page_size * est > limit:
             self.page_size //= 2
         self.max_rescans = max_rescans
