@@ -69,7 +69,7 @@ def test_returned_events_and_task_filters_are_honoured(frozen):
 
     error_tasks = events_common_pb2.EventSubscriptionRequest(
         session_id=S1, returned_events=[E.EVENTS_ENUM_NEW_TASK],
-        tasks_filters=(Task.status == TaskStatus.ERROR).to_disjunction().to_message())
+        tasks_filters=(Task.options["tier"] == "silver").to_disjunction().to_message())
     with grpc.insecure_channel(endpoint) as ch:
         call = EventsStub(ch).GetEvents(error_tasks, timeout=1.0)
         got = []
@@ -124,3 +124,32 @@ def test_events_for_tasks_injected_between_pages_appear_live():
         events = collect(endpoint, request, 4 + 2)
         assert done.is_set()
         assert len({e.new_task.task_id for e in events[4:]}) == 2
+
+
+@pytest.mark.parametrize("task_filter", [Task.status == TaskStatus.ERROR, Task.output.error == "boom"])
+def test_event_filters_on_mutable_fields_are_refused_as_core_does(frozen, task_filter):
+    _, endpoint = frozen
+    request = events_common_pb2.EventSubscriptionRequest(
+        session_id=S1, tasks_filters=task_filter.to_disjunction().to_message())
+    with grpc.insecure_channel(endpoint) as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            next(iter(EventsStub(ch).GetEvents(request, timeout=5)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Cannot filter" in err.value.details()
+
+
+def test_event_result_filters_on_status_are_refused_but_owner_is_allowed(frozen):
+    from armonik.common import Result, ResultStatus
+
+    _, endpoint = frozen
+    refused = events_common_pb2.EventSubscriptionRequest(
+        session_id=S1, results_filters=(Result.status == ResultStatus.COMPLETED).to_disjunction().to_message())
+    with grpc.insecure_channel(endpoint) as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            next(iter(EventsStub(ch).GetEvents(refused, timeout=5)))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    allowed = events_common_pb2.EventSubscriptionRequest(
+        session_id=S1, returned_events=[E.EVENTS_ENUM_NEW_RESULT],
+        results_filters=(Result.owner_task_id == "0a-task").to_disjunction().to_message())
+    events = collect(endpoint, allowed, 1)
+    assert events[0].new_result.result_id == "r0"
