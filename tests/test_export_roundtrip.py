@@ -116,3 +116,31 @@ def test_every_scenario_round_trips(tmp_path, name):
     assert verify_bundle(s.path) == []
     open_tasks = sum(x["non_final_tasks"] for x in s.manifest["sessions"])
     assert s.snapshot == ("final" if open_tasks == 0 else "live")
+
+
+def test_session_filters_select_by_status_and_creation_date(tmp_path):
+    """Given the failures scenario (two RUNNING sessions created at 0 s and 0.3 s, one
+    CANCELLED at 0.2 s), when selecting by status or creation date, then exactly the matching
+    sessions (and their tasks) are exported; an empty selection is refused."""
+    from aksnap.exporter import SelectionError
+    from aksnap.fixtures.scenarios import build_scenario
+
+    sc = build_scenario("failures", seed=0, tasks=300)
+    with SimulatedControlPlane(sc) as cp:
+        ep = cp.start()
+        sessions = cp.view().sessions.to_pylist()
+        by_status = {}
+        for s in sessions:
+            by_status.setdefault(s["status"].removeprefix("SESSION_STATUS_"), set()).add(s["session_id"])
+        got = export(ep, tmp_path / "a", status="cancelled")
+        assert set(got.sessions) == by_status["CANCELLED"]
+        assert got.manifest["selection"]["status"] == "CANCELLED"
+        tasks = pq.read_table(got.path / "tasks.parquet").column("session_id").to_pylist()
+        assert set(tasks) == by_status["CANCELLED"]
+        got = export(ep, tmp_path / "b", status="RUNNING", created_after="2026-01-01T00:00:00.25Z")
+        late = {s["session_id"] for s in sessions
+                if s["created_at"].isoformat() >= "2026-01-01T00:00:00.250000"}
+        assert set(got.sessions) == by_status["RUNNING"] & late and got.sessions
+        with pytest.raises(SelectionError, match="no session matches"):
+            export(ep, tmp_path / "c", created_before="2000-01-01")
+    assert not (tmp_path / "c").exists()
