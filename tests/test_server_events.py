@@ -153,3 +153,17 @@ def test_event_result_filters_on_status_are_refused_but_owner_is_allowed(frozen)
         results_filters=(Result.owner_task_id == "0a-task").to_disjunction().to_message())
     events = collect(endpoint, allowed, 1)
     assert events[0].new_result.result_id == "r0"
+
+
+def test_a_result_that_starts_matching_the_filter_is_an_owner_update_not_a_new_result():
+    from armonik.common import Result
+
+    with SimulatedControlPlane(TwoStateCluster(change_at=0.3), realtime=True) as cp:
+        endpoint = cp.start()
+        request = events_common_pb2.EventSubscriptionRequest(
+            session_id=S1,
+            returned_events=[E.EVENTS_ENUM_NEW_RESULT, E.EVENTS_ENUM_RESULT_OWNER_UPDATE],
+            results_filters=(Result.owner_task_id == "y-task").to_disjunction().to_message())
+        events = collect(endpoint, request, 1)
+    assert events[0].WhichOneof("update") == "result_owner_update"
+    assert events[0].result_owner_update.result_id == "rx"
