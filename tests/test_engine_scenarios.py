@@ -292,3 +292,20 @@ def test_straggler_scenarios_keep_their_truth_at_any_size(name, tasks):
     assert tasks_by_id[sc.truth["straggler_task"]]["status"] == "TASK_STATUS_PROCESSING"
     assert results[sc.truth["blocked_result"]]["status"] == "RESULT_STATUS_CREATED"
     assert tasks_by_id[sc.truth["blocked_task"]]["status"] == "TASK_STATUS_PENDING"
+
+
+def test_stuck_paused_session_holds_its_queued_tasks_forever(stuck):
+    """Given the second session paused at 0.6 s and never resumed, then at snapshot_at and
+    after the end it is PAUSED, its three tasks PAUSED (submitted, never acquired), their
+    output CREATED and the task reading it PENDING."""
+    sc, v, tasks, results = stuck
+    tr = sc.truth
+    for view in (v, sc.cluster.view(sc.cluster.end_time + 60)):
+        sess = _by(view.sessions, "session_id")[tr["paused_session"]]
+        assert sess["status"] == "SESSION_STATUS_PAUSED"
+        by_id = _by(view.tasks)
+        for tid in tr["paused_tasks"]:
+            assert by_id[tid]["status"] == "TASK_STATUS_PAUSED"
+            assert by_id[tid]["submitted_at"] is not None and by_id[tid]["acquired_at"] is None
+        assert by_id[tr["paused_dependent"]]["status"] == "TASK_STATUS_PENDING"
+    assert results[tr["paused_result"]]["status"] == "RESULT_STATUS_CREATED"
