@@ -47,6 +47,18 @@ class RichProgress:
             self._p = None  # type: ignore[assignment]
 
 
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (a pod eviction, a CI timeout) cleans up like Ctrl-C: no partial directory."""
+    import signal
+    import threading
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
 def _human(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -110,6 +122,7 @@ def export_command(
     from aksnap.exporter.client import ExportError, resolve_connection
 
     progress = None
+    _terminate_like_ctrl_c()
     try:
         conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
                                   client_certificate and str(client_certificate),
@@ -120,6 +133,9 @@ def export_command(
                          status=status, created_after=created_after,
                          created_before=created_before, page_size=page_size, jobs=jobs,
                          overwrite=overwrite, progress=progress)
+    except KeyboardInterrupt:
+        raise fail(f"the export was interrupted; nothing was written to {out}"
+                   f"{' (the existing bundle is untouched)' if out.exists() else ''}", code=130)
     except ExportError as e:
         raise fail(str(e), code=e.exit_code)
     except BundleError as e:

@@ -233,3 +233,31 @@ def test_fatal_status_codes_fail_at_once_with_a_sentence(tmp_path, code, words):
     finally:
         server.stop(0)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_cli_cleans_up(tmp_path, sig):
+    """Given `aksnap export` running against a slow control plane, when it gets Ctrl-C
+    (SIGINT) or SIGTERM half-way, then it exits 130 and leaves neither --out nor a partial
+    directory."""
+    cluster = synthetic_cluster(4000, seed=12)
+    out = tmp_path / "b"
+    with SimulatedControlPlane(cluster, faults=Faults(latency_s=0.05)) as cp:
+        ep = cp.start()
+        proc = subprocess.Popen([sys.executable, "-m", "aksnap", "export", "--endpoint", ep,
+                                 "--all", "--out", str(out), "--page-size", "50", "--jobs", "1",
+                                 "--quiet"], stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not _leftovers(tmp_path, "b") and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
+            assert proc.poll() is None, "the export finished before it could be interrupted"
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+    assert not out.exists() and _leftovers(tmp_path, "b") == []
