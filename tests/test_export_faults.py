@@ -45,7 +45,8 @@ def test_rows_inserted_and_statuses_changing_during_the_export(tmp_path):
     faults = Faults(insert_rows_between_pages=3)
     with SimulatedControlPlane(sc, at=30.0, realtime=True, speed=20.0, faults=faults) as cp:
         ep = cp.start()
-        before = WIRE["tasks"](cp.cluster.view(cp.now()).tasks)
+        v0 = cp.cluster.view(cp.now())
+        before, results_before = WIRE["tasks"](v0.tasks), WIRE["results"](v0.results)
         s = export(ep, tmp_path / "b", all_sessions=True, page_size=40, jobs=4)
         after = cp.cluster.view(cp.now())
     tasks = pq.read_table(s.path / "tasks.parquet")
@@ -61,8 +62,11 @@ def test_rows_inserted_and_statuses_changing_during_the_export(tmp_path):
     c = s.manifest["consistency"]["tasks"]
     assert len(got) + c["missing_vs_reported_total"] >= len(before)
     assert s.snapshot == "live"
-    results = pq.read_table(s.path / "results.parquet").column("result_id")
-    assert pc.count_distinct(results).as_py() == len(results)
+    results = pq.read_table(s.path / "results.parquet")
+    assert pc.count_distinct(results.column("result_id")).as_py() == len(results)
+    got_results = bundle_rows(results, "results")
+    done = {k: v for k, v in results_before.items() if v["status"] in ("COMPLETED", "ABORTED")}
+    assert done and all(got_results.get(k) == v for k, v in done.items())
     assert after.tasks.num_rows >= len(got)
 
 
