@@ -17,7 +17,15 @@ FINAL = {"TASK_STATUS_COMPLETED", "TASK_STATUS_ERROR", "TASK_STATUS_TIMEOUT",
          "TASK_STATUS_CANCELLED", "TASK_STATUS_RETRIED"}
 TIMESTAMPS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
               "started_at", "processed_at", "ended_at")
-SIZES = {"htcmock": 120, "fanout": 40, "chain": 15, "failures": 70, "stuck": 20, "demo": 80}
+SIZES = {"htcmock": 120, "fanout": 40, "chain": 15, "failures": 70, "stuck": 20, "demo": 80,
+         "htcmock+faults": 300}
+# variants: name -> (scenario, extra keyword arguments)
+VARIANTS = {"htcmock+faults": ("htcmock", {"error_rate": 0.03, "exception_rate": 0.08})}
+
+
+def _build(name: str, seed: int):
+    scenario, kw = VARIANTS.get(name, (name, {}))
+    return build_scenario(scenario, seed=seed, tasks=SIZES[name], **kw)
 
 settings.register_profile("engine", max_examples=25, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
@@ -30,7 +38,7 @@ fractions = st.floats(min_value=0.0, max_value=1.2)
 
 @lru_cache(maxsize=64)
 def _scenario(name: str, seed: int):
-    return build_scenario(name, seed=seed, tasks=SIZES[name])
+    return _build(name, seed)
 
 
 def _rows(name: str, seed: int, frac: float):
@@ -189,8 +197,8 @@ def test_history_only_moves_forward(name, seed, f1, f2):
 @given(scenario_names, seeds)
 def test_same_seed_reproduces_identical_tables(name, seed):
     """Given a scenario built twice with one seed, then its tables at the snapshot are equal."""
-    a = build_scenario(name, seed=seed, tasks=SIZES[name])
-    b = build_scenario(name, seed=seed, tasks=SIZES[name])
+    a = _build(name, seed)
+    b = _build(name, seed)
     t = a.snapshot_at
     assert a.truth == b.truth and a.snapshot_at == b.snapshot_at
     va, vb = a.cluster.view(t), b.cluster.view(t)
@@ -222,7 +230,7 @@ def test_injected_rows_keep_every_invariant(name, seed, f_inject, f_view, n):
     """Given a scenario with n tasks injected at a random time, when viewed at another random
     time, then the injected rows are there iff created by then, each PENDING with its own
     payload and output, owners exist, and versions differ from before the injection."""
-    sc = build_scenario(name, seed=seed, tasks=SIZES[name])  # fresh: injection mutates
+    sc = _build(name, seed)  # fresh: injection mutates
     cl = sc.cluster
     t_inj, t_view = cl.end_time * f_inject, cl.end_time * f_view
     before = cl.view(t_view)

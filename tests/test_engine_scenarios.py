@@ -309,3 +309,19 @@ def test_stuck_paused_session_holds_its_queued_tasks_forever(stuck):
             assert by_id[tid]["submitted_at"] is not None and by_id[tid]["acquired_at"] is None
         assert by_id[tr["paused_dependent"]]["status"] == "TASK_STATUS_PENDING"
     assert results[tr["paused_result"]]["status"] == "RESULT_STATUS_CREATED"
+
+
+def test_htcmock_faults_fail_leaves_and_retry_nodes():
+    """Given htcmock with 5% erroring leaves and 5% flaky nodes, then each error task is ERROR
+    with an output error, each flaky node is RETRIED and its ###1 attempt ends, and the root
+    output is ABORTED when any leaf failed."""
+    sc = build_scenario("htcmock", seed=2, tasks=600, error_rate=0.05, exception_rate=0.05)
+    v = sc.cluster.view(sc.snapshot_at)
+    tasks, results = _by(v.tasks), _by(v.results, "result_id")
+    assert sc.truth["error_tasks"] and sc.truth["flaky_tasks"]
+    for tid in sc.truth["error_tasks"]:
+        assert tasks[tid]["status"] == "TASK_STATUS_ERROR" and tasks[tid]["output"]["error"]
+    for tid in sc.truth["flaky_tasks"]:
+        assert tasks[tid]["status"] == "TASK_STATUS_RETRIED"
+        assert tasks[f"{tid}###1"]["status"] != "TASK_STATUS_RETRIED"
+    assert results[sc.truth["final_result"]]["status"] == "RESULT_STATUS_ABORTED"
