@@ -9,7 +9,6 @@ three layers together; every import is inside the function bodies.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional

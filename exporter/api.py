@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
@@ -28,13 +28,11 @@ from aksnap.bundle import (
     SCHEMAS,
     SESSION_STATUSES,
     TASK_FINAL_STATUSES,
-    BundleError,
     BundleWriter,
     utc_now_iso,
 )
 from aksnap.exporter.client import (
     Connection,
-    ConnectionSettingsError,
     ExportError,
     RawClient,
     RetryPolicy,
@@ -298,10 +296,10 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
     if isinstance(endpoint, Connection):
         conn = endpoint
     else:
-        if not endpoint:
-            raise ConnectionSettingsError("no endpoint given; pass --endpoint HOST:PORT")
-        conn = resolve_connection(endpoint) if tls is None else Connection(
-            resolve_connection(endpoint).endpoint, tls)
+        # None: AK_ENDPOINT, then the AKCONFIG file, like armonik-cli.
+        conn = resolve_connection(endpoint)
+        if tls is not None:
+            conn = Connection(conn.endpoint, tls)
 
     cancelled = threading.Event()
     kwargs = {"max_receive": max_receive} if max_receive else {}
