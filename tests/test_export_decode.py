@@ -132,3 +132,30 @@ def test_decode_builds_no_python_message_per_row(monkeypatch):
     monkeypatch.setattr(tasks_common_pb2.ListTasksDetailedResponse, "FromString", boom, raising=False)
     monkeypatch.setattr(tasks_common_pb2.TaskDetailed, "FromString", boom, raising=False)
     assert decode_page("tasks", raw).rows.num_rows == 50
+
+
+def test_every_field_the_api_gives_has_a_column():
+    """Each field of TaskDetailed, ResultRaw, SessionRaw and PartitionRaw (and of TaskOptions,
+    TaskDetailed.Output) lands in a bundle column: a new field in a future armonik release
+    makes this fail instead of being dropped silently."""
+    renamed = {"id": None}  # the id column is named per table
+    cases = [
+        (tasks_common_pb2.TaskDetailed, "tasks", {"id": "task_id", "options": None, "output": None}),
+        (results_common_pb2.ResultRaw, "results", {}),
+        (sessions_common_pb2.SessionRaw, "sessions", {}),
+        (partitions_common_pb2.PartitionRaw, "partitions", {"id": "partition_id"}),
+    ]
+    for message, table, renames in cases:
+        columns = set(SCHEMAS[table].names)
+        for f in message.DESCRIPTOR.fields:
+            if f.name in renames:
+                if renames[f.name]:
+                    assert renames[f.name] in columns
+                continue
+            assert f.name in columns, f"{message.__name__}.{f.name} has no column in {table}"
+    task_columns = set(SCHEMAS["tasks"].names)
+    for f in objects_pb2.TaskOptions.DESCRIPTOR.fields:
+        assert f.name in task_columns, f"TaskOptions.{f.name} is not flattened into tasks"
+    for f in tasks_common_pb2.TaskDetailed.Output.DESCRIPTOR.fields:
+        assert f"output_{f.name}" in task_columns
+    assert renamed
