@@ -138,7 +138,6 @@ def test_every_field_the_api_gives_has_a_column():
     """Each field of TaskDetailed, ResultRaw, SessionRaw and PartitionRaw (and of TaskOptions,
     TaskDetailed.Output) lands in a bundle column: a new field in a future armonik release
     makes this fail instead of being dropped silently."""
-    renamed = {"id": None}  # the id column is named per table
     cases = [
         (tasks_common_pb2.TaskDetailed, "tasks", {"id": "task_id", "options": None, "output": None}),
         (results_common_pb2.ResultRaw, "results", {}),
@@ -158,4 +157,3 @@ def test_every_field_the_api_gives_has_a_column():
         assert f.name in task_columns, f"TaskOptions.{f.name} is not flattened into tasks"
     for f in tasks_common_pb2.TaskDetailed.Output.DESCRIPTOR.fields:
         assert f"output_{f.name}" in task_columns
-    assert renamed
