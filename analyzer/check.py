@@ -1,8 +1,10 @@
 """Check: integrity (checksums, format version) and graph anomalies of a bundle.
 
-Anomalies come from ``queries/anomalies.sql`` (duplicate ids, results no task will produce,
-references to ids not in the bundle, tasks waiting on aborted results, statuses contradicting
-timestamps) and from the graph (cycles in the data DAG).
+Quick checks (vectorised over the graph's arrays, plus one row-level SQL query; what
+``aksnap analyze`` counts): references to ids not in the bundle, results no task will produce,
+tasks waiting on aborted results, results still CREATED although their owner COMPLETED,
+statuses contradicting timestamps. Thorough checks (``aksnap check``) add duplicate ids, cycles
+in the data DAG and tasks whose ``created_by`` disagrees with their ancestry lists.
 """
 
 from __future__ import annotations
@@ -10,29 +12,97 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
+import pyarrow.compute as pc
+
+from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES
+
 from .common import render_sections
+from .graph import KIND_PRODUCES, _np_index
+
+WAITING = [TASK_STATUSES.index(s) for s in ("CREATING", "PENDING", "SUBMITTED", "PAUSED")]
+CREATED = RESULT_STATUSES.index("CREATED")
+COMPLETED_TASK = TASK_STATUSES.index("COMPLETED")
+MAX_PER_KIND = 1000  # beyond this, a kind is summarised by its count
 
 
-def build(snap, session_id: str | None = None, limit: int | None = 200) -> dict[str, Any]:
+def _row(g, kind: str, node: int, detail: str) -> dict[str, Any]:
+    return {"kind": kind, "session_id": g.session_id(node), "object_id": g.node_id(node),
+            "detail": detail}
+
+
+def graph_anomalies(snap, mask: np.ndarray, thorough: bool) -> list[dict[str, Any]]:
+    g = snap.graph
+    T = g.n_tasks
+    rows: list[dict[str, Any]] = []
+    for node, text in g.missing_refs:
+        if mask[node]:
+            rows.append(_row(g, "missing_reference", node, text))
+
+    expected = np.zeros(g.n_results, dtype=bool)
+    expected[g.expected_out_result] = True
+    orphan = np.flatnonzero((g.result_status == CREATED) & (g.producer < 0) & ~expected & mask[T:])
+    for j in orphan[:MAX_PER_KIND].tolist():
+        rows.append(_row(g, "result_without_producer", T + j,
+                         "CREATED result with no owner task, no creating task and no task "
+                         "expecting it: only the client can complete it"))
+
+    inputs = g.kind != KIND_PRODUCES
+    bad_in = inputs & g.bad[g.src] & np.isin(g.task_status[np.minimum(g.dst, T - 1)], WAITING) \
+        & (g.dst < T) & mask[g.dst] if T else np.zeros(0, dtype=bool)
+    waiting = {}
+    for src, dst in zip(g.src[bad_in].tolist(), g.dst[bad_in].tolist()):
+        waiting.setdefault(dst, []).append(src)
+    for t, srcs in list(waiting.items())[:MAX_PER_KIND]:
+        names = ", ".join(f"{g.node_id(r)} ({g.status_name(r)})" for r in sorted(srcs)[:3])
+        rows.append(_row(g, "waiting_on_aborted", t,
+                         f"task is {g.status_name(t)} but its input {names} will never complete"))
+
+    owned = g.producer >= 0
+    stale = np.flatnonzero((g.result_status == CREATED) & owned & mask[T:]
+                           & (g.task_status[np.where(owned, g.producer, 0)] == COMPLETED_TASK))
+    for j in stale[:MAX_PER_KIND].tolist():
+        rows.append(_row(g, "status_timestamp", T + j,
+                         f"result is still CREATED although its producer "
+                         f"{g.node_id(int(g.producer[j]))} is COMPLETED"))
+
+    if thorough:
+        for ids, offset, what in ((g.task_ids, 0, "task"), (g.result_ids, T, "result")):
+            first = _np_index(pc.index_in(ids, value_set=ids))
+            dup = np.flatnonzero(first != np.arange(len(first)))
+            for i in dup[:MAX_PER_KIND].tolist():
+                if mask[offset + i]:
+                    rows.append(_row(g, "duplicate_id", offset + i,
+                                     f"{what} id appears more than once (first at row {first[i]})"))
+        cycle = g.find_cycle()
+        if cycle and mask[cycle[0]]:
+            ids = g.node_ids(np.array(cycle[:12]))
+            rows.append({"kind": "cycle", "session_id": g.session_id(cycle[0]), "object_id": ids[0],
+                         "detail": f"{len(cycle)} nodes depend on each other: " + ", ".join(ids)
+                                   + (" ..." if len(cycle) > 12 else "")})
+    return rows
+
+
+def build(snap, session_id: str | None = None, limit: int | None = 200,
+          thorough: bool = True) -> dict[str, Any]:
     snap.require_session(session_id)
+    g = snap.graph
+    mask = g.session_nodes(session_id)
     integrity = [{"kind": "integrity", "session_id": None, "object_id": None, "detail": p}
                  for p in snap.integrity_problems]
-    rows = snap.query("anomalies", {"session_id": session_id}).to_pylist()
-    g = snap.graph
-    cycle = g.find_cycle()
-    if cycle:
-        ids = g.node_ids(cycle[:12])
-        sess = g.session_id(cycle[0])
-        if session_id is None or sess == session_id:
-            rows.append({"kind": "cycle", "session_id": sess, "object_id": ids[0],
-                         "detail": f"{len(cycle)} nodes depend on each other: "
-                                   + " , ".join(ids) + (" ..." if len(cycle) > 12 else "")})
+    rows = graph_anomalies(snap, mask, thorough)
+    p = {"session_id": session_id}
+    rows += snap.query("timestamp_contradictions", p).to_pylist()
+    if thorough:
+        rows += snap.query("spawn_mismatches", p).to_pylist()
+    rows.sort(key=lambda r: (r["kind"], r["session_id"] or "", r["object_id"] or "", r["detail"]))
     counts = Counter(r["kind"] for r in integrity + rows)
     return {
         "bundle": str(snap.path),
         "format_version": snap.manifest.get("format_version"),
         "checksums": "not checked (--no-verify)" if not snap.verified else
                      ("ok" if not snap.integrity_problems else "FAILED"),
+        "checks": "thorough" if thorough else "quick",
         "integrity": integrity,
         "anomalies": rows[:limit] if limit else rows,
         "counts": dict(sorted(counts.items())),
@@ -46,6 +116,8 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
             ("anomalies", data["total"] if data["total"] else "none")]
     head += [(f"  {k}", v) for k, v in data["counts"].items()]
     rows = data["integrity"] + data["anomalies"]
+    if data["total"] > len(rows):
+        head.append(("shown", f"the first {len(rows)}; --format json or --session for the rest"))
     return render_sections(data, fmt, [
         ("Findings", rows, ["kind", "session_id", "object_id", "detail"]),
     ], head)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Iterable
 
 import numpy as np
@@ -54,20 +55,9 @@ def _single(a: pa.ChunkedArray | pa.Array) -> pa.Array:
     return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
 
 
-def _np_index(a: pa.Array) -> np.ndarray:
+def _np_index(a) -> np.ndarray:
     """index_in output (int32 with nulls) -> int64 numpy with -1 for 'not found'."""
-    return pc.fill_null(a, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-
-
-def _last_of_lists(lists: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """(row indices having a non-empty list, the last element of each of those lists)."""
-    lists = _single(lists)
-    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
-    rows = np.flatnonzero(lengths > 0)
-    offsets = lists.offsets.to_numpy()
-    # offsets are relative to lists.values (combine_chunks keeps a shared value buffer)
-    last = offsets[1:][rows] - 1
-    return rows, lists.values.take(pa.array(last))
+    return _np(pc.fill_null(a, -1)).astype(np.int64, copy=False)
 
 
 def _ts_micro(col: pa.ChunkedArray) -> np.ndarray:
@@ -75,8 +65,76 @@ def _ts_micro(col: pa.ChunkedArray) -> np.ndarray:
     return pc.fill_null(c, NA).to_numpy(zero_copy_only=False)
 
 
-def _codes(col: pa.ChunkedArray, names: tuple[str, ...]) -> np.ndarray:
-    return _np_index(pc.index_in(_single(col), value_set=pa.array(names))).astype(np.int16)
+def _np(a) -> np.ndarray:
+    return a.to_numpy(zero_copy_only=False) if isinstance(a, pa.Array) else \
+        (np.concatenate([c.to_numpy(zero_copy_only=False) for c in a.chunks])
+         if a.num_chunks else np.zeros(0, dtype=np.int64))
+
+
+def _dictionary_values(col: pa.ChunkedArray) -> pa.Array:
+    """The distinct values of a (possibly dictionary-encoded) string column."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    if chunks and pa.types.is_dictionary(chunks[0].type):
+        return pc.unique(pa.concat_arrays([c.dictionary.cast(pa.string()) for c in chunks])) \
+            if chunks else pa.array([], pa.string())
+    return pc.unique(_single(col).cast(pa.string())) if len(col) else pa.array([], pa.string())
+
+
+def _codes(col: pa.ChunkedArray, names: pa.Array) -> np.ndarray:
+    """Index of each value in ``names`` (-1 when absent); cheap on dictionary-encoded chunks."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    out = []
+    for c in chunks:
+        if pa.types.is_dictionary(c.type):
+            m = _np_index(pc.index_in(c.dictionary.cast(pa.string()), value_set=names))
+            idx = _np(pc.fill_null(c.indices, 0)).astype(np.int64)
+            out.append(m[idx] if len(m) else np.full(len(c), -1, dtype=np.int64))
+        else:
+            out.append(_np_index(pc.index_in(c.cast(pa.string()), value_set=names)))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def _chain_length(pointer: np.ndarray) -> np.ndarray:
+    """For a forest given as pointer[i] = parent or -1: the number of steps to the root, by
+    pointer jumping (about log2(depth) vectorised rounds; capped, so a cycle cannot hang)."""
+    hop = np.asarray(pointer, dtype=np.int64).copy()
+    dist = (hop >= 0).astype(np.int64)
+    for _ in range(64):
+        live = np.flatnonzero(hop >= 0)
+        if not len(live):
+            break
+        nxt = hop[live]
+        new_dist = dist[live] + dist[nxt]
+        new_hop = hop[nxt]
+        dist[live] = new_dist
+        hop[live] = new_hop
+    return dist
+
+
+def _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload, own_t, owner, creator_t,
+                  t_creator) -> list[tuple[int, str]]:
+    """(node, sentence) for every id referenced but absent; vectorised, strings only for misses."""
+    out: list[tuple[int, str]] = []
+
+    def named(values, positions):
+        return _single(values).take(pa.array(positions)).to_pylist() if len(positions) else []
+
+    miss = np.flatnonzero(dep_r < 0)
+    for row, rid in zip(dep_rows[miss].tolist(), named(dep_vals, miss)):
+        out.append((row, f"data dependency {rid} is not in the bundle"))
+    pay_set = _np(pc.fill_null(pc.not_equal(payload, ""), False)).astype(bool)
+    miss = np.flatnonzero((pay_r < 0) & pay_set)
+    for row, rid in zip(miss.tolist(), named(payload, miss)):
+        out.append((row, f"payload {rid} is not in the bundle"))
+    own_set = _np(pc.fill_null(pc.not_equal(owner, ""), False)).astype(bool)
+    miss = np.flatnonzero((own_t < 0) & own_set)
+    for j, tid in zip(miss.tolist(), named(owner, miss)):
+        out.append((T + j, f"owner (or creating) task {tid} is not in the bundle"))
+    cre_set = _np(pc.fill_null(pc.not_equal(t_creator, ""), False)).astype(bool)
+    miss = np.flatnonzero((creator_t < 0) & cre_set)
+    for row, tid in zip(miss.tolist(), named(t_creator, miss)):
+        out.append((row, f"created_by task {tid} (parent or previous attempt) is not in the bundle"))
+    return out
 
 
 @dataclass
@@ -86,24 +144,74 @@ class Edges:
 
 
 class TaskGraph:
-    """See the module docstring. Built by :meth:`from_tables` (or ``Snapshot.graph``)."""
+    """See the module docstring. Built by :meth:`from_snapshot` (``Snapshot.graph``) or
+    :meth:`from_tables`."""
 
-    TASK_COLUMNS = ["task_id", "session_id", "status", "payload_id", "parent_task_ids",
-                    "data_dependencies", "expected_output_ids", "retry_of_ids",
-                    *TASK_TS]
-    RESULT_COLUMNS = ["result_id", "session_id", "status", "owner_task_id", "created_by",
-                      *RESULT_TS]
+    TASK_COLUMNS = ["task_id", "session_id", "status", "payload_id", "data_dependencies",
+                    "expected_output_ids", "created_by", "initial_task_id"]
+    RESULT_COLUMNS = ["result_id", "session_id", "status", "owner_task_id", "created_by"]
+    DETAIL_COLUMNS = ["status_message", "output_error", "pod_hostname", "partition_id"]
+    DICTIONARY_COLUMNS = ["session_id", "status"]  # few distinct values: read them encoded
 
     @classmethod
     def from_snapshot(cls, snap) -> "TaskGraph":
-        return cls.from_tables(snap.read_columns("tasks", cls.TASK_COLUMNS),
-                               snap.read_columns("results", cls.RESULT_COLUMNS))
+        g = cls.__new__(cls)
+        g._snap = snap
+        g._tables = None
+        tasks = snap.read_columns("tasks", cls.TASK_COLUMNS, dictionary=cls.DICTIONARY_COLUMNS)
+        results = snap.read_columns("results", cls.RESULT_COLUMNS, dictionary=cls.DICTIONARY_COLUMNS)
+        g._build(tasks, results)
+        return g
 
     @classmethod
     def from_tables(cls, tasks: pa.Table, results: pa.Table) -> "TaskGraph":
+        """Build from in-memory tables carrying the bundle's columns (tests, notebooks)."""
         g = cls.__new__(cls)
+        g._snap = None
+        g._tables = (tasks, results)
         g._build(tasks, results)
         return g
+
+    # -- lazily loaded columns (timestamps, messages): not needed to build the graph ------------
+
+    def _read(self, table: str, columns: list[str]) -> pa.Table:
+        if self._snap is not None:
+            return self._snap.read_columns(table, columns)
+        t = self._tables[0] if table == "tasks" else self._tables[1]
+        return t.select(columns)
+
+    @cached_property
+    def task_ts(self) -> dict[str, np.ndarray]:
+        t = self._read("tasks", list(TASK_TS))
+        return {c: _ts_micro(t[c]) for c in TASK_TS}
+
+    @cached_property
+    def result_ts(self) -> dict[str, np.ndarray]:
+        t = self._read("results", list(RESULT_TS))
+        return {c: _ts_micro(t[c]) for c in RESULT_TS}
+
+    @cached_property
+    def details(self) -> pa.Table:
+        """Messages, pod and partition of every task (row order), for the few rows shown."""
+        return self._read("tasks", self.DETAIL_COLUMNS).combine_chunks()
+
+    def task_detail(self, nodes: np.ndarray) -> list[dict]:
+        return self.details.take(pa.array(np.asarray(nodes, dtype=np.int64))).to_pylist()
+
+    @cached_property
+    def depth(self) -> np.ndarray:
+        """Spawn depth of every task (0 = submitted by the client), by pointer jumping."""
+        return _chain_length(self.parent)
+
+    @cached_property
+    def attempt(self) -> np.ndarray:
+        """Attempt number of every task (1 = first try), by pointer jumping on retries."""
+        return _chain_length(self.previous_attempt) + 1
+
+    @cached_property
+    def result_creator(self) -> np.ndarray:
+        """Task index that created each result (``created_by``), or -1 (the client)."""
+        return _np_index(pc.index_in(self._result_created_by, value_set=self.task_ids))
 
     # -- building --------------------------------------------------------------------------------
 
@@ -112,65 +220,74 @@ class TaskGraph:
         self.n_tasks, self.n_results, self.n = T, R, T + R
         self.task_ids = _single(tasks["task_id"])
         self.result_ids = _single(results["result_id"])
+        self._result_created_by = results["created_by"]
 
-        sessions = pc.unique(pa.concat_arrays([_single(tasks["session_id"]),
-                                               _single(results["session_id"])]))
-        self.sessions = sessions
-        self.session_of = np.concatenate([
-            _np_index(pc.index_in(tasks["session_id"], value_set=sessions)),
-            _np_index(pc.index_in(results["session_id"], value_set=sessions))]).astype(np.int32)
+        t_sess, r_sess = tasks["session_id"], results["session_id"]
+        self.sessions = pc.unique(pa.concat_arrays(
+            [_dictionary_values(t_sess), _dictionary_values(r_sess)]))
+        self.session_of = np.concatenate([_codes(t_sess, self.sessions),
+                                          _codes(r_sess, self.sessions)]).astype(np.int32)
+        self.task_status = _codes(tasks["status"], pa.array(TASK_STATUSES)).astype(np.int16)
+        self.result_status = _codes(results["status"], pa.array(RESULT_STATUSES)).astype(np.int16)
 
-        self.task_status = _codes(tasks["status"], TASK_STATUSES)
-        self.result_status = _codes(results["status"], RESULT_STATUSES)
-        self.task_ts = {c: _ts_micro(tasks[c]) for c in TASK_TS}
-        self.result_ts = {c: _ts_micro(results[c]) for c in RESULT_TS}
-
-        # --- ids -> indices, one hash build per side ---
-        deps = _single(tasks["data_dependencies"])
-        dep_rows = _single(pc.list_parent_indices(deps)).to_numpy().astype(np.int64)
-        dep_vals = _single(pc.list_flatten(deps))
-        payload = _single(tasks["payload_id"])
-        outs = _single(tasks["expected_output_ids"])
-        out_rows = _single(pc.list_parent_indices(outs)).to_numpy().astype(np.int64)
-        out_vals = _single(pc.list_flatten(outs))
-        res_query = pa.concat_arrays([dep_vals.cast(pa.string()), payload.cast(pa.string()),
-                                      out_vals.cast(pa.string())])
+        # --- result ids -> indices: one hash of the result ids, probed once ---
+        deps = tasks["data_dependencies"]
+        dep_rows = _np(pc.list_parent_indices(deps)).astype(np.int64)
+        dep_vals = pc.list_flatten(deps)
+        outs = tasks["expected_output_ids"]
+        out_rows = _np(pc.list_parent_indices(outs)).astype(np.int64)
+        out_vals = pc.list_flatten(outs)
+        payload = tasks["payload_id"]
+        res_query = pa.chunked_array(dep_vals.chunks + payload.chunks + out_vals.chunks,
+                                     type=pa.string())
         res_idx = _np_index(pc.index_in(res_query, value_set=self.result_ids))
         nd, npay = len(dep_vals), len(payload)
         dep_r, pay_r, out_r = res_idx[:nd], res_idx[nd:nd + npay], res_idx[nd + npay:]
 
-        owner = _single(results["owner_task_id"])
-        owner = pc.if_else(pc.equal(pc.fill_null(owner, ""), ""),
-                           _single(results["created_by"]), owner)
-        par_rows, par_vals = _last_of_lists(tasks["parent_task_ids"])
-        ret_rows, ret_vals = _last_of_lists(tasks["retry_of_ids"])
-        task_query = pa.concat_arrays([owner.cast(pa.string()), par_vals.cast(pa.string()),
-                                       ret_vals.cast(pa.string())])
+        # --- task ids -> indices: one hash of the task ids, probed once ---
+        # Producer: owner_task_id, else created_by. Spawn parent and previous attempt come from
+        # the task's created_by: Core sets it to the submitting task, or for a retry to the
+        # previous attempt (a retry is told apart by initial_task_id != task_id); a retry keeps
+        # its first attempt's parents. This avoids reading the full ancestry lists, the
+        # biggest column of a bundle. `aksnap check` reports any task where created_by and
+        # parent_task_ids[-1] disagree.
+        owner = results["owner_task_id"]
+        owner = pc.if_else(pc.equal(pc.fill_null(owner, ""), ""), results["created_by"], owner)
+        t_creator = tasks["created_by"]
+        task_query = pa.chunked_array(owner.chunks + t_creator.chunks, type=pa.string())
         task_idx = _np_index(pc.index_in(task_query, value_set=self.task_ids))
-        own_t = task_idx[:R]
-        par_t = task_idx[R:R + len(par_rows)]
-        ret_t = task_idx[R + len(par_rows):]
+        own_t, creator_t = task_idx[:R], task_idx[R:]
+        initial = tasks["initial_task_id"]
+        is_retry = _np(pc.fill_null(pc.and_(pc.not_equal(initial, tasks["task_id"]),
+                                            pc.not_equal(initial, "")), False)).astype(bool)
+        first_attempt = np.arange(T)
+        if is_retry.any():
+            rows = np.flatnonzero(is_retry)
+            fa = _np_index(pc.index_in(pc.filter(initial, pa.array(is_retry)),
+                                       value_set=self.task_ids))
+            fa[fa < 0] = rows[fa < 0]
+            first_attempt[rows] = fa
+
+        # --- references to ids the bundle does not hold (reported by `aksnap check`) ---
+        self.missing_refs = _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload,
+                                          own_t, owner, creator_t, t_creator)
 
         # --- edges ---
         ok = dep_r >= 0
-        self.missing_dependencies = int((~ok).sum())
         data = Edges(T + dep_r[ok], dep_rows[ok])
         pay_rows = np.flatnonzero(pay_r >= 0)
         pay = Edges(T + pay_r[pay_rows], pay_rows)
         prod_rows = np.flatnonzero(own_t >= 0)
         prod = Edges(own_t[prod_rows], T + prod_rows)
-        self.producer = np.full(R, -1, dtype=np.int64)  # task index producing result j, or -1
-        self.producer[prod_rows] = own_t[prod_rows]
-        self.payload_of = np.full(T, -1, dtype=np.int64)  # result index of task i's payload
-        self.payload_of[pay_rows] = pay_r[pay_rows]
-        okp = par_t >= 0
-        self.spawn = Edges(par_t[okp], par_rows[okp])
-        self.parent = np.full(T, -1, dtype=np.int64)
-        self.parent[self.spawn.dst] = self.spawn.src
-        okr = ret_t >= 0
-        self.retry = Edges(ret_t[okr], ret_rows[okr])
-        self.previous_attempt = np.full(T, -1, dtype=np.int64)
-        self.previous_attempt[self.retry.dst] = self.retry.src
+        self.producer = own_t  # task index producing result j, or -1 (the client)
+        self.payload_of = pay_r  # result index of task i's payload, or -1
+        self.previous_attempt = np.where(is_retry, creator_t, -1)
+        spawned_by = np.where(is_retry, -1, creator_t)
+        self.parent = spawned_by[first_attempt]  # a retry keeps its first attempt's parent
+        sp = np.flatnonzero(self.parent >= 0)
+        self.spawn = Edges(self.parent[sp], sp)
+        rt = np.flatnonzero(self.previous_attempt >= 0)
+        self.retry = Edges(self.previous_attempt[rt], rt)
         oko = out_r >= 0
         order = np.argsort(out_r[oko], kind="stable")
         self.expected_out_result = out_r[oko][order]  # sorted by result index

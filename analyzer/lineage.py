@@ -21,8 +21,8 @@ import rustworkx as rx
 
 from aksnap.output import render_rows
 
-from .common import (failure_message, fmt_seconds, micros, render_sections, result_details,
-                     seconds_between, task_details, to_time)
+from .common import (failure_message, fmt_seconds, micros, render_sections, seconds_between,
+                     to_time)
 from .graph import KIND_NAMES, NA
 from .snapshot import AnalysisError
 
@@ -74,8 +74,9 @@ def root_cause_rows(snap, origins: np.ndarray, scope: np.ndarray | None,
     if not len(origins):
         return []
     ids = g.node_ids(origins)
-    tdet = task_details(snap, [i for n, i in zip(origins.tolist(), ids) if g.is_task(n)])
-    rdet = result_details(snap, [i for n, i in zip(origins.tolist(), ids) if not g.is_task(n)])
+    is_task = origins < g.n_tasks
+    tdet = dict(zip(origins[is_task].tolist(), g.task_detail(origins[is_task])))
+    started = g.task_ts["started_at"]
     in_scope = None
     if scope is not None:
         in_scope = np.zeros(g.n, dtype=bool)
@@ -89,10 +90,10 @@ def root_cause_rows(snap, origins: np.ndarray, scope: np.ndarray | None,
         row: dict[str, Any] = {"id": nid, "kind": "task" if g.is_task(node) else "result",
                                "status": g.status_name(node), "explains": explains}
         if g.is_task(node):
-            t = tdet.get(nid, {})
+            t = tdet.get(node, {})
             row["message"] = failure_message(t)
-            row["attempt"] = t.get("attempt")
-            row["ran"] = t.get("started_at") is not None
+            row["attempt"] = int(g.attempt[node])
+            row["ran"] = bool(started[node] != NA)
             row["pod_hostname"] = t.get("pod_hostname") or ""
             if not row["ran"] and g.status_name(node) == "ERROR":
                 row["note"] = ("failed by propagation, but the task it names is not upstream "
@@ -100,14 +101,13 @@ def root_cause_rows(snap, origins: np.ndarray, scope: np.ndarray | None,
             else:
                 row["note"] = ""
         else:
-            r = rdet.get(nid, {})
             prod = g.producer[node - g.n_tasks]
             row["message"] = (f"{row['status'].lower()} result; its producer "
                               f"{g.node_id(int(prod)) + ' is ' + g.status_name(int(prod)) if prod >= 0 else 'is the client'}")
             row["attempt"] = None
             row["ran"] = None
             row["pod_hostname"] = ""
-            row["note"] = "manually deleted" if r.get("status") == "DELETED" else ""
+            row["note"] = "deleted" if row["status"] == "DELETED" else ""
         if target is not None and target != node:
             try:
                 paths = rx.digraph_dijkstra_shortest_paths(g.dag, node, target=target)
@@ -126,27 +126,23 @@ def owner_chain(snap, node: int) -> list[dict[str, Any]]:
     creator down to the current owner (spawn depth, then attempt)."""
     g = snap.graph
     j = node - g.n_tasks
-    rid = g.node_id(node)
-    r = result_details(snap, [rid]).get(rid, {})
-    holders = [int(t) for t in g.expected_by(node)]
-    owner = r.get("owner_task_id") or ""
-    creator = r.get("created_by") or ""
-    ids = set(g.node_ids(np.array(holders, dtype=np.int64))) if holders else set()
-    extra = [i for i in (creator, owner) if i and i not in ids]
-    det = task_details(snap, sorted(ids | set(extra)))
+    holders = set(int(t) for t in g.expected_by(node))
+    owner = int(g.producer[j])
+    creator = int(g.result_creator[j])
+    tasks = sorted(holders | {t for t in (owner, creator) if t >= 0},
+                   key=lambda t: (int(g.depth[t]), int(g.attempt[t]), t != creator, t == owner, t))
     rows = []
-    for tid, t in det.items():
+    for t in tasks:
         role = []
-        if tid == creator:
+        if t == creator:
             role.append("created it")
-        if tid in ids:
+        if t in holders:
             role.append("listed it as expected output")
-        if tid == owner:
+        if t == owner:
             role.append("current owner")
-        rows.append({"task_id": tid, "status": t["status"], "depth": len(t["parent_task_ids"] or []),
-                     "attempt": t["attempt"], "role": ", ".join(role)})
-    rows.sort(key=lambda x: (x["depth"], x["attempt"] or 0, x["task_id"] != creator, x["task_id"] == owner))
-    if not rows and g.producer[j] < 0:
+        rows.append({"task_id": g.node_id(t), "status": g.status_name(t), "depth": int(g.depth[t]),
+                     "attempt": int(g.attempt[t]), "role": ", ".join(role)})
+    if not rows:
         rows.append({"task_id": "(client)", "status": "", "depth": 0, "attempt": None,
                      "role": "created it; the client uploads it"})
     return rows

@@ -30,7 +30,7 @@ def build(snap, session_id: str | None = None, top: int = 3) -> dict[str, Any]:
                         "retries": sum(c["attempts"] - 1 for c in mine),
                         "max_attempts": max(c["attempts"] for c in mine),
                         "recovered": sum(c["final_status"] == "COMPLETED" for c in mine)})
-    anomalies = check_mod.build(snap, session_id, limit=None)
+    anomalies = check_mod.build(snap, session_id, limit=None, thorough=False)
     per_session_anomalies: dict[str, int] = {}
     for a in anomalies["anomalies"]:
         per_session_anomalies[a["session_id"]] = per_session_anomalies.get(a["session_id"], 0) + 1

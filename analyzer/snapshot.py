@@ -168,9 +168,13 @@ class Snapshot:
 
     # -- graph ---------------------------------------------------------------------------------
 
-    def read_columns(self, table: str, columns: list[str]) -> pa.Table:
+    def read_columns(self, table: str, columns: list[str],
+                     dictionary: list[str] | None = None) -> pa.Table:
+        """Columns of one table straight from its Parquet file (``dictionary``: columns to keep
+        dictionary-encoded, for few distinct values such as statuses and session ids)."""
         entry = self.manifest.get("tables", {}).get(table, {"file": f"{table}.parquet"})
-        return pq.read_table(self.path / entry["file"], columns=columns)
+        return pq.read_table(self.path / entry["file"], columns=columns,
+                             read_dictionary=[c for c in dictionary or () if c in columns] or None)
 
     @cached_property
     def graph(self):

@@ -50,12 +50,12 @@ WHERE next_task_id IS NOT NULL;
 
 CREATE OR REPLACE VIEW task_phases AS
 SELECT task_id, session_id, partition_id, status,
-       date_diff('microsecond', created_at, submitted_at) / 1e6 AS waiting,
-       date_diff('microsecond', submitted_at, acquired_at) / 1e6 AS queued,
-       date_diff('microsecond', acquired_at, fetched_at) / 1e6 AS dispatch,
-       date_diff('microsecond', fetched_at, started_at) / 1e6 AS fetching,
-       date_diff('microsecond', started_at, processed_at) / 1e6 AS processing,
-       date_diff('microsecond', processed_at, ended_at) / 1e6 AS finishing,
-       date_diff('microsecond', created_at, ended_at) / 1e6 AS total,
+       (epoch_us(submitted_at) - epoch_us(created_at)) / 1e6 AS waiting,
+       (epoch_us(acquired_at) - epoch_us(submitted_at)) / 1e6 AS queued,
+       (epoch_us(fetched_at) - epoch_us(acquired_at)) / 1e6 AS dispatch,
+       (epoch_us(started_at) - epoch_us(fetched_at)) / 1e6 AS fetching,
+       (epoch_us(processed_at) - epoch_us(started_at)) / 1e6 AS processing,
+       (epoch_us(ended_at) - epoch_us(processed_at)) / 1e6 AS finishing,
+       (epoch_us(ended_at) - epoch_us(created_at)) / 1e6 AS total,
        created_at, submitted_at, acquired_at, fetched_at, started_at, processed_at, ended_at
 FROM tasks;

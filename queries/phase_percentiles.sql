@@ -3,21 +3,28 @@
 --          not a mean of page means): count, mean, p50, p90, p99, max, in seconds.
 -- params: $session_id (optional)
 -- columns: session_id, partition_id, phase, tasks, total_s, mean_s, p50_s, p90_s, p99_s, max_s
-WITH p AS (
-    SELECT session_id, partition_id, created_at, waiting, queued, dispatch, fetching, processing,
-           finishing, total
+WITH a AS (
+    SELECT session_id, partition_id,
+           count(waiting) AS n1, sum(waiting) AS s1, quantile_cont(waiting, [0.5, 0.9, 0.99]) AS q1, max(waiting) AS m1,
+           count(queued) AS n2, sum(queued) AS s2, quantile_cont(queued, [0.5, 0.9, 0.99]) AS q2, max(queued) AS m2,
+           count(dispatch) AS n3, sum(dispatch) AS s3, quantile_cont(dispatch, [0.5, 0.9, 0.99]) AS q3, max(dispatch) AS m3,
+           count(fetching) AS n4, sum(fetching) AS s4, quantile_cont(fetching, [0.5, 0.9, 0.99]) AS q4, max(fetching) AS m4,
+           count(processing) AS n5, sum(processing) AS s5, quantile_cont(processing, [0.5, 0.9, 0.99]) AS q5, max(processing) AS m5,
+           count(finishing) AS n6, sum(finishing) AS s6, quantile_cont(finishing, [0.5, 0.9, 0.99]) AS q6, max(finishing) AS m6,
+           count(total) AS n7, sum(total) AS s7, quantile_cont(total, [0.5, 0.9, 0.99]) AS q7, max(total) AS m7
     FROM task_phases
     WHERE $session_id::VARCHAR IS NULL OR session_id = $session_id::VARCHAR
+    GROUP BY session_id, partition_id
 ), u AS (
-    UNPIVOT p ON waiting, queued, dispatch, fetching, processing, finishing, total
-    INTO NAME phase VALUE seconds
+    SELECT session_id, partition_id, 1 AS k, 'waiting' AS phase, n1 AS tasks, s1 AS total_s, q1 AS q, m1 AS max_s FROM a
+    UNION ALL SELECT session_id, partition_id, 2, 'queued', n2, s2, q2, m2 FROM a
+    UNION ALL SELECT session_id, partition_id, 3, 'dispatch', n3, s3, q3, m3 FROM a
+    UNION ALL SELECT session_id, partition_id, 4, 'fetching', n4, s4, q4, m4 FROM a
+    UNION ALL SELECT session_id, partition_id, 5, 'processing', n5, s5, q5, m5 FROM a
+    UNION ALL SELECT session_id, partition_id, 6, 'finishing', n6, s6, q6, m6 FROM a
+    UNION ALL SELECT session_id, partition_id, 7, 'total', n7, s7, q7, m7 FROM a
 )
-SELECT session_id, partition_id, phase, count(seconds) AS tasks, sum(seconds) AS total_s,
-       avg(seconds) AS mean_s,
-       quantile_cont(seconds, 0.5) AS p50_s, quantile_cont(seconds, 0.9) AS p90_s,
-       quantile_cont(seconds, 0.99) AS p99_s, max(seconds) AS max_s
+SELECT session_id, partition_id, phase, tasks, total_s, total_s / nullif(tasks, 0) AS mean_s,
+       q[1] AS p50_s, q[2] AS p90_s, q[3] AS p99_s, max_s
 FROM u
-GROUP BY session_id, partition_id, phase
-ORDER BY session_id, partition_id,
-         list_position(['waiting', 'queued', 'dispatch', 'fetching', 'processing', 'finishing',
-                        'total'], phase);
+ORDER BY session_id, partition_id, k;

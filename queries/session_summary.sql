@@ -30,10 +30,10 @@ SELECT t.session_id, s.status AS session_status, t.tasks, t.completed, t.failed,
        t.running, coalesce(r.results, 0) AS results,
        coalesce(r.results_completed, 0) AS results_completed,
        t.first_created, t.last_ended,
-       date_diff('microsecond', t.first_created, t.last_ended) / 1e6 AS elapsed_s,
-       t.tasks / nullif(date_diff('microsecond', t.first_created, t.last_ended) / 1e6, 0)
+       (epoch_us(t.last_ended) - epoch_us(t.first_created)) / 1e6 AS elapsed_s,
+       t.tasks / nullif((epoch_us(t.last_ended) - epoch_us(t.first_created)) / 1e6, 0)
            AS avg_throughput,
-       t.completed / nullif(date_diff('microsecond', t.first_created, t.last_ended) / 1e6, 0)
+       t.completed / nullif((epoch_us(t.last_ended) - epoch_us(t.first_created)) / 1e6, 0)
            AS completed_throughput
 FROM t
 LEFT JOIN r USING (session_id)

@@ -16,7 +16,7 @@ WITH t AS (
     FROM t GROUP BY session_id
 ), grid AS (
     SELECT session_id,
-           t0 + to_microseconds(CAST(date_diff('microsecond', t0, t1) * i
+           t0 + to_microseconds(CAST((epoch_us(t1) - epoch_us(t0)) * i
                 / greatest(coalesce(try_cast($buckets::VARCHAR AS INTEGER), 20), 1) AS BIGINT)) AS time
     FROM span, range(0, greatest(coalesce(try_cast($buckets::VARCHAR AS INTEGER), 20), 1) + 1) r(i)
 ), st AS (

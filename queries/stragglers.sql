@@ -7,8 +7,8 @@
 --          partition_p99_s, ratio, running
 WITH p AS (
     SELECT t.task_id, t.session_id, t.partition_id, t.status, t.processed_at IS NULL AS running,
-           date_diff('microsecond', t.started_at,
-                     coalesce(t.processed_at, t.ended_at, (SELECT snapshot_time FROM bundle_info))) / 1e6 AS processing_s
+           (epoch_us(coalesce(t.processed_at, t.ended_at, (SELECT snapshot_time FROM bundle_info)))
+            - epoch_us(t.started_at)) / 1e6 AS processing_s
     FROM tasks t
     WHERE t.started_at IS NOT NULL AND t.status <> 'RETRIED'
       AND ($session_id::VARCHAR IS NULL OR t.session_id = $session_id::VARCHAR)

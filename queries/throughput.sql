@@ -13,7 +13,7 @@ WITH e AS (
     SELECT session_id, min(ended_at) AS t0 FROM e GROUP BY session_id
 )
 SELECT e.session_id,
-       s.t0 + to_microseconds(CAST(floor(date_diff('microsecond', s.t0, e.ended_at) / (e.w * 1e6)) * e.w * 1e6 AS BIGINT)) AS bucket_start,
+       s.t0 + to_microseconds(CAST(floor((epoch_us(e.ended_at) - epoch_us(s.t0)) / (e.w * 1e6)) * e.w * 1e6 AS BIGINT)) AS bucket_start,
        count(*) FILTER (WHERE e.status = 'COMPLETED') AS completed,
        count(*) FILTER (WHERE e.status <> 'COMPLETED') AS failed,
        count(*) FILTER (WHERE e.status = 'COMPLETED') / any_value(e.w) AS tasks_per_s

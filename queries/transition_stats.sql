@@ -23,7 +23,7 @@ WITH t AS (
     FROM tasks
     WHERE $session_id::VARCHAR IS NULL OR session_id = $session_id::VARCHAR
 ), d AS (
-    SELECT session_id, date_diff('microsecond', a, b) / 1e6 AS s FROM t
+    SELECT session_id, (epoch_us(b) - epoch_us(a)) / 1e6 AS s FROM t
     WHERE a IS NOT NULL AND b IS NOT NULL
 )
 SELECT session_id, coalesce($from::VARCHAR, 'created') AS from_ts,
