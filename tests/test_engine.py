@@ -183,3 +183,39 @@ def test_inject_in_the_past_of_later_rows_keeps_every_view_consistent():
     assert owners <= ids
     assert end.tasks.schema.equals(model.task_schema())
     assert end.results.schema.equals(model.result_schema())
+
+
+def test_concurrent_views_and_injections_stay_consistent():
+    """Given one cluster shared by threads, when 6 threads render views at many times while
+    another injects tasks, then no render fails and every view keeps its schema and its
+    owner ids inside its own task ids."""
+    import random
+    import threading
+
+    sc = build_scenario("htcmock", seed=9, tasks=400)
+    cl = sc.cluster
+    errors: list[BaseException] = []
+
+    def render(k):
+        rnd = random.Random(k)
+        try:
+            for _ in range(25):
+                v = cl.view(rnd.uniform(0, cl.end_time))
+                assert v.tasks.schema.equals(model.task_schema())
+                owners = set(v.results.column("owner_task_id").to_pylist()) - {""}
+                assert owners <= set(v.tasks.column("id").to_pylist())
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    def inject():
+        for k in range(10):
+            cl.inject_tasks(sc.truth["session"], 3, cl.end_time * k / 10)
+
+    threads = [threading.Thread(target=render, args=(k,)) for k in range(6)]
+    threads.append(threading.Thread(target=inject))
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors[0]
+    assert cl.view(cl.end_time + 1).tasks.num_rows == sc.truth["n_tasks"] + 30
