@@ -91,3 +91,30 @@ def test_tls_files_that_are_not_pem_exit_2(tmp_path):
     missing = _fails_with_one_sentence("--scenario", "chain", "--tls-cert", str(tmp_path / "nope.pem"),
                                        "--tls-key", str(junk))
     assert "nope.pem" in missing
+
+
+def test_simulate_serves_mutual_tls_with_the_given_certificates(tmp_path):
+    import importlib
+
+    from armonik.common.channel import create_channel
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    pki = importlib.import_module("test_server_support").make_pki()
+    files = {}
+    for name in ("server", "server_key", "ca", "client", "client_key"):
+        files[name] = tmp_path / f"{name}.pem"
+        files[name].write_bytes(pki[name])
+    proc = simulate("--scenario", "chain", "--tasks", "3", "--tls-cert", str(files["server"]),
+                    "--tls-key", str(files["server_key"]), "--tls-client-ca", str(files["ca"]))
+    try:
+        endpoint = proc.stdout.readline().strip()
+        with create_channel(f"https://{endpoint}", certificate_authority=pki["ca"],
+                            client_certificate=pki["client"], client_key=pki["client_key"]) as ch:
+            assert ArmoniKVersions(ch).list_versions()["api"]
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "TLS" in err
