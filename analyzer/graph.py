@@ -17,8 +17,13 @@ to exist, not what it reads.
 from __future__ import annotations
 
 import gc
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -111,6 +116,24 @@ def _chain_length(pointer: np.ndarray) -> np.ndarray:
     return dist
 
 
+CACHE_VERSION = "graph-v1"
+
+
+def _cache_path(snap) -> Path | None:
+    """Where this bundle's index cache lives (``$AKSNAP_CACHE_DIR``, else the user cache
+    directory); None when caching is off (``AKSNAP_CACHE_DIR=""``)."""
+    root = os.environ.get("AKSNAP_CACHE_DIR")
+    if root == "":
+        return None
+    if root is None:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "aksnap")
+    try:
+        key = hashlib.sha256((snap.path / "manifest.json").read_bytes()).hexdigest()[:24]
+    except OSError:
+        return None
+    return Path(root) / f"{CACHE_VERSION}-{key}.npz"
+
+
 def _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload, own_t, owner, creator_t,
                   t_creator) -> list[tuple[int, str]]:
     """(node, sentence) for every id referenced but absent; vectorised, strings only for misses."""
@@ -148,20 +171,78 @@ class TaskGraph:
     :meth:`from_tables`."""
 
     TASK_COLUMNS = ["task_id", "session_id", "status", "payload_id", "data_dependencies",
-                    "expected_output_ids", "created_by", "initial_task_id"]
+                    "created_by", "initial_task_id"]
     RESULT_COLUMNS = ["result_id", "session_id", "status", "owner_task_id", "created_by"]
     DETAIL_COLUMNS = ["status_message", "output_error", "pod_hostname", "partition_id"]
     DICTIONARY_COLUMNS = ["session_id", "status"]  # few distinct values: read them encoded
+
+    # Arrays worth caching beside nothing else: everything _build derives from the id columns.
+    _CACHED = ("task_status", "result_status", "session_of", "src", "dst", "kind", "producer",
+               "payload_of", "parent", "previous_attempt", "_missing_nodes")
+    CACHE_MIN_TASKS = 200_000  # smaller bundles build faster than a cache round trip pays off
 
     @classmethod
     def from_snapshot(cls, snap) -> "TaskGraph":
         g = cls.__new__(cls)
         g._snap = snap
         g._tables = None
+        cache = _cache_path(snap)
+        if cache is not None and g._load_cache(cache):
+            return g
         tasks = snap.read_columns("tasks", cls.TASK_COLUMNS, dictionary=cls.DICTIONARY_COLUMNS)
         results = snap.read_columns("results", cls.RESULT_COLUMNS, dictionary=cls.DICTIONARY_COLUMNS)
         g._build(tasks, results)
+        if cache is not None and g.n_tasks >= cls.CACHE_MIN_TASKS:
+            g._save_cache(cache)
         return g
+
+    # -- the index cache: integer node indices computed once per bundle (content-addressed by
+    # the manifest, which holds every table's SHA-256), so later opens skip the id joins ------
+
+    def _save_cache(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            self._missing_nodes = np.array([n for n, _ in self.missing_refs], dtype=np.int64)
+            arrays = {k: getattr(self, k) for k in self._CACHED}
+            ids = pa.table({"id": pa.concat_arrays([self.task_ids.cast(pa.string()),
+                                                     self.result_ids.cast(pa.string())])})
+            meta = {"n_tasks": self.n_tasks, "n_results": self.n_results,
+                    "sessions": self.sessions.to_pylist(),
+                    "missing_texts": [t for _, t in self.missing_refs]}
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays, meta=np.array(json.dumps(meta)))
+            with pa.OSFile(str(tmp) + ".ids", "wb") as f, pa.ipc.new_file(f, ids.schema) as w:
+                w.write_table(ids)
+            os.replace(str(tmp) + ".ids", str(path) + ".ids")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a cache is an optimisation: a read-only home must not fail an analysis
+
+    def _load_cache(self, path: Path) -> bool:
+        try:
+            if not (path.is_file() and Path(str(path) + ".ids").is_file()):
+                return False
+            with np.load(path) as z:
+                meta = json.loads(str(z["meta"]))
+                for k in self._CACHED:
+                    setattr(self, k, z[k])
+            ids = pa.ipc.open_file(pa.memory_map(str(path) + ".ids")).read_all()["id"]
+        except (OSError, ValueError, KeyError):
+            return False
+        T, R = meta["n_tasks"], meta["n_results"]
+        self.n_tasks, self.n_results, self.n = T, R, T + R
+        ids = _single(ids)
+        self.task_ids, self.result_ids = ids.slice(0, T), ids.slice(T, R)
+        self.sessions = pa.array(meta["sessions"], pa.string())
+        self.missing_refs = list(zip(self._missing_nodes.tolist(), meta["missing_texts"]))
+        self._result_created_by = None
+        sp = np.flatnonzero(self.parent >= 0)
+        self.spawn = Edges(self.parent[sp], sp)
+        rt = np.flatnonzero(self.previous_attempt >= 0)
+        self.retry = Edges(self.previous_attempt[rt], rt)
+        self._finish()
+        return True
 
     @classmethod
     def from_tables(cls, tasks: pa.Table, results: pa.Table) -> "TaskGraph":
@@ -209,9 +290,31 @@ class TaskGraph:
         return _chain_length(self.previous_attempt) + 1
 
     @cached_property
+    def _expected_outputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(result index, task index) of every expected output, sorted by result: ownership
+        history, needed by owner chains and checks only, so read on first use."""
+        outs = self._read("tasks", ["expected_output_ids"])["expected_output_ids"]
+        rows = _np(pc.list_parent_indices(outs)).astype(np.int64)
+        res = _np_index(pc.index_in(pc.list_flatten(outs), value_set=self.result_ids))
+        ok = res >= 0
+        order = np.argsort(res[ok], kind="stable")
+        return res[ok][order], rows[ok][order]
+
+    @property
+    def expected_out_result(self) -> np.ndarray:
+        return self._expected_outputs[0]
+
+    @property
+    def expected_out_task(self) -> np.ndarray:
+        return self._expected_outputs[1]
+
+    @cached_property
     def result_creator(self) -> np.ndarray:
         """Task index that created each result (``created_by``), or -1 (the client)."""
-        return _np_index(pc.index_in(self._result_created_by, value_set=self.task_ids))
+        created_by = self._result_created_by
+        if created_by is None:
+            created_by = self._read("results", ["created_by"])["created_by"]
+        return _np_index(pc.index_in(created_by, value_set=self.task_ids))
 
     # -- building --------------------------------------------------------------------------------
 
@@ -234,15 +337,8 @@ class TaskGraph:
         deps = tasks["data_dependencies"]
         dep_rows = _np(pc.list_parent_indices(deps)).astype(np.int64)
         dep_vals = pc.list_flatten(deps)
-        outs = tasks["expected_output_ids"]
-        out_rows = _np(pc.list_parent_indices(outs)).astype(np.int64)
-        out_vals = pc.list_flatten(outs)
         payload = tasks["payload_id"]
-        res_query = pa.chunked_array(dep_vals.chunks + payload.chunks + out_vals.chunks,
-                                     type=pa.string())
-        res_idx = _np_index(pc.index_in(res_query, value_set=self.result_ids))
-        nd, npay = len(dep_vals), len(payload)
-        dep_r, pay_r, out_r = res_idx[:nd], res_idx[nd:nd + npay], res_idx[nd + npay:]
+        res_query = pa.chunked_array(dep_vals.chunks + payload.chunks, type=pa.string())
 
         # --- task ids -> indices: one hash of the task ids, probed once ---
         # Producer: owner_task_id, else created_by. Spawn parent and previous attempt come from
@@ -255,7 +351,13 @@ class TaskGraph:
         owner = pc.if_else(pc.equal(pc.fill_null(owner, ""), ""), results["created_by"], owner)
         t_creator = tasks["created_by"]
         task_query = pa.chunked_array(owner.chunks + t_creator.chunks, type=pa.string())
-        task_idx = _np_index(pc.index_in(task_query, value_set=self.task_ids))
+        # The two hash joins are independent and Arrow releases the GIL: run them side by side.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            res_job = pool.submit(lambda: _np_index(pc.index_in(res_query, value_set=self.result_ids)))
+            task_job = pool.submit(lambda: _np_index(pc.index_in(task_query, value_set=self.task_ids)))
+            res_idx, task_idx = res_job.result(), task_job.result()
+        nd = len(dep_vals)
+        dep_r, pay_r = res_idx[:nd], res_idx[nd:]
         own_t, creator_t = task_idx[:R], task_idx[R:]
         initial = tasks["initial_task_id"]
         is_retry = _np(pc.fill_null(pc.and_(pc.not_equal(initial, tasks["task_id"]),
@@ -288,10 +390,6 @@ class TaskGraph:
         self.spawn = Edges(self.parent[sp], sp)
         rt = np.flatnonzero(self.previous_attempt >= 0)
         self.retry = Edges(self.previous_attempt[rt], rt)
-        oko = out_r >= 0
-        order = np.argsort(out_r[oko], kind="stable")
-        self.expected_out_result = out_r[oko][order]  # sorted by result index
-        self.expected_out_task = out_rows[oko][order]
 
         self.src = np.concatenate([data.src, pay.src, prod.src])
         self.dst = np.concatenate([data.dst, pay.dst, prod.dst])
@@ -299,6 +397,11 @@ class TaskGraph:
             np.full(len(data.src), KIND_DATA, np.int8), np.full(len(pay.src), KIND_PAYLOAD, np.int8),
             np.full(len(prod.src), KIND_PRODUCES, np.int8)])
 
+        self._finish()
+
+    def _finish(self) -> None:
+        """Node state and the rustworkx graph, from the index arrays."""
+        R = self.n_results
         # --- node state ---
         self.complete = np.concatenate([self.task_status == TASK_CODE["COMPLETED"],
                                         self.result_status == RESULT_CODE["COMPLETED"]])
