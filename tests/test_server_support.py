@@ -1,4 +1,5 @@
-"""A tiny hand-drawn cluster for the simulated control plane's tests (no tests in here).
+"""Helpers for the simulated control plane's tests (no tests in here): a tiny hand-drawn
+cluster, a cluster that changes once (TwoStateCluster) and a throw-away PKI (make_pki).
 
 Times are seconds after T0 (2025-01-01T00:00:00Z)::
 
