@@ -320,3 +320,36 @@ def test_lineage_writes_dot(fb, tmp_path):
     r = runner.invoke(app, ["lineage", str(fb), "r6", "--dot", str(out)])
     assert r.exit_code == 0 and out.read_text().startswith('digraph "lineage of r6"')
     assert '"t3" -> "r3"' in out.read_text()
+
+
+# -- the index cache ---------------------------------------------------------------------------
+
+def test_index_cache_round_trip(tmp_path, monkeypatch, fb):
+    """Given a bundle whose graph was built once with the cache on, when it is opened again,
+    then the graph comes from the cache and answers exactly as the built one."""
+    import numpy as np
+
+    from aksnap.analyzer.graph import TaskGraph
+
+    monkeypatch.setenv("AKSNAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(TaskGraph, "CACHE_MIN_TASKS", 0)
+    built = Snapshot.open(fb)
+    g1 = built.graph
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 1
+    loaded = Snapshot.open(fb)
+    g2 = loaded.graph
+    monkeypatch.setattr(TaskGraph, "_build", lambda *a: pytest.fail("rebuilt despite the cache"))
+    for k in ("src", "dst", "kind", "producer", "parent", "previous_attempt", "task_status"):
+        assert np.array_equal(getattr(g1, k), getattr(g2, k)), k
+    assert lineage.build(loaded, "r8") == lineage.build(built, "r8")
+    assert critical_path.build(loaded) == critical_path.build(built)
+
+
+def test_queries_are_all_documented():
+    from aksnap import queries
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "queries.md").read_text()
+    for name in queries.names():
+        info = queries.info(name)
+        assert info.purpose and info.columns, f"{name}.sql lacks a purpose or columns header"
+        assert f"`{name}`" in doc, f"docs/queries.md does not describe {name}"
