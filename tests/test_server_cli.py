@@ -118,3 +118,25 @@ def test_simulate_serves_mutual_tls_with_the_given_certificates(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0 and "TLS" in err
+
+
+def test_simulate_fault_flags_reach_the_server():
+    proc = simulate("--scenario", "chain", "--tasks", "3", "--unavailable-rate", "1")
+    try:
+        endpoint = proc.stdout.readline().strip()
+        with grpc.insecure_channel(endpoint) as ch:
+            with pytest.raises(grpc.RpcError) as err:
+                ArmoniKVersions(ch).list_versions()
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        proc.send_signal(signal.SIGINT)
+        _, err_text = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "unavailable_rate=1.0" in err_text
+
+
+def test_fault_flags_out_of_range_exit_2():
+    assert "--unavailable-rate" in _fails_with_one_sentence("--scenario", "chain", "--unavailable-rate", "2")
+    _fails_with_one_sentence("--scenario", "chain", "--latency", "-1")
