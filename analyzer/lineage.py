@@ -37,32 +37,50 @@ def _resolve_result(snap, result_id: str) -> int:
     return g.n_tasks + j
 
 
-def frontier_rows(snap, nodes: np.ndarray) -> list[dict[str, Any]]:
+def _partitions(snap) -> dict[str, dict[str, Any]]:
+    try:
+        return {p["partition_id"]: p for p in snap.sql(
+            "SELECT partition_id, pod_max, pod_reserved FROM partitions").to_pylist()}
+    except Exception:  # noqa: BLE001 - partition facts only sharpen a sentence
+        return {}
+
+
+def frontier_rows(snap, nodes: np.ndarray, detail_limit: int = 2000) -> list[dict[str, Any]]:
     """Describe frontier nodes: id, kind, status, since when, for how long, what it waits for."""
     g = snap.graph
     now = micros(snap.snapshot_time)
     ids = g.node_ids(nodes)
+    tasks = nodes[nodes < g.n_tasks][:detail_limit]
+    partition_of = {int(n): d.get("partition_id") or "" for n, d in zip(tasks.tolist(), g.task_detail(tasks))} \
+        if len(tasks) else {}
+    parts = _partitions(snap) if partition_of else {}
     rows = []
     for node, nid in zip(nodes.tolist(), ids):
         entered = g.entered_status_at(node)
         kind = "task" if g.is_task(node) else "result"
         status = g.status_name(node)
+        part = partition_of.get(node, "")
         if kind == "result":
             prod = g.producer[node - g.n_tasks]
             waits = "the client to upload it" if prod < 0 else f"task {g.node_id(int(prod))}"
         elif g.bad[node]:
             waits = "nothing: it failed (a root cause)"
+        elif status == "SUBMITTED":
+            waits = f"a free agent in partition {part}" if part else "a free agent in its partition"
+            if part and part in parts and (parts[part].get("pod_max") or 0) == 0:
+                waits += " (pod_max 0: no pod can ever take it)"
+            elif part and parts and part not in parts:
+                waits += " (a partition the bundle does not list)"
         else:
-            waits = {"PENDING": "its session to be resumed or the scheduler",
+            waits = {"PENDING": "the scheduler: its inputs are all complete",
                      "CREATING": "its submission to finish",
                      "PAUSED": "its session to be resumed",
-                     "SUBMITTED": "a free agent in its partition",
                      "DISPATCHED": "its worker to start it",
                      "PROCESSING": "its worker to finish",
                      "CANCELLING": "its cancellation to finish"}.get(status, status.lower())
         rows.append({"id": nid, "kind": kind, "status": status, "since": to_time(entered),
                      "in_status_s": seconds_between(entered, now) if now != NA else None,
-                     "waiting_for": waits, "session_id": g.session_id(node)})
+                     "waiting_for": waits, "session_id": g.session_id(node), "partition_id": part})
     rows.sort(key=lambda r: (-(r["in_status_s"] or 0), r["id"]))
     return rows
 
