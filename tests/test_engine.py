@@ -219,3 +219,13 @@ def test_concurrent_views_and_injections_stay_consistent():
         th.join()
     assert not errors, errors[0]
     assert cl.view(cl.end_time + 1).tasks.num_rows == sc.truth["n_tasks"] + 30
+
+
+def test_view_accepts_infinite_times_and_refuses_nan():
+    """Given a cluster, when viewed at -inf and +inf, then it is empty and final respectively;
+    NaN is refused with a sentence."""
+    cl = build_scenario("chain", seed=1, tasks=5).cluster
+    assert cl.view(float("-inf")).tasks.num_rows == 0
+    assert cl.view(float("inf")).version == cl.view(cl.end_time).version
+    with pytest.raises(ValueError, match="NaN"):
+        cl.view(float("nan"))
