@@ -512,35 +512,41 @@ class TaskGraph:
     def outputs(self, node: int) -> list[int]:
         return sorted(self.dag.successor_indices(node))
 
+    SMALL_SCOPE = 50_000  # below this many nodes, walk their in-edges instead of all edges
+
+    def _scope(self, nodes, mask) -> tuple[np.ndarray | None, np.ndarray]:
+        if mask is None:
+            if nodes is None:
+                return None, np.ones(self.n, dtype=bool)
+            nodes = np.asarray(nodes, dtype=np.int64)
+            if len(nodes) < self.SMALL_SCOPE:
+                return nodes, None
+            mask = np.zeros(self.n, dtype=bool)
+            mask[nodes] = True
+        return None, mask
+
+    def _select(self, nodes, mask, candidate: np.ndarray, spoils: np.ndarray) -> np.ndarray:
+        """Candidates (a node mask) having no input marked in ``spoils``."""
+        small, mask = self._scope(nodes, mask)
+        if small is not None:
+            keep = [int(n) for n in np.unique(small) if candidate[n]
+                    and not any(spoils[p] for p in self.dag.predecessor_indices(int(n)))]
+            return np.array(keep, dtype=np.int64)
+        cand = mask & candidate
+        edge_in = cand[self.dst]
+        spoiled = np.zeros(self.n, dtype=bool)
+        spoiled[self.dst[edge_in & spoils[self.src]]] = True
+        return np.flatnonzero(cand & ~spoiled)
+
     def frontier(self, nodes: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """The blocking frontier of a node set: its incomplete nodes whose own inputs are all
         complete. RETRIED attempts are left out: their outputs moved to the next attempt."""
-        if mask is None:
-            mask = np.zeros(self.n, dtype=bool)
-            if nodes is None:
-                mask[:] = True
-            else:
-                mask[nodes] = True
-        candidate = mask & ~self.complete & ~self.retried
-        edge_in = candidate[self.dst]
-        blocked = np.zeros(self.n, dtype=bool)
-        blocked[self.dst[edge_in & ~self.complete[self.src]]] = True
-        return np.flatnonzero(candidate & ~blocked)
+        return self._select(nodes, mask, ~self.complete & ~self.retried, ~self.complete)
 
     def origins(self, nodes: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
         """Bad nodes (failed, timed-out, cancelled tasks; aborted, deleted results) with no bad
         input: where a failure started, before it propagated downstream."""
-        if mask is None:
-            mask = np.zeros(self.n, dtype=bool)
-            if nodes is None:
-                mask[:] = True
-            else:
-                mask[nodes] = True
-        candidate = mask & self.bad
-        edge_in = candidate[self.dst]
-        propagated = np.zeros(self.n, dtype=bool)
-        propagated[self.dst[edge_in & self.bad[self.src]]] = True
-        return np.flatnonzero(candidate & ~propagated)
+        return self._select(nodes, mask, self.bad, self.bad)
 
     def expected_by(self, result_node: int) -> np.ndarray:
         """Tasks that list the result among their expected outputs (ownership history)."""

@@ -97,7 +97,10 @@ def test_sql_ancestors_equal_graph_ancestors_and_frontier_is_exact(dag):
             expected = {n for n in scope
                         if status[n] not in ("COMPLETED", "RETRIED")
                         and all(status[p] == "COMPLETED" for p in inputs[n])}
-            front = g.frontier(np.append(anc, gi))
+            front = g.frontier(np.append(anc, gi))  # the small-scope path (walks in-edges)
+            mask = np.zeros(g.n, dtype=bool)
+            mask[np.append(anc, gi)] = True
+            assert np.array_equal(np.sort(front), g.frontier(mask=mask))  # the all-edges path
             graph_front = {("task" if a < g.n_tasks else "result", g.node_id(int(a))) for a in front}
             sql_front = {(x["kind"], x["id"]) for x in
                          snap.query("frontier", {"result_id": r["result_id"]}).to_pylist()}
