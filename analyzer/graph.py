@@ -192,6 +192,8 @@ class TaskGraph:
         tasks = snap.read_columns("tasks", cls.TASK_COLUMNS, dictionary=cls.DICTIONARY_COLUMNS)
         results = snap.read_columns("results", cls.RESULT_COLUMNS, dictionary=cls.DICTIONARY_COLUMNS)
         g._build(tasks, results)
+        del tasks, results  # the id columns are no longer needed: lower the peak before _finish
+        g._finish()
         if cache is not None and g.n_tasks >= cls.CACHE_MIN_TASKS:
             g._save_cache(cache)
         return g
@@ -251,6 +253,7 @@ class TaskGraph:
         g._snap = None
         g._tables = (tasks, results)
         g._build(tasks, results)
+        g._finish()
         return g
 
     # -- lazily loaded columns (timestamps, messages): not needed to build the graph ------------
@@ -396,8 +399,6 @@ class TaskGraph:
         self.kind = np.concatenate([
             np.full(len(data.src), KIND_DATA, np.int8), np.full(len(pay.src), KIND_PAYLOAD, np.int8),
             np.full(len(prod.src), KIND_PRODUCES, np.int8)])
-
-        self._finish()
 
     def _finish(self) -> None:
         """Node state and the rustworkx graph, from the index arrays."""
