@@ -123,6 +123,10 @@ class Snapshot:
         if unknown:
             raise AnalysisError(f"query {name!r} has no parameter {unknown[0]!r}; it takes "
                                 f"{', '.join(q.param_names) or 'none'}")
+        missing = [p for p in q.required_params if params.get(p) in (None, "")]
+        if missing:
+            raise AnalysisError(f"query {name!r} needs --param {missing[0]}=...; "
+                                f"its parameters: {q.params}")
         bound = {p: params.get(p) for p in q.param_names}
         return self.sql(q.sql, bound or None)
 

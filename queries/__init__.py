@@ -31,6 +31,11 @@ class QueryInfo:
     sql: str
 
     @property
+    def required_params(self) -> list[str]:
+        """Parameters the header marks ``(required)``."""
+        return [m.group(1) for m in re.finditer(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*\(required", self.params)]
+
+    @property
     def param_names(self) -> list[str]:
         """Every ``$name`` the SQL body binds, in order of first use."""
         seen: list[str] = []

@@ -289,6 +289,7 @@ def test_corrupted_checksum_exits_2_unless_no_verify(tmp_path, fb):
     (["critical-path", "{b}", "--session", "nope"], "session 'nope' is not in"),
     (["query", "{b}", "nope"], "no query named"),
     (["query", "{b}", "status_counts", "--param", "oops"], "is not k=v"),
+    (["query", "{b}", "ancestors"], "needs --param result_id"),
     (["sql", "{b}", "SELEC 1"], "the SQL failed"),
     (["analyze", "{b}", "--format", "xml"], "unknown --format"),
 ])
