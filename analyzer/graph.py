@@ -9,9 +9,10 @@ The data DAG (:attr:`TaskGraph.dag`) holds
   result -> task   the task reads the result (data dependency or payload)
   task -> result   the task produces the result: ``owner_task_id`` (after ownership transfers
                    and retries), else ``created_by``; a result with neither comes from the client.
-The spawn tree (parent -> subtask, from ``parent_task_ids[-1]`` when it is a task) and the retry
-chains (attempt -> next attempt) are kept apart as index arrays: they explain *when* a task came
-to exist, not what it reads.
+The spawn tree (parent -> subtask) and the retry chains (attempt -> next attempt) are kept apart
+as index arrays: they explain *when* a task came to exist, not what it reads. Both come from
+``created_by`` (see ``_build``), which equals ``parent_task_ids[-1]`` for a subtask and
+``retry_of_ids[-1]`` for a retry; ``queries/spawn_mismatches.sql`` checks it.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import rustworkx as rx
 
-from aksnap.output import render_rows
 
 from .common import (failure_message, fmt_seconds, micros, render_sections, seconds_between,
                      to_time)

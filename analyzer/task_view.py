@@ -64,6 +64,17 @@ def build(snap, task_id: str) -> dict[str, Any]:
                          "since_created_s": (v - t["created_at"]).total_seconds() if t.get("created_at") else None,
                          "step_s": (v - prev).total_seconds() if prev else None})
         prev = v
+    root_causes: list[dict[str, Any]] = []
+    if t["status"] in ("ERROR", "TIMEOUT", "CANCELLED", "CANCELLING"):
+        # what made it fail: the origins among its ancestors (itself when it failed running)
+        import numpy as np
+
+        from .lineage import root_cause_rows
+
+        g = snap.graph
+        node = g.task_index(task_id)
+        scope = np.append(g.ancestors(node), node)
+        root_causes = root_cause_rows(snap, g.origins(scope), scope, target=node)
     return {
         "task_id": task_id, "session_id": t["session_id"], "status": t["status"],
         "message": failure_message(t), "partition_id": t["partition_id"],
@@ -72,7 +83,7 @@ def build(snap, task_id: str) -> dict[str, Any]:
         "max_retries": t["max_retries"],
         "propagated_failure": t["status"] == "ERROR" and t["started_at"] is None,
         "attempts": attempts, "parent_chain": parent_chain, "subtasks": children,
-        "inputs": inputs, "outputs": outputs, "timeline": timeline,
+        "inputs": inputs, "outputs": outputs, "timeline": timeline, "root_causes": root_causes,
     }
 
 
@@ -90,4 +101,7 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
         ("Inputs", data["inputs"], ["kind", "result_id", "status", "producer", "completed_at"]),
         ("Outputs", data["outputs"], ["result_id", "status", "owner_task_id", "note"]),
         ("Timeline", data["timeline"], ["event", "at", "since_created_s", "step_s"]),
-    ], head)
+    ] + ([("Root causes (where its failure started)",
+           [{**r, "path": " -> ".join(r.get("path", []))} for r in data["root_causes"]],
+           ["kind", "id", "status", "attempt", "message", "path"])] if data["root_causes"] else []),
+        head)

@@ -190,7 +190,9 @@ def test_task_view_shows_attempts_and_ownership(snap):
     d = task_view.build(snap, "t8")
     assert d["outputs"][0]["note"] == "ownership moved to t10"
     assert {s["status"]: s["tasks"] for s in d["subtasks"]} == {"COMPLETED": 1, "SUBMITTED": 1}
-    assert task_view.build(snap, "t4")["propagated_failure"]
+    t4 = task_view.build(snap, "t4")
+    assert t4["propagated_failure"] and [r["id"] for r in t4["root_causes"]] == ["t3"]
+    assert [r["id"] for r in task_view.build(snap, "t3")["root_causes"]] == ["t3"]
 
 
 def test_overview_has_every_section(snap):
