@@ -66,6 +66,19 @@ def _np_index(a) -> np.ndarray:
     return _np(pc.fill_null(a, -1)).astype(np.int64, copy=False)
 
 
+def _chunks(a) -> list:
+    return list(a.chunks) if isinstance(a, pa.ChunkedArray) else [a]
+
+
+def _last(lists) -> pa.Array:
+    """The last element of each list (null for an empty or null list)."""
+    lists = _single(lists)
+    lengths = _np(pc.fill_null(pc.list_value_length(lists), 0)).astype(np.int64)
+    offsets = lists.offsets.to_numpy().astype(np.int64)
+    pos = np.where(lengths > 0, offsets[1:] - 1, -1)
+    return lists.values.take(pa.array(pos, mask=pos < 0)).cast(pa.string())
+
+
 def _ts_micro(col: pa.ChunkedArray) -> np.ndarray:
     c = _single(col).cast(pa.int64())
     return pc.fill_null(c, NA).to_numpy(zero_copy_only=False)
@@ -390,6 +403,10 @@ class TaskGraph:
         self.previous_attempt = np.where(is_retry, creator_t, -1)
         spawned_by = np.where(is_retry, -1, creator_t)
         self.parent = spawned_by[first_attempt]  # a retry keeps its first attempt's parent
+        if T and not (creator_t >= 0).any():
+            # No task names its creator (a Core too old to fill created_by, or a bundle that
+            # dropped it): fall back to the tails of the id lists, whatever they cost to read.
+            self._parents_from_lists(T)
         sp = np.flatnonzero(self.parent >= 0)
         self.spawn = Edges(self.parent[sp], sp)
         rt = np.flatnonzero(self.previous_attempt >= 0)
@@ -400,6 +417,20 @@ class TaskGraph:
         self.kind = np.concatenate([
             np.full(len(data.src), KIND_DATA, np.int8), np.full(len(pay.src), KIND_PAYLOAD, np.int8),
             np.full(len(prod.src), KIND_PRODUCES, np.int8)])
+
+    def _parents_from_lists(self, T: int) -> None:
+        if self._snap is not None:
+            tails = self._snap.con.sql(
+                "SELECT parent_task_ids[-1] AS parent, retry_of_ids[-1] AS previous FROM tasks"
+            ).to_arrow_table()
+            parent, previous = tails["parent"], tails["previous"]
+        else:
+            tasks = self._tables[0]
+            parent = _last(tasks["parent_task_ids"])
+            previous = _last(tasks["retry_of_ids"])
+        idx = _np_index(pc.index_in(pa.chunked_array(
+            _chunks(parent) + _chunks(previous), type=pa.string()), value_set=self.task_ids))
+        self.parent, self.previous_attempt = idx[:T], idx[T:]
 
     def _finish(self) -> None:
         """Node state and the rustworkx graph, from the index arrays."""

@@ -356,3 +356,15 @@ def test_queries_are_all_documented():
         info = queries.info(name)
         assert info.purpose and info.columns, f"{name}.sql lacks a purpose or columns header"
         assert f"`{name}`" in doc, f"docs/queries.md does not describe {name}"
+
+
+def test_spawn_tree_falls_back_to_ancestry_lists_without_created_by(tmp_path):
+    """Given a bundle whose tasks carry no created_by (an older Core), when the graph is built,
+    then the spawn tree and retry chain come from parent_task_ids[-1] and retry_of_ids[-1]."""
+    p = make_bundle(tmp_path / "old", tasks=[
+        task("p", outputs=["rp"]), task("c", parents=["s1", "p"], outputs=["rc"]),
+        task("c###1", parents=["s1", "p"], outputs=["rc"], retry_of=["c"], initial="c",
+             payload="c-payload")], results=[result("rp", owner="p"), result("rc", owner="c###1")])
+    g = Snapshot.open(p).graph
+    assert g.parent.tolist() == [-1, 0, 0] and g.previous_attempt.tolist() == [-1, -1, 1]
+    assert check.build(Snapshot.open(p))["counts"]["spawn_mismatch"] == 2  # and says so
