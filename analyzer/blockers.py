@@ -22,8 +22,8 @@ MAX_EXACT = 20_000
 
 
 def build(snap, session_id: str | None = None, limit: int | None = 20) -> dict[str, Any]:
+    g = snap.graph  # first: it builds while the checksums are still being verified
     snap.require_session(session_id)
-    g = snap.graph
     mask = g.session_nodes(session_id)
     front = g.frontier(mask=mask)
     rows = frontier_rows(snap, front)  # sorted: longest in status first

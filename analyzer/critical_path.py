@@ -155,6 +155,7 @@ def _seg(name: str, nid: str, a: int, b: int) -> dict[str, Any]:
 
 
 def build(snap, session_id: str | None = None) -> dict[str, Any]:
+    snap.graph  # first: it builds while the checksums are still being verified
     snap.require_session(session_id)
     ids = [session_id] if session_id else snap.session_ids()
     return {"sessions": [build_session(snap, s) for s in ids]}

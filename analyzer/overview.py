@@ -15,6 +15,7 @@ from aksnap.output import render_kv, render_rows, to_json
 
 
 def build(snap, session_id: str | None = None, top: int = 3) -> dict[str, Any]:
+    snap.graph  # first: it builds while the checksums are still being verified
     snap.require_session(session_id)
     p = {"session_id": session_id}
     summary = snap.query("session_summary", p).to_pylist()

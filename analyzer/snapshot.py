@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,22 @@ _SNAPSHOT_TIME_KEYS = ("snapshot_time", "snapshot_at", "exported_at", "export_st
 
 TIMESTAMP_COLUMNS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
                      "started_at", "processed_at", "ended_at")
+
+
+class _Verification(threading.Thread):
+    """verify_bundle in the background; ``problems`` once joined."""
+
+    def __init__(self, root: Path, manifest: dict[str, Any]):
+        super().__init__(name="aksnap-verify", daemon=True)
+        self.root, self.manifest = root, manifest
+        self.problems: list[str] = []
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.problems = verify_bundle(self.root, self.manifest)
+        except Exception as e:  # noqa: BLE001 - reported as a sentence by wait_verified
+            self.problems = [f"its files could not be verified ({e})"]
 
 
 class AnalysisError(Exception):
@@ -60,6 +77,21 @@ class Snapshot:
         #: ``collect_problems=True`` (the ``check`` command reports them instead of failing).
         self.integrity_problems = integrity_problems or []
         self.verified = True
+        self._verification: _Verification | None = None
+
+    def wait_verified(self) -> None:
+        """Wait for the checksum verification started by :meth:`open`; raise BundleError, one
+        sentence, if the bundle failed it. Every SQL answer and the graph call this first."""
+        v = self._verification
+        if v is None:
+            return
+        v.join()
+        if v.problems:
+            p = v.problems
+            raise BundleError(f"{self.path} failed its integrity check: {p[0]}"
+                              + (f" (and {len(p) - 1} more)" if len(p) > 1 else "")
+                              + "; re-export it, or pass --no-verify to read it anyway")
+        self._verification = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, verify: bool = True,
@@ -70,12 +102,14 @@ class Snapshot:
         root = Path(path)
         manifest = read_manifest(root)
         problems: list[str] = []
-        if verify or collect_problems:
+        pending = None
+        if collect_problems:
             problems = verify_bundle(root, manifest)
-            if problems and not collect_problems:
-                raise BundleError(f"{root} failed its integrity check: {problems[0]}"
-                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
-                                  + "; re-export it, or pass --no-verify to read it anyway")
+        elif verify:
+            # Hashing hundreds of MiB runs in a thread (hashlib releases the GIL) while the
+            # graph is read and built; every answer waits for it (wait_verified), so nothing
+            # computed from a corrupted bundle ever reaches the user.
+            pending = _Verification(root, manifest)
         con = duckdb.connect(config={"threads": threads} if threads else {})
         for table in TABLES:
             entry = manifest.get("tables", {}).get(table, {"file": f"{table}.parquet"})
@@ -90,6 +124,7 @@ class Snapshot:
         con.execute(queries.text("_views"))
         snap = cls(root, manifest, con, problems)
         snap.verified = bool(verify or collect_problems)
+        snap._verification = pending
         con.register("bundle_info", pa.table({
             "path": [str(root)],
             "format_version": [manifest.get("format_version")],
@@ -101,6 +136,7 @@ class Snapshot:
 
     def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run SQL with bound ``$name`` parameters; the answer as an Arrow table."""
+        self.wait_verified()
         try:
             rel = self.con.sql(text, params=dict(params)) if params else self.con.sql(text)
             if rel is None:  # a statement without rows (SET, CREATE ...)
@@ -185,9 +221,12 @@ class Snapshot:
         """The task/data graph (:class:`aksnap.analyzer.graph.TaskGraph`), built on first use."""
         from aksnap.analyzer.graph import TaskGraph
 
-        return TaskGraph.from_snapshot(self)
+        graph = TaskGraph.from_snapshot(self)  # built while the checksums are verified
+        self.wait_verified()
+        return graph
 
     def session_ids(self) -> list[str]:
+        self.wait_verified()
         rows = self.con.sql(
             "SELECT session_id FROM (SELECT session_id, min(created_at) AS t FROM tasks GROUP BY 1 "
             "UNION ALL SELECT session_id, created_at FROM sessions) GROUP BY 1 "
