@@ -368,3 +368,11 @@ def test_spawn_tree_falls_back_to_ancestry_lists_without_created_by(tmp_path):
     g = Snapshot.open(p).graph
     assert g.parent.tolist() == [-1, 0, 0] and g.previous_attempt.tolist() == [-1, -1, 1]
     assert check.build(Snapshot.open(p))["counts"]["spawn_mismatch"] == 2  # and says so
+
+
+def test_an_empty_bundle_is_answered_not_crashed(tmp_path):
+    p = make_bundle(tmp_path / "empty", tasks=[], results=[], sessions=[])
+    for argv in (["analyze", str(p)], ["blockers", str(p)], ["critical-path", str(p)],
+                 ["check", str(p)], ["query", str(p), "phase_percentiles"]):
+        r = runner.invoke(app, argv)
+        assert r.exit_code == 0, (argv, r.output)
