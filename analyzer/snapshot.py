@@ -176,23 +176,18 @@ class Snapshot:
     def snapshot_time(self) -> datetime | None:
         """The moment the bundle describes.
 
-        The manifest's export time (``exported_at``), unless the cluster's own clock is known to
-        differ from the exporter's: when ``latest_timestamp`` is later than the export time
-        (a clock running ahead), or when the source is the simulated control plane (Core
-        version ``*-simulated``, whose clock starts wherever the scenario says), the latest
+        The manifest's export time (``exported_at``), unless the cluster's clock ran ahead of
+        the exporter's (``latest_timestamp`` later than the export time): then the latest
         timestamp is the better "now". Without a manifest time, the latest timestamp in the
         bundle.
         """
         exported = next((t for t in (_parse_time(self.manifest.get(k)) for k in _SNAPSHOT_TIME_KEYS)
                          if t is not None), None)
         latest = _parse_time(self.manifest.get("latest_timestamp"))
-        core = str((self.manifest.get("armonik_versions") or {}).get("core", ""))
-        if exported is not None and latest is None and core.endswith("-simulated"):
-            latest = self._latest_timestamp_in_data()
         if exported is None:
             latest = latest or self._latest_timestamp_in_data()
             return latest or _parse_time(self.manifest.get("written_at"))
-        if latest is not None and (latest > exported or core.endswith("-simulated")):
+        if latest is not None and latest > exported:
             return latest
         return exported
 
