@@ -40,8 +40,15 @@ from aksnap.exporter.client import (
     TlsFiles,
     resolve_connection,
 )
-from aksnap.exporter.decode import decode_page, status_counts_from_raw, versions_from_raw
+from aksnap.exporter.decode import (
+    ID_COLUMN,
+    decode_page,
+    status_counts_from_raw,
+    versions_from_raw,
+)
 from aksnap.exporter.requests import (
+    ASC,
+    DESC,
     HEX,
     all_partitions_filters,
     count_tasks_request,
@@ -233,21 +240,37 @@ class _Exporter:
         schema = SCHEMAS[table]
         return pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
 
+    def _edge_id(self, table: str, session_id: str, descending: bool) -> str | None:
+        req = list_request(table, row_filters(table, session_id), 0, 1)
+        req.sort.direction = DESC if descending else ASC
+        rows = decode_page(table, self.client.call(table, req)).rows
+        return rows.column(ID_COLUMN[table])[0].as_py() if rows.num_rows else None
+
+    def has_residual(self, table: str, session_id: str) -> bool:
+        """Whether the session has ids that start with no lowercase hex digit (in no shard).
+
+        ArmoniK has no NOT STARTS_WITH, so this compares counts: the session's, the 16-shard
+        union's (one OR filter), the session's again. When the session did not change in
+        between, the gap is exact. A session that keeps growing (a live one) makes the gap
+        meaningless; then the smallest and largest ids (sorted by id) are checked instead,
+        which finds ids sorting before "0" or after "f" but not, say, upper-case ones.
+        """
+        for _ in range(3):
+            before = self.count(table, row_filters(table, session_id))
+            covered = self.count(table, hex_filters(table, session_id))
+            after = self.count(table, row_filters(table, session_id))
+            if before == after:
+                return after > covered
+        edges = (self._edge_id(table, session_id, False), self._edge_id(table, session_id, True))
+        return any(e and e[0] not in HEX for e in edges)
+
     def plan(self, table: str, session_id: str) -> list[Unit]:
         total = self.count(table, row_filters(table, session_id))
         if total <= SHARD_PAGES * (self.page_size or AUTO_FIRST_PAGE):
             return [Unit(table, session_id, row_filters(table, session_id), None, total)]
         units = [Unit(table, session_id, row_filters(table, session_id, h), h,
                       self.count(table, row_filters(table, session_id, h))) for h in HEX]
-        # Ids that do not start with a lowercase hex digit are in no shard, and ArmoniK has no
-        # NOT STARTS_WITH: compare the 16-shard union with the session's count (union first,
-        # so rows inserted in between can only make the gap look bigger, never hide it), and
-        # if a gap remains twice, scan the whole session keeping only those ids.
-        for _ in range(2):
-            covered = self.count(table, hex_filters(table, session_id))
-            if self.count(table, row_filters(table, session_id)) <= covered:
-                break
-        else:
+        if self.has_residual(table, session_id):
             units.append(Unit(table, session_id, row_filters(table, session_id), "residual",
                               0, residual=True))
         return units
@@ -396,6 +419,7 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
                     "late_duplicates_dropped": sum(r.late_duplicates for r in reps),
                     "rescans": sum(r.rescans for r in reps),
                     "missing_vs_reported_total": sum(r.short for r in reps),
+                    "units_stopped_growing": sum(r.truncated for r in reps),
                 }
                 consistency[table] = c
                 if c["missing_vs_reported_total"]:

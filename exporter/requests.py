@@ -30,6 +30,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 HEX = "0123456789abcdef"
 ASC = sort_direction_pb2.SORT_DIRECTION_ASC
+DESC = sort_direction_pb2.SORT_DIRECTION_DESC
 
 _STR_EQ = fc.FILTER_STRING_OPERATOR_EQUAL
 _STR_PREFIX = fc.FILTER_STRING_OPERATOR_STARTS_WITH

@@ -15,6 +15,8 @@ next page repeats rows (and a deletion would skip rows). One :class:`UnitScan` r
   if the unit is small. A big unit short only by rows created while it was read is a live
   session: a full second pass would race the next arrivals too, so the shortfall is reported
   in the manifest instead;
+- stops a pass after ``GROWTH_LIMIT`` times the rows the unit had when the pass began, so a
+  session that grows faster than it can be read cannot keep the export running forever;
 - halves the page size when a response does not fit the receive limit (RESOURCE_EXHAUSTED),
   and proactively when a page comes close to it. The page size only ever halves, so the
   offset stays a multiple of it and ``page = offset // page_size`` stays exact.
@@ -39,6 +41,8 @@ from aksnap.exporter.requests import HEX, list_request
 # Keep a page below this share of the receive limit: a page's size varies with its rows'
 # id lists, and the next page may carry heavier rows than the last one.
 PAGE_BYTES_TARGET = 0.5
+# A pass stops after reading this many times the rows its first page reported.
+GROWTH_LIMIT = 4
 # Automatic page size: the first units' pages, and the most rows a page may have.
 AUTO_FIRST_PAGE = 4000
 AUTO_MAX_PAGE = 16000
@@ -73,6 +77,7 @@ class UnitReport:
     rescans: int = 0
     final_page_size: int = 0
     short: int = 0                  # reported total minus rows, after the last rescan (>0: missed)
+    truncated: bool = False         # stopped at GROWTH_LIMIT: the unit grew faster than it was read
 
 
 Sink = Callable[[str, pa.RecordBatch], None]
@@ -188,14 +193,18 @@ class UnitScan:
         offset = 0
         held: pa.RecordBatch | None = None
         total = 0
-        first = True
+        limit: int | None = None
         while True:
             if self.cancelled.is_set():
                 raise ExportError("the export was cancelled")
             page, requested = self._fetch(offset)
             total = page.total
-            if first and not rescan:
-                self._first_total, first = total, False
+            if limit is None:
+                if not rescan:
+                    self._first_total = total
+                # A session that grows faster than it is read would keep a pass going forever:
+                # stop after GROWTH_LIMIT times the rows it had; the rest is reported as missing.
+                limit = GROWTH_LIMIT * max(total, requested) + requested
             got = page.rows.num_rows
             rows = self._drop_written(self._prepare(page.rows), count_as_late=not rescan)
             if held is not None:
@@ -209,6 +218,9 @@ class UnitScan:
             offset += got
             if got < requested or got == 0:
                 break
+            if offset >= limit:
+                self.report.truncated = True
+                break
         if held is not None:
             self._emit(held)
         return total
@@ -219,8 +231,8 @@ class UnitScan:
         session: rereading it would cost a full pass and race the next arrivals anyway."""
         if self.unit.residual or self.report.rescans >= self.max_rescans:
             return False  # a residual unit reads the whole session: its total says nothing
-        if self.report.rows >= total:
-            return False
+        if self.report.rows >= total or self.report.truncated:
+            return False  # complete, or growing faster than it can be read: rereading won't help
         return self.report.rows < first_total or self._pages_per_pass <= SMALL_UNIT_PAGES
 
     def run(self) -> UnitReport:
