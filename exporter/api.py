@@ -422,7 +422,13 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
                     "units_stopped_growing": sum(r.truncated for r in reps),
                 }
                 consistency[table] = c
-                if c["missing_vs_reported_total"]:
+                if c["units_stopped_growing"]:
+                    warnings.append(
+                        f"{c['units_stopped_growing']} {table} scans grew faster than they could "
+                        "be read and were stopped at 4 times their starting rows: rows may be "
+                        "missing, older ones included; export again when the sessions are "
+                        "calmer, or with a larger --page-size")
+                elif c["missing_vs_reported_total"]:
                     warnings.append(
                         f"{c['missing_vs_reported_total']} {table} arrived while the export ran "
                         f"and are not in the bundle (after {c['rescans']} rescans)")

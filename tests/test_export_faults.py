@@ -265,3 +265,23 @@ def test_interrupted_cli_cleans_up(tmp_path, sig):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
     assert not out.exists() and _leftovers(tmp_path, "b") == []
+
+
+def test_a_session_growing_faster_than_it_is_read_still_ends(tmp_path):
+    """Given a 200-task session read 100 rows per page while 150 tasks (and 300 results) are
+    inserted after every page, when exported, then each pass stops at 4x the rows it began
+    with: the export ends, no task is there twice, and the manifest and a warning say that
+    the units stopped (rows, even old ones, may be missing: the inserts shift them beyond)."""
+    cluster = synthetic_cluster(200, seed=13)
+    original = set(cluster.tasks.column("id").to_pylist())
+    with SimulatedControlPlane(cluster, faults=Faults(insert_rows_between_pages=150)) as cp:
+        t0 = time.monotonic()
+        s = export(cp.start(), tmp_path / "b", all_sessions=True, page_size=100, jobs=1)
+        assert time.monotonic() - t0 < 30
+    ids = pq.read_table(s.path / "tasks.parquet").column("task_id")
+    assert pc.count_distinct(ids).as_py() == len(ids)
+    assert len(original & set(ids.to_pylist())) > 0
+    c = s.manifest["consistency"]
+    assert c["tasks"]["units_stopped_growing"] >= 1
+    assert c["tasks"]["missing_vs_reported_total"] > 0
+    assert any("grew faster than they could be read" in w for w in s.warnings)
