@@ -97,7 +97,10 @@ def _ts(a: pa.Array) -> pa.Array:
 
 
 def _enum(a: pa.Array, prefix: str) -> pa.Array:
-    return pc.replace_substring_regex(a, pattern=f"^{prefix}", replacement="")
+    # A page has a handful of distinct statuses: strip the prefix once per distinct value.
+    enc = a.dictionary_encode()
+    names = pc.replace_substring_regex(enc.dictionary, pattern=f"^{prefix}", replacement="")
+    return names.take(enc.indices)
 
 
 def _list(a: pa.Array) -> pa.Array:
