@@ -35,14 +35,16 @@ def _check_replaceable(out: Path) -> None:
 def run_demo(out: Path = DEFAULT_OUT, seed: int = 0, tasks: int | None = None) -> dict[str, Any]:
     """Serve the demo scenario, export it to ``out`` and return what was done (plain data)."""
     from aksnap.exporter import export
-    from aksnap.fixtures.scenarios import build_scenario
+    from aksnap.fixtures.scenarios import build_scenario_now
     from aksnap.fixtures.server import SimulatedControlPlane
 
     out = Path(out)
     _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    scenario = build_scenario("demo", seed=seed, tasks=tasks)
+    # Anchored on the wall clock, as a real cluster is: "PROCESSING for 40 s" then reads true
+    # next to the export time.
+    scenario = build_scenario_now("demo", seed=seed, tasks=tasks)
     with SimulatedControlPlane(scenario) as cp:
         endpoint = cp.start("127.0.0.1", 0)
         summary = export(endpoint, out, all_sessions=True, overwrite=True)
@@ -53,33 +55,6 @@ def run_demo(out: Path = DEFAULT_OUT, seed: int = 0, tasks: int | None = None) -
         "truth": scenario.truth,
         "seconds": time.perf_counter() - t0,
     }
-
-
-def _bundle_overview(path: Path) -> str:
-    """What the bundle holds, read with pyarrow only (the fallback when no analyzer API exists)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
-    from aksnap.bundle import read_manifest
-    from aksnap.output import render_kv, render_rows
-
-    m = read_manifest(path)
-    tasks = pq.read_table(path / "tasks.parquet", columns=["status"])
-    results = pq.read_table(path / "results.parquet", columns=["status"])
-
-    def counts(t):
-        return sorted(((d["values"], d["counts"]) for d in pc.value_counts(t.column("status")).to_pylist()),
-                      key=lambda x: -x[1])
-
-    lines = [render_kv([
-        ("format version", m["format_version"]),
-        ("snapshot", m.get("snapshot")),
-        ("exported at", m.get("exported_at")),
-        ("sessions", ", ".join(f"{s['session_id']} ({s['status']})" for s in m.get("sessions", []))),
-        *((f"{t} rows", m["tables"][t]["rows"]) for t in m["tables"]),
-    ]), "", "tasks by status:", render_rows([{"status": s, "tasks": n} for s, n in counts(tasks)]),
-        "", "results by status:", render_rows([{"status": s, "results": n} for s, n in counts(results)])]
-    return "\n".join(lines)
 
 
 def _call(fn: Callable, *args) -> str:
@@ -95,24 +70,14 @@ def _call(fn: Callable, *args) -> str:
 
 
 def _analysis(path: Path, truth: dict[str, Any]) -> str:
-    """The analyzer's answers when its API is there, else a summary of the bundle."""
-    sections = []
-    try:
-        from aksnap.analyzer import api  # type: ignore[attr-defined]
-    except ImportError:
-        api = None
-    if api is not None and hasattr(api, "overview"):
-        sections.append(_call(api.overview, path))
-        lineage = getattr(api, "lineage", None)
-        for key, question in (("blocked_result", "why is this result not ready?"),
-                              ("failed_result", "why did this result fail?")):
-            if callable(lineage) and truth.get(key):
-                sections.append(f"\n== {question} ({truth[key]})\n{_call(lineage, path, truth[key])}")
-        return "\n".join(sections)
-    sections.append(_bundle_overview(path))
-    for key, what in (("blocked_result", "is still awaited"), ("failed_result", "failed")):
+    """The analyzer's overview, then the lineage of the blocked and of the failed result."""
+    from aksnap.analyzer import api
+
+    sections = [_call(api.overview, path)]
+    for key, question in (("blocked_result", "why is this result not ready?"),
+                          ("failed_result", "why did this result fail?")):
         if truth.get(key):
-            sections.append(f"\nresult {truth[key]} {what}: its lineage in the analyzer says why")
+            sections.append(f"\n== {question} ({truth[key]})\n{_call(api.lineage, path, truth[key])}")
     return "\n".join(sections)
 
 
