@@ -152,6 +152,17 @@ SCHEMAS: dict[str, pa.Schema] = {
 }
 TABLES = tuple(SCHEMAS)
 
+# Columns worth dictionary-encoding in Parquet: few distinct values. Ids (random GUIDs) are
+# not: dictionary pages for them cost write time and then fall back to plain anyway.
+DICTIONARY_COLUMNS: dict[str, list[str]] = {
+    "sessions": ["status"],
+    "tasks": ["session_id", "status", "status_message", "owner_pod_id", "pod_hostname",
+              "output_error", "partition_id", "application_name", "application_version",
+              "application_namespace", "application_service", "engine_type"],
+    "results": ["session_id", "status", "name"],
+    "partitions": [],
+}
+
 
 class BundleError(Exception):
     """A bundle is missing, unreadable, of another format version, or fails its checksums."""
@@ -215,7 +226,8 @@ class BundleWriter:
         w = self._writers.get(table)
         if w is None:
             w = pq.ParquetWriter(self.tmp / f"{table}.parquet", schema_with_metadata(table),
-                                 compression=self.compression)
+                                 compression=self.compression,
+                                 use_dictionary=DICTIONARY_COLUMNS[table] or False)
             self._writers[table] = w
         return w
 
