@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
