@@ -2,61 +2,101 @@
 
 A blocking node is on the blocking frontier (incomplete, every input complete). Its weight is
 the number of results downstream of it still awaiting data (status CREATED), counted exactly
-with a graph traversal from each blocking node.
+over the graph (``TaskGraph.downstream_sums``: chains of single successors summed by pointer
+jumping, one traversal per place where paths fan out), for every blocking node at once.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from aksnap.bundle import RESULT_STATUSES
 
-from .common import render_sections
+from .common import micros, render_sections
+from .graph import NA
 from .lineage import frontier_rows
 
 CREATED = RESULT_STATUSES.index("CREATED")
-# Beyond this many blocking nodes the exact count runs on the ones in their status the longest.
+# At most this many traversals (one per place downstream of the blocking nodes where paths fan
+# out); beyond, the blocking nodes in their status the longest are the ones ranked.
 MAX_EXACT = 20_000
+
+
+@dataclass
+class Ranking:
+    """Blocking nodes in rank order, with their counts (numpy arrays, one entry per node)."""
+    nodes: np.ndarray
+    holds_results: np.ndarray
+    holds_tasks: np.ndarray
+    ready_inputs_waiting: np.ndarray
+    blocking_nodes: int  # the whole frontier, ranked or not
+    ranked_exactly: int
+
+
+def in_status_seconds(snap, nodes: np.ndarray) -> np.ndarray:
+    """Seconds each node has been in its status at snapshot time (NaN when unknown)."""
+    g = snap.graph
+    now = micros(snap.snapshot_time)
+    entered = g.entered_status_at_many(nodes)
+    if now == NA:
+        return np.full(len(nodes), np.nan)
+    return np.where(entered != NA, np.round((now - entered) / 1e6, 6), np.nan)
+
+
+def longest_waiting_first(snap, nodes: np.ndarray) -> np.ndarray:
+    """``nodes`` ordered by time in status (longest first), then id."""
+    waited = np.nan_to_num(in_status_seconds(snap, nodes), nan=0.0)
+    return nodes[np.lexsort((snap.graph.id_rank(nodes), -waited))]
+
+
+def rank(snap, mask: np.ndarray) -> Ranking:
+    """Rank the blocking frontier of the nodes in ``mask``, vectorised over all of them."""
+    g = snap.graph
+    front = longest_waiting_first(snap, g.frontier(mask=mask))
+    T = g.n_tasks
+    waiting_result = np.concatenate([np.zeros(T, dtype=bool), g.result_status == CREATED])
+    incomplete_task = np.concatenate([~g.complete[:T] & ~g.retried[:T] & ~g.bad[:T],
+                                      np.zeros(g.n_results, dtype=bool)])
+    # Ties are broken by the finished data parked behind the blocker: completed inputs of the
+    # tasks it holds up (a reduce waiting for one straggler out of a thousand inputs).
+    weights = np.stack([waiting_result, incomplete_task,
+                        np.where(incomplete_task, g.complete_inputs, 0)], axis=1)
+    sums, exact = g.downstream_sums(front, weights, max_traversals=MAX_EXACT)
+    held_results = sums[:, 0] + waiting_result[front]
+    # a failure whose consequences are already settled is left to the root causes
+    keep = exact & ~((held_results == 0) & g.bad[front])
+    nodes, hr, ht, ready = front[keep], held_results[keep], sums[keep, 1], sums[keep, 2]
+    waited = np.nan_to_num(in_status_seconds(snap, nodes), nan=0.0)
+    order = np.lexsort((g.id_rank(nodes), -waited, -ready, -hr))
+    return Ranking(nodes[order], hr[order], ht[order], ready[order], len(front), int(exact.sum()))
+
+
+def rows(snap, r: Ranking, picks: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """Rows of the ranked blockers at positions ``picks`` (default: all), in rank order."""
+    picks = np.arange(len(r.nodes)) if picks is None else np.asarray(picks, dtype=np.int64)
+    described = frontier_rows(snap, r.nodes[picks], sort=False)
+    return [{**d, "holds_results": int(r.holds_results[i]), "holds_tasks": int(r.holds_tasks[i]),
+             "ready_inputs_waiting": int(r.ready_inputs_waiting[i]), "rank": int(i) + 1}
+            for d, i in zip(described, picks.tolist())]
 
 
 def build(snap, session_id: str | None = None, limit: int | None = 20) -> dict[str, Any]:
     g = snap.graph  # first: it builds while the checksums are still being verified
     snap.require_session(session_id)
     mask = g.session_nodes(session_id)
-    front = g.frontier(mask=mask)
-    rows = frontier_rows(snap, front)  # sorted: longest in status first
-    considered = rows[:MAX_EXACT]
-    node_of = dict(zip(g.node_ids(front), front.tolist()))
-    waiting_result = np.concatenate([np.zeros(g.n_tasks, dtype=bool), g.result_status == CREATED])
-    incomplete_task = np.concatenate([~g.complete[:g.n_tasks] & ~g.retried[:g.n_tasks] & ~g.bad[:g.n_tasks],
-                                      np.zeros(g.n_results, dtype=bool)])
-    out = []
-    for r in considered:
-        node = node_of[r["id"]]
-        d = g.descendants(node)
-        held_results = int(waiting_result[d].sum()) + int(waiting_result[node])
-        held = d[incomplete_task[d]]
-        if held_results == 0 and g.bad[node]:
-            continue  # a failure whose consequences are already settled: see root causes
-        # Ties are broken by the finished data parked behind the blocker: completed inputs of
-        # the tasks it holds up (a reduce waiting for one straggler out of a thousand inputs).
-        ready = sum(int(g.complete[g.inputs(int(t))].sum()) for t in held[:1000])
-        out.append({**r, "holds_results": held_results, "holds_tasks": int(len(held)),
-                    "ready_inputs_waiting": ready})
-    out.sort(key=lambda r: (-r["holds_results"], -r["ready_inputs_waiting"],
-                            -(r["in_status_s"] or 0), r["id"]))
-    for i, r in enumerate(out, 1):
-        r["rank"] = i
+    r = rank(snap, mask)
+    shown = np.arange(min(limit, len(r.nodes)) if limit else len(r.nodes))
     incomplete = int((mask & ~g.complete & ~g.retried).sum())
     return {
         "session_id": session_id,
         "snapshot_time": snap.snapshot_time,
         "incomplete_nodes": incomplete,
-        "blocking_nodes": len(front),
-        "ranked_exactly": len(considered),
-        "blockers": out[:limit] if limit else out,
+        "blocking_nodes": r.blocking_nodes,
+        "ranked_exactly": r.ranked_exactly,
+        "blockers": rows(snap, r, shown),
     }
 
 

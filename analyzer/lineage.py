@@ -44,8 +44,10 @@ def _partitions(snap) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def frontier_rows(snap, nodes: np.ndarray, detail_limit: int = 2000) -> list[dict[str, Any]]:
-    """Describe frontier nodes: id, kind, status, since when, for how long, what it waits for."""
+def frontier_rows(snap, nodes: np.ndarray, detail_limit: int = 2000,
+                  sort: bool = True) -> list[dict[str, Any]]:
+    """Describe frontier nodes: id, kind, status, since when, for how long, what it waits for;
+    longest in status first (``sort=False``: in the order given)."""
     g = snap.graph
     now = micros(snap.snapshot_time)
     ids = g.node_ids(nodes)
@@ -80,7 +82,8 @@ def frontier_rows(snap, nodes: np.ndarray, detail_limit: int = 2000) -> list[dic
         rows.append({"id": nid, "kind": kind, "status": status, "since": to_time(entered),
                      "in_status_s": seconds_between(entered, now) if now != NA else None,
                      "waiting_for": waits, "session_id": g.session_id(node), "partition_id": part})
-    rows.sort(key=lambda r: (-(r["in_status_s"] or 0), r["id"]))
+    if sort:
+        rows.sort(key=lambda r: (-(r["in_status_s"] or 0), r["id"]))
     return rows
 
 
