@@ -539,6 +539,132 @@ class TaskGraph:
         d = rx.descendants(self.dag, node)
         return np.sort(np.fromiter(d, dtype=np.int64, count=len(d)))
 
+    # -- vectorised, over many nodes at once -----------------------------------------------------
+
+    def node_id_array(self, nodes: np.ndarray) -> pa.Array:
+        """The ids of ``nodes`` (in that order) as one Arrow string array."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        t = nodes < self.n_tasks
+        pos = np.empty(len(nodes), dtype=np.int64)
+        pos[t] = np.arange(int(t.sum()))
+        pos[~t] = int(t.sum()) + np.arange(int((~t).sum()))
+        both = pa.concat_arrays([_single(self.task_ids.take(pa.array(nodes[t]))).cast(pa.string()),
+                                 _single(self.result_ids.take(pa.array(nodes[~t] - self.n_tasks))).cast(pa.string())])
+        return both.take(pa.array(pos))
+
+    def id_rank(self, nodes: np.ndarray) -> np.ndarray:
+        """Rank of each node's id among ``nodes`` (ties: the same rank), for id tie-breaks."""
+        if not len(nodes):
+            return np.zeros(0, dtype=np.int64)
+        return _np(pc.rank(self.node_id_array(nodes), sort_keys="ascending",
+                           tiebreaker="min")).astype(np.int64)
+
+    def entered_status_at_many(self, nodes: np.ndarray) -> np.ndarray:
+        """:meth:`entered_status_at` of many nodes at once (µs since epoch, NA when unknown)."""
+        nodes = np.asarray(nodes, dtype=np.int64)
+        out = np.full(len(nodes), NA, dtype=np.int64)
+        t = nodes < self.n_tasks
+        tn = nodes[t]
+        if len(tn):
+            ts = self.task_ts
+            latest = np.max(np.stack([ts[c][tn] for c in TASK_TS]), axis=0)
+            v = ts["ended_at"][tn].copy()
+            st = self.task_status[tn]
+            for status, col in _ENTERED.items():
+                sel = st == TASK_CODE[status]
+                v[sel] = ts[col][tn[sel]]
+            out[t] = np.where(v != NA, v, latest)
+        rn = nodes[~t] - self.n_tasks
+        if len(rn):
+            rts = self.result_ts
+            done = self.result_status[rn] == RESULT_CODE["COMPLETED"]
+            v = np.where(done, rts["completed_at"][rn], rts["created_at"][rn])
+            out[~t] = np.where(v != NA, v, rts["created_at"][rn])
+        return out
+
+    @cached_property
+    def out_degree(self) -> np.ndarray:
+        return np.bincount(self.src, minlength=self.n).astype(np.int64)
+
+    @cached_property
+    def complete_inputs(self) -> np.ndarray:
+        """How many of each node's input edges come from a complete node."""
+        return np.bincount(self.dst, weights=self.complete[self.src], minlength=self.n).astype(np.int64)
+
+    @cached_property
+    def single_successor(self) -> np.ndarray:
+        """The successor of each node with exactly one out-edge in the data DAG, else -1."""
+        succ = np.full(self.n, -1, dtype=np.int64)
+        e = (self.out_degree == 1)[self.src]
+        succ[self.src[e]] = self.dst[e]
+        return succ
+
+    @staticmethod
+    def _jump(succ: np.ndarray, weights: np.ndarray, rounds: int = 64):
+        """Pointer jumping along ``succ`` (-1 = stop), about log2(length) vectorised rounds:
+        the end of each node's chain and the sums of ``weights`` (shape (n, k)) over the nodes
+        after it up to and including the end. Nodes still moving after ``rounds`` rounds are
+        flagged (only a cycle does that)."""
+        nxt = succ.copy()
+        end = np.where(succ >= 0, succ, np.arange(len(succ)))
+        acc = np.zeros_like(weights)
+        s = succ >= 0
+        acc[s] = weights[succ[s]]
+        live = np.flatnonzero(s)
+        for _ in range(rounds):
+            if not len(live):
+                break
+            j = nxt[live]
+            acc[live] += acc[j]
+            end[live] = end[j]
+            nxt[live] = nxt[j]
+            live = live[nxt[live] >= 0]
+        stuck = np.zeros(len(succ), dtype=bool)
+        stuck[live] = True
+        return end, acc, stuck
+
+    def downstream_sums(self, sources: np.ndarray, weights: np.ndarray,
+                        max_traversals: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """For each source node, the sums (per column of ``weights``, shape (n, k)) over every
+        node downstream of it in the data DAG, exactly, without one traversal per source.
+
+        A node with a single out-edge has as descendants its successor and the successor's
+        descendants (disjoint, in a DAG), so chains of such nodes are summed by weighted pointer
+        jumping; one traversal runs per distinct chain end with several out-edges (where paths
+        fan out and may meet again). With ``max_traversals``, chain ends beyond that many, in
+        the order of ``sources``, are not traversed and their sources are not exact. A graph
+        with a cycle is walked from each source. Returns (sums (len(sources), k), exact)."""
+        sources = np.asarray(sources, dtype=np.int64)
+        w = np.asarray(weights, dtype=np.int64)
+        w = w[:, None] if w.ndim == 1 else w
+        k = w.shape[1]
+        acyclic = self.is_dag()
+        if acyclic:
+            end, acc, _ = self._jump(self.single_successor, w)
+            out, ends = acc[sources], end[sources]
+        else:
+            out, ends = np.zeros((len(sources), k), dtype=np.int64), sources
+        exact = np.ones(len(sources), dtype=bool)
+        need = np.flatnonzero(self.out_degree[ends] >= (2 if acyclic else 1))
+        if len(need):
+            _, first = np.unique(ends[need], return_index=True)
+            keep = np.sort(first)  # positions (in need) of each anchor's first source
+            if max_traversals is not None:
+                keep = keep[:max_traversals]
+            walk = ends[need][keep]
+            sums = np.zeros((len(walk) + 1, k), dtype=np.int64)  # last row: not walked
+            for i, a in enumerate(walk.tolist()):
+                d = rx.descendants(self.dag, a)
+                sums[i] = w[np.fromiter(d, dtype=np.int64, count=len(d))].sum(axis=0)
+            srt = np.argsort(walk)
+            pos = np.searchsorted(walk[srt], ends[need])
+            pos = np.minimum(pos, max(len(walk) - 1, 0))
+            hit = (walk[srt][pos] == ends[need]) if len(walk) else np.zeros(len(need), dtype=bool)
+            row = np.where(hit, srt[pos] if len(walk) else 0, len(walk))
+            out[need] += sums[row]
+            exact[need[~hit]] = False
+        return out, exact
+
     def inputs(self, node: int) -> list[int]:
         return sorted(self.dag.predecessor_indices(node))
 
