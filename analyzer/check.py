@@ -85,21 +85,25 @@ def graph_anomalies(snap, mask: np.ndarray, thorough: bool) -> list[dict[str, An
 
 def build(snap, session_id: str | None = None, limit: int | None = 200,
           thorough: bool = True) -> dict[str, Any]:
-    snap.require_session(session_id)
-    g = snap.graph
-    mask = g.session_nodes(session_id)
     integrity = [{"kind": "integrity", "session_id": None, "object_id": None, "detail": p}
                  for p in snap.integrity_problems]
-    rows = graph_anomalies(snap, mask, thorough)
-    p = {"session_id": session_id}
-    rows += snap.query("timestamp_contradictions", p).to_pylist()
-    if thorough:
-        rows += snap.query("spawn_mismatches", p).to_pylist()
+    rows: list[dict[str, Any]] = []
+    # A bundle whose files fail their checks is reported as such; its graph is not analysed
+    # (answers computed from damaged files would be wrong, or fail half-way).
+    if snap.usable and not integrity:
+        snap.require_session(session_id)
+        g = snap.graph
+        mask = g.session_nodes(session_id)
+        rows = graph_anomalies(snap, mask, thorough)
+        p = {"session_id": session_id}
+        rows += snap.query("timestamp_contradictions", p).to_pylist()
+        if thorough:
+            rows += snap.query("spawn_mismatches", p).to_pylist()
     rows.sort(key=lambda r: (r["kind"], r["session_id"] or "", r["object_id"] or "", r["detail"]))
     counts = Counter(r["kind"] for r in integrity + rows)
     return {
         "bundle": str(snap.path),
-        "format_version": snap.manifest.get("format_version"),
+        "format_version": snap.manifest.format_version if snap.manifest else None,
         "checksums": "not checked (--no-verify)" if not snap.verified else
                      ("ok" if not snap.integrity_problems else "FAILED"),
         "checks": "thorough" if thorough else "quick",

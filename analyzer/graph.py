@@ -130,22 +130,33 @@ def _chain_length(pointer: np.ndarray) -> np.ndarray:
     return dist
 
 
-CACHE_VERSION = "graph-v1"
+CACHE_VERSION = "graph-v2"
 
 
 def _cache_path(snap) -> Path | None:
     """Where this bundle's index cache lives (``$AKSNAP_CACHE_DIR``, else the user cache
-    directory); None when caching is off (``AKSNAP_CACHE_DIR=""``)."""
+    directory); None when caching is off (``AKSNAP_CACHE_DIR=""``).
+
+    Keyed by the tables' checksums, sizes and row counts: the content, not the manifest's
+    bytes (which a copied and edited bundle keeps). A cache is used only when the files are
+    proven to be that content: by the checksum verification every answer waits for, or, with
+    ``--no-verify``, by the files' identity (device, inode, size, mtime) recorded at build."""
     root = os.environ.get("AKSNAP_CACHE_DIR")
     if root == "":
         return None
     if root is None:
         root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "aksnap")
-    try:
-        key = hashlib.sha256((snap.path / "manifest.json").read_bytes()).hexdigest()[:24]
-    except OSError:
-        return None
+    tables = snap.manifest.tables
+    content = json.dumps([[t, e.sha256, e.bytes, e.rows] for t, e in sorted(tables.items())])
+    key = hashlib.sha256(content.encode()).hexdigest()[:24]
     return Path(root) / f"{CACHE_VERSION}-{key}.npz"
+
+
+def _cache_trusted(snap, meta: dict) -> bool:
+    """Whether a cache built for these checksums may answer for the files opened now."""
+    if snap.verified:
+        return True  # the checksums are being verified; no answer is shown unless they match
+    return meta.get("identity") == [list(i) for i in snap.bundle.identity()]
 
 
 def _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload, own_t, owner, creator_t,
@@ -224,6 +235,7 @@ class TaskGraph:
             ids = pa.table({"id": pa.concat_arrays([self.task_ids.cast(pa.string()),
                                                      self.result_ids.cast(pa.string())])})
             meta = {"n_tasks": self.n_tasks, "n_results": self.n_results,
+                    "identity": [list(i) for i in self._snap.bundle.identity()],
                     "sessions": self.sessions.to_pylist(),
                     "missing_texts": [t for _, t in self.missing_refs]}
             with open(tmp, "wb") as f:
@@ -241,6 +253,8 @@ class TaskGraph:
                 return False
             with np.load(path) as z:
                 meta = json.loads(str(z["meta"]))
+                if not _cache_trusted(self._snap, meta):
+                    return False
                 for k in self._CACHED:
                     setattr(self, k, z[k])
             ids = pa.ipc.open_file(pa.memory_map(str(path) + ".ids")).read_all()["id"]

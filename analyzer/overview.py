@@ -63,7 +63,7 @@ def build(snap, session_id: str | None = None, top: int = 3) -> dict[str, Any]:
             "anomalies": per_session_anomalies.get(sid, 0),
         })
     return {"bundle": str(snap.path), "snapshot_time": snap.snapshot_time,
-            "format_version": snap.manifest.get("format_version"),
+            "format_version": snap.manifest.format_version,
             "anomalies": anomalies["total"], "sessions": sessions}
 
 

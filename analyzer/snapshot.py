@@ -19,30 +19,34 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aksnap import queries
-from aksnap.bundle import TABLES, BundleError, read_manifest, verify_bundle
-
-# Manifest keys that may hold the moment the export looked at the cluster, most precise first.
-# ``written_at`` is deliberately absent: it is when the files were closed, which for a bundle
-# written by a test is "now" and would make every "time in status" drift.
-_SNAPSHOT_TIME_KEYS = ("snapshot_time", "snapshot_at", "exported_at", "export_started_at",
-                       "started_at", "export_time")
+from aksnap.bundle import (
+    RESULT_STATUSES,
+    SESSION_STATUSES,
+    TABLES,
+    TASK_STATUSES,
+    BundleError,
+    Manifest,
+    OpenBundle,
+    column_problems,
+    verify_bundle,
+)
 
 TIMESTAMP_COLUMNS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
                      "started_at", "processed_at", "ended_at")
 
 
 class _Verification(threading.Thread):
-    """verify_bundle in the background; ``problems`` once joined."""
+    """The bundle's checksums, in the background; ``problems`` once joined."""
 
-    def __init__(self, root: Path, manifest: dict[str, Any]):
+    def __init__(self, bundle: OpenBundle):
         super().__init__(name="aksnap-verify", daemon=True)
-        self.root, self.manifest = root, manifest
+        self.bundle = bundle
         self.problems: list[str] = []
         self.start()
 
     def run(self) -> None:
         try:
-            self.problems = verify_bundle(self.root, self.manifest)
+            self.problems = self.bundle.checksum_problems()
         except Exception as e:  # noqa: BLE001 - reported as a sentence by wait_verified
             self.problems = [f"its files could not be verified ({e})"]
 
@@ -68,13 +72,14 @@ class Snapshot:
     """One bundle, read-only: ``con`` (DuckDB, one view per table and the edge views),
     :meth:`sql`, :meth:`query`, and :attr:`graph` (rustworkx, built on first use)."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], con: duckdb.DuckDBPyConnection,
+    def __init__(self, bundle: OpenBundle, con: duckdb.DuckDBPyConnection,
                  integrity_problems: list[str] | None = None):
-        self.path = path
-        self.manifest = manifest
+        self.bundle = bundle
+        self.path = bundle.root
+        self.manifest: Manifest = bundle.manifest
         self.con = con
-        #: problems found by ``verify_bundle`` when opened with ``verify=False`` and
-        #: ``collect_problems=True`` (the ``check`` command reports them instead of failing).
+        #: problems found when opened with ``collect_problems=True`` (``aksnap check`` reports
+        #: them instead of failing)
         self.integrity_problems = integrity_problems or []
         self.verified = True
         self._verification: _Verification | None = None
@@ -96,41 +101,86 @@ class Snapshot:
     @classmethod
     def open(cls, path: str | os.PathLike, verify: bool = True,
              collect_problems: bool = False, threads: int | None = None) -> "Snapshot":
-        """Open a bundle: manifest and format version always checked; checksums unless
-        ``verify=False``. With ``collect_problems`` the checksum problems are kept in
-        :attr:`integrity_problems` instead of raised."""
+        """Open a bundle.
+
+        Always checked, before any query: the manifest (ours, our format version, well typed),
+        that every table is a plain file inside the bundle, its size, its schema and its row
+        count against the manifest, and the statuses and never-null columns the analyzer
+        interprets. Checksums unless ``verify=False`` (in a background thread; every answer
+        waits for the verdict). With ``collect_problems`` nothing is raised for a damaged
+        bundle: every problem, pages included, lands in :attr:`integrity_problems` and
+        :attr:`usable` says whether the tables can be queried at all.
+        """
         root = Path(path)
-        manifest = read_manifest(root)
-        problems: list[str] = []
-        pending = None
         if collect_problems:
-            problems = verify_bundle(root, manifest)
-        elif verify:
+            problems = verify_bundle(root, thorough=True)
+            try:
+                bundle = OpenBundle.open(root)
+            except BundleError:
+                snap = cls._unusable(root, problems)
+                return snap
+        else:
+            problems = []
+            bundle = OpenBundle.open(root)
+        try:
+            con = duckdb.connect(config={"threads": threads} if threads else {})
+            for table in TABLES:
+                con.read_parquet(bundle.file(table)).create_view(table, replace=True)
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(queries.text("_views"))
+        except duckdb.Error as e:
+            bundle.close()
+            raise BundleError(f"{root} cannot be read ({str(e).strip().splitlines()[0]}); "
+                              "`aksnap check` lists its problems") from None
+        snap = cls(bundle, con, problems)
+        if not collect_problems:
+            snap._check_vocabulary()
+        snap.verified = bool(verify or collect_problems)
+        if verify and not collect_problems:
             # Hashing hundreds of MiB runs in a thread (hashlib releases the GIL) while the
             # graph is read and built; every answer waits for it (wait_verified), so nothing
             # computed from a corrupted bundle ever reaches the user.
-            pending = _Verification(root, manifest)
-        con = duckdb.connect(config={"threads": threads} if threads else {})
-        for table in TABLES:
-            entry = manifest.get("tables", {}).get(table, {"file": f"{table}.parquet"})
-            f = root / entry["file"]
-            if not f.is_file():
-                raise BundleError(f"{root} has no {f.name}; the bundle is incomplete, re-export it")
-            try:
-                con.read_parquet(str(f)).create_view(table, replace=True)
-            except duckdb.Error as e:
-                raise BundleError(f"{f} is not readable Parquet ({e}); re-export the bundle") from None
-        con.execute("SET TimeZone = 'UTC'")
-        con.execute(queries.text("_views"))
-        snap = cls(root, manifest, con, problems)
-        snap.verified = bool(verify or collect_problems)
-        snap._verification = pending
+            snap._verification = _Verification(bundle)
         con.register("bundle_info", pa.table({
             "path": [str(root)],
-            "format_version": [manifest.get("format_version")],
+            "format_version": [bundle.manifest.format_version],
             "snapshot_time": pa.array([snap.snapshot_time], pa.timestamp("us", tz="UTC")),
         }))
         return snap
+
+    @classmethod
+    def _unusable(cls, root: Path, problems: list[str]) -> "Snapshot":
+        snap = cls.__new__(cls)
+        snap.bundle, snap.path, snap.con = None, root, None
+        snap.manifest = None
+        snap.integrity_problems = problems or ["the bundle cannot be opened"]
+        snap.verified = True
+        snap._verification = None
+        return snap
+
+    @property
+    def usable(self) -> bool:
+        """Whether the tables can be queried (False only for ``collect_problems`` opens of a
+        bundle whose manifest or files are unreadable)."""
+        return self.con is not None
+
+    def _check_vocabulary(self) -> None:
+        """Refuse, by name, statuses outside ArmoniK's vocabulary and nulls in the columns the
+        format never leaves null: the analyzer would otherwise drop edges or statuses."""
+        try:
+            rows = self.con.execute(queries.text("_validate"), {
+                "task_statuses": list(TASK_STATUSES), "result_statuses": list(RESULT_STATUSES),
+                "session_statuses": list(SESSION_STATUSES)}).fetchall()
+        except duckdb.Error as e:
+            raise BundleError(f"{self.path} cannot be read ({str(e).strip().splitlines()[0]}); "
+                              "`aksnap check` lists its problems") from None
+        for table, column, problem, n, example in rows:
+            if n:
+                what = (f"{n} rows whose {column} is null" if problem == "null" else
+                        f"status {example!r}, which is not an ArmoniK {table[:-1]} status")
+                raise BundleError(f"{self.path} cannot be read: {table}.parquet has {what}; the "
+                                  "file was edited or not written by aksnap (`aksnap check` "
+                                  "lists every problem)")
 
     # -- SQL ---------------------------------------------------------------------------------
 
@@ -181,12 +231,11 @@ class Snapshot:
         timestamp is the better "now". Without a manifest time, the latest timestamp in the
         bundle.
         """
-        exported = next((t for t in (_parse_time(self.manifest.get(k)) for k in _SNAPSHOT_TIME_KEYS)
-                         if t is not None), None)
-        latest = _parse_time(self.manifest.get("latest_timestamp"))
+        exported = _parse_time(self.manifest.exported_at)
+        latest = _parse_time(self.manifest.latest_timestamp)
         if exported is None:
             latest = latest or self._latest_timestamp_in_data()
-            return latest or _parse_time(self.manifest.get("written_at"))
+            return latest or _parse_time(self.manifest.written_at)
         if latest is not None and latest > exported:
             return latest
         return exported
@@ -207,9 +256,17 @@ class Snapshot:
                      dictionary: list[str] | None = None) -> pa.Table:
         """Columns of one table straight from its Parquet file (``dictionary``: columns to keep
         dictionary-encoded, for few distinct values such as statuses and session ids)."""
-        entry = self.manifest.get("tables", {}).get(table, {"file": f"{table}.parquet"})
-        return pq.read_table(self.path / entry["file"], columns=columns,
-                             read_dictionary=[c for c in dictionary or () if c in columns] or None)
+        try:
+            data = pq.read_table(self.bundle.file(table), columns=columns,
+                                 read_dictionary=[c for c in dictionary or () if c in columns] or None)
+        except (pa.ArrowException, OSError) as e:
+            raise BundleError(f"{self.path}: {table}.parquet cannot be read "
+                              f"({str(e).strip().splitlines()[0][:200]}); `aksnap check` lists "
+                              "its problems") from None
+        problems = column_problems(table, data, f"{table}.parquet")
+        if problems:
+            raise BundleError(f"{self.path} cannot be read: {problems[0]}")
+        return data
 
     @cached_property
     def graph(self):
@@ -238,7 +295,10 @@ class Snapshot:
                                 f"{' ...' if len(known) > 5 else ''})")
 
     def close(self) -> None:
-        self.con.close()
+        if self.con is not None:
+            self.con.close()
+        if self.bundle is not None:
+            self.bundle.close()
 
     def __enter__(self) -> "Snapshot":
         return self

@@ -16,17 +16,19 @@ silently.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-import uuid
+import re
+import stat
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 FORMAT_NAME = "armonik-snapshot-bundle"
@@ -163,8 +165,31 @@ DICTIONARY_COLUMNS: dict[str, list[str]] = {
 }
 
 
+# Columns the analyzer interprets structurally: a null there would silently drop an edge or a
+# status, so a reader refuses it (the format says "never null"; docs/bundle-format.md).
+NEVER_NULL: dict[str, tuple[str, ...]] = {
+    "sessions": ("session_id", "status"),
+    "tasks": ("task_id", "session_id", "status", "payload_id", "created_by", "initial_task_id",
+              "parent_task_ids", "data_dependencies", "expected_output_ids", "retry_of_ids"),
+    "results": ("result_id", "session_id", "status", "owner_task_id", "created_by"),
+    "partitions": ("partition_id",),
+}
+# The status vocabulary of each table (a status outside it is refused, never guessed).
+STATUS_DOMAIN: dict[str, tuple[str, ...]] = {
+    "sessions": SESSION_STATUSES,
+    "tasks": TASK_STATUSES,
+    "results": RESULT_STATUSES,
+}
+
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # 100k sessions' entries are ~20 MiB
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# The hidden siblings an export works in (see BundleWriter); never a bundle to read.
+TEMP_DIR = re.compile(r"^\..+\.(partial|old)-[0-9a-z]+-\d+-[0-9a-z]+$")
+
+
 class BundleError(Exception):
-    """A bundle is missing, unreadable, of another format version, or fails its checksums."""
+    """A bundle is missing, unreadable, hostile, of another format version, or fails its
+    checksums; or one cannot be written. The message is one sentence a user can act on."""
 
 
 def schema_with_metadata(table: str) -> pa.Schema:
@@ -175,6 +200,362 @@ def schema_with_metadata(table: str) -> pa.Schema:
     })
 
 
+def _describe(value: Any) -> str:
+    kind = {str: "a string", bool: "a boolean", float: "a number", list: "a list",
+            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+    shown = json.dumps(value) if not isinstance(value, (list, dict)) else kind
+    return f"{shown[:40]} ({kind})" if shown != kind else kind
+
+
+def _is_count(v: Any) -> bool:
+    return type(v) is int and v >= 0  # bool is not a count
+
+
+# -- the manifest ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TableEntry:
+    """One table of the manifest: its file (always ``<table>.parquet``), rows, bytes, SHA-256."""
+
+    file: str
+    rows: int
+    bytes: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "rows": self.rows, "bytes": self.bytes, "sha256": self.sha256}
+
+
+@dataclass
+class Manifest:
+    """``manifest.json``, typed: written by :class:`BundleWriter`, read by every reader.
+
+    Unknown fields are kept in :attr:`extra` (and written back) but never interpreted; a
+    missing or ill-typed required field is a :class:`BundleError` naming it.
+    """
+
+    tables: dict[str, TableEntry]
+    format_version: int = FORMAT_VERSION
+    written_at: str | None = None
+    snapshot: str | None = None                 # "final" | "live"
+    exported_at: str | None = None              # the snapshot's instant (exporter's clock)
+    export_finished_at: str | None = None
+    latest_timestamp: str | None = None         # latest timestamp in any row (cluster's clock)
+    armonik_versions: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    selection: dict[str, Any] = field(default_factory=dict)
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    exporter: dict[str, Any] = field(default_factory=dict)
+    consistency: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _OPTIONAL = {  # field -> the JSON types it may have (None always allowed)
+        "written_at": str, "snapshot": str, "exported_at": str, "export_finished_at": str,
+        "latest_timestamp": str, "armonik_versions": dict, "source": dict, "selection": dict,
+        "sessions": list, "exporter": dict, "consistency": dict, "warnings": list,
+    }
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"format": FORMAT_NAME, "format_version": self.format_version}
+        for name in self._OPTIONAL:
+            out[name] = getattr(self, name)
+        for k, v in self.extra.items():
+            out.setdefault(k, v)
+        out["tables"] = {t: e.as_dict() for t, e in self.tables.items()}
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=str)
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str = "the manifest") -> "Manifest":
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
+            raise BundleError(f"{where} is not an armonik-snapshot manifest (no \"format\": "
+                              f"\"{FORMAT_NAME}\")")
+        version = obj.get("format_version")
+        if type(version) is not int:
+            raise BundleError(f"{where} has format_version {_describe(version)}, not an "
+                              f"integer; this aksnap reads format version {FORMAT_VERSION} "
+                              "(the manifest was edited or written by another tool)")
+        if version != FORMAT_VERSION:
+            raise BundleError(f"{where} is bundle format version {version}, but this aksnap "
+                              f"reads format version {FORMAT_VERSION}; use the aksnap release "
+                              "that wrote it")
+        kwargs: dict[str, Any] = {"format_version": version}
+        for name, typ in cls._OPTIONAL.items():
+            v = obj.get(name)
+            if v is not None and not isinstance(v, typ):
+                raise BundleError(f"{where} has {name} {_describe(v)}, expected "
+                                  f"{'a string' if typ is str else 'an object' if typ is dict else 'a list'}")
+            if v is not None:
+                kwargs[name] = v
+        kwargs["tables"] = cls._tables(obj.get("tables"), where)
+        known = {"format", "format_version", "tables", *cls._OPTIONAL}
+        kwargs["extra"] = {k: v for k, v in obj.items() if k not in known}
+        return cls(**kwargs)
+
+    @staticmethod
+    def _tables(raw: Any, where: str) -> dict[str, TableEntry]:
+        if not isinstance(raw, dict):
+            raise BundleError(f"{where} has tables {_describe(raw)}, expected an object with "
+                              f"one entry per table ({', '.join(TABLES)})")
+        out = {}
+        for table in TABLES:
+            e = raw.get(table)
+            if e is None:
+                raise BundleError(f"{where} lists no {table} table")
+            if not isinstance(e, dict):
+                raise BundleError(f"{where} has tables.{table} {_describe(e)}, expected an "
+                                  "object with file, rows, bytes and sha256")
+            expected = f"{table}.parquet"
+            if e.get("file") != expected:
+                raise BundleError(f"{where} names the {table} table's file "
+                                  f"{_describe(e.get('file'))}; a bundle's {table} table is "
+                                  f"the plain file {expected} inside the bundle, nothing else")
+            for k in ("rows", "bytes"):
+                if not _is_count(e.get(k)):
+                    raise BundleError(f"{where} has tables.{table}.{k} {_describe(e.get(k))}, "
+                                      "expected a non-negative integer")
+            sha = e.get("sha256")
+            if not isinstance(sha, str) or not _SHA256.match(sha):
+                raise BundleError(f"{where} has tables.{table}.sha256 {_describe(sha)}, "
+                                  "expected 64 lowercase hex digits")
+            out[table] = TableEntry(expected, e["rows"], e["bytes"], sha)
+        return out
+
+
+def parse_manifest(data: bytes, where: str = "the manifest") -> Manifest:
+    try:
+        obj = json.loads(data)
+    except RecursionError:
+        raise BundleError(f"{where} is nested too deeply to be a manifest") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BundleError(f"{where} is not readable JSON ({e})") from None
+    return Manifest.from_dict(obj, where)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def _open_plain(path: Path, what: str, root: Path) -> int:
+    """An fd on a plain file inside the bundle; a symlink, a directory, a device is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise BundleError(f"{root} is not a complete bundle: {what} is missing") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP or path.is_symlink():
+            raise BundleError(f"{what} in {root} is a symbolic link; a bundle's files are plain "
+                              "files inside it, so it is refused") from None
+        raise BundleError(f"cannot read {what} in {root} ({e.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise BundleError(f"{what} in {root} is not a plain file; a bundle's files are plain "
+                          "files inside it, so it is refused")
+    return fd
+
+
+def _check_root(root: Path) -> None:
+    if not root.exists():
+        raise BundleError(f"no bundle at {root}: the path does not exist")
+    if not root.is_dir():
+        raise BundleError(f"{root} is not a bundle directory (a bundle is a folder with {MANIFEST})")
+    if TEMP_DIR.match(root.name):
+        raise BundleError(f"{root} is the working directory of an unfinished (or replaced) "
+                          "export, not a bundle; open the bundle it was meant to become")
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Read and check a bundle's manifest: present, a plain file, ours, of our format version,
+    every required field well typed."""
+    root = Path(path)
+    _check_root(root)
+    fd = _open_plain(root / MANIFEST, MANIFEST, root)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{root / MANIFEST} is larger than {MAX_MANIFEST_BYTES >> 20} MiB; "
+                          "it is not a manifest aksnap wrote")
+    return parse_manifest(data, str(root / MANIFEST))
+
+
+def _fd_path(fd: int, fallback: Path) -> str:
+    """A path that reopens exactly this fd's file (Linux), so a reader keeps reading the bundle
+    it opened even if a new export replaces the directory meanwhile."""
+    p = f"/proc/self/fd/{fd}"
+    return p if os.path.exists(p) else str(fallback)
+
+
+def schema_problem(table: str, schema: pa.Schema) -> str | None:
+    """Why a file's schema is not the format's schema of ``table``, or None."""
+    meta = schema.metadata or {}
+    v = meta.get(META_VERSION_KEY)
+    if v is None or v.decode(errors="replace") != str(FORMAT_VERSION):
+        return (f"has format version {v.decode(errors='replace') if v else 'none'} in its "
+                f"metadata, expected {FORMAT_VERSION}")
+    t = meta.get(META_TABLE_KEY, b"").decode(errors="replace")
+    if t != table:
+        return f"holds the {t or 'unnamed'} table, not the {table} table"
+    want = SCHEMAS[table]
+    missing = [f.name for f in want if f.name not in schema.names]
+    if missing:
+        return f"has no column {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}"
+    extra = [n for n in schema.names if n not in want.names]
+    if extra:
+        return f"has unknown column {', '.join(extra[:3])}"
+    for f in want:
+        got = schema.field(f.name).type
+        if got != f.type and not (pa.types.is_dictionary(got) and got.value_type == f.type):
+            return f"has column {f.name} of type {got}, expected {f.type}"
+    return None
+
+
+class OpenBundle:
+    """A bundle opened for reading: the manifest read once, every table file held open.
+
+    Readers go through :meth:`file` (a path that reopens the held file), so a bundle replaced
+    by ``export --overwrite`` while it is being read keeps answering about the bundle that was
+    opened. Opening checks everything that is cheap (paths, plain files, sizes, each file's
+    schema, version and row count against the manifest); :meth:`verify` hashes the files.
+    """
+
+    def __init__(self, root: Path, manifest: Manifest, fds: dict[str, int]):
+        self.root, self.manifest, self._fds = root, manifest, fds
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> "OpenBundle":
+        root = Path(path)
+        manifest = read_manifest(root)
+        fds: dict[str, int] = {}
+        try:
+            for table in TABLES:
+                fds[table] = _open_plain(root / manifest.tables[table].file,
+                                         manifest.tables[table].file, root)
+            b = cls(root, manifest, fds)
+            problems = b.structure_problems()
+        except BaseException:
+            for fd in fds.values():
+                os.close(fd)
+            raise
+        if problems:
+            b.close()
+            raise BundleError(f"{root} cannot be read: {problems[0]}"
+                              + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                              + "; `aksnap check` lists every problem")
+        return b
+
+    def file(self, table: str) -> str:
+        return _fd_path(self._fds[table], self.root / self.manifest.tables[table].file)
+
+    def structure_problems(self) -> list[str]:
+        """Cheap checks, from the file system and the Parquet footers only."""
+        problems = []
+        for table in TABLES:
+            entry = self.manifest.tables[table]
+            size = os.fstat(self._fds[table]).st_size
+            if size != entry.bytes:
+                problems.append(f"{entry.file} is {size} bytes but the manifest says "
+                                f"{entry.bytes}: it changed after the export")
+                continue
+            try:
+                pf = pq.ParquetFile(self.file(table))
+                schema, rows = pf.schema_arrow, pf.metadata.num_rows
+            except (pa.ArrowException, OSError) as e:
+                problems.append(f"{entry.file} is not readable Parquet ({_first_line(e)}): "
+                                "it is truncated or corrupt")
+                continue
+            why = schema_problem(table, schema)
+            if why:
+                problems.append(f"{entry.file} {why}")
+            elif rows != entry.rows:
+                problems.append(f"{entry.file} holds {rows} rows but the manifest says "
+                                f"{entry.rows}")
+        return problems
+
+    def checksum_problems(self) -> list[str]:
+        problems = []
+        for table in TABLES:
+            entry = self.manifest.tables[table]
+            digest = sha256_fd(self._fds[table])
+            if digest != entry.sha256:
+                problems.append(f"{entry.file} fails its checksum (manifest {entry.sha256[:12]}..., "
+                                f"file {digest[:12]}...): it changed after the export")
+        return problems
+
+    def content_problems(self) -> list[str]:
+        """Decode every page (with Parquet page checksums where the writer stored them) and
+        check the columns the analyzer interprets: nulls where the format forbids them,
+        statuses outside the vocabulary. Reads every byte: for ``aksnap check``."""
+        problems = []
+        for table in TABLES:
+            entry = self.manifest.tables[table]
+            try:
+                pf = pq.ParquetFile(self.file(table), page_checksum_verification=True)
+                for i in range(pf.num_row_groups):
+                    rg = pf.read_row_group(i)
+                    problems += column_problems(table, rg, entry.file, row_group=i)
+            except (pa.ArrowException, OSError) as e:
+                problems.append(f"{entry.file} has a corrupt page ({_first_line(e)})")
+        return problems
+
+    def identity(self) -> list[tuple[int, int, int, int]]:
+        """(device, inode, size, mtime_ns) of every table file: who the files are, for caches."""
+        out = []
+        for table in TABLES:
+            st = os.fstat(self._fds[table])
+            out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        return out
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = {}
+
+    def __del__(self) -> None:  # pragma: no cover - belt and braces for forgotten closes
+        if getattr(self, "_fds", None):
+            self.close()
+
+
+def column_problems(table: str, data: pa.Table, what: str, row_group: int | None = None) -> list[str]:
+    """Nulls where the format forbids them and unknown statuses, among ``data``'s columns."""
+    problems = []
+    where = f"{what}{f' (row group {row_group})' if row_group is not None else ''}"
+    for c in NEVER_NULL.get(table, ()):
+        if c in data.column_names and data.column(c).null_count:
+            problems.append(f"{where} has {data.column(c).null_count} rows whose {c} is null; "
+                            "the format never leaves it null, so the file was edited or not "
+                            "written by aksnap")
+    domain = STATUS_DOMAIN.get(table)
+    if domain is not None and "status" in data.column_names:
+        col = data.column("status")
+        values = pc.unique(col.cast(pa.string()) if not pa.types.is_dictionary(col.type)
+                           else pa.chunked_array([c.dictionary for c in col.chunks], pa.string())
+                           if col.num_chunks else pa.array([], pa.string()))
+        unknown = [v for v in values.to_pylist() if v is not None and v not in domain]
+        if unknown:
+            problems.append(f"{where} has status {unknown[0]!r}, which is not an ArmoniK "
+                            f"{table[:-1]} status ({', '.join(domain)})")
+    return problems
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return s[0][:200] if s else type(e).__name__
+
+
+def sha256_fd(fd: int, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    pos = 0
+    while block := os.pread(fd, chunk, pos):
+        h.update(block)
+        pos += len(block)
+    return h.hexdigest()
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -183,181 +564,43 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def verify_bundle(path: str | os.PathLike, thorough: bool = False) -> list[str]:
+    """Every problem of the bundle at ``path``, as sentences (empty when it is intact):
+    manifest, files, sizes, schemas, row counts, checksums; with ``thorough``, every page and
+    the interpreted columns too. Never raises for a damaged bundle."""
+    root = Path(path)
+    try:
+        manifest = read_manifest(root)
+        fds = {}
+        try:
+            for table in TABLES:
+                fds[table] = _open_plain(root / manifest.tables[table].file,
+                                         manifest.tables[table].file, root)
+        except BundleError:
+            for fd in fds.values():
+                os.close(fd)
+            raise
+    except BundleError as e:
+        return [str(e)]
+    b = OpenBundle(root, manifest, fds)
+    try:
+        problems = b.structure_problems()
+        problems += b.checksum_problems()
+        if thorough and not problems:
+            problems += b.content_problems()
+        return problems
+    finally:
+        b.close()
+
+
 def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-class BundleWriter:
-    """Writes a bundle atomically.
+def __getattr__(name: str):
+    # The writer lives in its own module; these names stay importable from here.
+    if name in ("BundleWriter", "write_bundle"):
+        from aksnap import bundle_writer
 
-    Tables stream into a hidden temporary sibling of ``out`` in row groups; :meth:`commit`
-    closes them, writes the manifest last and renames the directory into place. Until then
-    nothing at ``out`` claims to be a bundle, and :meth:`abort` (or leaving the ``with`` block
-    on an exception) removes the temporary directory.
-    """
-
-    def __init__(self, out: str | os.PathLike, overwrite: bool = False,
-                 row_group_size: int = 128 * 1024, compression: str = "zstd"):
-        self.out = Path(out).absolute()
-        if self.out.exists() and not overwrite:
-            raise BundleError(f"{self.out} already exists; pass --overwrite to replace it")
-        if self.out.exists() and not self.out.is_dir():
-            raise BundleError(f"{self.out} exists and is not a directory; choose another --out")
-        parent = self.out.parent
-        if not parent.is_dir():
-            raise BundleError(f"the parent directory {parent} does not exist")
-        self.overwrite = overwrite
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=parent))
-        self.row_group_size = row_group_size
-        self.compression = compression
-        self._writers: dict[str, pq.ParquetWriter] = {}
-        self._rows: dict[str, int] = {t: 0 for t in TABLES}
-        self._done = False
-
-    def __enter__(self) -> "BundleWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None or not self._done:
-            self.abort()
-
-    def _writer(self, table: str) -> pq.ParquetWriter:
-        w = self._writers.get(table)
-        if w is None:
-            w = pq.ParquetWriter(self.tmp / f"{table}.parquet", schema_with_metadata(table),
-                                 compression=self.compression,
-                                 use_dictionary=DICTIONARY_COLUMNS[table] or False)
-            self._writers[table] = w
-        return w
-
-    def write(self, table: str, data: pa.Table | pa.RecordBatch) -> None:
-        """Append rows to ``table``; ``data`` must carry exactly the table's columns."""
-        if isinstance(data, pa.RecordBatch):
-            data = pa.Table.from_batches([data])
-        schema = SCHEMAS[table]
-        if data.schema.names != schema.names:
-            data = data.select(schema.names)
-        data = data.cast(schema)
-        if data.num_rows == 0:
-            self._writer(table)
-            return
-        self._writer(table).write_table(data, row_group_size=self.row_group_size)
-        self._rows[table] += data.num_rows
-
-    @property
-    def rows(self) -> dict[str, int]:
-        return dict(self._rows)
-
-    def commit(self, manifest_fields: dict[str, Any]) -> Path:
-        """Close every table, write the manifest last, and move the bundle into place."""
-        for table in TABLES:
-            self._writer(table)  # every table exists, even when empty
-        for w in self._writers.values():
-            w.close()
-        files = {}
-        for table in TABLES:
-            p = self.tmp / f"{table}.parquet"
-            files[table] = {
-                "file": p.name,
-                "rows": self._rows[table],
-                "bytes": p.stat().st_size,
-                "sha256": sha256_file(p),
-            }
-        manifest = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "written_at": utc_now_iso(),
-            **manifest_fields,
-            "tables": files,
-        }
-        with open(self.tmp / MANIFEST, "w") as f:
-            json.dump(manifest, f, indent=2, sort_keys=False, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        if self.out.exists():
-            # Move the old bundle aside first so a crash never leaves neither.
-            trash = self.out.with_name(f".{self.out.name}.old-{uuid.uuid4().hex[:8]}")
-            self.out.rename(trash)
-            self.tmp.rename(self.out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            self.tmp.rename(self.out)
-        self._done = True
-        return self.out
-
-    def abort(self) -> None:
-        for w in self._writers.values():
-            try:
-                w.close()
-            except Exception:
-                pass
-        self._writers.clear()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def write_bundle(out: str | os.PathLike, tables: dict[str, pa.Table],
-                 manifest_fields: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
-    """Write whole tables as a bundle in one call (tests, fixtures, golden bundles)."""
-    with BundleWriter(out, overwrite=overwrite) as w:
-        for name in TABLES:
-            w.write(name, tables.get(name, SCHEMAS[name].empty_table()))
-        return w.commit(manifest_fields or {})
-
-
-def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check a bundle's manifest: it exists, it is ours, its format version is ours."""
-    root = Path(path)
-    if not root.exists():
-        raise BundleError(f"no bundle at {root}: the path does not exist")
-    if not root.is_dir():
-        raise BundleError(f"{root} is not a bundle directory (a bundle is a folder with {MANIFEST})")
-    mpath = root / MANIFEST
-    if not mpath.is_file():
-        raise BundleError(f"{root} is not a complete bundle: it has no {MANIFEST} "
-                          "(an export that did not finish never writes one)")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, ValueError) as e:
-        raise BundleError(f"{mpath} is not readable JSON: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise BundleError(f"{mpath} is not an armonik-snapshot manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise BundleError(f"{root} has bundle format version {version}, but this aksnap reads "
-                          f"format version {FORMAT_VERSION}; use the aksnap release that wrote it")
-    return manifest
-
-
-def verify_bundle(path: str | os.PathLike, manifest: dict[str, Any] | None = None) -> list[str]:
-    """Check every table's presence, SHA-256 and embedded format version.
-
-    Returns the problems found, as sentences (empty when the bundle is intact).
-    """
-    root = Path(path)
-    manifest = manifest or read_manifest(root)
-    problems = []
-    for table in TABLES:
-        entry = manifest.get("tables", {}).get(table)
-        if entry is None:
-            problems.append(f"the manifest lists no {table} table")
-            continue
-        p = root / entry["file"]
-        if not p.is_file():
-            problems.append(f"{p.name} is missing")
-            continue
-        digest = sha256_file(p)
-        if digest != entry.get("sha256"):
-            problems.append(f"{p.name} fails its checksum (manifest {entry.get('sha256')}, "
-                            f"file {digest}): it changed after the export")
-            continue
-        meta = pq.read_schema(p).metadata or {}
-        v = meta.get(META_VERSION_KEY)
-        if v is None or v.decode() != str(FORMAT_VERSION):
-            problems.append(f"{p.name} has format version {v.decode() if v else 'none'} in its "
-                            f"metadata, expected {FORMAT_VERSION}")
-    return problems
-
-
-def strip_enum_prefix(names: Iterable[str], prefix: str) -> list[str]:
-    n = len(prefix)
-    return [s[n:] if s.startswith(prefix) else s for s in names]
+        return getattr(bundle_writer, name)
+    raise AttributeError(name)

@@ -24,13 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aksnap import __version__
-from aksnap.bundle import (
-    SCHEMAS,
-    SESSION_STATUSES,
-    TASK_FINAL_STATUSES,
-    BundleWriter,
-    utc_now_iso,
-)
+from aksnap.bundle import SCHEMAS, BundleError, SESSION_STATUSES, TASK_FINAL_STATUSES, read_manifest, utc_now_iso
+from aksnap.bundle_writer import BundleWriter, replaceable_problem
 from aksnap.exporter.client import (
     Connection,
     ExportError,
@@ -73,6 +68,11 @@ LATEST_COLUMNS = {
     "results": ("created_at", "completed_at"),
 }
 STATUS_NAMES = tuple(s for s in SESSION_STATUSES if s != "UNSPECIFIED")
+
+
+class ExportInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the export (still a KeyboardInterrupt for Python callers);
+    its message says truthfully which bundle is at ``out``."""
 
 
 class Progress(Protocol):
@@ -121,6 +121,12 @@ def _utc(dt: datetime | str | None, what: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+def _writer_error(e: BaseException) -> ExportError:
+    if isinstance(e, BundleError):
+        return ExportError(str(e))
+    return ExportError(f"writing the bundle failed: {e}")
+
+
 class _Writer:
     """The one thread that owns the BundleWriter; units hand it batches through a queue."""
 
@@ -141,7 +147,7 @@ class _Writer:
     def put(self, table: str, batch: pa.RecordBatch) -> None:
         while True:
             if self.error is not None:
-                raise ExportError(f"writing the bundle failed: {self.error}")
+                raise _writer_error(self.error)
             try:
                 self.q.put((table, batch), timeout=0.5)
                 return
@@ -197,7 +203,7 @@ class _Writer:
         self.q.put(None)
         self.thread.join()
         if self.error is not None:
-            raise ExportError(f"writing the bundle failed: {self.error}")
+            raise _writer_error(self.error)
         for t in SCHEMAS:
             self._flush(t)
 
@@ -311,11 +317,14 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
         raise SelectionError(f"--page-size must be at least 1, not {page_size}")
     if jobs < 1:
         raise SelectionError(f"--jobs must be at least 1, not {jobs}")
-    out = Path(out).absolute()
-    if out.exists() and not overwrite:
-        raise SelectionError(f"{out} already exists; pass --overwrite to replace it")
-    if not out.parent.is_dir():
-        raise SelectionError(f"the parent directory {out.parent} does not exist")
+    out = Path(os.path.abspath(out))
+    # Refuse a bad --out before touching the cluster (the writer checks again when it starts,
+    # and its final rename is what actually guarantees nothing is lost).
+    if os.path.lexists(out):
+        why = (f"{out} already exists; pass --overwrite to replace it" if not overwrite
+               else replaceable_problem(out))
+        if why:
+            raise SelectionError(why)
     if isinstance(endpoint, Connection):
         conn = endpoint
     else:
@@ -359,120 +368,134 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
                                  f"{conn.endpoint}; nothing to export")
         partitions_table = ex.collect("partitions", all_partitions_filters())
 
-        with BundleWriter(out, overwrite=overwrite, row_group_size=256 * 1024) as bundle:
-            bundle.write("sessions", sessions_table)
-            bundle.write("partitions", partitions_table)
-            writer = _Writer(bundle, depth=max(4, 2 * jobs))
-            try:
-                with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="aksnap-scan") as pool:
-                    plans = [pool.submit(ex.plan, table, s)
-                             for table in ("tasks", "results") for s in chosen]
-                    units = [u for f in plans for u in f.result()]
-                    if progress is not None:
-                        for table in ("tasks", "results"):
-                            progress.start(table, sum(u.expected for u in units if u.table == table))
-                    on_rows = progress.advance if progress is not None else None
-                    # Biggest units first: the tail of the run is then made of small ones.
-                    units.sort(key=lambda u: -u.expected)
-                    row_bytes: dict[str, float] = {}
-                    futures = [pool.submit(UnitScan(client, u, writer.put, page_size,
-                                                    max_rescans, on_rows, cancelled,
-                                                    row_bytes).run)
-                               for u in units]
-                    try:
-                        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                        for f in done:
-                            if f.exception() is not None:
-                                raise f.exception()
-                    except BaseException:
-                        cancelled.set()
-                        for f in futures:
-                            f.cancel()
-                        raise
-                    ex.reports.extend(f.result() for f in futures)
-                writer.finish()
-            except BaseException:
-                cancelled.set()
-                writer.stop()
-                raise
-            finally:
-                if progress is not None:
-                    progress.close()
-
-            # The server's own per-status counts after the scan: a cross-check a reader can
-            # compare with the rows (they differ only by tasks created or changed meanwhile).
-            server_counts = {s: status_counts_from_raw(client.call("count_tasks",
-                                                                    count_tasks_request(s)))
-                             for s in chosen}
-            non_final = {s: writer.session_open.get(s, 0) for s in chosen}
-            snapshot = "final" if not any(non_final.values()) else "live"
-            warnings = []
-            consistency: dict[str, Any] = {}
-            for table in ("tasks", "results"):
-                reps = [r for r in ex.reports if r.name.startswith(table + "/")]
-                c = {
-                    "units": len(reps),
-                    "pages": sum(r.pages for r in reps),
-                    "reported_total": sum(r.reported_total for r in reps
-                                          if not r.name.endswith("/residual")),
-                    "replaced_across_pages": sum(r.replaced for r in reps),
-                    "late_duplicates_dropped": sum(r.late_duplicates for r in reps),
-                    "rescans": sum(r.rescans for r in reps),
-                    "missing_vs_reported_total": sum(r.short for r in reps),
-                    "units_stopped_growing": sum(r.truncated for r in reps),
-                }
-                consistency[table] = c
-                if c["units_stopped_growing"]:
-                    warnings.append(
-                        f"{c['units_stopped_growing']} {table} scans grew faster than they could "
-                        "be read and were stopped at 4 times their starting rows: rows may be "
-                        "missing, older ones included; export again when the sessions are "
-                        "calmer, or with a larger --page-size")
-                elif c["missing_vs_reported_total"]:
-                    warnings.append(
-                        f"{c['missing_vs_reported_total']} {table} arrived while the export ran "
-                        f"and are not in the bundle (after {c['rescans']} rescans)")
-            consistency["retries"] = client.stats.retries
-            consistency["resource_exhausted"] = client.stats.resource_exhausted
-            sess_status = dict(zip(ids, sessions_table.column("status").to_pylist()))
-            finished_at = utc_now_iso()
-            manifest_fields = {
-                "snapshot": snapshot,
-                "exported_at": started_at,
-                "export_finished_at": finished_at,
-                "latest_timestamp": writer.latest.isoformat() if writer.latest else None,
-                "armonik_versions": versions,
-                "source": conn.describe(),
-                "selection": {
-                    "sessions": list(sessions),
-                    "all": bool(all_sessions),
-                    "status": status,
-                    "created_after": created_after.isoformat() if created_after else None,
-                    "created_before": created_before.isoformat() if created_before else None,
-                },
-                "sessions": [{"session_id": s, "status": sess_status.get(s),
-                              "tasks": writer.session_tasks.get(s, 0),
-                              "non_final_tasks": non_final[s],
-                              "server_task_counts_at_end": server_counts[s],
-                              "results": writer.session_results.get(s, 0)} for s in chosen],
-                "exporter": {"tool": "aksnap", "version": __version__,
-                             "page_size": page_size or "auto",
-                             "jobs": jobs},
-                "consistency": consistency,
-                "warnings": warnings,
-            }
-            path = bundle.commit(manifest_fields)
-    from aksnap.bundle import read_manifest
-
+        bundle = BundleWriter(out, overwrite=overwrite, row_group_size=256 * 1024)
+        try:
+            path = _write(bundle, ex, client, conn, jobs, page_size, max_rescans, progress,
+                          cancelled, chosen, ids, sessions_table, partitions_table, versions,
+                          started_at, sessions, all_sessions, status, created_after,
+                          created_before)
+        except KeyboardInterrupt:
+            bundle.abort()
+            raise ExportInterrupted(bundle.interruption_sentence()) from None
+        except BaseException:
+            bundle.abort()
+            raise
     manifest = read_manifest(path)
     seconds = time.perf_counter() - started
     return ExportSummary(
         path=path,
-        rows={t: manifest["tables"][t]["rows"] for t in SCHEMAS},
-        bytes=sum(manifest["tables"][t]["bytes"] for t in SCHEMAS),
+        rows={t: manifest.tables[t].rows for t in SCHEMAS},
+        bytes=sum(manifest.tables[t].bytes for t in SCHEMAS),
         seconds=seconds,
-        snapshot=snapshot,
+        snapshot=manifest.snapshot,
         sessions=chosen,
-        warnings=warnings,
-        manifest=manifest,
+        warnings=manifest.warnings,
+        manifest=manifest.to_dict(),
     )
+
+
+def _write(bundle, ex, client, conn, jobs, page_size, max_rescans, progress, cancelled, chosen,
+           ids, sessions_table, partitions_table, versions, started_at, sessions, all_sessions,
+           status, created_after, created_before) -> Path:
+    bundle.write("sessions", sessions_table)
+    bundle.write("partitions", partitions_table)
+    writer = _Writer(bundle, depth=max(4, 2 * jobs))
+    try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="aksnap-scan") as pool:
+            plans = [pool.submit(ex.plan, table, s)
+                     for table in ("tasks", "results") for s in chosen]
+            units = [u for f in plans for u in f.result()]
+            if progress is not None:
+                for table in ("tasks", "results"):
+                    progress.start(table, sum(u.expected for u in units if u.table == table))
+            on_rows = progress.advance if progress is not None else None
+            # Biggest units first: the tail of the run is then made of small ones.
+            units.sort(key=lambda u: -u.expected)
+            row_bytes: dict[str, float] = {}
+            futures = [pool.submit(UnitScan(client, u, writer.put, page_size,
+                                            max_rescans, on_rows, cancelled,
+                                            row_bytes).run)
+                       for u in units]
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    if f.exception() is not None:
+                        raise f.exception()
+            except BaseException:
+                cancelled.set()
+                for f in futures:
+                    f.cancel()
+                raise
+            ex.reports.extend(f.result() for f in futures)
+        writer.finish()
+    except BaseException:
+        cancelled.set()
+        writer.stop()
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+
+    # The server's own per-status counts after the scan: a cross-check a reader can
+    # compare with the rows (they differ only by tasks created or changed meanwhile).
+    server_counts = {s: status_counts_from_raw(client.call("count_tasks",
+                                                            count_tasks_request(s)))
+                     for s in chosen}
+    non_final = {s: writer.session_open.get(s, 0) for s in chosen}
+    snapshot = "final" if not any(non_final.values()) else "live"
+    warnings = []
+    consistency: dict[str, Any] = {}
+    for table in ("tasks", "results"):
+        reps = [r for r in ex.reports if r.name.startswith(table + "/")]
+        c = {
+            "units": len(reps),
+            "pages": sum(r.pages for r in reps),
+            "reported_total": sum(r.reported_total for r in reps
+                                  if not r.name.endswith("/residual")),
+            "replaced_across_pages": sum(r.replaced for r in reps),
+            "late_duplicates_dropped": sum(r.late_duplicates for r in reps),
+            "rescans": sum(r.rescans for r in reps),
+            "missing_vs_reported_total": sum(r.short for r in reps),
+            "units_stopped_growing": sum(r.truncated for r in reps),
+        }
+        consistency[table] = c
+        if c["units_stopped_growing"]:
+            warnings.append(
+                f"{c['units_stopped_growing']} {table} scans grew faster than they could "
+                "be read and were stopped at 4 times their starting rows: rows may be "
+                "missing, older ones included; export again when the sessions are "
+                "calmer, or with a larger --page-size")
+        elif c["missing_vs_reported_total"]:
+            warnings.append(
+                f"{c['missing_vs_reported_total']} {table} arrived while the export ran "
+                f"and are not in the bundle (after {c['rescans']} rescans)")
+    consistency["retries"] = client.stats.retries
+    consistency["resource_exhausted"] = client.stats.resource_exhausted
+    sess_status = dict(zip(ids, sessions_table.column("status").to_pylist()))
+    finished_at = utc_now_iso()
+    manifest_fields = {
+        "snapshot": snapshot,
+        "exported_at": started_at,
+        "export_finished_at": finished_at,
+        "latest_timestamp": writer.latest.isoformat() if writer.latest else None,
+        "armonik_versions": versions,
+        "source": conn.describe(),
+        "selection": {
+            "sessions": list(sessions),
+            "all": bool(all_sessions),
+            "status": status,
+            "created_after": created_after.isoformat() if created_after else None,
+            "created_before": created_before.isoformat() if created_before else None,
+        },
+        "sessions": [{"session_id": s, "status": sess_status.get(s),
+                      "tasks": writer.session_tasks.get(s, 0),
+                      "non_final_tasks": non_final[s],
+                      "server_task_counts_at_end": server_counts[s],
+                      "results": writer.session_results.get(s, 0)} for s in chosen],
+        "exporter": {"tool": "aksnap", "version": __version__,
+                     "page_size": page_size or "auto",
+                     "jobs": jobs},
+        "consistency": consistency,
+        "warnings": warnings,
+    }
+    return bundle.commit(manifest_fields)

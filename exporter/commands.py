@@ -133,9 +133,12 @@ def export_command(
                          status=status, created_after=created_after,
                          created_before=created_before, page_size=page_size, jobs=jobs,
                          overwrite=overwrite, progress=progress)
-    except KeyboardInterrupt:
-        raise fail(f"the export was interrupted; nothing was written to {out}"
-                   f"{' (the existing bundle is untouched)' if out.exists() else ''}", code=130)
+    except KeyboardInterrupt as e:
+        # ExportInterrupted knows what is at --out; an earlier interrupt came before anything
+        # was written.
+        raise fail(str(e) if str(e) else f"the export was interrupted; nothing was written to "
+                   f"{out}{' (the existing bundle is untouched)' if os.path.lexists(out) else ''}",
+                   code=130)
     except ExportError as e:
         raise fail(str(e), code=e.exit_code)
     except BundleError as e:

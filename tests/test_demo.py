@@ -22,20 +22,20 @@ def test_demo_with_no_argument_writes_the_default_bundle(tmp_path, monkeypatch):
     assert time.monotonic() - t0 < 15
     out = tmp_path / "aksnap-demo" / "bundle"
     m = read_manifest(out)
-    assert verify_bundle(out, m) == [] and m["tables"]["tasks"]["rows"] > 0
+    assert verify_bundle(out) == [] and m.tables["tasks"].rows > 0
     assert "simulated control plane on 127.0.0.1:" in r.output
     assert "ERROR" in r.output  # the failure chain shows up
-    first = m["exported_at"]
+    first = m.exported_at
     r = runner.invoke(app, ["demo"])
     assert r.exit_code == 0, r.output
-    assert read_manifest(out)["exported_at"] != first
+    assert read_manifest(out).exported_at != first
     assert [p.name for p in (tmp_path / "aksnap-demo").iterdir()] == ["bundle"]
 
 
 def test_demo_keep_dir(tmp_path):
     r = runner.invoke(app, ["demo", "--keep", str(tmp_path / "mine")])
     assert r.exit_code == 0, r.output
-    assert read_manifest(tmp_path / "mine")["snapshot"] in ("final", "live")
+    assert read_manifest(tmp_path / "mine").snapshot in ("final", "live")
 
 
 def test_demo_never_replaces_a_folder_that_is_not_a_bundle(tmp_path):
