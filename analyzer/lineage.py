@@ -263,8 +263,18 @@ _COLORS = {"COMPLETED": "palegreen", "ERROR": "salmon", "TIMEOUT": "salmon", "CA
 
 
 def dot_escape(s: str) -> str:
-    """Escape a string for a double-quoted Graphviz ID or label."""
-    return s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "")
+    """The text of a double-quoted Graphviz ID or label showing ``s`` exactly, on one line.
+
+    A character that is not printable (NUL, which Graphviz cannot hold at all, newlines, ANSI
+    escapes, DEL, C1, bidi overrides) becomes its visible Python escape (``\\x00``,
+    ``\\u202e``); then backslashes are doubled and quotes escaped, so that a label shows the
+    escape instead of a line break, no string ends in an escaped quote, and two distinct ids
+    never become the same node. ``&`` is written ``&amp;`` so that an id holding ``&#27;``
+    is not turned into a control character by Graphviz's entity decoding.
+    """
+    shown = "".join(c if c.isprintable() and c != "\\" else
+                    ("\\\\" if c == "\\" else repr(c)[1:-1]) for c in s)
+    return shown.replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
 
 
 def to_dot(snap, result_id: str, max_nodes: int = 5000) -> str:
@@ -290,7 +300,9 @@ def to_dot(snap, result_id: str, max_nodes: int = 5000) -> str:
     for n, nid in zip(nodes.tolist(), ids):
         status = g.status_name(n)
         shape = "box" if g.is_task(n) else "ellipse"
-        label = dot_escape(f"{'task' if g.is_task(n) else 'result'} {nid}\n{status}")
+        # "\\n" is Graphviz's line break; the parts are escaped on their own so that a newline
+        # inside an id is shown, not obeyed.
+        label = dot_escape(f"{'task' if g.is_task(n) else 'result'} {nid}") + "\\n" + dot_escape(status)
         extra = ", penwidth=3" if n == node else ""
         lines.append(f'  "{dot_escape(nid)}" [shape={shape}, fillcolor={_COLORS.get(status, "white")}, '
                      f'label="{label}"{extra}];')

@@ -34,7 +34,15 @@ class UsageError(Exception):
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":
-    typer.echo(f"aksnap: error: {message}", err=True)
+    """Print ``aksnap: error: MESSAGE`` on stderr and return the exit to raise.
+
+    Messages quote ids, paths and server replies, so control characters, DEL, C1 and bidi
+    overrides in them are shown escaped (``\\x1b``, ``\\u202e``), never sent to the terminal.
+    Newlines and tabs stay: a database error may span lines and cannot drive a terminal.
+    """
+    from aksnap.output import safe_text
+
+    typer.echo("aksnap: error: " + safe_text(str(message), keep="\n\t"), err=True)
     return typer.Exit(code)
 
 

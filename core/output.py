@@ -1,4 +1,17 @@
-"""One formatter for every command: rows (list of dicts) or Arrow tables to table/json/csv."""
+"""One formatter for every command: rows (list of dicts) or Arrow tables to table/json/csv.
+
+Every sink escapes what it shows, because ids and messages come from a cluster or a bundle
+and may hold terminal escapes (``ESC]0;...BEL`` retitles a terminal), NULs or bidi overrides
+(U+202E reverses the text after it):
+
+- table and key-value output: a character that is not printable (C0, DEL, C1, format
+  characters such as U+202E, line and paragraph separators) is shown as its Python escape,
+  ``\\x1b``, ``\\u202e``, ``\\n``; a cell stays on one line;
+- CSV: the same, so that ``cat`` of a CSV file is safe and each row is one line; the cell
+  keeps every other character. Use ``--format json`` for the exact text;
+- JSON: ``json.dumps`` with ``ensure_ascii`` writes every non-ASCII and control character as
+  ``\\uXXXX``, so the document is exact and plain ASCII.
+"""
 
 from __future__ import annotations
 
@@ -31,11 +44,26 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def safe_text(s: str, keep: str = "") -> str:
+    """``s`` with every non-printable character (except those in ``keep``) shown as its
+    Python escape (``\\x1b``, ``\\x00``, ``\\u202e``), so that printing it cannot drive a
+    terminal. Printable text, backslashes included, is returned as is."""
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in s)
+
+
 def to_json(obj: Any) -> str:
-    return json.dumps(_jsonable(obj), indent=2)
+    # ensure_ascii (the default, said out loud): control characters and bidi overrides are
+    # written as \uXXXX escapes, never raw.
+    return json.dumps(_jsonable(obj), indent=2, ensure_ascii=True)
 
 
 def _cell(v: Any) -> str:
+    return safe_text(_text(v))
+
+
+def _text(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, float):
@@ -45,7 +73,7 @@ def _cell(v: Any) -> str:
     if isinstance(v, datetime):
         return v.isoformat(sep=" ", timespec="milliseconds")
     if isinstance(v, (list, tuple)):
-        return ",".join(_cell(x) for x in v)
+        return ",".join(_text(x) for x in v)
     return str(v)
 
 
@@ -68,7 +96,7 @@ def render_rows(data: Any, fmt: str = "table", columns: Sequence[str] | None = N
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(columns)
+        w.writerow([safe_text(str(c)) for c in columns])
         for r in rows:
             w.writerow([_cell(r.get(c)) for c in columns])
         return buf.getvalue().rstrip("\n")
@@ -77,6 +105,7 @@ def render_rows(data: Any, fmt: str = "table", columns: Sequence[str] | None = N
     if not rows:
         return "(no rows)"
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    columns = [safe_text(str(c)) for c in columns]
     cells = [[s if len(s) <= max_width else s[: max_width - 1] + "…" for s in row] for row in cells]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
@@ -86,7 +115,7 @@ def render_rows(data: Any, fmt: str = "table", columns: Sequence[str] | None = N
 
 
 def render_kv(pairs: Iterable[tuple[str, Any]]) -> str:
-    pairs = list(pairs)
+    pairs = [(safe_text(str(k)), v) for k, v in pairs]
     if not pairs:
         return ""
     w = max(len(k) for k, _ in pairs)
