@@ -119,8 +119,10 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
             ("checksums", data["checksums"]),
             ("anomalies", data["total"] if data["total"] else "none")]
     head += [(f"  {k}", v) for k, v in data["counts"].items()]
-    rows = data["integrity"] + data["anomalies"]
-    if data["total"] > len(rows):
+    # Integrity problems are whole sentences: shown in full, before the findings table.
+    head += [("problem", r["detail"]) for r in data["integrity"]]
+    rows = data["anomalies"] if fmt == "table" else data["integrity"] + data["anomalies"]
+    if data["total"] > len(rows) + (len(data["integrity"]) if fmt == "table" else 0):
         head.append(("shown", f"the first {len(rows)}; --format json or --session for the rest"))
     return render_sections(data, fmt, [
         ("Findings", rows, ["kind", "session_id", "object_id", "detail"]),
