@@ -70,13 +70,39 @@ class TlsFiles:
 
 @dataclass(frozen=True)
 class Connection:
-    endpoint: str           # host:port, scheme stripped
+    endpoint: str           # host:port: no scheme, no user name or password
     tls: TlsFiles | None    # None: plaintext
 
+    def __post_init__(self) -> None:
+        # The endpoint is shown in every error, the progress and the manifest: it must never
+        # carry credentials, however the Connection was built.
+        if "@" in self.endpoint:
+            raise ConnectionSettingsError(_credentials_refused(self.endpoint))
+
     def describe(self) -> dict[str, Any]:
-        """What the manifest may say about the connection: no certificate, key or path."""
+        """What the manifest may say about the connection: no certificate, key, path or password."""
         return {"endpoint": self.endpoint, "tls": self.tls is not None,
                 "mutual_tls": bool(self.tls and self.tls.mutual)}
+
+
+def _shown(endpoint: str) -> str:
+    """The endpoint as it may be printed: user name, password, query and fragment removed.
+
+    Everything up to the last ``@`` goes, whatever a password holds (``/``, ``?``, ``@``)."""
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep:
+        scheme, rest = "", endpoint
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    rest = rest.split("?", 1)[0].split("#", 1)[0]
+    return f"{scheme}{sep}{rest}" or "(empty)"
+
+
+def _credentials_refused(endpoint: str) -> str:
+    return (f"the endpoint {_shown(endpoint)} carries a user name or password, which aksnap "
+            "never sends (ArmoniK authenticates clients with certificates); remove the "
+            "'USER:PASSWORD@' part, and pass --client-certificate and --client-key if the "
+            "cluster needs them")
 
 
 def _read_pem(path: str | os.PathLike, what: str) -> bytes:
@@ -99,7 +125,13 @@ def _akconfig() -> dict[str, Any]:
         raise ConnectionSettingsError(
             f"cannot read the AKCONFIG file {path}: {e.strerror or e}") from None
     except Exception as e:  # yaml.YAMLError and friends
-        raise ConnectionSettingsError(f"the AKCONFIG file {path} is not valid YAML: {e}") from None
+        # Only the problem and its position: the YAML error's snippet would quote the line,
+        # which may hold an endpoint with a password.
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConnectionSettingsError(
+            f"the AKCONFIG file {path} is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ConnectionSettingsError(f"the AKCONFIG file {path} must be a YAML mapping "
                                       "(endpoint: HOST:PORT, certificate_authority: PATH, ...)")
@@ -128,10 +160,15 @@ def resolve_connection(endpoint: str | None = None, certificate_authority: str |
         raise ConnectionSettingsError(
             "no endpoint given; pass --endpoint HOST:PORT, set AK_ENDPOINT, or name a config "
             "file with AKCONFIG")
+    endpoint = str(endpoint)  # a YAML file may hold a bare number
+    if "@" in endpoint:
+        # Refused rather than dropped: a user who wrote a password expects it to be used.
+        raise ConnectionSettingsError(_credentials_refused(endpoint))
     parsed = urlparse(endpoint if "://" in endpoint else f"//{endpoint}")
     hostport = parsed.netloc or parsed.path
     if not hostport:
-        raise ConnectionSettingsError(f"the endpoint {endpoint!r} has no host; use HOST:PORT")
+        raise ConnectionSettingsError(f"the endpoint {_shown(endpoint)!r} has no host; "
+                                      "use HOST:PORT")
     if (cert is None) != (key is None):
         raise ConnectionSettingsError(
             "mutual TLS needs both --client-certificate and --client-key; one of them is missing")

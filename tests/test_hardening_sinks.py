@@ -185,3 +185,89 @@ def test_graphviz_parses_the_file_and_keeps_every_edge(dot_text):
                          timeout=30)
     assert svg.returncode == 0, svg.stderr
     xml.dom.minidom.parseString(svg.stdout)
+
+
+# -- credentials never reach a sink ------------------------------------------------------------
+
+SECRET = "s3cr3t-pw"
+
+
+@pytest.fixture(scope="module")
+def live_endpoint():
+    from aksnap.fixtures.server import SimulatedControlPlane, synthetic_cluster
+
+    with SimulatedControlPlane(synthetic_cluster(20, seed=5)) as cp:
+        yield cp.start()
+
+
+@pytest.fixture
+def _no_ak_env(monkeypatch):
+    for k in ("AK_ENDPOINT", "AKCONFIG", "AK_CERTIFICATE_AUTHORITY", "AK_CLIENT_CERTIFICATE",
+              "AK_CLIENT_KEY"):
+        monkeypatch.delenv(k, raising=False)
+
+
+def _export(*args):
+    return runner.invoke(app, ["export", "--all", "-q", *map(str, args)])
+
+
+@pytest.mark.usefixtures("_no_ak_env")
+@pytest.mark.parametrize("endpoint", [
+    f"https://user:{SECRET}@127.0.0.1:1",          # unreachable port
+    f"user:{SECRET}@127.0.0.1:1",                  # no scheme
+    f"https://user:{SECRET}/x?y@127.0.0.1:1",      # a password holding '/' and '?'
+    f"https://user:a@{SECRET}@127.0.0.1:1",        # and '@'
+])
+def test_a_password_in_the_endpoint_is_refused_without_being_shown(tmp_path, endpoint):
+    """Given an endpoint with USER:PASSWORD@ (gRPC has no use for it), when exported,
+    then the export stops at once with exit 2 and a sentence that names the problem but not
+    the password, and nothing is written."""
+    r = _export("--endpoint", endpoint, "--out", tmp_path / "b")
+    assert r.exit_code == 2, r.output
+    assert SECRET not in r.output and SECRET not in (r.stderr or "")
+    assert "user name or password" in r.stderr and "127.0.0.1:1" in r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.usefixtures("_no_ak_env")
+def test_a_password_against_a_live_server_leaves_no_trace(tmp_path, live_endpoint):
+    """Given a live control plane, when exported with user:password@ in front of its address,
+    then the export is refused without the password; the same address without it exports, and
+    the manifest's source is exactly HOST:PORT."""
+    r = _export("--endpoint", f"https://admin:{SECRET}@{live_endpoint}", "--out", tmp_path / "b")
+    assert r.exit_code == 2 and SECRET not in r.output + (r.stderr or "")
+    assert not (tmp_path / "b").exists()
+    ok = _export("--endpoint", live_endpoint, "--out", tmp_path / "b")
+    assert ok.exit_code == 0, ok.output
+    manifest = (tmp_path / "b" / "manifest.json").read_text()
+    assert json.loads(manifest)["source"]["endpoint"] == live_endpoint and "@" not in manifest
+
+
+@pytest.mark.usefixtures("_no_ak_env")
+def test_a_password_from_the_environment_or_akconfig_is_not_shown(tmp_path, monkeypatch):
+    """Given the endpoint with a password in AK_ENDPOINT, then in an AKCONFIG file, and an
+    AKCONFIG file whose YAML is broken on the line after it, when exported, then each is a
+    sentence with exit 2 that never quotes the password."""
+    monkeypatch.setenv("AK_ENDPOINT", f"https://u:{SECRET}@127.0.0.1:1")
+    r = _export("--out", tmp_path / "b")
+    assert r.exit_code == 2 and SECRET not in r.output + (r.stderr or "")
+    monkeypatch.delenv("AK_ENDPOINT")
+    conf = tmp_path / "ak.yaml"
+    conf.write_text(f"endpoint: https://u:{SECRET}@127.0.0.1:1\n")
+    monkeypatch.setenv("AKCONFIG", str(conf))
+    r = _export("--out", tmp_path / "b")
+    assert r.exit_code == 2 and SECRET not in r.output + (r.stderr or "")
+    conf.write_text(f"endpoint: https://u:{SECRET}@127.0.0.1:1\n\tbroken: [\n")
+    r = _export("--out", tmp_path / "b")
+    assert r.exit_code == 2 and "not valid YAML at line 2" in r.stderr
+    assert SECRET not in r.output + (r.stderr or "")
+
+
+def test_a_connection_built_in_python_cannot_carry_a_password():
+    """Given the Python API, when a Connection is built with user:password@host:port, then it
+    is refused with a sentence that does not hold the password."""
+    from aksnap.exporter.client import Connection, ConnectionSettingsError
+
+    with pytest.raises(ConnectionSettingsError) as e:
+        Connection(f"u:{SECRET}@127.0.0.1:1", None)
+    assert SECRET not in str(e.value) and "***@127.0.0.1:1" in str(e.value)
