@@ -8,10 +8,17 @@ its binding predecessor finished: waiting (-> submitted), queued (-> acquired), 
 (acquired -> started: input download and hand-over to the worker), processing (-> processed),
 finishing (-> ended). Gaps between a predecessor's end and a task's creation are "spawn" or
 "retry" time; before the first task, "before first task". The segments tile the wall time.
+
+Vectorised over every session at once: the binding predecessor of every task is one grouped
+arg-max over the edges, the chains of all sessions are walked back in lockstep (one numpy step
+per hop), and the phases and segments are computed on the arrays of all chain steps; Python
+builds dictionaries only for the steps shown. A long chain shows its first, last and longest
+steps (``--all`` for every step); many sessions show a summary (``--session`` for detail).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,156 +26,363 @@ import numpy as np
 from aksnap.bundle import RESULT_STATUSES
 
 from .common import fmt_seconds, render_sections, seconds_between, to_time
-from .graph import NA
+from .graph import KIND_PRODUCES, NA
 
 PHASES = ("waiting", "queued", "fetching", "processing", "finishing")
 COMPLETED = RESULT_STATUSES.index("COMPLETED")
+EDGES = ("", "produces", "data", "payload", "spawn", "retry")
+E_PRODUCES, E_DATA, E_PAYLOAD, E_SPAWN, E_RETRY = 1, 2, 3, 4, 5
+# segment names: the five phases, then the gaps before a task's creation
+SEGMENTS = PHASES + ("before first task", "spawn", "retry", "created late")
+S_BEFORE, S_GAP = 5, {E_SPAWN: 6, E_RETRY: 7}
+S_LATE = 8
+MARKS = ("submitted_at", "acquired_at", "started_at", "processed_at", "ended_at")
+STEPS_SHOWN = 100  # a longer chain shows its first, last and longest steps (--all: every step)
+STEPS_EDGE, STEPS_LONGEST = 10, 30
+SESSIONS_SHOWN = 20  # more sessions than this (and no --session): a summary
 
 
-def _task_finish(g, t: int) -> int:
-    e = int(g.task_ts["ended_at"][t])
-    return e if e != NA else int(g.task_ts["processed_at"][t])
+def _binding(g) -> tuple[np.ndarray, np.ndarray]:
+    """(pred, edge) for every node: what it waited for last, and by which edge. A result waits
+    for its producer; a task for the latest-finishing of its inputs (completed_at), its parent
+    and its previous attempt (ended_at, else processed_at); ties go to the inputs (lowest node
+    index first), then the parent, then the previous attempt."""
+    T = g.n_tasks
+    pred = np.full(g.n, -1, dtype=np.int64)
+    edge = np.zeros(g.n, dtype=np.int8)
+    prod = g.producer >= 0
+    pred[T:][prod] = g.producer[prod]
+    edge[T:][prod] = E_PRODUCES
+    ended, processed = g.task_ts["ended_at"], g.task_ts["processed_at"]
+    finish = np.where(ended != NA, ended, processed)
+    e = g.kind != KIND_PRODUCES
+    in_task, in_res = g.dst[e], g.src[e]
+    in_edge = np.where(g.payload_of[in_task] == in_res - T, E_PAYLOAD, E_DATA)
+    par = np.flatnonzero(g.parent >= 0)
+    prev = np.flatnonzero(g.previous_attempt >= 0)
+    task = np.concatenate([in_task, par, prev])
+    cand = np.concatenate([in_res, g.parent[par], g.previous_attempt[prev]])
+    when = np.concatenate([g.result_ts["completed_at"][in_res - T], finish[g.parent[par]],
+                           finish[g.previous_attempt[prev]]])
+    kind = np.concatenate([in_edge, np.full(len(par), E_SPAWN), np.full(len(prev), E_RETRY)]).astype(np.int8)
+    group = np.concatenate([np.zeros(len(in_task)), np.ones(len(par)), np.full(len(prev), 2)])
+    ok = when != NA
+    task, cand, when, kind, group = task[ok], cand[ok], when[ok], kind[ok], group[ok]
+    order = np.lexsort((cand, group, -when, task))
+    first = order[np.r_[True, task[order][1:] != task[order][:-1]]] if len(order) else order
+    pred[task[first]] = cand[first]
+    edge[task[first]] = kind[first]
+    return pred, edge
 
 
-def _chain(g, last_result: int) -> list[tuple[int, str]]:
-    """[(node, edge kind that led to the *next* node)], oldest first."""
-    chain: list[tuple[int, str]] = [(last_result, "")]
-    node = last_result
-    seen = {node}
-    while True:
-        if node >= g.n_tasks:
-            p = int(g.producer[node - g.n_tasks])
-            if p < 0 or p in seen:
-                break
-            node, edge = p, "produces"
-        else:
-            best, best_t, best_edge = -1, NA, ""
-            for r in g.inputs(node):  # results it reads
-                t = int(g.result_ts["completed_at"][r - g.n_tasks])
-                if t != NA and t > best_t:
-                    best, best_t = r, t
-                    best_edge = "payload" if g.payload_of[node] == r - g.n_tasks else "data"
-            for cand, edge in ((int(g.parent[node]), "spawn"), (int(g.previous_attempt[node]), "retry")):
-                if cand >= 0:
-                    t = _task_finish(g, cand)
-                    if t != NA and t > best_t:
-                        best, best_t, best_edge = cand, t, edge
-            if best < 0 or best in seen:
-                break
-            node, edge = best, best_edge
-        seen.add(node)
-        chain.append((node, edge))
-    chain.reverse()
-    return chain
+def _walk(g, pred: np.ndarray, lasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walk back from each last result, all at once: (k, node) of every chain step, grouped by
+    k (the index into ``lasts``), oldest first. A cycle (an anomalous bundle) ends a walk at
+    the first node seen twice."""
+    ks, nodes = [np.arange(len(lasts))], [np.asarray(lasts, dtype=np.int64)]
+    acyclic = g.is_dag()
+    if acyclic:
+        k, cur = ks[0], nodes[0]
+        while len(k):
+            nxt = pred[cur]
+            alive = nxt >= 0
+            k, cur = k[alive], nxt[alive]
+            if len(k):
+                ks.append(k)
+                nodes.append(cur)
+    else:
+        ks, nodes = [], []
+        for i, node in enumerate(np.asarray(lasts).tolist()):
+            seen, chain = {node}, [node]
+            while pred[node] >= 0 and int(pred[node]) not in seen:
+                node = int(pred[node])
+                seen.add(node)
+                chain.append(node)
+            ks.append(np.full(len(chain), i))
+            nodes.append(np.array(chain, dtype=np.int64))
+        ks.append(np.zeros(0, np.int64))
+        nodes.append(np.zeros(0, np.int64))
+    depth = np.concatenate([np.arange(len(x)) for x in ks]) if not acyclic else \
+        np.concatenate([np.full(len(x), i) for i, x in enumerate(ks)])
+    k, node = np.concatenate(ks), np.concatenate(nodes)
+    order = np.lexsort((-depth, k))
+    return k[order], node[order]
 
 
-def build_session(snap, session_id: str) -> dict[str, Any]:
+def _seg_cummax(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Running maximum of ``values`` within each run of equal ``group`` (rows sorted by group)."""
+    if not len(values):
+        return values.copy()
+    uniq, rank = np.unique(values, return_inverse=True)
+    key = group.astype(np.int64) * (len(uniq) + 1) + rank
+    return uniq[np.maximum.accumulate(key) - group.astype(np.int64) * (len(uniq) + 1)]
+
+
+@dataclass
+class Paths:
+    """The critical paths of many sessions, as arrays (one row per chain step, and per segment)."""
+    sessions: list[str]
+    last: np.ndarray           # per session: last completed result (node) or -1
+    start: np.ndarray          # per session, µs (NA unknown)
+    end: np.ndarray
+    wall: np.ndarray           # per session, seconds (NaN unknown)
+    # chain steps, grouped by session (index into sessions), oldest first
+    k: np.ndarray
+    node: np.ndarray
+    prev_edge: np.ndarray
+    is_task: np.ndarray
+    begin: np.ndarray
+    cursor_end: np.ndarray
+    phase: np.ndarray          # (steps, 5) µs, -1 = none
+    # segments, in chain order within each session
+    seg_k: np.ndarray
+    seg_step: np.ndarray
+    seg_name: np.ndarray
+    seg_a: np.ndarray
+    seg_b: np.ndarray
+
+
+def compute(snap, session_ids: list[str]) -> Paths:
+    """Critical paths of the named sessions, vectorised over all of them."""
     g = snap.graph
-    mask = g.session_nodes(session_id)
-    res = np.flatnonzero(mask[g.n_tasks:] & (g.result_status == COMPLETED))
-    completed_at = g.result_ts["completed_at"][res]
-    ok = completed_at != NA
-    task_mask = mask[:g.n_tasks]
-    created = g.task_ts["created_at"][task_mask]
-    created = created[created != NA]
-    start = int(created.min()) if len(created) else NA
-    base = {"session_id": session_id, "last_result": None, "wall_s": None, "steps": [],
-            "segments": [], "totals": [], "line": "no completed result: no critical path yet"}
-    if not ok.any():
-        return base
-    last = int(g.n_tasks + res[ok][np.argmax(completed_at[ok])])
-    end = int(g.result_ts["completed_at"][last - g.n_tasks])
-    if start == NA or start > end:
-        start = int(g.result_ts["created_at"][last - g.n_tasks])
-    wall = (end - start) / 1e6 if end != NA and start != NA else None
-    chain = _chain(g, last)
-    segments: list[dict[str, Any]] = []
-    steps: list[dict[str, Any]] = []
-    prev_finish = start
-    prev_edge = ""
-    first_task = True
-    for node, edge in chain:
-        nid = g.node_id(node)
-        if node >= g.n_tasks:
-            t = int(g.result_ts["completed_at"][node - g.n_tasks])
-            steps.append({"step": len(steps) + 1, "kind": "result", "id": nid, "edge": prev_edge,
-                          "status": g.status_name(node), "at": to_time(t)})
-            if t != NA:
-                prev_finish = max(prev_finish, t) if first_task is False else prev_finish
-            prev_edge = edge
+    T = g.n_tasks
+    S = len(session_ids)
+    code_of = {s: i for i, s in enumerate(g.sessions.to_pylist())}
+    codes = np.array([code_of.get(s, -1) for s in session_ids], dtype=np.int64)
+    # which of the requested sessions each node belongs to (-1: none)
+    to_k = np.full(len(g.sessions) + 1, -1, dtype=np.int64)
+    to_k[codes[codes >= 0]] = np.flatnonzero(codes >= 0)
+    node_k = to_k[g.session_of]
+    rts, tts = g.result_ts, g.task_ts
+    # last completed result per session (lowest index among ties), and the first task creation
+    rk = node_k[T:]
+    done = np.flatnonzero((rk >= 0) & (g.result_status == COMPLETED) & (rts["completed_at"] != NA))
+    last = np.full(S, -1, dtype=np.int64)
+    end = np.full(S, NA, dtype=np.int64)
+    if len(done):
+        o = np.lexsort((done, -rts["completed_at"][done], rk[done]))
+        o = o[np.r_[True, rk[done][o][1:] != rk[done][o][:-1]]]
+        last[rk[done][o]] = T + done[o]
+        end[rk[done][o]] = rts["completed_at"][done[o]]
+    created = tts["created_at"]
+    tk = node_k[:T]
+    has = (tk >= 0) & (created != NA)
+    start = np.full(S, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(start, tk[has], created[has])
+    start[start == np.iinfo(np.int64).max] = NA
+    lr = np.maximum(last - T, 0)
+    redo = (last >= 0) & ((start == NA) | (start > end))
+    start[redo] = rts["created_at"][lr[redo]]
+    wall = np.where((last >= 0) & (end != NA) & (start != NA), (end - start) / 1e6, np.nan)
+
+    pred, edge = _binding(g)
+    with_path = np.flatnonzero(last >= 0)
+    k, node = _walk(g, pred, last[with_path])
+    k = with_path[k]
+    n = len(node)
+    is_task = node < T
+    prev_edge = edge[node].astype(np.int64)
+    if n:
+        prev_edge[np.r_[True, k[1:] != k[:-1]]] = 0  # the oldest step was reached by nothing
+    tn = np.where(is_task, node, 0)
+    origin = np.where(is_task, created[tn], NA)
+    marks = np.stack([np.where(is_task, tts[c][tn], NA) for c in MARKS], axis=1) if n else \
+        np.zeros((0, 5), dtype=np.int64)
+    completed = np.where(~is_task, rts["completed_at"][np.where(is_task, 0, node - T)], NA)
+    pos = np.arange(n)
+    first_of_k = np.full(S, n, dtype=np.int64)
+    np.minimum.at(first_of_k, k[is_task], pos[is_task])
+    first_task = is_task & (pos == first_of_k[k])
+    after_first = pos > first_of_k[k]
+    begin0 = np.where(origin != NA, origin, start[k])
+    mark_max = marks.max(axis=1) if n else np.zeros(0, dtype=np.int64)
+    # What each step leaves as "the previous finish": a task, the end of its phases; a result
+    # after the first task, its completion. A task with no creation time before anything has
+    # finished has no beginning (its phases are unknown and it leaves nothing).
+    strict = np.where(first_task, np.where(begin0 != NA, np.maximum(begin0, mark_max), NA),
+                      np.where(is_task & after_first & (origin != NA), np.maximum(origin, mark_max),
+                               np.where(~is_task & after_first, completed, NA)))
+    anchor = np.full(S, n, dtype=np.int64)
+    has_v = strict != NA
+    np.minimum.at(anchor, k[has_v], pos[has_v])
+    late_task = is_task & after_first & (origin == NA) & (pos > anchor[k])
+    value = np.where(late_task, mark_max, strict)
+    P = _seg_cummax(value, k)
+    P_prev = np.where(pos > 0, np.r_[NA, P[:-1]], NA)
+    begin = np.where(first_task, begin0, np.where(origin != NA, np.maximum(P_prev, origin), P_prev))
+    begin = np.where(is_task, begin, NA)
+    cur = np.maximum.accumulate(np.concatenate([begin[:, None], marks], axis=1), axis=1) if n else \
+        np.zeros((0, 6), dtype=np.int64)
+    valid = (marks != NA) & (begin[:, None] != NA)
+    phase = np.where(valid, np.maximum(marks - cur[:, :5], 0), -1)
+    cursor_end = np.where(begin != NA, cur[:, 5], NA)
+
+    # segments: a gap before the task's creation, then its phases
+    # (an unknown start or previous finish makes no gap: there is nothing to measure from)
+    gap_first = first_task & (origin != NA) & (start[k] != NA) & (origin > start[k])
+    gap_next = is_task & ~first_task & (origin != NA) & (P_prev != NA) & (origin > P_prev) & after_first
+    gap_name = np.where(first_task, S_BEFORE,
+                        np.where(prev_edge == E_SPAWN, S_GAP[E_SPAWN],
+                                 np.where(prev_edge == E_RETRY, S_GAP[E_RETRY], S_LATE)))
+    gap = np.flatnonzero(gap_first | gap_next)
+    gap_a = np.where(first_task[gap], start[k[gap]], P_prev[gap])
+    ph_rows, ph_col = np.nonzero(phase > 0)
+    seg_step = np.concatenate([gap, ph_rows])
+    seg_sub = np.concatenate([np.full(len(gap), -1), ph_col])
+    seg_name = np.concatenate([gap_name[gap], ph_col])
+    seg_a = np.concatenate([gap_a, cur[ph_rows, ph_col]])
+    seg_b = np.concatenate([origin[gap], cur[ph_rows, ph_col] + phase[ph_rows, ph_col]])
+    o = np.lexsort((seg_sub, seg_step))
+    return Paths(list(session_ids), last, start, end, wall, k, node, prev_edge, is_task, begin,
+                 cursor_end, phase, k[seg_step[o]], seg_step[o], seg_name[o], seg_a[o], seg_b[o])
+
+
+def _totals(p: Paths, sel: np.ndarray, wall: float | None) -> list[dict[str, Any]]:
+    """Seconds per segment name over the segments ``sel`` (chain order), largest first."""
+    names = p.seg_name[sel]
+    secs = (p.seg_b[sel] - p.seg_a[sel]) / 1e6
+    sums = np.bincount(names, weights=secs, minlength=len(SEGMENTS))
+    seen = np.full(len(SEGMENTS), len(sel), dtype=np.int64)
+    np.minimum.at(seen, names, np.arange(len(sel)))
+    present = np.flatnonzero(seen < len(sel))
+    present = present[np.argsort(seen[present], kind="stable")]  # first occurrence order
+    ordered = sorted(((SEGMENTS[c], float(sums[c])) for c in present), key=lambda kv: -kv[1])
+    return [{"segment": name, "seconds": round(v, 6), "share": round(v / wall, 4) if wall else None}
+            for name, v in ordered]
+
+
+def _step_rows(snap, p: Paths, rows: np.ndarray, first: int, wall: float | None) -> list[dict[str, Any]]:
+    g = snap.graph
+    ids = g.node_ids(p.node[rows]) if len(rows) else []
+    out = []
+    for r, nid in zip(rows.tolist(), ids):
+        node = int(p.node[r])
+        row: dict[str, Any] = {"step": r - first + 1, "kind": "task" if p.is_task[r] else "result",
+                               "id": nid, "edge": EDGES[p.prev_edge[r]], "status": g.status_name(node)}
+        if not p.is_task[r]:
+            row["at"] = to_time(int(g.result_ts["completed_at"][node - g.n_tasks]))
+            out.append(row)
             continue
-        ts = {c: int(g.task_ts[f"{c}_at"][node]) for c in
-              ("created", "submitted", "acquired", "started", "processed", "ended")}
-        origin = ts["created"]
-        if first_task:
-            if origin != NA and origin > start:
-                segments.append(_seg("before first task", "", start, origin))
-            begin = origin if origin != NA else start
-        else:
-            if origin != NA and origin > prev_finish:
-                label = {"spawn": "spawn", "retry": "retry"}.get(prev_edge, "created late")
-                segments.append(_seg(label, nid, prev_finish, origin))
-            begin = max(prev_finish, origin) if origin != NA else prev_finish
-        marks = [("waiting", ts["submitted"]), ("queued", ts["acquired"]),
-                 ("fetching", ts["started"]), ("processing", ts["processed"]),
-                 ("finishing", ts["ended"])]
-        cursor = begin
-        row = {"step": len(steps) + 1, "kind": "task", "id": nid, "edge": prev_edge,
-               "status": g.status_name(node)}
-        for phase, mark in marks:
-            if mark == NA or cursor == NA:
-                row[phase] = None
-                continue
-            s = max(mark - cursor, 0)
-            row[phase] = s / 1e6
-            if s:
-                segments.append(_seg(phase, nid, cursor, cursor + s))
-            cursor = max(cursor, mark)
-        row["total"] = seconds_between(begin, cursor)
+        for i, ph in enumerate(PHASES):
+            v = int(p.phase[r, i])
+            row[ph] = None if v < 0 else v / 1e6
+        row["total"] = seconds_between(int(p.begin[r]), int(p.cursor_end[r]))
         row["share"] = round(row["total"] / wall, 4) if wall and row["total"] is not None else None
-        steps.append(row)
-        prev_finish = cursor
-        prev_edge = edge
-        first_task = False
-    totals: dict[str, float] = {}
-    for s in segments:
-        totals[s["segment"]] = totals.get(s["segment"], 0.0) + s["seconds"]
-    for s in segments:
-        s["share"] = round(s["seconds"] / wall, 4) if wall else None
-    total_rows = [{"segment": k, "seconds": round(v, 6), "share": round(v / wall, 4) if wall else None}
-                  for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
-    n_tasks = sum(1 for s in steps if s["kind"] == "task")
-    covered = sum(totals.values())
-    top = ", ".join(f"{r['segment']} {100 * (r['share'] or 0):.0f}%" for r in total_rows[:3])
-    longest = max(segments, key=lambda s: s["seconds"], default=None)
-    line = (f"{n_tasks} task(s) to {g.node_id(last)} over {fmt_seconds(wall)}: {top}"
-            + (f"; longest: {longest['segment']} of {longest['id']} {fmt_seconds(longest['seconds'])}"
-               if longest and longest["id"] else ""))
-    return {**base, "last_result": g.node_id(last), "started": to_time(start), "ended": to_time(end),
-            "wall_s": wall, "covered_s": round(covered, 6), "steps": steps, "segments": segments,
-            "totals": total_rows, "line": line}
+        out.append(row)
+    return out
 
 
-def _seg(name: str, nid: str, a: int, b: int) -> dict[str, Any]:
-    return {"segment": name, "id": nid, "start": to_time(a), "end": to_time(b),
-            "seconds": (b - a) / 1e6}
+def _shown_steps(p: Paths, lo: int, hi: int) -> np.ndarray:
+    """Rows of a long chain worth showing: the first and last steps and the longest tasks."""
+    n = hi - lo
+    if n <= STEPS_SHOWN:
+        return np.arange(lo, hi)
+    dur = np.where(p.is_task[lo:hi] & (p.begin[lo:hi] != NA) & (p.cursor_end[lo:hi] != NA),
+                   p.cursor_end[lo:hi] - p.begin[lo:hi], -1)
+    longest = np.argsort(-dur, kind="stable")[:STEPS_LONGEST]
+    keep = np.union1d(np.r_[np.arange(STEPS_EDGE), np.arange(n - STEPS_EDGE, n)], longest)
+    return lo + keep
 
 
-def build(snap, session_id: str | None = None) -> dict[str, Any]:
+def session_detail(snap, p: Paths, i: int, all_steps: bool = False) -> dict[str, Any]:
+    """The critical path of session ``i`` of ``p`` as plain data."""
+    g = snap.graph
+    sid = p.sessions[i]
+    base = {"session_id": sid, "last_result": None, "wall_s": None, "steps": [],
+            "segments": [], "totals": [], "line": "no completed result: no critical path yet"}
+    last = int(p.last[i])
+    if last < 0:
+        return {**base, "steps_total": 0, "steps_omitted": 0}
+    wall = None if np.isnan(p.wall[i]) else float(p.wall[i])
+    lo, hi = int(np.searchsorted(p.k, i, side="left")), int(np.searchsorted(p.k, i, side="right"))
+    slo, shi = int(np.searchsorted(p.seg_k, i, side="left")), int(np.searchsorted(p.seg_k, i, side="right"))
+    seg = np.arange(slo, shi)
+    shown = np.arange(lo, hi) if all_steps else _shown_steps(p, lo, hi)
+    steps = _step_rows(snap, p, shown, lo, wall)
+    shown_segs = seg if len(shown) == hi - lo else seg[np.isin(p.seg_step[seg], shown)]
+    seg_ids = g.node_ids(p.node[p.seg_step[shown_segs]]) if len(shown_segs) else []
+    segments = []
+    for s, nid in zip(shown_segs.tolist(), seg_ids):
+        name = SEGMENTS[p.seg_name[s]]
+        a, b = int(p.seg_a[s]), int(p.seg_b[s])
+        secs = (b - a) / 1e6
+        segments.append({"segment": name, "id": "" if name == "before first task" else nid,
+                         "start": to_time(a), "end": to_time(b), "seconds": secs,
+                         "share": round(secs / wall, 4) if wall else None})
+    totals = _totals(p, seg, wall)
+    # the segments' seconds summed per name, then the names in order of first appearance
+    sums = np.bincount(p.seg_name[seg], weights=(p.seg_b[seg] - p.seg_a[seg]) / 1e6,
+                       minlength=len(SEGMENTS))
+    covered = sum(float(sums[c]) for c in dict.fromkeys(p.seg_name[seg].tolist()))
+    n_tasks = int(p.is_task[lo:hi].sum())
+    top = ", ".join(f"{r['segment']} {100 * (r['share'] or 0):.0f}%" for r in totals[:3])
+    line = f"{n_tasks} task(s) to {g.node_id(last)} over {fmt_seconds(wall)}: {top}"
+    if len(seg):
+        j = seg[int(np.argmax(p.seg_b[seg] - p.seg_a[seg]))]
+        name = SEGMENTS[p.seg_name[j]]
+        if name != "before first task":
+            line += (f"; longest: {name} of {g.node_id(int(p.node[p.seg_step[j]]))} "
+                     f"{fmt_seconds((int(p.seg_b[j]) - int(p.seg_a[j])) / 1e6)}")
+    return {**base, "last_result": g.node_id(last), "started": to_time(int(p.start[i])),
+            "ended": to_time(int(p.end[i])), "wall_s": wall, "covered_s": round(covered, 6),
+            "steps": steps, "segments": segments, "totals": totals, "line": line,
+            "steps_total": int(hi - lo), "steps_omitted": int(hi - lo - len(shown))}
+
+
+def build_session(snap, session_id: str, all_steps: bool = False) -> dict[str, Any]:
+    return session_detail(snap, compute(snap, [session_id]), 0, all_steps)
+
+
+def summary(snap, p: Paths, shown: int = SESSIONS_SHOWN) -> dict[str, Any]:
+    """Many sessions at once: time on the critical paths by segment over all sessions, and the
+    sessions with the longest critical paths (their one-line summary)."""
+    wall = np.nan_to_num(p.wall, nan=-1.0)
+    order = np.argsort(-wall, kind="stable")[:shown]
+    order = order[wall[order] >= 0]
+    total_wall = float(p.wall[~np.isnan(p.wall)].sum())
+    totals = _totals(p, np.arange(len(p.seg_name)), total_wall or None)
+    steps = np.bincount(p.k, weights=p.is_task, minlength=len(p.sessions)).astype(np.int64)
+    top = []
+    for i in order.tolist():
+        d = session_detail(snap, p, i)
+        top.append({"session_id": d["session_id"], "wall_s": d["wall_s"], "tasks_on_path": int(steps[i]),
+                    "last_result": d["last_result"], "line": d["line"]})
+    return {"sessions_total": len(p.sessions),
+            "sessions_with_path": int((p.last >= 0).sum()),
+            "wall_s_total": round(total_wall, 6), "totals": totals, "longest": top}
+
+
+def build(snap, session_id: str | None = None, all_steps: bool = False) -> dict[str, Any]:
     snap.graph  # first: it builds while the checksums are still being verified
     snap.require_session(session_id)
     ids = [session_id] if session_id else snap.session_ids()
-    return {"sessions": [build_session(snap, s) for s in ids]}
+    p = compute(snap, ids)
+    if len(ids) > SESSIONS_SHOWN:
+        return {"summary": summary(snap, p)}
+    return {"sessions": [session_detail(snap, p, i, all_steps) for i in range(len(ids))]}
 
 
 def render(data: dict[str, Any], fmt: str = "table") -> str:
     if fmt == "json":
         return render_sections(data, fmt, [])
+    if "summary" in data:
+        s = data["summary"]
+        head = [("sessions", s["sessions_total"]), ("with a completed result", s["sessions_with_path"]),
+                ("wall time, summed", fmt_seconds(s["wall_s_total"])),
+                ("detail", "aksnap critical-path BUNDLE --session SESSION_ID")]
+        return render_sections(s, fmt, [
+            ("Time on the critical paths by segment (all sessions)", s["totals"], ["segment", "seconds", "share"]),
+            (f"Longest critical paths (top {len(s['longest'])})", s["longest"],
+             ["session_id", "wall_s", "tasks_on_path", "line"]),
+        ], head)
     parts = []
     for s in data["sessions"]:
         head = [("session", s["session_id"]), ("last result", s["last_result"]),
                 ("wall time", fmt_seconds(s["wall_s"]) if s["wall_s"] is not None else None),
                 ("critical path", s["line"])]
+        if s.get("steps_omitted"):
+            head.append(("steps", f"{s['steps_total']} on the path; showing the first and last "
+                                  f"{STEPS_EDGE} and the {STEPS_LONGEST} longest (--all for every step)"))
         parts.append(render_sections(s, fmt, [
             ("Chain (oldest first; seconds per phase; share of wall time)", s["steps"],
              ["step", "kind", "id", "edge", "status", *PHASES, "total", "share"]),

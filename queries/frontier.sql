@@ -4,7 +4,7 @@
 --          own inputs are all COMPLETED. This is what holds the result right now.
 -- params: $result_id (required)
 -- columns: kind, id, status
-WITH RECURSIVE edges AS (
+WITH RECURSIVE edges AS MATERIALIZED (
     SELECT 'result' AS src_kind, d.result_id AS src, 'task' AS dst_kind, d.task_id AS dst
     FROM task_dependencies d SEMI JOIN results r ON r.result_id = d.result_id
     UNION ALL
