@@ -32,8 +32,12 @@ class Ranking:
     holds_results: np.ndarray
     holds_tasks: np.ndarray
     ready_inputs_waiting: np.ndarray
-    blocking_nodes: int  # the whole frontier, ranked or not
+    frontier: np.ndarray  # every blocking node, ranked or not
     ranked_exactly: int
+
+    @property
+    def blocking_nodes(self) -> int:
+        return len(self.frontier)
 
 
 def in_status_seconds(snap, nodes: np.ndarray) -> np.ndarray:
@@ -71,7 +75,7 @@ def rank(snap, mask: np.ndarray) -> Ranking:
     nodes, hr, ht, ready = front[keep], held_results[keep], sums[keep, 1], sums[keep, 2]
     waited = np.nan_to_num(in_status_seconds(snap, nodes), nan=0.0)
     order = np.lexsort((g.id_rank(nodes), -waited, -ready, -hr))
-    return Ranking(nodes[order], hr[order], ht[order], ready[order], len(front), int(exact.sum()))
+    return Ranking(nodes[order], hr[order], ht[order], ready[order], front, int(exact.sum()))
 
 
 def rows(snap, r: Ranking, picks: np.ndarray | None = None) -> list[dict[str, Any]]:

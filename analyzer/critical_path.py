@@ -42,7 +42,7 @@ STEPS_EDGE, STEPS_LONGEST = 10, 30
 SESSIONS_SHOWN = 20  # more sessions than this (and no --session): a summary
 
 
-def _binding(g) -> tuple[np.ndarray, np.ndarray]:
+def _binding(g, tasks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(pred, edge) for every node: what it waited for last, and by which edge. A result waits
     for its producer; a task for the latest-finishing of its inputs (completed_at), its parent
     and its previous attempt (ended_at, else processed_at); ties go to the inputs (lowest node
@@ -56,10 +56,12 @@ def _binding(g) -> tuple[np.ndarray, np.ndarray]:
     ended, processed = g.task_ts["ended_at"], g.task_ts["processed_at"]
     finish = np.where(ended != NA, ended, processed)
     e = g.kind != KIND_PRODUCES
+    if tasks is not None:
+        e &= tasks[np.minimum(g.dst, max(T - 1, 0))]
     in_task, in_res = g.dst[e], g.src[e]
     in_edge = np.where(g.payload_of[in_task] == in_res - T, E_PAYLOAD, E_DATA)
-    par = np.flatnonzero(g.parent >= 0)
-    prev = np.flatnonzero(g.previous_attempt >= 0)
+    par = np.flatnonzero((g.parent >= 0) & (tasks if tasks is not None else True))
+    prev = np.flatnonzero((g.previous_attempt >= 0) & (tasks if tasks is not None else True))
     task = np.concatenate([in_task, par, prev])
     cand = np.concatenate([in_res, g.parent[par], g.previous_attempt[prev]])
     when = np.concatenate([g.result_ts["completed_at"][in_res - T], finish[g.parent[par]],
@@ -175,7 +177,7 @@ def compute(snap, session_ids: list[str]) -> Paths:
     start[redo] = rts["created_at"][lr[redo]]
     wall = np.where((last >= 0) & (end != NA) & (start != NA), (end - start) / 1e6, np.nan)
 
-    pred, edge = _binding(g)
+    pred, edge = _binding(g, node_k[:T] >= 0)
     with_path = np.flatnonzero(last >= 0)
     k, node = _walk(g, pred, last[with_path])
     k = with_path[k]

@@ -1,64 +1,160 @@
 """Overview of each session of a bundle (``aksnap analyze``): counts by status, wall time,
 throughput, phase breakdown, error classes, retries, top blockers, the critical path in one
-line, and how many anomalies ``check`` finds."""
+line, and how many anomalies ``check`` finds.
+
+Every per-session figure is computed for all sessions at once (grouped SQL, the blockers
+ranking and the critical paths vectorised over every session, counts by ``bincount`` over the
+graph's session codes). Up to ``SESSIONS_DETAILED`` sessions (or one ``--session``) are shown
+in full; a bundle with more shows a summary: totals, and the sessions that stand out by
+failures, by waiting and by duration, each with its critical path in one line.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import blockers as blockers_mod
 from . import check as check_mod
 from . import critical_path as critical_path_mod
 from . import lineage as lineage_mod
 from .common import fmt_seconds, printable, render_sections
+from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES
 from aksnap.output import render_kv, render_rows, to_json
+
+SESSIONS_DETAILED = 20  # more sessions than this (and no --session): a summary
+TOP_SESSIONS = 5  # per ranking of the summary
+
+
+def _grouped(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by session_id in one pass (order kept)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["session_id"], []).append(r)
+    return out
+
+
+def _retries(chains: pa.Table) -> dict[str, dict[str, Any]]:
+    """Per session: retry chains, retries, most attempts, chains that recovered (Arrow group-by)."""
+    if not chains.num_rows:
+        return {}
+    t = pa.table({"session_id": chains["session_id"], "attempts": chains["attempts"],
+                  "retries": pc.subtract(chains["attempts"], 1),
+                  "recovered": pc.cast(pc.equal(chains["final_status"], "COMPLETED"), pa.int64())})
+    agg = t.group_by("session_id", use_threads=False).aggregate(
+        [("attempts", "count"), ("retries", "sum"), ("attempts", "max"), ("recovered", "sum")])
+    return {r["session_id"]: {"chains": r["attempts_count"], "retries": int(r["retries_sum"]),
+                              "max_attempts": r["attempts_max"], "recovered": r["recovered_sum"]}
+            for r in agg.to_pylist()}
+
+
+NO_RETRIES = {"chains": 0, "retries": 0, "max_attempts": 1, "recovered": 0}
+
+
+def _session_index(g, session_ids: list[str]) -> np.ndarray:
+    """Graph session code -> position in ``session_ids`` (len(session_ids) when absent)."""
+    code_of = {s: i for i, s in enumerate(g.sessions.to_pylist())}
+    to_k = np.full(len(g.sessions) + 1, len(session_ids), dtype=np.int64)
+    for k, s in enumerate(session_ids):
+        if s in code_of:
+            to_k[code_of[s]] = k
+    return to_k
+
+
+def _per_session_counts(g, to_k: np.ndarray, n_sessions: int, nodes: np.ndarray) -> np.ndarray:
+    """How many of ``nodes`` each session holds (one bincount; ``to_k`` from _session_index)."""
+    return np.bincount(to_k[g.session_of[nodes]], minlength=n_sessions + 1)[:n_sessions]
+
+
+def _top_root_causes(snap, mask: np.ndarray, top: int) -> dict[int, list[dict[str, Any]]]:
+    """The ``top`` failure origins of each session (by bad nodes explained, then id), keyed by
+    session code: counted for every origin at once, described for the few shown."""
+    g = snap.graph
+    origins = g.origins(mask=mask)
+    if not len(origins):
+        return {}
+    sums, _ = g.downstream_sums(origins, g.bad.astype(np.int64))
+    explains = sums[:, 0]
+    sess = g.session_of[origins]
+    order = np.lexsort((g.id_rank(origins), -explains, sess))
+    sess_o = sess[order]
+    first = np.r_[0, np.flatnonzero(sess_o[1:] != sess_o[:-1]) + 1]
+    pos = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+    picked = order[pos < top]
+    out: dict[int, list[dict[str, Any]]] = {}
+    for code in np.unique(sess[picked]).tolist():
+        nodes = origins[picked[sess[picked] == code]]
+        out[code] = lineage_mod.root_cause_rows(snap, nodes, None)[:top]
+    return out
+
+
+def _top_blockers(snap, r: blockers_mod.Ranking, top: int) -> dict[int, list[dict[str, Any]]]:
+    """The ``top`` blockers of each session, keyed by session code (rank order kept)."""
+    g = snap.graph
+    if not len(r.nodes):
+        return {}
+    sess = g.session_of[r.nodes]
+    order = np.argsort(sess, kind="stable")
+    sess_o = sess[order]
+    first = np.r_[0, np.flatnonzero(sess_o[1:] != sess_o[:-1]) + 1]
+    pos = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+    picked = order[pos < top]
+    out: dict[int, list[dict[str, Any]]] = {}
+    for code in np.unique(sess[picked]).tolist():
+        mine = picked[sess[picked] == code]
+        rows = blockers_mod.rows(snap, r, mine)
+        for i, row in enumerate(rows, 1):
+            row["rank"] = i
+        out[code] = rows
+    return out
 
 
 def build(snap, session_id: str | None = None, top: int = 3) -> dict[str, Any]:
-    snap.graph  # first: it builds while the checksums are still being verified
+    g = snap.graph  # first: it builds while the checksums are still being verified
     snap.require_session(session_id)
     p = {"session_id": session_id}
     summary = snap.query("session_summary", p).to_pylist()
-    status = snap.query("status_counts", p).to_pylist()
-    rstatus = snap.query("result_status_counts", p).to_pylist()
-    phases = snap.query("phase_percentiles", p).to_pylist()
-    errors = snap.query("error_classes", p).to_pylist()
-    chains = snap.query("retry_chains", p).to_pylist()
-    retries: list[dict[str, Any]] = []
-    for sid in dict.fromkeys(c["session_id"] for c in chains):
-        mine = [c for c in chains if c["session_id"] == sid]
-        retries.append({"session_id": sid, "chains": len(mine),
-                        "retries": sum(c["attempts"] - 1 for c in mine),
-                        "max_attempts": max(c["attempts"] for c in mine),
-                        "recovered": sum(c["final_status"] == "COMPLETED" for c in mine)})
+    if session_id is None and len(summary) > SESSIONS_DETAILED:
+        return build_summary(snap, summary)
+    status = _grouped(snap.query("status_counts", p).to_pylist())
+    rstatus = _grouped(snap.query("result_status_counts", p).to_pylist())
+    phases = _grouped(snap.query("phase_percentiles", p).to_pylist())
+    errors = _grouped(snap.query("error_classes", p).to_pylist())
+    retries = _retries(snap.query("retry_chains", p))
     anomalies = check_mod.build(snap, session_id, limit=None, thorough=False)
     per_session_anomalies: dict[str, int] = {}
     for a in anomalies["anomalies"]:
         per_session_anomalies[a["session_id"]] = per_session_anomalies.get(a["session_id"], 0) + 1
+    ids = [s["session_id"] for s in summary]
+    mask = g.session_nodes(session_id)
+    ranking = blockers_mod.rank(snap, mask)
+    blocking = _per_session_counts(g, _session_index(g, ids), len(ids), ranking.frontier)
+    top_blockers = _top_blockers(snap, ranking, top)
+    causes = _top_root_causes(snap, mask, top)
+    paths = critical_path_mod.compute(snap, ids)
+    code_of = {s: i for i, s in enumerate(g.sessions.to_pylist())}
     sessions = []
-    for s in summary:
+    for k, s in enumerate(summary):
         sid = s["session_id"]
-        ph = [{k: r[k] for k in ("partition_id", "phase", "tasks", "total_s", "mean_s", "p50_s", "p90_s", "max_s")}
-              for r in phases if r["session_id"] == sid]
-        blk = blockers_mod.build(snap, sid, limit=top)
-        cp = critical_path_mod.build_session(snap, sid)
-        rt = next((r for r in retries if r["session_id"] == sid), None)
-        smask = snap.graph.session_nodes(sid)
-        rc = lineage_mod.root_cause_rows(snap, snap.graph.origins(mask=smask), None)[:top]
+        code = code_of.get(sid, -1)
+        cp = critical_path_mod.session_detail(snap, paths, k)
         sessions.append({
             **s,
-            "tasks_by_status": {r["status"]: r["tasks"] for r in status if r["session_id"] == sid},
-            "results_by_status": {r["status"]: r["results"] for r in rstatus if r["session_id"] == sid},
-            "phases": ph,
-            "error_classes": [{k: r[k] for k in ("status", "propagated", "error_class", "tasks", "example_task_id")}
-                              for r in errors if r["session_id"] == sid],
-            "retries": {"chains": rt["chains"], "retries": int(rt["retries"]),
-                        "max_attempts": rt["max_attempts"], "recovered": rt["recovered"]}
-            if rt else {"chains": 0, "retries": 0, "max_attempts": 1, "recovered": 0},
-            "top_blockers": [{k: b[k] for k in ("rank", "kind", "id", "status", "holds_results", "in_status_s")}
-                             for b in blk["blockers"]],
-            "blocking_nodes": blk["blocking_nodes"],
-            "root_causes": [{k: r[k] for k in ("kind", "id", "status", "explains", "message")} for r in rc],
+            "tasks_by_status": {r["status"]: r["tasks"] for r in status.get(sid, [])},
+            "results_by_status": {r["status"]: r["results"] for r in rstatus.get(sid, [])},
+            "phases": [{k2: r[k2] for k2 in ("partition_id", "phase", "tasks", "total_s", "mean_s", "p50_s",
+                                              "p90_s", "max_s")} for r in phases.get(sid, [])],
+            "error_classes": [{k2: r[k2] for k2 in ("status", "propagated", "error_class", "tasks", "example_task_id")}
+                              for r in errors.get(sid, [])],
+            "retries": retries.get(sid, NO_RETRIES),
+            "top_blockers": [{k2: b[k2] for k2 in ("rank", "kind", "id", "status", "holds_results", "in_status_s")}
+                             for b in top_blockers.get(code, [])],
+            "blocking_nodes": int(blocking[k]),
+            "root_causes": [{k2: r[k2] for k2 in ("kind", "id", "status", "explains", "message")}
+                            for r in causes.get(code, [])],
             "critical_path": cp["line"],
             "anomalies": per_session_anomalies.get(sid, 0),
         })
@@ -67,13 +163,104 @@ def build(snap, session_id: str | None = None, top: int = 3) -> dict[str, Any]:
             "anomalies": anomalies["total"], "sessions": sessions}
 
 
+def build_summary(snap, summary: list[dict[str, Any]], shown: int = TOP_SESSIONS) -> dict[str, Any]:
+    """Many sessions: one flat row per session (vectorised), totals, and the sessions that
+    stand out by failures, by waiting (their longest-waiting blocking node) and by duration.
+    The anomaly count is left to ``aksnap check`` (its quick checks read the expected outputs
+    of every task, the largest part of such a summary's time)."""
+    g = snap.graph
+    ids = [s["session_id"] for s in summary]
+    mask = np.ones(g.n, dtype=bool)
+    to_k = _session_index(g, ids)
+    front = g.frontier(mask=mask)
+    blocking = _per_session_counts(g, to_k, len(ids), front)
+    front_waiting = front[~g.bad[front]]  # a failed node waits for nothing (see root causes)
+    waiting = _per_session_counts(g, to_k, len(ids), front_waiting)
+    waited = np.nan_to_num(blockers_mod.in_status_seconds(snap, front_waiting), nan=0.0)
+    longest_wait = np.zeros(len(ids) + 1)
+    np.maximum.at(longest_wait, to_k[g.session_of[front_waiting]], waited)
+    origins = g.origins(mask=mask)
+    n_origins = _per_session_counts(g, to_k, len(ids), origins)
+    rows = []
+    for k, s in enumerate(summary):
+        rows.append({**s, "blocking_nodes": int(blocking[k]),
+                     "longest_wait_s": round(float(longest_wait[k]), 6) if waiting[k] else None,
+                     "root_causes": int(n_origins[k])})
+    by_status: dict[str, int] = {}
+    for s in summary:
+        name = s["session_status"] or "no session row"
+        by_status[name] = by_status.get(name, 0) + 1
+
+    def counts(codes: np.ndarray, names) -> dict[str, int]:
+        c = np.bincount(codes[codes >= 0], minlength=len(names))
+        return {names[i]: int(c[i]) for i in np.argsort(-c, kind="stable") if c[i]}
+
+    def top_by(key: str) -> list[int]:
+        v = np.array([r[key] if r[key] is not None else -1 for r in rows], dtype=float)
+        order = np.argsort(-v, kind="stable")[:shown]
+        return [int(i) for i in order if v[i] > 0]
+
+    rankings = {"failures": top_by("failed"), "waiting": top_by("longest_wait_s"),
+                "duration": top_by("elapsed_s")}
+    picked = sorted({i for v in rankings.values() for i in v})
+    paths = critical_path_mod.compute(snap, [ids[i] for i in picked])
+    line = {i: critical_path_mod.session_detail(snap, paths, j)["line"] for j, i in enumerate(picked)}
+
+    def brief(i: int) -> dict[str, Any]:
+        r = rows[i]
+        return {"session_id": r["session_id"], "session_status": r["session_status"], "tasks": r["tasks"],
+                "failed": r["failed"], "running": r["running"], "elapsed_s": r["elapsed_s"],
+                "longest_wait_s": r["longest_wait_s"], "blocking_nodes": r["blocking_nodes"],
+                "critical_path": line[i]}
+
+    return {"bundle": str(snap.path), "snapshot_time": snap.snapshot_time,
+            "format_version": snap.manifest.format_version,
+            "anomalies": None,
+            "summary": {"sessions": len(rows), "sessions_by_status": by_status,
+                        "tasks": sum(r["tasks"] for r in rows), "results": sum(r["results"] for r in rows),
+                        "tasks_by_status": counts(g.task_status, TASK_STATUSES),
+                        "results_by_status": counts(g.result_status, RESULT_STATUSES),
+                        "sessions_with_failures": sum(1 for r in rows if r["failed"]),
+                        "sessions_running": sum(1 for r in rows if r["running"]),
+                        "blocking_nodes": int(len(front)), "root_causes": int(len(origins)),
+                        "retried": sum(r["retried"] for r in rows)},
+            "top_sessions": {k: [brief(i) for i in v] for k, v in rankings.items()},
+            "sessions": rows}
+
+
 def _counts(d: dict[str, int]) -> str:
     return " ".join(f"{k}={v}" for k, v in d.items())
+
+
+def _render_summary(data: dict[str, Any], fmt: str) -> str:
+    if fmt == "csv":
+        return render_rows(data["sessions"], "csv")
+    s = data["summary"]
+    out = [render_kv([
+        ("bundle", printable(data["bundle"])), ("snapshot time", data["snapshot_time"]),
+        ("sessions", f"{s['sessions']}  {_counts(s['sessions_by_status'])}"),
+        ("tasks", f"{s['tasks']}  {_counts(s['tasks_by_status'])}"),
+        ("results", f"{s['results']}  {_counts(s['results_by_status'])}"),
+        ("with failures", f"{s['sessions_with_failures']} sessions, {s['root_causes']} root causes"),
+        ("still running", f"{s['sessions_running']} sessions, {s['blocking_nodes']} blocking nodes"),
+        ("retried attempts", s["retried"]),
+        ("anomalies", "not counted over many sessions: aksnap check"),
+        ("detail", "aksnap analyze BUNDLE --session SESSION_ID (or --format csv: one row per session)"),
+    ])]
+    cols = ["session_id", "session_status", "tasks", "failed", "running", "elapsed_s", "longest_wait_s",
+            "critical_path"]
+    titles = {"failures": "Most failed tasks", "waiting": "Longest waiting (a blocking node in its status)",
+              "duration": "Longest wall time"}
+    out.append(render_sections(data, "table", [(f"{titles[k]} (top {len(v)})", v, cols)
+                                               for k, v in data["top_sessions"].items()]))
+    return "\n".join(out)
 
 
 def render(data: dict[str, Any], fmt: str = "table") -> str:
     if fmt == "json":
         return to_json(data)
+    if "summary" in data:
+        return _render_summary(data, fmt)
     if fmt == "csv":
         flat = [{k: v for k, v in s.items() if not isinstance(v, (list, dict))}
                 | {"tasks_by_status": _counts(s["tasks_by_status"]),
