@@ -108,16 +108,19 @@ def render_blockers(data: dict[str, Any], fmt: str = "table") -> str:
     return _blockers.render(data, fmt)
 
 
-def critical_path(snap: Snapshot, session_id: str | None = None) -> dict[str, Any]:
-    return Report(_critical_path.build(_snap(snap), session_id), _critical_path.render)
+def critical_path(snap: Snapshot, session_id: str | None = None, all_steps: bool = False) -> dict[str, Any]:
+    """The critical path of each session (over more than 20 sessions: a summary); a long chain
+    lists its first, last and longest steps unless ``all_steps``."""
+    return Report(_critical_path.build(_snap(snap), session_id, all_steps), _critical_path.render)
 
 
 def render_critical_path(data: dict[str, Any], fmt: str = "table") -> str:
     return _critical_path.render(data, fmt)
 
 
-def task(snap: Snapshot, task_id: str) -> dict[str, Any]:
-    return Report(_task.build(_snap(snap), task_id), _task.render)
+def task(snap: Snapshot, task_id: str, limit: int | None = _task.LIMIT) -> dict[str, Any]:
+    """One task in full; ``limit`` inputs and outputs listed (None: all), all of them counted."""
+    return Report(_task.build(_snap(snap), task_id, limit), _task.render)
 
 
 def render_task(data: dict[str, Any], fmt: str = "table") -> str:

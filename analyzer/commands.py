@@ -65,7 +65,9 @@ def analyze_command(bundle: Path = _BUNDLE, session: Optional[str] = _session_op
                     fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
     """Overview of each session: tasks and results by status, wall time, throughput, phase
     breakdown, error classes, retries, root causes, top blockers, the critical path in one
-    line, and the anomaly count.
+    line, and the anomaly count. Over more than 20 sessions: a summary (totals, and the
+    sessions standing out by failures, waiting and wall time; --format csv gives one row per
+    session, --session one session in full).
 
     Example: aksnap analyze ./run.aksnap --format json
     """
@@ -122,10 +124,13 @@ def blockers_command(bundle: Path = _BUNDLE, session: Optional[str] = _session_o
 
 
 def critical_path_command(bundle: Path = _BUNDLE, session: Optional[str] = _session_opt(),
+                          all_steps: bool = typer.Option(False, "--all", help="Every step of a long "
+                                                         "chain (default: the first, last and longest)."),
                           fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
     """The chain of dependencies (data, spawn and retry edges) that decided when each session's
     last result completed, task by task (waiting, queued, fetching, processing, finishing),
-    with its share of the wall time.
+    with its share of the wall time. Over more than 20 sessions: the time by segment over all
+    of them and the longest paths (--session for one in full).
 
     Example: aksnap critical-path ./run.aksnap --session 6f1c...
     """
@@ -134,24 +139,27 @@ def critical_path_command(bundle: Path = _BUNDLE, session: Optional[str] = _sess
         from aksnap.analyzer import critical_path
 
         snap = _open(bundle, no_verify)
-        typer.echo(critical_path.render(critical_path.build(snap, session), fmt))
+        typer.echo(critical_path.render(critical_path.build(snap, session, all_steps), fmt))
 
 
 def task_command(bundle: Path = _BUNDLE,
                  task_id: str = typer.Argument(..., help="The task to show.", show_default=False,
                                                metavar="TASK_ID"),
+                 all_io: bool = typer.Option(False, "--all", help="List every input and output "
+                                             "(default: counts by status and the first 50)."),
                  fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
     """One task in full: its attempts, parent chain, subtasks, inputs and outputs with their
-    status (and where ownership moved), and its timeline.
+    status (and where ownership moved), and its timeline. Long input or output lists are
+    counted by status, with the first 50 listed.
 
-    Example: aksnap task ./run.aksnap 3f2a9c4e-...
+    Example: aksnap task ./run.aksnap 3f2a9c4e-... --all --format csv
     """
     _check_format(fmt)
     with _errors():
         from aksnap.analyzer import task_view
 
         snap = _open(bundle, no_verify)
-        typer.echo(task_view.render(task_view.build(snap, task_id), fmt))
+        typer.echo(task_view.render(task_view.build(snap, task_id, None if all_io else task_view.LIMIT), fmt))
 
 
 def check_command(bundle: Path = _BUNDLE, session: Optional[str] = _session_opt(),

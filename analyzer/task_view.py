@@ -1,18 +1,27 @@
-"""One task in full: attempts, parent chain, inputs and outputs with their status, timeline."""
+"""One task in full: attempts, parent chain, inputs and outputs with their status, timeline.
+
+Inputs and outputs come from ``queries/task_io.sql`` and are counted by status with
+``queries/task_io_counts.sql``: a task reading a million results shows the counts and the
+first ``limit`` of each list (``--all`` for every row), never a million-element Python list.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .common import failure_message, render_sections, result_details, task_details
+from .common import failure_message, render_sections, task_details
 from .snapshot import AnalysisError
 
+LIMIT = 50  # inputs and outputs listed by default (each); the counts cover them all
 TIMESTAMPS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
               "started_at", "processed_at", "ended_at")
 
 
-def build(snap, task_id: str) -> dict[str, Any]:
-    rows = snap.sql("SELECT * FROM tasks WHERE task_id = $id", {"id": task_id}).to_pylist()
+def build(snap, task_id: str, limit: int | None = LIMIT) -> dict[str, Any]:
+    """``limit``: how many inputs and outputs to list (None: all)."""
+    # the id lists can hold millions of ids: read as counts, listed by queries/task_io.sql
+    rows = snap.sql("SELECT * EXCLUDE (data_dependencies, expected_output_ids) FROM tasks "
+                    "WHERE task_id = $id", {"id": task_id}).to_pylist()
     if not rows:
         hint = ""
         if snap.sql("SELECT 1 FROM results WHERE result_id = $id", {"id": task_id}).num_rows:
@@ -30,26 +39,21 @@ def build(snap, task_id: str) -> dict[str, Any]:
     pdet = task_details(snap, parents)
     parent_chain = [{"depth": i + 1, "task_id": p, "status": pdet.get(p, {}).get("status", "(not in bundle)")}
                     for i, p in enumerate(parents)]
-    inputs_ids = list(t["data_dependencies"] or [])
-    kinds = {r: "data" for r in inputs_ids}
-    if t["payload_id"]:
-        inputs_ids.append(t["payload_id"])
-        kinds[t["payload_id"]] = "payload" if t["payload_id"] not in kinds else "data+payload"
-    outs = list(t["expected_output_ids"] or [])
-    rdet = result_details(snap, inputs_ids + outs)
-    inputs = [{"kind": kinds[r], "result_id": r,
-               "status": rdet.get(r, {}).get("status", "(not in bundle)"),
-               "producer": rdet.get(r, {}).get("owner_task_id") or rdet.get(r, {}).get("created_by") or "client",
-               "completed_at": rdet.get(r, {}).get("completed_at")}
-              for r in dict.fromkeys(inputs_ids)]
+    io = snap.query("task_io", {"task_id": task_id, "limit": limit}).to_pylist()
+    inputs = [{"kind": r["kind"], "result_id": r["result_id"], "status": r["status"],
+               "producer": r["producer"], "completed_at": r["completed_at"]}
+              for r in io if r["direction"] == "input"]
     outputs = []
-    for r in outs:
-        d = rdet.get(r, {})
-        owner = d.get("owner_task_id") or ""
-        outputs.append({"result_id": r, "status": d.get("status", "(not in bundle)"),
-                        "owner_task_id": owner,
-                        "note": "" if not d or owner == task_id else
+    for r in io:
+        if r["direction"] != "output":
+            continue
+        owner = r["owner_task_id"]
+        outputs.append({"result_id": r["result_id"], "status": r["status"], "owner_task_id": owner,
+                        "note": "" if not r["known"] or owner == task_id else
                         ("ownership moved to " + owner if owner else "no owner")})
+    counts: dict[str, dict[str, int]] = {"input": {}, "output": {}}
+    for r in snap.query("task_io_counts", {"task_id": task_id}).to_pylist():
+        counts[r["direction"]][r["status"]] = r["results"]
     children = snap.sql(
         "SELECT status, count(*) AS tasks FROM task_parents p JOIN tasks t USING (task_id) "
         "WHERE p.parent_task_id = $id GROUP BY status ORDER BY tasks DESC, status",
@@ -84,7 +88,18 @@ def build(snap, task_id: str) -> dict[str, Any]:
         "propagated_failure": t["status"] == "ERROR" and t["started_at"] is None,
         "attempts": attempts, "parent_chain": parent_chain, "subtasks": children,
         "inputs": inputs, "outputs": outputs, "timeline": timeline, "root_causes": root_causes,
+        "inputs_total": sum(counts["input"].values()), "inputs_by_status": counts["input"],
+        "outputs_total": sum(counts["output"].values()), "outputs_by_status": counts["output"],
     }
+
+
+def _listed(what: str, rows: list, total: int, by_status: dict[str, int]) -> tuple[str, list[tuple[str, Any]]]:
+    """A section title, and head lines when a long list is cut short."""
+    if len(rows) >= total:
+        return what, []
+    counts = " ".join(f"{k}={v}" for k, v in by_status.items())
+    return (f"{what} (the first {len(rows)} of {total}; --all for every one)",
+            [(what.lower(), f"{total}  {counts}")])
 
 
 def render(data: dict[str, Any], fmt: str = "table") -> str:
@@ -94,12 +109,16 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
             ("message", data["message"]), ("partition", data["partition_id"]),
             ("pod", data["pod_hostname"]), ("created by", data["created_by"]),
             ("attempt", f"{data['attempt']} of {len(data['attempts'])} (max_retries {data['max_retries']})")]
+    in_title, in_head = _listed("Inputs", data["inputs"], data.get("inputs_total", 0), data.get("inputs_by_status", {}))
+    out_title, out_head = _listed("Outputs", data["outputs"], data.get("outputs_total", 0),
+                                  data.get("outputs_by_status", {}))
+    head += in_head + out_head
     return render_sections(data, fmt, [
         ("Attempts", data["attempts"], ["attempt", "task_id", "status", "started_at", "ended_at", "message"]),
         ("Parent chain (outermost first)", data["parent_chain"], ["depth", "task_id", "status"]),
         ("Subtasks", data["subtasks"], ["status", "tasks"]),
-        ("Inputs", data["inputs"], ["kind", "result_id", "status", "producer", "completed_at"]),
-        ("Outputs", data["outputs"], ["result_id", "status", "owner_task_id", "note"]),
+        (in_title, data["inputs"], ["kind", "result_id", "status", "producer", "completed_at"]),
+        (out_title, data["outputs"], ["result_id", "status", "owner_task_id", "note"]),
         ("Timeline", data["timeline"], ["event", "at", "since_created_s", "step_s"]),
     ] + ([("Root causes (where its failure started)",
            [{**r, "path": " -> ".join(r.get("path", []))} for r in data["root_causes"]],
