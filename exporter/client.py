@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlparse
@@ -26,6 +27,8 @@ import grpc
 
 # The receive limit the armonik client (and grpc) use by default; pages are sized to fit it.
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024
+# How far the client raises its own receive limit when a single row does not fit it.
+MAX_RECEIVE_CEILING = 256 * 1024 * 1024
 
 METHODS = {
     "tasks": "/armonik.api.grpc.v1.tasks.Tasks/ListTasksDetailed",
@@ -200,7 +203,9 @@ def open_channel(conn: Connection, max_receive: int = DEFAULT_MAX_RECEIVE) -> gr
 class RetryPolicy:
     """Exponential backoff for UNAVAILABLE and DEADLINE_EXCEEDED, within a bounded budget."""
 
-    attempts: int = 8            # per call
+    # per call: 14 attempts wait about 20-40 s in all, long enough for a control-plane pod
+    # restart (bench/faults.py restarts the server mid-export)
+    attempts: int = 14
     initial_s: float = 0.1
     max_s: float = 5.0
     budget_s: float = 120.0      # total time the whole export may spend waiting on retries
@@ -214,8 +219,42 @@ class RetryPolicy:
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
-class PageTooLarge(Exception):
-    """The response did not fit the receive limit (RESOURCE_EXHAUSTED): use smaller pages."""
+# "Received message larger than max (5000 vs. 4194304)": the response's size and the limit.
+_SIZES = re.compile(r"\((\d+) vs\.? (\d+)\)")
+
+
+class PageTooLarge(ExportError):
+    """A response was refused for its size (RESOURCE_EXHAUSTED): use smaller pages.
+
+    ``side`` says whose limit it was: ``"client"`` (our own receive limit: grpc says
+    ``CLIENT: Received message larger than max (N vs. M)``) or ``"server"`` (the control
+    plane's send limit, in the status it sent). ``size`` and ``limit`` are N and M when the
+    message gives them. It is an :class:`ExportError` so that a call made outside a paged scan
+    (the versions, a count) still ends in a sentence.
+    """
+
+    def __init__(self, endpoint: str, method: str, details: str, max_receive: int):
+        self.details = details
+        m = _SIZES.search(details)
+        self.size = int(m.group(1)) if m else None
+        self.limit = int(m.group(2)) if m else None
+        low = details.lower()
+        # Older grpc releases drop the "CLIENT:" tag; then a limit equal to ours is ours.
+        client = "client:" in low or (self.limit == max_receive and "received message" in low)
+        self.side = "client" if client else "server"
+        call = METHODS[method].rsplit("/", 1)[-1]
+        if self.side == "server":
+            limit = f"its send limit of {self.limit} bytes" if self.limit else "its send limit"
+            size = f"a {self.size} byte response" if self.size else "the response"
+            said = "" if m else f" ({details})"  # its own words, when they hold no sizes
+            msg = (f"the control plane at {endpoint} ({call}) refused to send {size}: it is "
+                   f"over {limit} (the server's limit, not aksnap's receive limit){said}; "
+                   "raise the server's maximum send message size")
+        else:
+            size = f"a {self.size} byte response" if self.size else "the response"
+            msg = (f"{size} from {endpoint} ({call}) is over aksnap's receive limit of "
+                   f"{max_receive} bytes")
+        super().__init__(msg)
 
 
 def _identity(b: bytes) -> bytes:
@@ -229,29 +268,59 @@ class CallStats:
     retry_wait_s: float = 0.0
     resource_exhausted: int = 0
     bytes: int = 0
+    # Rows and bytes of the list pages read, per table (the scans add them): a typical row's
+    # size, to judge a server's send limit.
+    table_rows: dict = field(default_factory=dict)
+    table_bytes: dict = field(default_factory=dict)
 
 
 class RawClient:
     """Raw unary calls returning serialized responses, with retries and plain-sentence errors."""
 
     def __init__(self, conn: Connection, retry: RetryPolicy | None = None,
-                 max_receive: int = DEFAULT_MAX_RECEIVE, cancelled: threading.Event | None = None):
+                 max_receive: int = DEFAULT_MAX_RECEIVE, cancelled: threading.Event | None = None,
+                 max_receive_ceiling: int = MAX_RECEIVE_CEILING):
         self.conn = conn
         self.retry = retry or RetryPolicy()
         self.max_receive = max_receive
-        self.channel = open_channel(conn, max_receive)
+        self.max_receive_ceiling = max(max_receive, max_receive_ceiling)
+        # The control plane's send limit, once one of its refusals has told it (bytes).
+        self.server_limit: int | None = None
         self.stats = CallStats()
         self._lock = threading.Lock()
         self._rng = random.Random(0)
         self._budget_left = self.retry.budget_s
         self.cancelled = cancelled or threading.Event()
+        self._old_channels: list[grpc.Channel] = []
+        self._open(max_receive)
+
+    def _open(self, max_receive: int) -> None:
+        self.channel = open_channel(self.conn, max_receive)
+        # One assignment: a thread in call() sees either the old stubs or the new ones.
         self._stubs: dict[str, Callable] = {
             name: self.channel.unary_unary(path, request_serializer=lambda m: m.SerializeToString(),
                                            response_deserializer=_identity)
             for name, path in METHODS.items()
         }
+        self.max_receive = max_receive
+
+    def raise_receive_limit(self, needed: int) -> bool:
+        """Reopen the channel with a receive limit of at least ``needed`` bytes (the next power
+        of two, at most ``max_receive_ceiling``); False when the ceiling is already reached.
+        Calls in flight finish on the old channel, closed with the client."""
+        with self._lock:
+            if needed <= self.max_receive:
+                return True  # another unit raised it meanwhile
+            if self.max_receive >= self.max_receive_ceiling:
+                return False
+            new = min(self.max_receive_ceiling, 1 << max(needed - 1, 1).bit_length())
+            self._old_channels.append(self.channel)
+            self._open(new)
+            return True
 
     def close(self) -> None:
+        for ch in self._old_channels:
+            ch.close()
         self.channel.close()
 
     def __enter__(self) -> "RawClient":
@@ -275,9 +344,14 @@ class RawClient:
             except grpc.RpcError as e:
                 code = e.code() if hasattr(e, "code") else None
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    # Never retried: the same request gets the same refusal. The scan halves.
+                    err = PageTooLarge(self.conn.endpoint, method, e.details() or "",
+                                       self.max_receive)
                     with self._lock:
                         self.stats.resource_exhausted += 1
-                    raise PageTooLarge(e.details() or "") from None
+                        if err.side == "server" and err.limit:
+                            self.server_limit = min(self.server_limit or err.limit, err.limit)
+                    raise err from None
                 if code in RETRYABLE and attempt + 1 < self.retry.attempts:
                     wait = self.retry.delay(attempt, self._rng)
                     with self._lock:

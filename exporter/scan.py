@@ -18,8 +18,18 @@ next page repeats rows (and a deletion would skip rows). One :class:`UnitScan` r
 - stops a pass after ``GROWTH_LIMIT`` times the rows the unit had when the pass began, so a
   session that grows faster than it can be read cannot keep the export running forever;
 - halves the page size when a response does not fit the receive limit (RESOURCE_EXHAUSTED),
-  and proactively when a page comes close to it. The page size only ever halves, so the
-  offset stays a multiple of it and ``page = offset // page_size`` stays exact.
+  and proactively when a page comes close to it; it doubles back (up to where it began) when
+  pages are light again and the offset is a multiple of the doubled size, so
+  ``page = offset // page_size`` stays exact.
+
+Size refusals name whose limit it was. The client's own receive limit: a single row that does
+not fit it reopens the channel with a larger one (up to 256 MiB). The control plane's send
+limit (it says so in its status, with the size it refused and its limit): pages are sized to
+it from then on in every unit, and the unit stops at once, with a sentence naming the server's
+limit, when a single row is refused, or when the limit holds fewer than
+``MIN_SERVER_PAGE_ROWS`` typical rows, or when a refused page is bigger than the limit times
+its rows (one row alone is over it). A scan one row per call takes minutes to hours and fails
+anyway at the first heavier row: a 1,000 byte limit took 66 s to fail on 60,000 tasks.
 
 Memory per unit: two pages plus the ids it has written (about 40 bytes per row), whatever the
 session size; rows stream to the writer.
@@ -48,6 +58,8 @@ AUTO_FIRST_PAGE = 4000
 AUTO_MAX_PAGE = 16000
 # A unit this small (in pages) is rescanned whenever it comes out short.
 SMALL_UNIT_PAGES = 8
+# A server send limit that holds fewer rows than this per page cannot serve an export.
+MIN_SERVER_PAGE_ROWS = 32
 
 
 @dataclass
@@ -94,13 +106,14 @@ class UnitScan:
         # ``row_bytes`` is shared by the units of one export: the heaviest row seen per table.
         self.row_bytes = row_bytes if row_bytes is not None else {}
         est = self.row_bytes.get(unit.table)
-        limit = client.max_receive * PAGE_BYTES_TARGET
+        limit = self._byte_target()
         if page_size is None:
             # Automatic: as many rows as fit the byte target once a row's size is known (fewer
             # calls for small rows such as results), a safe default before that.
             page_size = AUTO_FIRST_PAGE if not est else int(limit // est)
             page_size = max(1, min(AUTO_MAX_PAGE, page_size))
         self.page_size = max(1, page_size)
+        self._start_page_size = self.page_size
         # Start below the receive limit if earlier units of this table showed heavy rows, so
         # that each unit does not pay a refused page to find out.
         while est and self.page_size > 1 and self.page_size * est > limit:
@@ -113,10 +126,76 @@ class UnitScan:
         self._written_ids: list[pa.Array] = []
         self._written_set: pa.Array | None = None  # concatenation cache, rebuilt on demand
         self._max_written: str | None = None
+        self._last_id: str | None = None   # the last id read: names a row that cannot be read
         self._first_total = 0
         self._pages_per_pass = 0
 
     # -- paging
+
+    def _byte_target(self) -> float:
+        """Bytes a page should stay under: a share of the smaller of the two limits known."""
+        limit = self.client.max_receive
+        if self.client.server_limit:
+            limit = min(limit, self.client.server_limit)
+        return limit * PAGE_BYTES_TARGET
+
+    def _which_row(self, offset: int, size: int | None) -> str:
+        """'a single tasks row of session S, N bytes, the one after ID (row K of the scan)'."""
+        words = [f"a single {self.unit.table} row"
+                 + (f" of session {self.unit.session_id}" if self.unit.session_id else "")]
+        if size:
+            words.append(f"{size} bytes")
+        if self._last_id is not None:
+            words.append(f"the one after {self._last_id} (row {offset + 1} of the scan)")
+        elif offset:
+            words.append(f"row {offset + 1} of the scan")
+        return ", ".join(words)
+
+    def _too_large(self, e: PageTooLarge, offset: int, requested: int) -> None:
+        """Decide after a size refusal: return to retry (smaller page, larger receive limit),
+        raise ExportError when no page size can meet the limit."""
+        ep = self.client.conn.endpoint
+        if e.side == "client":
+            if requested > 1:
+                return
+            if self.client.raise_receive_limit((e.size or self.client.max_receive) + 1):
+                return
+            raise ExportError(
+                f"{self._which_row(offset, e.size)}, read from {ep}, is over aksnap's receive "
+                f"limit even raised to its ceiling of {self.client.max_receive} bytes; this "
+                "row cannot be exported") from None
+        limit = f"{e.limit} byte send limit" if e.limit else "send limit"
+        fix = ("raise the control plane's maximum send message size (the server's limit, not "
+               "aksnap's receive limit) and export again")
+        if requested == 1:
+            raise ExportError(
+                f"the control plane at {ep} refuses to send {self._which_row(offset, e.size)}: "
+                f"it is over the server's {limit}; {fix}") from None
+        if not (e.size and e.limit):
+            return  # a server that does not say its limit: halve down to one row
+        if e.size > e.limit * requested:
+            # The page held at most `requested` rows: one of them is over the limit on its own.
+            raise ExportError(
+                f"the control plane at {ep} refused a page of {e.size} bytes for at most "
+                f"{requested} {self.unit.table} rows{f' after {self._last_id}' if self._last_id else ''}"
+                f"{f' in session {self.unit.session_id}' if self.unit.session_id else ''}: "
+                f"at least one of them is over the server's {limit} on its own; {fix}") from None
+        stats = self.client.stats
+        rows, nbytes = stats.table_rows.get(self.unit.table, 0), stats.table_bytes.get(self.unit.table, 0)
+        if rows:
+            per_row = nbytes / rows                     # a typical row, from the pages read
+        elif self.unit.expected > offset:               # else the refused page, when the
+            per_row = e.size / min(requested, self.unit.expected - offset)  # count is known
+        else:
+            return  # sessions and partitions: no count, and their ladder is short
+        fits = int(e.limit // per_row)
+        if fits < MIN_SERVER_PAGE_ROWS:
+            raise ExportError(
+                f"the control plane at {ep} refused a page of {requested} {self.unit.table} "
+                f"rows ({e.size} bytes) over its {limit}: {self.unit.table} rows take about "
+                f"{per_row:.0f} bytes, so a page could hold only {fits} of them (aksnap needs "
+                f"{MIN_SERVER_PAGE_ROWS}): one call per few rows, for hours on a big session; "
+                f"{fix}") from None
 
     def _fetch(self, offset: int) -> tuple[Page, int]:
         while True:
@@ -126,21 +205,31 @@ class UnitScan:
             try:
                 page = decode_page(self.unit.table, self.client.call(self.unit.table, req))
             except PageTooLarge as e:
-                if self.page_size == 1:
-                    raise ExportError(
-                        f"a single {self.unit.table} row of session {self.unit.session_id} does "
-                        f"not fit the {self.client.max_receive} byte receive limit ({e}); raise "
-                        "the server's or client's message size limit") from None
-                self.page_size //= 2
+                self._too_large(e, offset, size)
+                if e.side == "server" or size > 1:
+                    self.page_size = max(1, self.page_size // 2)
+                    # Start from what the server's limit can hold, not one halving at a time.
+                    est = self.row_bytes.get(self.unit.table)
+                    while est and self.page_size > 1 and self.page_size * est > self._byte_target():
+                        self.page_size //= 2
                 continue
             self.report.pages += 1
+            stats = self.client.stats  # unlocked: a lost update only blurs an average
+            stats.table_rows[self.unit.table] = stats.table_rows.get(self.unit.table, 0) + page.rows.num_rows
+            stats.table_bytes[self.unit.table] = stats.table_bytes.get(self.unit.table, 0) + page.nbytes
             if page.rows.num_rows:
                 per_row = page.nbytes / page.rows.num_rows
                 if per_row > self.row_bytes.get(self.unit.table, 0):
                     self.row_bytes[self.unit.table] = per_row  # benign race: any value helps
-            limit = self.client.max_receive * PAGE_BYTES_TARGET
-            if page.nbytes > limit and self.page_size > 1:
+            target = self._byte_target()
+            if page.nbytes > target and self.page_size > 1:
                 self.page_size //= 2  # next pages: smaller, still a divisor of the offset
+            elif (size == self.page_size < self._start_page_size and page.rows.num_rows == size
+                  and page.nbytes * 4 <= target and (offset + size) % (2 * size) == 0):
+                # Light pages again after a heavy row: double back (only at an offset that
+                # the doubled size divides) so one heavy row does not leave the rest of the
+                # unit crawling one row per call.
+                self.page_size *= 2
             return page, size
 
     # -- dedup bookkeeping
@@ -191,6 +280,7 @@ class UnitScan:
 
     def _pass(self, rescan: bool) -> int:
         offset = 0
+        self._last_id = None
         held: pa.RecordBatch | None = None
         total = 0
         limit: int | None = None
@@ -198,6 +288,8 @@ class UnitScan:
             if self.cancelled.is_set():
                 raise ExportError("the export was cancelled")
             page, requested = self._fetch(offset)
+            if page.rows.num_rows:
+                self._last_id = page.rows.column(self.id_col)[-1].as_py()
             total = page.total
             if limit is None:
                 if not rescan:
