@@ -60,8 +60,10 @@ def render_overview(data: dict[str, Any], fmt: str = "table") -> str:
     return _overview.render(data, fmt)
 
 
-def lineage(snap: Snapshot, result_id: str) -> dict[str, Any]:
-    return Report(_lineage.build(_snap(snap), result_id), _lineage.render)
+def lineage(snap: Snapshot, result_id: str,
+            frontier_limit: int | None = _lineage.FRONTIER_SHOWN) -> dict[str, Any]:
+    """Lineage of a result; ``frontier_limit`` frontier nodes described (None: all), all counted."""
+    return Report(_lineage.build(_snap(snap), result_id, frontier_limit), _lineage.render)
 
 
 def render_lineage(data: dict[str, Any], fmt: str = "table") -> str:

@@ -15,8 +15,7 @@ import numpy as np
 
 from aksnap.bundle import RESULT_STATUSES
 
-from .common import micros, render_sections
-from .graph import NA
+from .common import in_status_seconds, longest_waiting_first, render_sections
 from .lineage import frontier_rows
 
 CREATED = RESULT_STATUSES.index("CREATED")
@@ -38,22 +37,6 @@ class Ranking:
     @property
     def blocking_nodes(self) -> int:
         return len(self.frontier)
-
-
-def in_status_seconds(snap, nodes: np.ndarray) -> np.ndarray:
-    """Seconds each node has been in its status at snapshot time (NaN when unknown)."""
-    g = snap.graph
-    now = micros(snap.snapshot_time)
-    entered = g.entered_status_at_many(nodes)
-    if now == NA:
-        return np.full(len(nodes), np.nan)
-    return np.where(entered != NA, np.round((now - entered) / 1e6, 6), np.nan)
-
-
-def longest_waiting_first(snap, nodes: np.ndarray) -> np.ndarray:
-    """``nodes`` ordered by time in status (longest first), then id."""
-    waited = np.nan_to_num(in_status_seconds(snap, nodes), nan=0.0)
-    return nodes[np.lexsort((snap.graph.id_rank(nodes), -waited))]
 
 
 def rank(snap, mask: np.ndarray) -> Ranking:

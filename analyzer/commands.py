@@ -85,6 +85,9 @@ def lineage_command(bundle: Path = _BUNDLE,
                     dot: Optional[Path] = typer.Option(None, "--dot", help="Also write the upstream "
                                                        "subgraph to FILE (Graphviz DOT).",
                                                        show_default=False, metavar="FILE"),
+                    all_frontier: bool = typer.Option(False, "--all", help="Describe every node of "
+                                                      "the blocking frontier (default: the 50 "
+                                                      "longest waiting; all are counted)."),
                     fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
     """Why isn't this result ready? Its upstream graph (tasks and results it depends on, by
     status, percent complete), the blocking frontier (what holds it now, and for how long),
@@ -98,7 +101,7 @@ def lineage_command(bundle: Path = _BUNDLE,
         from aksnap.cli import fail
 
         snap = _open(bundle, no_verify)
-        data = lineage.build(snap, result_id)
+        data = lineage.build(snap, result_id, None if all_frontier else lineage.FRONTIER_SHOWN)
         if dot is not None:
             try:
                 dot.write_text(lineage.to_dot(snap, result_id))

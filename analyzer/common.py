@@ -29,6 +29,26 @@ def seconds_between(a_us: int, b_us: int) -> float | None:
     return round((b_us - a_us) / 1e6, 6)
 
 
+def in_status_seconds(snap, nodes) -> "np.ndarray":
+    """Seconds each node has been in its status at snapshot time (NaN when unknown), vectorised."""
+    import numpy as np
+
+    g = snap.graph
+    now = micros(snap.snapshot_time)
+    entered = g.entered_status_at_many(nodes)
+    if now == NA:
+        return np.full(len(nodes), np.nan)
+    return np.where(entered != NA, np.round((now - entered) / 1e6, 6), np.nan)
+
+
+def longest_waiting_first(snap, nodes) -> "np.ndarray":
+    """``nodes`` ordered by time in status (longest first; unknown counts as 0), then id."""
+    import numpy as np
+
+    waited = np.nan_to_num(in_status_seconds(snap, nodes), nan=0.0)
+    return nodes[np.lexsort((snap.graph.id_rank(nodes), -waited))]
+
+
 def task_details(snap, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     """A few columns of the named tasks, keyed by task id (one bound query, any number of ids)."""
     if not ids:

@@ -20,8 +20,8 @@ import numpy as np
 import rustworkx as rx
 
 
-from .common import (failure_message, fmt_seconds, micros, render_sections, seconds_between,
-                     to_time)
+from .common import (failure_message, fmt_seconds, longest_waiting_first, micros, render_sections,
+                     seconds_between, to_time)
 from .graph import KIND_NAMES, NA
 from .snapshot import AnalysisError
 
@@ -168,7 +168,12 @@ def owner_chain(snap, node: int) -> list[dict[str, Any]]:
     return rows
 
 
-def build(snap, result_id: str) -> dict[str, Any]:
+FRONTIER_SHOWN = 50  # frontier nodes described by default (the longest waiting); all are counted
+
+
+def build(snap, result_id: str, frontier_limit: int | None = FRONTIER_SHOWN) -> dict[str, Any]:
+    """``frontier_limit``: how many frontier nodes to describe, longest waiting first (None:
+    all); ``frontier_total`` and ``frontier_by_status`` count them all."""
     g = snap.graph
     node = _resolve_result(snap, result_id)
     anc = g.ancestors(node)
@@ -177,7 +182,8 @@ def build(snap, result_id: str) -> dict[str, Any]:
     t_status = _status_counter(g, anc[is_t])
     r_status = _status_counter(g, anc[~is_t])
     done = int(g.complete[anc].sum())
-    front = g.frontier(scope)
+    front = longest_waiting_first(snap, g.frontier(scope))
+    shown = front[:frontier_limit] if frontier_limit is not None else front
     origins = g.origins(scope)
     prod = int(g.producer[node - g.n_tasks])
     data = {
@@ -192,7 +198,10 @@ def build(snap, result_id: str) -> dict[str, Any]:
             "results_by_status": dict(sorted(r_status.items())),
             "percent_complete": round(100.0 * done / len(anc), 2) if len(anc) else 100.0,
         },
-        "frontier": frontier_rows(snap, front),
+        "frontier": frontier_rows(snap, shown, sort=False),
+        "frontier_total": int(len(front)),
+        "frontier_by_status": dict(sorted(_status_counter(g, front[front < g.n_tasks]).items())
+                                   + sorted(_status_counter(g, front[front >= g.n_tasks]).items())),
         "root_causes": root_cause_rows(snap, origins, scope, target=node),
         "owner_chain": owner_chain(snap, node),
     }
@@ -232,6 +241,13 @@ def summary_line(data: dict[str, Any]) -> str:
     return s
 
 
+def _path_text(path: list[str], keep: int = 6) -> str:
+    """A propagation path for a table cell: a long one keeps its ends."""
+    if len(path) <= 2 * keep + 1:
+        return " -> ".join(path)
+    return " -> ".join(path[:keep] + [f"... {len(path) - 2 * keep} more ..."] + path[-keep:])
+
+
 def render(data: dict[str, Any], fmt: str = "table") -> str:
     up = data["upstream"]
     head = [
@@ -244,9 +260,16 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
         ("complete", f"{up['percent_complete']:.1f}%"),
         ("summary", summary_line(data)),
     ]
-    rc_rows = [{**r, "path": " -> ".join(r.get("path", []))} for r in data["root_causes"]]
+    rc_rows = [{**r, "path": _path_text(r.get("path", []))} for r in data["root_causes"]]
+    title = "Blocking frontier (what holds the result now)"
+    total = data.get("frontier_total", len(data["frontier"]))
+    if total > len(data["frontier"]):
+        title = (f"Blocking frontier (what holds the result now; the {len(data['frontier'])} longest "
+                 f"waiting of {total}, --all for every one)")
+        head.insert(-1, ("frontier", f"{total}  " + " ".join(f"{k}={v}" for k, v in
+                                                             data["frontier_by_status"].items())))
     return render_sections(data, fmt, [
-        ("Blocking frontier (what holds the result now)", data["frontier"],
+        (title, data["frontier"],
          ["kind", "id", "status", "in_status_s", "since", "waiting_for"]),
         ("Root causes (origins of failures upstream)", rc_rows,
          ["kind", "id", "status", "explains", "attempt", "message", "path"]),

@@ -21,7 +21,7 @@ from . import blockers as blockers_mod
 from . import check as check_mod
 from . import critical_path as critical_path_mod
 from . import lineage as lineage_mod
-from .common import fmt_seconds, printable, render_sections
+from .common import fmt_seconds, in_status_seconds, printable, render_sections
 from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES
 from aksnap.output import render_kv, render_rows, to_json
 
@@ -176,7 +176,7 @@ def build_summary(snap, summary: list[dict[str, Any]], shown: int = TOP_SESSIONS
     blocking = _per_session_counts(g, to_k, len(ids), front)
     front_waiting = front[~g.bad[front]]  # a failed node waits for nothing (see root causes)
     waiting = _per_session_counts(g, to_k, len(ids), front_waiting)
-    waited = np.nan_to_num(blockers_mod.in_status_seconds(snap, front_waiting), nan=0.0)
+    waited = np.nan_to_num(in_status_seconds(snap, front_waiting), nan=0.0)
     longest_wait = np.zeros(len(ids) + 1)
     np.maximum.at(longest_wait, to_k[g.session_of[front_waiting]], waited)
     origins = g.origins(mask=mask)
