@@ -1,0 +1,436 @@
+"""Fault suite: seeded runs of everything that can go wrong around a bundle, through the CLI.
+
+    python bench/faults.py                 # the default suite (a few minutes on 2 cores)
+    python bench/faults.py --runs 40       # more kill -9 points
+    python bench/faults.py --markdown      # the tables as docs/reliability.md shows them
+
+Every process here is a whole `aksnap` process (`python -m aksnap ...`), the server included
+(`aksnap simulate`), as a user runs them:
+
+1. kill -9 of `aksnap export` at random (seeded) instants, half of them replacing an existing
+   bundle (--overwrite): afterwards --out must hold nothing, or a complete checksummed bundle
+   (the old or the new one); the leftovers are cleaned by the next export.
+2. The server killed and restarted mid-export, after several pauses: the export must equal
+   the undisturbed export, or end with one sentence (never a traceback, never a bundle that
+   differs from the truth).
+3. Outages (UNAVAILABLE at several rates) and latency: rows lost and duplicated (both must be
+   0) against the undisturbed export, and the time cost.
+4. Corrupt and hostile bundles of every kind the hardening issue lists: `aksnap analyze` and
+   `aksnap check` must each refuse by name (exit != 0, a sentence naming the problem, no
+   traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+AKSNAP = [sys.executable, "-m", "aksnap"]
+SCENARIO = ["--scenario", "htcmock", "--fixed-epoch"]
+ENV = {**os.environ, "AKSNAP_CACHE_DIR": ""}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`aksnap simulate` as a subprocess, on a fixed port so it can be restarted there."""
+
+    def __init__(self, tasks: int, seed: int, *flags: str, port: int | None = None):
+        self.args = [*SCENARIO, "--tasks", str(tasks), "--seed", str(seed), *flags]
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        self.proc = subprocess.Popen([*AKSNAP, "simulate", *self.args, "--port", str(self.port)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     env=ENV)
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            raise SystemExit("aksnap simulate did not start")
+        return line
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> "Server":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+
+def export_cmd(ep: str, out: Path, *extra: str) -> list[str]:
+    return [*AKSNAP, "export", "--endpoint", ep, "--all", "--out", str(out), "--quiet",
+            "--format", "json", *extra]
+
+
+def run(cmd: list[str], timeout: float = 600) -> tuple[int, str, str, float]:
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
+    return p.returncode, p.stdout, p.stderr, time.perf_counter() - t
+
+
+def rows(bundle: Path) -> dict[str, pa.Table]:
+    keys = {"tasks": "task_id", "results": "result_id", "sessions": "session_id",
+            "partitions": "partition_id"}
+    return {t: pq.read_table(bundle / f"{t}.parquet").sort_by(k) for t, k in keys.items()}
+
+
+def compare(bundle: Path, truth: dict[str, pa.Table]) -> tuple[int, int, bool]:
+    """(rows lost, rows duplicated, equal) of a bundle against the undisturbed export."""
+    lost = dup = 0
+    got = rows(bundle)
+    for t, ref in truth.items():
+        key = ref.column_names[0] if t != "results" else "result_id"
+        key = {"tasks": "task_id", "results": "result_id", "sessions": "session_id",
+               "partitions": "partition_id"}[t]
+        ids = got[t].column(key).to_pylist()
+        dup += len(ids) - len(set(ids))
+        lost += len(set(ref.column(key).to_pylist()) - set(ids))
+    equal = all(got[t].equals(truth[t]) for t in truth)
+    return lost, dup, equal
+
+
+def bundle_state(out: Path, old_digest: str | None, new_ok: bool = True) -> str:
+    """What is at --out: none, old, new, or BAD (a directory that is not a complete bundle)."""
+    if not os.path.lexists(out):
+        return "none"
+    r = subprocess.run([*AKSNAP, "check", str(out), "-f", "json"], capture_output=True, text=True,
+                       env=ENV)
+    try:
+        data = json.loads(r.stdout)
+    except ValueError:
+        return "BAD"
+    if data.get("integrity"):
+        return "BAD"
+    digest = (out / "manifest.json").read_bytes()
+    return "old" if old_digest is not None and digest == old_digest else "new"
+
+
+def kill_at_commit(p: subprocess.Popen, parent: Path, name: str) -> None:
+    deadline = time.monotonic() + 120
+    while p.poll() is None and time.monotonic() < deadline:
+        for n in os.listdir(parent):
+            if n.startswith(f".{name}.partial-") and os.path.exists(parent / n / "manifest.json"):
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+                return
+        time.sleep(0.0005)
+    if p.poll() is None:
+        p.kill()
+    p.wait()
+
+
+# -- 1. kill -9 ----------------------------------------------------------------------------
+
+def kill9(runs: int, tasks: int, seed: int, work: Path) -> list[dict]:
+    rng = random.Random(seed)
+    out_rows = []
+    with Server(tasks, seed, "--latency", "0.002") as srv:
+        ep = f"127.0.0.1:{srv.port}"
+        ref = work / "ref"
+        code, _, err, _ = run(export_cmd(ep, ref, "--page-size", "500", "--jobs", "2"))
+        assert code == 0, err
+        # The duration of a whole export process against the warm server, as the kills see it.
+        shutil.rmtree(ref)
+        code, _, err, full = run(export_cmd(ep, ref, "--page-size", "500", "--jobs", "2"))
+        assert code == 0, err
+        states: dict[str, int] = {}
+        leftovers = 0
+        for i in range(runs):
+            overwrite = i % 2 == 1
+            out = work / f"k{i}"
+            old = None
+            if overwrite:
+                shutil.copytree(ref, out)
+                old = (out / "manifest.json").read_bytes()
+            cmd = export_cmd(ep, out, "--page-size", "500", "--jobs", "2",
+                             *(["--overwrite"] if overwrite else []))
+            p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+            if i % 3 == 2:
+                # Aimed at the commit: killed the moment the manifest exists in the hidden
+                # directory (between the manifest write and the rename, or just after).
+                kill_at_commit(p, work, f"k{i}")
+            else:
+                when = rng.uniform(0.0, full * 1.5)
+                try:
+                    p.wait(timeout=when)
+                except subprocess.TimeoutExpired:
+                    p.send_signal(signal.SIGKILL)
+                    p.wait()
+            st = bundle_state(out, old)
+            key = f"{'overwrite' if overwrite else 'fresh'}: {st}"
+            states[key] = states.get(key, 0) + 1
+            leftovers += sum(1 for n in os.listdir(work) if n.startswith(f".k{i}."))
+        # The next export to any of those outs tidies what the killed ones left.
+        out = work / "k1"
+        run(export_cmd(ep, out, "--page-size", "500", "--overwrite"))
+        left_after = sum(1 for n in os.listdir(work) if n.startswith(".k1."))
+    bad = sum(v for k, v in states.items() if k.endswith("BAD"))
+    out_rows.append({"check": f"kill -9 of export at {runs} random instants (full export "
+                              f"{full:.1f} s)",
+                     "result": ", ".join(f"{k} x{v}" for k, v in sorted(states.items())),
+                     "bar": "0 BAD (a directory at --out that is not a complete bundle)",
+                     "ok": bad == 0})
+    out_rows.append({"check": "hidden leftovers of killed exports",
+                     "result": f"{leftovers} left by the kills; {left_after} after the next "
+                               "export to the same --out",
+                     "bar": "readers refuse them; the next export removes its own",
+                     "ok": left_after == 0})
+    return out_rows
+
+
+# -- 2. server killed and restarted ---------------------------------------------------------
+
+def restart(tasks: int, seed: int, work: Path, pauses=(0.5, 2.0, 10.0, 60.0)) -> list[dict]:
+    out_rows = []
+    with Server(tasks, seed) as srv:
+        ref = work / "restart-ref"
+        code, _, err, _ = run(export_cmd(f"127.0.0.1:{srv.port}", ref))
+        assert code == 0, err
+    truth = rows(ref)
+    for pause in pauses:
+        srv = Server(tasks, seed, "--latency", "0.003")
+        srv.start()
+        out = work / f"restart-{pause}"
+        p = subprocess.Popen(export_cmd(f"127.0.0.1:{srv.port}", out, "--page-size", "300",
+                                        "--jobs", "2"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+        time.sleep(1.0)
+        srv.kill()
+        time.sleep(pause)
+        srv.start()
+        try:
+            _, err = p.communicate(timeout=300)
+        finally:
+            srv.kill()
+        if p.returncode == 0:
+            lost, dup, equal = compare(out, truth)
+            result = f"exit 0; bundle {'equals' if equal else 'DIFFERS FROM'} the truth " \
+                     f"(lost {lost}, duplicated {dup})"
+            ok = equal
+        else:
+            sentence = err.strip().splitlines()[-1] if err.strip() else ""
+            ok = "Traceback" not in err and sentence.startswith("aksnap: error:") \
+                and not out.exists()
+            result = f"exit {p.returncode}: {sentence[:110]}"
+        out_rows.append({"check": f"server killed 1 s into the export, back after {pause:g} s",
+                         "result": result,
+                         "bar": "equals the truth, or one sentence and no bundle", "ok": ok})
+    return out_rows
+
+
+# -- 3. outages and latency -----------------------------------------------------------------
+
+def outages(tasks: int, seed: int, work: Path) -> list[dict]:
+    out_rows = []
+    base = None
+    truth = None
+    for rate, latency in ((0.0, 0.0), (0.05, 0.0), (0.2, 0.0), (0.4, 0.0), (0.0, 0.005),
+                          (0.2, 0.005)):
+        with Server(tasks, seed, "--unavailable-rate", str(rate), "--latency", str(latency),
+                    "--fault-seed", str(seed)) as srv:
+            out = work / f"out-{rate}-{latency}"
+            code, stdout, err, secs = run(export_cmd(f"127.0.0.1:{srv.port}", out))
+        if code != 0:
+            out_rows.append({"check": f"UNAVAILABLE {rate:.0%}, latency {latency * 1000:g} ms",
+                             "result": f"exit {code}: {err.strip()[-100:]}", "bar": "",
+                             "ok": "Traceback" not in err})
+            continue
+        if truth is None:
+            truth, base = rows(out), secs
+        lost, dup, equal = compare(out, truth)
+        retries = json.loads((out / "manifest.json").read_text())["consistency"]["retries"]
+        out_rows.append({"check": f"UNAVAILABLE {rate:.0%} of calls, latency {latency * 1000:g} ms",
+                         "result": f"lost {lost}, duplicated {dup}, {retries} retries, "
+                                   f"{secs:.1f} s ({secs / base:.2f}x the clean run)",
+                         "bar": "lost 0, duplicated 0", "ok": lost == 0 and dup == 0 and equal})
+    return out_rows
+
+
+# -- 4. corrupt and hostile bundles ---------------------------------------------------------
+
+def _manifest(b: Path, edit) -> None:
+    m = json.loads((b / "manifest.json").read_text())
+    edit(m)
+    (b / "manifest.json").write_text(json.dumps(m))
+
+
+def _reseal(b: Path, table: str) -> None:
+    import hashlib
+
+    f = b / f"{table}.parquet"
+
+    def edit(m):
+        m["tables"][table]["sha256"] = hashlib.sha256(f.read_bytes()).hexdigest()
+        m["tables"][table]["bytes"] = f.stat().st_size
+        try:
+            m["tables"][table]["rows"] = pq.ParquetFile(f).metadata.num_rows
+        except Exception:  # noqa: BLE001 - a truncated file keeps its row count
+            pass
+    _manifest(b, edit)
+
+
+def _tasks_edit(fn):
+    def corrupt(b: Path) -> None:
+        t = pq.read_table(b / "tasks.parquet")
+        pq.write_table(fn(t), b / "tasks.parquet")
+        _reseal(b, "tasks")
+    return corrupt
+
+
+def _set(col, values):
+    def fn(t):
+        i = t.schema.get_field_index(col)
+        f = t.schema.field(i).with_nullable(True)
+        return t.set_column(i, f, pa.array(values, f.type))
+    return fn
+
+
+def _flip(b: Path) -> None:
+    data = bytearray((b / "tasks.parquet").read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    (b / "tasks.parquet").write_bytes(bytes(data))
+    _reseal(b, "tasks")
+
+
+def _truncate(b: Path) -> None:
+    data = (b / "tasks.parquet").read_bytes()
+    (b / "tasks.parquet").write_bytes(data[: len(data) // 2])
+    _reseal(b, "tasks")
+
+
+def _symlink(b: Path) -> None:
+    other = b.parent / (b.name + "-other")
+    shutil.copytree(b, other)
+    os.unlink(b / "tasks.parquet")
+    os.symlink(other / "tasks.parquet", b / "tasks.parquet")
+
+
+def corrupt_kinds(n_tasks: int):
+    nulls = [None] * n_tasks
+    return [
+        ("file entry /etc/passwd", lambda b: _manifest(b, lambda m: m["tables"]["tasks"].update(file="/etc/passwd")), "tasks table's file"),
+        ("file entry ../other/tasks.parquet", lambda b: _manifest(b, lambda m: m["tables"]["tasks"].update(file="../other/tasks.parquet")), "tasks table's file"),
+        ("tasks.parquet a symlink to another bundle", _symlink, "symbolic link"),
+        ("tables is a list", lambda b: _manifest(b, lambda m: m.update(tables=[])), "expected an object"),
+        ("tables is a string", lambda b: _manifest(b, lambda m: m.update(tables="x")), "expected an object"),
+        ("tables entry without file", lambda b: _manifest(b, lambda m: m["tables"]["tasks"].pop("file")), "tasks table's file"),
+        ("manifest nested 100,000 deep", lambda b: (b / "manifest.json").write_text("[" * 100000 + "]" * 100000), "nested too deeply"),
+        ("column missing", _tasks_edit(lambda t: t.drop_columns(["data_dependencies"])), "no column data_dependencies"),
+        ("column renamed", _tasks_edit(lambda t: t.rename_columns(["id" if c == "task_id" else c for c in t.column_names]).replace_schema_metadata(t.schema.metadata)), "no column task_id"),
+        ("column of another type", _tasks_edit(lambda t: t.set_column(t.schema.get_field_index("priority"), "priority", t["priority"].cast(pa.string()))), "priority of type string"),
+        ("results file under the tasks name", lambda b: (shutil.copy(b / "results.parquet", b / "tasks.parquet"), _reseal(b, "tasks")), "not the tasks table"),
+        ("tasks file with no columns", _tasks_edit(lambda t: pa.table({}).replace_schema_metadata(t.schema.metadata)), "has no column"),
+        ("truncated file, checksum recomputed", _truncate, "not readable Parquet"),
+        ("byte flipped, checksum recomputed", _flip, "corrupt"),
+        ("null data_dependencies", _tasks_edit(_set("data_dependencies", nulls)), "data_dependencies is null"),
+        ("null status", _tasks_edit(_set("status", nulls)), "status is null"),
+        ("unknown status", _tasks_edit(_set("status", ["FINISHED"] * n_tasks)), "'FINISHED'"),
+        ("manifest rows disagree", lambda b: _manifest(b, lambda m: m["tables"]["tasks"].update(rows=m["tables"]["tasks"]["rows"] + 1)), "the manifest says"),
+        ("manifest bytes disagree", lambda b: _manifest(b, lambda m: m["tables"]["tasks"].update(bytes=12)), "the manifest says 12"),
+        ('format_version "1"', lambda b: _manifest(b, lambda m: m.update(format_version="1")), "not an integer"),
+        ("format_version true", lambda b: _manifest(b, lambda m: m.update(format_version=True)), "not an integer"),
+        ("format_version 1.0", lambda b: _manifest(b, lambda m: m.update(format_version=1.0)), "not an integer"),
+        ("format_version 2", lambda b: _manifest(b, lambda m: m.update(format_version=2)), "format version 2"),
+        ("checksum of another file", lambda b: _manifest(b, lambda m: m["tables"]["tasks"].update(sha256="0" * 64)), "fails its checksum"),
+        ("manifest missing", lambda b: os.unlink(b / "manifest.json"), "manifest.json is missing"),
+    ]
+
+
+def corrupt(work: Path, tasks: int, seed: int) -> list[dict]:
+    with Server(tasks, seed) as srv:
+        good = work / "good"
+        code, _, err, _ = run(export_cmd(f"127.0.0.1:{srv.port}", good))
+        assert code == 0, err
+    n = pq.ParquetFile(good / "tasks.parquet").metadata.num_rows
+    out_rows = []
+    for i, (name, make, words) in enumerate(corrupt_kinds(n)):
+        b = work / f"bad{i}"
+        shutil.copytree(good, b)
+        make(b)
+        verdicts = []
+        ok = True
+        # A byte flip under a recomputed checksum is only visible to a reader that decodes
+        # every page against the Parquet page checksums: `check` does; the other commands
+        # decode what they read and must at least never print a traceback.
+        flip = name.startswith("byte flipped")
+        for cmd in ("analyze", "check"):
+            code, stdout, err, _ = run([*AKSNAP, cmd, str(b)])
+            text = stdout + err
+            named = words in text
+            if flip and cmd == "analyze":
+                ok &= "Traceback" not in text
+                verdicts.append(f"{cmd}: exit {code}, no traceback")
+                continue
+            ok &= code != 0 and named and "Traceback" not in text
+            verdicts.append(f"{cmd}: exit {code}{', named' if named else ', NOT NAMED'}")
+        out_rows.append({"check": f"corrupt bundle: {name}", "result": "; ".join(verdicts),
+                         "bar": "check: exit 1 and names it; analyze: no traceback" if flip
+                         else "exit != 0, names it, no traceback", "ok": ok})
+    return out_rows
+
+
+def table(rows: list[dict], markdown: bool) -> str:
+    if markdown:
+        lines = ["| check | result | bar | ok |", "|---|---|---|---|"]
+        lines += [f"| {r['check']} | {r['result']} | {r['bar']} | {'yes' if r['ok'] else 'NO'} |"
+                  for r in rows]
+        return "\n".join(lines)
+    w = max(len(r["check"]) for r in rows)
+    return "\n".join(f"{'ok ' if r['ok'] else 'NO '} {r['check'].ljust(w)}  {r['result']}"
+                     for r in rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=24, help="kill -9 instants")
+    ap.add_argument("--tasks", type=int, default=20000, help="htcmock size")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--only", choices=["kill", "restart", "outages", "corrupt"], action="append")
+    ap.add_argument("--markdown", action="store_true")
+    a = ap.parse_args()
+    parts = a.only or ["kill", "restart", "outages", "corrupt"]
+    work = Path(tempfile.mkdtemp(prefix="aksnap-faults-"))
+    t0 = time.perf_counter()
+    rows_: list[dict] = []
+    try:
+        if "kill" in parts:
+            rows_ += kill9(a.runs, a.tasks, a.seed, work)
+        if "restart" in parts:
+            rows_ += restart(a.tasks, a.seed, work)
+        if "outages" in parts:
+            rows_ += outages(a.tasks, a.seed, work)
+        if "corrupt" in parts:
+            rows_ += corrupt(work, 2000, a.seed)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(table(rows_, a.markdown))
+    load = os.getloadavg()
+    print(f"\n{sum(r['ok'] for r in rows_)}/{len(rows_)} ok; htcmock {a.tasks} tasks, seed "
+          f"{a.seed}; {time.perf_counter() - t0:.0f} s; load {load[0]:.1f} on {os.cpu_count()} cores")
+    return 0 if all(r["ok"] for r in rows_) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
