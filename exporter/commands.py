@@ -147,7 +147,7 @@ def export_command(
         if progress is not None:
             progress.close()
 
-    from aksnap.output import render_kv, render_rows, to_json
+    from aksnap.output import render_kv, render_rows, safe_text, to_json
 
     if fmt == "json":
         typer.echo(to_json(summary.as_dict()))
@@ -165,7 +165,7 @@ def export_command(
         ("tasks/s", f"{summary.tasks_per_s:,.0f}"),
     ]))
     for w in summary.warnings:
-        typer.echo(f"warning: {w}", err=True)
+        typer.echo(f"warning: {safe_text(w)}", err=True)
 
 
 def register(app: typer.Typer) -> None:
