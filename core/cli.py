@@ -10,10 +10,57 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer import _click as click
+from typer.core import TyperGroup, TyperOption
+from typer.exceptions import Abort
 
 from aksnap import __version__
 
+
+class AksnapGroup(TyperGroup):
+    """The root command: a usage mistake (an unknown option, ``--jobs many``, a missing
+    argument) is one line, ``aksnap: error: ...``, with exit code 2, like every other mistake,
+    instead of click's boxed usage panel."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, False, **extra)
+        except Abort:
+            typer.echo("aksnap: interrupted", err=True)
+            sys.exit(130)
+        except click.exceptions.NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.ClickException as e:
+            fail(usage_sentence(e), code=e.exit_code)
+            sys.exit(e.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def usage_sentence(e: "click.exceptions.ClickException") -> str:
+    """click's message as one sentence, pointing at the command's help."""
+    msg = " ".join(e.format_message().split())
+    msg = msg[:1].lower() + msg[1:]
+    ctx = getattr(e, "ctx", None)
+    where = ctx.command_path if ctx is not None else "aksnap"
+    return f"{msg.rstrip('.')}; see `{where} -h`"
+
+
+def _flag_type(self, ctx):
+    # A boolean flag takes no value: show no "<bool>" beside it in the help.
+    if self.is_flag and self.metavar is None:
+        return None
+    return _display_type_rich(self, ctx)
+
+
+_display_type_rich = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type
+
 app = typer.Typer(
+    cls=AksnapGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
     name="aksnap",
     help="armonik-snapshot: export ArmoniK sessions into Parquet bundles and diagnose them "
          "offline (lineage, blockers, root causes, critical path).\n\n"
@@ -27,10 +74,6 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """armonik-snapshot: export ArmoniK sessions into Parquet bundles and diagnose them offline."""
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one sentence, exit code 2."""
 
 
 def fail(message: str, code: int = 2) -> "typer.Exit":

@@ -19,11 +19,113 @@ import csv
 import io
 import json
 import math
+import os
+import shutil
+import sys
+import unicodedata
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-FORMATS = ("table", "json", "csv")
+#: Every output format, as armonik-cli names them; a command offers the ones that fit it.
+FORMATS = ("table", "json", "yaml", "csv")
+#: armonik-cli's variable for the default output format.
+OUTPUT_ENV = "AK_OUTPUT"
+#: A cell of a table is cut at this many columns unless ``--wide`` (a message may be long).
+CELL_WIDTH = 60
+
+
+class FormatError(ValueError):
+    """An output format aksnap does not write; the message is one sentence."""
+
+
+def resolve_format(value: str | None, allowed: Sequence[str] = FORMATS) -> str:
+    """The output format: ``value`` (``-o/--output``), else ``$AK_OUTPUT``, else ``table``;
+    case-insensitive, as armonik-cli."""
+    source = "-o/--output"
+    if value in (None, ""):
+        value, source = os.environ.get(OUTPUT_ENV) or "table", OUTPUT_ENV
+    v = value.strip().lower()
+    if v not in allowed:
+        if source == OUTPUT_ENV and v in FORMATS:
+            return "table"  # a global default this command cannot write: its own default
+        raise FormatError(f"unknown output format {value!r} (from {source}); this command "
+                          f"writes {', '.join(allowed)}")
+    return v
+
+
+def output_option(allowed: Sequence[str] = FORMATS):
+    """The ``-o/--output`` option every printing command takes."""
+    import typer
+
+    return typer.Option(None, "--output", "-o", show_default=False, metavar="|".join(allowed),
+                        help=f"Output format: {', '.join(allowed)} (default: $AK_OUTPUT, else "
+                             "table; case-insensitive).")
+
+
+def wide_option():
+    import typer
+
+    return typer.Option(False, "--wide", help="Show long cells in full (default: cut at "
+                                              f"{CELL_WIDTH} columns and to the terminal's width).")
+
+
+_wide = False
+
+
+def set_wide(wide: bool) -> None:
+    """``--wide``: tables show every cell in full."""
+    global _wide
+    _wide = bool(wide)
+
+
+def display_width(s: str) -> int:
+    """Columns ``s`` takes on a terminal: wide (CJK, most emoji) count 2, combining marks 0."""
+    if s.isascii():
+        return len(s)
+    w = 0
+    for c in s:
+        if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+            continue
+        w += 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+    return w
+
+
+def clip(s: str, width: int) -> str:
+    """``s`` cut to ``width`` display columns, an ellipsis marking the cut."""
+    if display_width(s) <= width:
+        return s
+    out, w = [], 0
+    for c in s:
+        cw = display_width(c)
+        if w + cw > width - 1:
+            break
+        out.append(c)
+        w += cw
+    return "".join(out) + "…"
+
+
+def _pad(s: str, width: int) -> str:
+    return s + " " * max(0, width - display_width(s))
+
+
+def _terminal_width() -> int | None:
+    """The terminal's width when stdout is one (or $COLUMNS is set), else None."""
+    if os.environ.get("COLUMNS", "").isdigit():
+        return int(os.environ["COLUMNS"])
+    try:
+        if sys.stdout.isatty():
+            return shutil.get_terminal_size().columns
+    except (AttributeError, ValueError, OSError):
+        pass
+    return None
+
+
+def to_yaml(obj: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(_jsonable(obj), sort_keys=False, allow_unicode=False,
+                          default_flow_style=False).rstrip("\n")
 
 
 def _jsonable(v: Any) -> Any:
@@ -87,12 +189,14 @@ def rows_of(data: Any) -> list[dict[str, Any]]:
 
 
 def render_rows(data: Any, fmt: str = "table", columns: Sequence[str] | None = None,
-                max_width: int = 60) -> str:
+                max_width: int = CELL_WIDTH) -> str:
     rows = rows_of(data)
     if columns is None:
         columns = list(rows[0].keys()) if rows else []
     if fmt == "json":
         return to_json([{c: r.get(c) for c in columns} for r in rows])
+    if fmt == "yaml":
+        return to_yaml([{c: r.get(c) for c in columns} for r in rows])
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -106,17 +210,39 @@ def render_rows(data: Any, fmt: str = "table", columns: Sequence[str] | None = N
         return "(no rows)"
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     columns = [safe_text(str(c)) for c in columns]
-    cells = [[s if len(s) <= max_width else s[: max_width - 1] + "…" for s in row] for row in cells]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    widths = [max(display_width(c), *(display_width(row[i]) for row in cells))
+              for i, c in enumerate(columns)]
+    if not _wide:
+        widths = _fit(widths, [display_width(c) for c in columns], max_width)
+    cells = [[clip(s, w) for s, w in zip(row, widths)] for row in cells]
+    line = "  ".join(_pad(clip(c, w), w) for c, w in zip(columns, widths)).rstrip()
     sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(s.ljust(w) for s, w in zip(row, widths)) for row in cells]
+    body = ["  ".join(_pad(s, w) for s, w in zip(row, widths)).rstrip() for row in cells]
     return "\n".join([line, sep, *body])
 
 
+def _fit(widths: list[int], heads: list[int], max_width: int) -> list[int]:
+    """Column widths: each cut at ``max_width``, then the widest narrowed (not below its
+    header, nor 8) until the row fits the terminal, when there is one."""
+    widths = [min(w, max(max_width, h)) for w, h in zip(widths, heads)]
+    term = _terminal_width()
+    if term is None:
+        return widths
+    while sum(widths) + 2 * (len(widths) - 1) > term:
+        i = max(range(len(widths)), key=lambda k: widths[k] - max(heads[k], 8))
+        if widths[i] <= max(heads[i], 8):
+            break
+        widths[i] -= 1
+    return widths
+
+
 def render_kv(pairs: Iterable[tuple[str, Any]]) -> str:
+    """``key  value`` lines; a value longer than the terminal (or 1,000 columns) is cut,
+    unless ``--wide``."""
     pairs = [(safe_text(str(k)), v) for k, v in pairs]
     if not pairs:
         return ""
-    w = max(len(k) for k, _ in pairs)
-    return "\n".join(f"{k.ljust(w)}  {_cell(v)}" for k, v in pairs)
+    w = max(display_width(k) for k, _ in pairs)
+    room = None if _wide else max(20, (_terminal_width() or 1002) - w - 2)
+    return "\n".join(f"{_pad(k, w)}  {_cell(v) if room is None else clip(_cell(v), room)}"
+                     for k, v in pairs)
