@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES
+from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES, TASK_WAITING_STATUSES
 
 from .common import render_sections
 from .graph import KIND_PRODUCES, _np_index
 
-WAITING = [TASK_STATUSES.index(s) for s in ("CREATING", "PENDING", "SUBMITTED", "PAUSED")]
+WAITING = [TASK_STATUSES.index(s) for s in TASK_WAITING_STATUSES]
 CREATED = RESULT_STATUSES.index("CREATED")
 COMPLETED_TASK = TASK_STATUSES.index("COMPLETED")
 MAX_PER_KIND = 1000  # beyond this, a kind is summarised by its count

@@ -23,20 +23,24 @@ from typing import Any
 
 import numpy as np
 
-from aksnap.bundle import RESULT_STATUSES
+from aksnap.bundle import PHASE_NAMES, RESULT_STATUSES, TASK_PHASES
 
 from .common import fmt_seconds, render_sections, seconds_between, to_time
 from .graph import KIND_PRODUCES, NA
 
-PHASES = ("waiting", "queued", "fetching", "processing", "finishing")
+PHASES = PHASE_NAMES  # aksnap.bundle.TASK_PHASES, the same phases as the task_phases view
 COMPLETED = RESULT_STATUSES.index("COMPLETED")
 EDGES = ("", "produces", "data", "payload", "spawn", "retry")
 E_PRODUCES, E_DATA, E_PAYLOAD, E_SPAWN, E_RETRY = 1, 2, 3, 4, 5
-# segment names: the five phases, then the gaps before a task's creation
-SEGMENTS = PHASES + ("before first task", "spawn", "retry", "created late")
-S_BEFORE, S_GAP = 5, {E_SPAWN: 6, E_RETRY: 7}
-S_LATE = 8
-MARKS = ("submitted_at", "acquired_at", "started_at", "processed_at", "ended_at")
+# segment names: the phases, then the gaps before a task's creation, then the session's time
+# after its last result completed (tasks still ending: cancelled ones, say), so the segments
+# tile the session's wall time as analyze defines it (queries/session_summary.sql)
+SEGMENTS = PHASES + ("before first task", "spawn", "retry", "created late", "after the last result")
+S_BEFORE = len(PHASES)
+S_GAP = {E_SPAWN: S_BEFORE + 1, E_RETRY: S_BEFORE + 2}
+S_LATE, S_AFTER = S_BEFORE + 3, S_BEFORE + 4
+MARKS = tuple(end for _, _, end in TASK_PHASES)  # where each phase ends
+NM = len(MARKS)
 STEPS_SHOWN = 100  # a longer chain shows its first, last and longest steps (--all: every step)
 STEPS_EDGE, STEPS_LONGEST = 10, 30
 SESSIONS_SHOWN = 20  # more sessions than this (and no --session): a summary
@@ -175,7 +179,15 @@ def compute(snap, session_ids: list[str]) -> Paths:
     lr = np.maximum(last - T, 0)
     redo = (last >= 0) & ((start == NA) | (start > end))
     start[redo] = rts["created_at"][lr[redo]]
-    wall = np.where((last >= 0) & (end != NA) & (start != NA), (end - start) / 1e6, np.nan)
+    # The session's wall time, one definition with analyze: first task created -> the last
+    # task ended or result completed.
+    session_end = np.full(S, NA, dtype=np.int64)
+    for col, ts, kk in ((tts["ended_at"], None, tk), (rts["completed_at"], None, rk)):
+        ok = (kk >= 0) & (col != NA)
+        np.maximum.at(session_end, kk[ok], col[ok])
+    session_end = np.where((end != NA) & ((session_end == NA) | (session_end < end)), end, session_end)
+    wall = np.where((last >= 0) & (session_end != NA) & (start != NA),
+                    (session_end - start) / 1e6, np.nan)
 
     pred, edge = _binding(g, node_k[:T] >= 0)
     with_path = np.flatnonzero(last >= 0)
@@ -189,7 +201,7 @@ def compute(snap, session_ids: list[str]) -> Paths:
     tn = np.where(is_task, node, 0)
     origin = np.where(is_task, created[tn], NA)
     marks = np.stack([np.where(is_task, tts[c][tn], NA) for c in MARKS], axis=1) if n else \
-        np.zeros((0, 5), dtype=np.int64)
+        np.zeros((0, NM), dtype=np.int64)
     completed = np.where(~is_task, rts["completed_at"][np.where(is_task, 0, node - T)], NA)
     pos = np.arange(n)
     first_of_k = np.full(S, n, dtype=np.int64)
@@ -214,10 +226,10 @@ def compute(snap, session_ids: list[str]) -> Paths:
     begin = np.where(first_task, begin0, np.where(origin != NA, np.maximum(P_prev, origin), P_prev))
     begin = np.where(is_task, begin, NA)
     cur = np.maximum.accumulate(np.concatenate([begin[:, None], marks], axis=1), axis=1) if n else \
-        np.zeros((0, 6), dtype=np.int64)
+        np.zeros((0, NM + 1), dtype=np.int64)
     valid = (marks != NA) & (begin[:, None] != NA)
-    phase = np.where(valid, np.maximum(marks - cur[:, :5], 0), -1)
-    cursor_end = np.where(begin != NA, cur[:, 5], NA)
+    phase = np.where(valid, np.maximum(marks - cur[:, :NM], 0), -1)
+    cursor_end = np.where(begin != NA, cur[:, NM], NA)
 
     # segments: a gap before the task's creation, then its phases
     # (an unknown start or previous finish makes no gap: there is nothing to measure from)
@@ -229,11 +241,16 @@ def compute(snap, session_ids: list[str]) -> Paths:
     gap = np.flatnonzero(gap_first | gap_next)
     gap_a = np.where(first_task[gap], start[k[gap]], P_prev[gap])
     ph_rows, ph_col = np.nonzero(phase > 0)
-    seg_step = np.concatenate([gap, ph_rows])
-    seg_sub = np.concatenate([np.full(len(gap), -1), ph_col])
-    seg_name = np.concatenate([gap_name[gap], ph_col])
-    seg_a = np.concatenate([gap_a, cur[ph_rows, ph_col]])
-    seg_b = np.concatenate([origin[gap], cur[ph_rows, ph_col] + phase[ph_rows, ph_col]])
+    # after the last result: from its completion to the session's last end (the last row of
+    # each chain is its last result)
+    tail_k = np.flatnonzero((last >= 0) & (session_end != NA) & (end != NA) & (session_end > end))
+    last_row = np.searchsorted(k, tail_k, side="right") - 1
+    seg_step = np.concatenate([gap, ph_rows, last_row])
+    seg_sub = np.concatenate([np.full(len(gap), -1), ph_col, np.full(len(last_row), NM)])
+    seg_name = np.concatenate([gap_name[gap], ph_col, np.full(len(last_row), S_AFTER)])
+    seg_a = np.concatenate([gap_a, cur[ph_rows, ph_col], end[tail_k]])
+    seg_b = np.concatenate([origin[gap], cur[ph_rows, ph_col] + phase[ph_rows, ph_col],
+                            session_end[tail_k]])
     o = np.lexsort((seg_sub, seg_step))
     return Paths(list(session_ids), last, start, end, wall, k, node, prev_edge, is_task, begin,
                  cursor_end, phase, k[seg_step[o]], seg_step[o], seg_name[o], seg_a[o], seg_b[o])

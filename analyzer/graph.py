@@ -32,26 +32,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import rustworkx as rx
 
-from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES
+from aksnap.bundle import (
+    RESULT_FAILED_STATUSES,
+    RESULT_STATUSES,
+    RESULT_TIMESTAMPS,
+    TASK_FAILED_STATUSES,
+    TASK_STATUS_ENTERED,
+    TASK_STATUSES,
+    TASK_TIMESTAMPS,
+)
 
 NA = np.iinfo(np.int64).min  # a missing timestamp, in the int64 microsecond arrays
 
-TASK_TS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
-           "started_at", "processed_at", "ended_at")
-RESULT_TS = ("created_at", "completed_at")
+TASK_TS = TASK_TIMESTAMPS
+RESULT_TS = RESULT_TIMESTAMPS
 
 TASK_CODE = {s: i for i, s in enumerate(TASK_STATUSES)}
 RESULT_CODE = {s: i for i, s in enumerate(RESULT_STATUSES)}
 
 # A task or result is *bad* when it will never deliver: the origin of a failure, or its
-# propagation. RETRIED is not bad: the next attempt carries on.
-TASK_BAD = ("ERROR", "TIMEOUT", "CANCELLED", "CANCELLING")
-RESULT_BAD = ("ABORTED", "DELETED", "NOTFOUND")
-# Which timestamp a task entered its current status at (for "how long in this status").
-_ENTERED = {
-    "CREATING": "created_at", "PENDING": "created_at", "PAUSED": "created_at",
-    "SUBMITTED": "submitted_at", "DISPATCHED": "acquired_at", "PROCESSING": "started_at",
-}
+# propagation (the vocabulary's failed sets). RETRIED is not bad: the next attempt carries on.
+TASK_BAD = TASK_FAILED_STATUSES
+RESULT_BAD = RESULT_FAILED_STATUSES
+_ENTERED = TASK_STATUS_ENTERED
 
 KIND_DATA, KIND_PAYLOAD, KIND_PRODUCES = 0, 1, 2
 KIND_NAMES = ("data", "payload", "produces")

@@ -28,6 +28,7 @@ from aksnap.bundle import (
     Manifest,
     OpenBundle,
     column_problems,
+    status_sets_table,
     verify_bundle,
 )
 
@@ -141,6 +142,7 @@ class Snapshot:
             # graph is read and built; every answer waits for it (wait_verified), so nothing
             # computed from a corrupted bundle ever reaches the user.
             snap._verification = _Verification(bundle)
+        con.register("status_sets", status_sets_table())
         con.register("bundle_info", pa.table({
             "path": [str(root)],
             "format_version": [bundle.manifest.format_version],

@@ -48,9 +48,60 @@ TASK_STATUSES = (
     "UNSPECIFIED", "CREATING", "SUBMITTED", "DISPATCHED", "COMPLETED", "ERROR", "TIMEOUT",
     "CANCELLING", "CANCELLED", "PROCESSING", "PROCESSED", "RETRIED", "PENDING", "PAUSED",
 )
-TASK_FINAL_STATUSES = ("COMPLETED", "CANCELLED", "ERROR", "RETRIED", "TIMEOUT", "PROCESSED")
 RESULT_STATUSES = ("UNSPECIFIED", "CREATED", "COMPLETED", "ABORTED", "NOTFOUND", "DELETED")
 SESSION_STATUSES = ("UNSPECIFIED", "RUNNING", "CANCELLED", "PAUSED", "CLOSED", "PURGED", "DELETED")
+
+# -- The vocabulary: defined here once, used by Python (import) and SQL (the ``status_sets``
+# table every Snapshot registers, see ``status_sets_table``). -------------------------------
+
+#: Final: nothing will change the task any more (ArmoniK.Core; PROCESSED is in the enum but
+#: Core never sets it, so it is not final here).
+TASK_FINAL_STATUSES = ("COMPLETED", "CANCELLED", "ERROR", "RETRIED", "TIMEOUT")
+#: Failed: the task will never deliver its outputs (CANCELLING is on its way to CANCELLED).
+#: RETRIED is neither failed nor successful: the next attempt carries on.
+TASK_FAILED_STATUSES = ("ERROR", "TIMEOUT", "CANCELLED", "CANCELLING")
+#: Incomplete: not final and not failed (still expected to run or finish).
+TASK_INCOMPLETE_STATUSES = tuple(s for s in TASK_STATUSES
+                                 if s not in TASK_FINAL_STATUSES and s not in TASK_FAILED_STATUSES)
+#: Waiting: not yet handed to an agent (their inputs, the queue, or the session hold them).
+TASK_WAITING_STATUSES = ("CREATING", "PENDING", "SUBMITTED", "PAUSED")
+RESULT_FAILED_STATUSES = ("ABORTED", "DELETED", "NOTFOUND")
+RESULT_INCOMPLETE_STATUSES = ("UNSPECIFIED", "CREATED")
+
+TASK_TIMESTAMPS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
+                   "started_at", "processed_at", "ended_at")
+RESULT_TIMESTAMPS = ("created_at", "completed_at")
+#: The timestamp at which a task entered its current status (for "in status for ...").
+TASK_STATUS_ENTERED = {
+    "CREATING": "created_at", "PENDING": "created_at", "PAUSED": "created_at",
+    "SUBMITTED": "submitted_at", "DISPATCHED": "acquired_at", "PROCESSING": "started_at",
+}
+#: A task's life in phases (name, from, to); they tile created_at -> ended_at. The SQL view
+#: ``task_phases`` (queries/_views.sql) has exactly these columns (tests/test_vocabulary.py).
+TASK_PHASES = (
+    ("waiting", "created_at", "submitted_at"),      # its inputs (data dependencies, payload)
+    ("queued", "submitted_at", "acquired_at"),      # in the partition's queue, for an agent
+    ("dispatch", "acquired_at", "fetched_at"),      # acquired by an agent, inputs downloaded
+    ("fetching", "fetched_at", "started_at"),       # until the worker starts it (issue 4's name)
+    ("processing", "started_at", "processed_at"),   # the worker runs it
+    ("finishing", "processed_at", "ended_at"),      # outputs stored, status written
+)
+PHASE_NAMES = tuple(p[0] for p in TASK_PHASES)
+
+
+def status_sets_table() -> pa.Table:
+    """The status sets as a table (``status_sets``: tbl, status, final, failed, incomplete,
+    waiting), so SQL uses the same sets as Python, never its own spelling of them."""
+    rows = []
+    for tbl, domain, final, failed, incomplete, waiting in (
+            ("tasks", TASK_STATUSES, TASK_FINAL_STATUSES, TASK_FAILED_STATUSES,
+             TASK_INCOMPLETE_STATUSES, TASK_WAITING_STATUSES),
+            ("results", RESULT_STATUSES, ("COMPLETED", *RESULT_FAILED_STATUSES),
+             RESULT_FAILED_STATUSES, RESULT_INCOMPLETE_STATUSES, RESULT_INCOMPLETE_STATUSES)):
+        for st in domain:
+            rows.append({"tbl": tbl, "status": st, "final": st in final, "failed": st in failed,
+                         "incomplete": st in incomplete, "waiting": st in waiting})
+    return pa.Table.from_pylist(rows)
 
 TASK_OPTIONS_STRUCT = pa.struct([
     pa.field("max_duration", DUR),

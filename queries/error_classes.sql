@@ -8,7 +8,8 @@ WITH f AS (
     SELECT session_id, task_id, status, started_at IS NULL AND status = 'ERROR' AS propagated,
            coalesce(nullif(trim(output_error), ''), nullif(trim(status_message), ''), '(no message)') AS message
     FROM tasks
-    WHERE status IN ('ERROR', 'TIMEOUT', 'CANCELLED', 'RETRIED')
+    WHERE (status = 'RETRIED'
+           OR status IN (SELECT status FROM status_sets WHERE tbl = 'tasks' AND failed))
       AND ($session_id::VARCHAR IS NULL OR session_id = $session_id::VARCHAR)
 ), c AS (
     SELECT *, regexp_replace(regexp_replace(regexp_replace(left(message, 300),

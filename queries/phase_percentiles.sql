@@ -1,5 +1,5 @@
 -- name: phase_percentiles
--- purpose: the distribution of every task phase per session and partition (over all task rows,
+-- purpose: the distribution of every task phase (aksnap.bundle.TASK_PHASES) per session and partition (over all task rows,
 --          not a mean of page means): count, mean, p50, p90, p99, max, in seconds.
 -- params: $session_id (optional)
 -- columns: session_id, partition_id, phase, tasks, total_s, mean_s, p50_s, p90_s, p99_s, max_s

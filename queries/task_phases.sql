@@ -1,5 +1,5 @@
 -- name: task_phases
--- purpose: the phases of each task, in seconds: waiting for inputs = submitted - created,
+-- purpose: the phases of each task (aksnap.bundle.TASK_PHASES), in seconds: waiting for inputs = submitted - created,
 --          queued = acquired - submitted, dispatch = fetched - acquired (inputs downloaded),
 --          fetching = started - fetched, processing = processed - started,
 --          finishing = ended - processed, total = ended - created.

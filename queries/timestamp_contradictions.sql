@@ -6,13 +6,13 @@
 -- columns: kind, session_id, object_id, detail
 SELECT 'status_timestamp' AS kind, session_id, object_id, detail FROM (
     SELECT session_id, task_id AS object_id, CASE
-        WHEN status IN ('COMPLETED', 'ERROR', 'TIMEOUT', 'CANCELLED', 'RETRIED') AND ended_at IS NULL
+        WHEN v.final AND ended_at IS NULL
             THEN status || ' task has no ended_at'
         WHEN status = 'COMPLETED' AND started_at IS NULL
             THEN 'COMPLETED task never started (no started_at)'
-        WHEN status IN ('CREATING', 'PENDING', 'SUBMITTED', 'DISPATCHED', 'PROCESSING') AND ended_at IS NOT NULL
+        WHEN v.incomplete AND ended_at IS NOT NULL
             THEN status || ' task already has ended_at'
-        WHEN status IN ('CREATING', 'PENDING', 'SUBMITTED') AND started_at IS NOT NULL
+        WHEN v.waiting AND started_at IS NOT NULL
             THEN status || ' task already has started_at'
         WHEN status = 'PROCESSING' AND started_at IS NULL
             THEN 'PROCESSING task has no started_at'
@@ -21,7 +21,7 @@ SELECT 'status_timestamp' AS kind, session_id, object_id, detail FROM (
         WHEN processed_at > ended_at THEN 'ended_at is before processed_at'
         WHEN created_at > ended_at THEN 'ended_at is before created_at'
     END AS detail
-    FROM tasks
+    FROM tasks JOIN (SELECT * FROM status_sets WHERE tbl = 'tasks') v USING (status)
     WHERE $session_id::VARCHAR IS NULL OR session_id = $session_id::VARCHAR
     UNION ALL
     SELECT session_id, result_id, 'COMPLETED result has no completed_at'
