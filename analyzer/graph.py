@@ -73,15 +73,6 @@ def _chunks(a) -> list:
     return list(a.chunks) if isinstance(a, pa.ChunkedArray) else [a]
 
 
-def _last(lists) -> pa.Array:
-    """The last element of each list (null for an empty or null list)."""
-    lists = _single(lists)
-    lengths = _np(pc.fill_null(pc.list_value_length(lists), 0)).astype(np.int64)
-    offsets = lists.offsets.to_numpy().astype(np.int64)
-    pos = np.where(lengths > 0, offsets[1:] - 1, -1)
-    return lists.values.take(pa.array(pos, mask=pos < 0)).cast(pa.string())
-
-
 def _ts_micro(col: pa.ChunkedArray) -> np.ndarray:
     c = _single(col).cast(pa.int64())
     return pc.fill_null(c, NA).to_numpy(zero_copy_only=False)
@@ -195,8 +186,7 @@ class Edges:
 
 
 class TaskGraph:
-    """See the module docstring. Built by :meth:`from_snapshot` (``Snapshot.graph``) or
-    :meth:`from_tables`."""
+    """See the module docstring. Built by :meth:`from_snapshot` (``Snapshot.graph``)."""
 
     TASK_COLUMNS = ["task_id", "session_id", "status", "payload_id", "data_dependencies",
                     "created_by", "initial_task_id"]
@@ -213,7 +203,6 @@ class TaskGraph:
     def from_snapshot(cls, snap) -> "TaskGraph":
         g = cls.__new__(cls)
         g._snap = snap
-        g._tables = None
         cache = _cache_path(snap)
         if cache is not None and g._load_cache(cache):
             return g
@@ -277,23 +266,10 @@ class TaskGraph:
         self._finish()
         return True
 
-    @classmethod
-    def from_tables(cls, tasks: pa.Table, results: pa.Table) -> "TaskGraph":
-        """Build from in-memory tables carrying the bundle's columns (tests, notebooks)."""
-        g = cls.__new__(cls)
-        g._snap = None
-        g._tables = (tasks, results)
-        g._build(tasks, results)
-        g._finish()
-        return g
-
     # -- lazily loaded columns (timestamps, messages): not needed to build the graph ------------
 
     def _read(self, table: str, columns: list[str]) -> pa.Table:
-        if self._snap is not None:
-            return self._snap.read_columns(table, columns)
-        t = self._tables[0] if table == "tasks" else self._tables[1]
-        return t.select(columns)
+        return self._snap.read_columns(table, columns)  # Snapshot: the only Parquet reader
 
     @cached_property
     def task_ts(self) -> dict[str, np.ndarray]:
@@ -436,15 +412,10 @@ class TaskGraph:
             np.full(len(prod.src), KIND_PRODUCES, np.int8)])
 
     def _parents_from_lists(self, T: int) -> None:
-        if self._snap is not None:
-            tails = self._snap.con.sql(
-                "SELECT parent_task_ids[-1] AS parent, retry_of_ids[-1] AS previous FROM tasks"
-            ).to_arrow_table()
-            parent, previous = tails["parent"], tails["previous"]
-        else:
-            tasks = self._tables[0]
-            parent = _last(tasks["parent_task_ids"])
-            previous = _last(tasks["retry_of_ids"])
+        tails = self._snap.con.sql(
+            "SELECT parent_task_ids[-1] AS parent, retry_of_ids[-1] AS previous FROM tasks"
+        ).to_arrow_table()
+        parent, previous = tails["parent"], tails["previous"]
         idx = _np_index(pc.index_in(pa.chunked_array(
             _chunks(parent) + _chunks(previous), type=pa.string()), value_set=self.task_ids))
         self.parent, self.previous_attempt = idx[:T], idx[T:]
