@@ -468,7 +468,8 @@ class OpenBundle:
     Readers go through :meth:`file` (a path that reopens the held file), so a bundle replaced
     by ``export --overwrite`` while it is being read keeps answering about the bundle that was
     opened. Opening checks everything that is cheap (paths, plain files, sizes, each file's
-    schema, version and row count against the manifest); :meth:`verify` hashes the files.
+    schema, version and row count against the manifest); :meth:`checksum_problems` hashes the
+    files, :meth:`content_problems` decodes every page.
     """
 
     def __init__(self, root: Path, manifest: Manifest, fds: dict[str, int]):
