@@ -1,7 +1,8 @@
 """The analyzer's Python API: everything a command does, a notebook (or ``aksnap demo``) can do.
 
 Each analysis is one module turning a :class:`Snapshot` into plain data (``build``) and
-rendering it separately (``render``: table, csv or json)::
+rendering it separately (``render``: table, json, yaml or csv), registered once in
+:mod:`aksnap.analyzer.registry`; the functions below are thin wrappers of :func:`run`::
 
     from aksnap.analyzer import api
     snap = api.open_snapshot("run.aksnap")
@@ -15,16 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from . import blockers as _blockers
-from . import check as _check
-from . import critical_path as _critical_path
 from . import lineage as _lineage
-from . import overview as _overview
 from . import task_view as _task
+from .registry import ANALYSES
 from .snapshot import AnalysisError, Snapshot
 
 __all__ = [
-    "Snapshot", "AnalysisError", "Report", "open_snapshot",
+    "Snapshot", "AnalysisError", "Report", "open_snapshot", "run",
     "overview", "render_overview", "lineage", "render_lineage", "lineage_dot", "lineage_summary",
     "root_causes", "render_root_causes", "blockers", "render_blockers", "critical_path",
     "render_critical_path", "task", "render_task", "check", "render_check",
@@ -33,14 +31,14 @@ __all__ = [
 
 class Report(dict):
     """Plain data (a dict, JSON-ready) that also knows how to render itself:
-    ``report.render("table"|"json"|"csv")``."""
+    ``report.render("table"|"json"|"yaml"|"csv", section=None)``."""
 
     def __init__(self, data: dict[str, Any], renderer):
         super().__init__(data)
         self._renderer = renderer
 
-    def render(self, fmt: str = "table") -> str:
-        return self._renderer(dict(self), fmt)
+    def render(self, fmt: str = "table", section: str | None = None) -> str:
+        return self._renderer(dict(self), fmt, section)
 
 
 def open_snapshot(path, verify: bool = True) -> Snapshot:
@@ -52,22 +50,29 @@ def _snap(snap_or_path) -> Snapshot:
     return snap_or_path if isinstance(snap_or_path, Snapshot) else Snapshot.open(snap_or_path)
 
 
+def run(name: str, snap, **kwargs: Any) -> "Report":
+    """Any registered analysis by its command name (``aksnap.analyzer.registry.ANALYSES``), with
+    its ``build`` keywords; ids may be given by a unique prefix, in any case, as on the CLI."""
+    a = ANALYSES[name]
+    return Report(a.build(_snap(snap), **kwargs), a.render)
+
+
+def _render(name: str):
+    def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
+        return ANALYSES[name].render(data, fmt, section)
+    render.__doc__ = f"Render the answer of ``{name}``: table, json, yaml or csv (``section``: one table)."
+    return render
+
+
 def overview(snap: Snapshot, session_id: str | None = None) -> dict[str, Any]:
-    return Report(_overview.build(_snap(snap), session_id), _overview.render)
-
-
-def render_overview(data: dict[str, Any], fmt: str = "table") -> str:
-    return _overview.render(data, fmt)
+    """``aksnap analyze``: every session (over more than 20: a summary)."""
+    return run("analyze", snap, session_id=session_id)
 
 
 def lineage(snap: Snapshot, result_id: str,
             frontier_limit: int | None = _lineage.FRONTIER_SHOWN) -> dict[str, Any]:
     """Lineage of a result; ``frontier_limit`` frontier nodes described (None: all), all counted."""
-    return Report(_lineage.build(_snap(snap), result_id, frontier_limit), _lineage.render)
-
-
-def render_lineage(data: dict[str, Any], fmt: str = "table") -> str:
-    return _lineage.render(data, fmt)
+    return run("lineage", snap, result_id=result_id, frontier_limit=frontier_limit)
 
 
 def lineage_summary(data: dict[str, Any]) -> str:
@@ -76,7 +81,8 @@ def lineage_summary(data: dict[str, Any]) -> str:
 
 
 def lineage_dot(snap: Snapshot, result_id: str) -> str:
-    return _lineage.to_dot(_snap(snap), result_id)
+    snap = _snap(snap)
+    return _lineage.to_dot(snap, snap.resolve_id("result", result_id))
 
 
 def root_causes(snap: Snapshot, result_id: str | None = None,
@@ -84,54 +90,52 @@ def root_causes(snap: Snapshot, result_id: str | None = None,
     """Where failures started: failed/timed-out/cancelled tasks and aborted/deleted results with
     no failed input, upstream of ``result_id`` (or in a session, or in the whole bundle), each
     with how many failed nodes downstream it explains; the largest first."""
+    from .describe import root_cause_rows
+
     snap = _snap(snap)
-    g = snap.graph
     if result_id is not None:
-        return _lineage.build(snap, result_id)["root_causes"]
+        return lineage(snap, result_id)["root_causes"]
+    session_id = snap.resolve_id("session", session_id)
+    g = snap.graph
     snap.require_session(session_id)
     mask = g.session_nodes(session_id)
-    origins = g.origins(mask=mask)
-    return _lineage.root_cause_rows(snap, origins, np.flatnonzero(mask))
+    return root_cause_rows(snap, g.origins(mask=mask), np.flatnonzero(mask))
 
 
 def render_root_causes(rows: list[dict[str, Any]], fmt: str = "table") -> str:
-    from .common import render_table
+    from .common import Section, render_data, render_table
 
     rows = [{**r, "path": " -> ".join(r.get("path", []))} for r in rows]
-    return render_table(rows, fmt, columns=["kind", "id", "status", "explains", "attempt", "message"]
-                       + (["path"] if any(r["path"] for r in rows) else []))
+    columns = ["kind", "id", "status", "explains", "attempt", "message"] + (
+        ["path"] if any(r["path"] for r in rows) else [])
+    return render_data(rows, fmt, lambda d: [Section("root_causes", d, columns)],
+                       lambda d: render_table(d, "table", columns=columns))
 
 
 def blockers(snap: Snapshot, session_id: str | None = None, limit: int | None = 20) -> dict[str, Any]:
-    return Report(_blockers.build(_snap(snap), session_id, limit), _blockers.render)
-
-
-def render_blockers(data: dict[str, Any], fmt: str = "table") -> str:
-    return _blockers.render(data, fmt)
+    """``aksnap blockers``: blocking nodes ranked by the incomplete results they hold up."""
+    return run("blockers", snap, session_id=session_id, limit=limit)
 
 
 def critical_path(snap: Snapshot, session_id: str | None = None, all_steps: bool = False) -> dict[str, Any]:
     """The critical path of each session (over more than 20 sessions: a summary); a long chain
     lists its first, last and longest steps unless ``all_steps``."""
-    return Report(_critical_path.build(_snap(snap), session_id, all_steps), _critical_path.render)
-
-
-def render_critical_path(data: dict[str, Any], fmt: str = "table") -> str:
-    return _critical_path.render(data, fmt)
+    return run("critical-path", snap, session_id=session_id, all_steps=all_steps)
 
 
 def task(snap: Snapshot, task_id: str, limit: int | None = _task.LIMIT) -> dict[str, Any]:
     """One task in full; ``limit`` inputs and outputs listed (None: all), all of them counted."""
-    return Report(_task.build(_snap(snap), task_id, limit), _task.render)
-
-
-def render_task(data: dict[str, Any], fmt: str = "table") -> str:
-    return _task.render(data, fmt)
+    return run("task", snap, task_id=task_id, limit=limit)
 
 
 def check(snap: Snapshot, session_id: str | None = None) -> dict[str, Any]:
-    return Report(_check.build(_snap(snap), session_id), _check.render)
+    """``aksnap check``: integrity and anomalies (``total`` > 0: something was found)."""
+    return run("check", snap, session_id=session_id)
 
 
-def render_check(data: dict[str, Any], fmt: str = "table") -> str:
-    return _check.render(data, fmt)
+render_overview = _render("analyze")
+render_lineage = _render("lineage")
+render_blockers = _render("blockers")
+render_critical_path = _render("critical-path")
+render_task = _render("task")
+render_check = _render("check")

@@ -15,8 +15,8 @@ import numpy as np
 
 from aksnap.bundle import RESULT_STATUSES
 
-from .common import in_status_seconds, longest_waiting_first, render_sections
-from .lineage import frontier_rows
+from .common import Section, in_status_seconds, longest_waiting_first, render_data, render_sections
+from .describe import frontier_rows
 
 CREATED = RESULT_STATUSES.index("CREATED")
 # At most this many traversals (one per place downstream of the blocking nodes where paths fan
@@ -87,14 +87,24 @@ def build(snap, session_id: str | None = None, limit: int | None = 20) -> dict[s
     }
 
 
-def render(data: dict[str, Any], fmt: str = "table") -> str:
+COLUMNS = ["rank", "kind", "id", "status", "holds_results", "holds_tasks", "ready_inputs_waiting",
+           "in_status_s", "waiting_for", "session_id"]
+
+
+def sections(data: dict[str, Any]) -> list[Section]:
+    return [Section("blockers", data["blockers"], COLUMNS + ["since", "partition_id"])]
+
+
+def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
+    return render_data(data, fmt, sections, _table, section)
+
+
+def _table(data: dict[str, Any], fmt: str = "table") -> str:
     head = [("session", data["session_id"] or "(all)"), ("snapshot time", data["snapshot_time"]),
             ("incomplete nodes", data["incomplete_nodes"]),
             ("blocking nodes", data["blocking_nodes"])]
     if data["ranked_exactly"] < data["blocking_nodes"]:
         head.append(("note", f"ranked the {data['ranked_exactly']} longest-waiting blocking nodes"))
     return render_sections(data, fmt, [
-        ("Blockers (ranked by incomplete results held up)", data["blockers"],
-         ["rank", "kind", "id", "status", "holds_results", "holds_tasks", "ready_inputs_waiting", "in_status_s",
-          "waiting_for", "session_id"]),
+        ("Blockers (ranked by incomplete results held up)", data["blockers"], COLUMNS),
     ], head)

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES, TASK_WAITING_STATUSES
 
-from .common import render_sections
+from .common import Section, render_data, render_sections
 from .graph import KIND_PRODUCES, _np_index
 
 WAITING = [TASK_STATUSES.index(s) for s in TASK_WAITING_STATUSES]
@@ -114,7 +114,21 @@ def build(snap, session_id: str | None = None, limit: int | None = 200,
     }
 
 
-def render(data: dict[str, Any], fmt: str = "table") -> str:
+FINDING_COLUMNS = ["kind", "session_id", "object_id", "detail"]
+
+
+def sections(data: dict[str, Any]) -> list[Section]:
+    """One table: integrity problems first, then the anomalies (as many as ``build`` kept)."""
+    return [Section("findings", data["integrity"] + data["anomalies"], FINDING_COLUMNS),
+            Section("counts", [{"kind": k, "count": v} for k, v in data["counts"].items()],
+                    ["kind", "count"])]
+
+
+def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
+    return render_data(data, fmt, sections, _table, section)
+
+
+def _table(data: dict[str, Any], fmt: str = "table") -> str:
     head = [("bundle", data["bundle"]), ("format version", data["format_version"]),
             ("checksums", data["checksums"]),
             ("anomalies", data["total"] if data["total"] else "none")]
@@ -123,7 +137,7 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
     head += [("problem", r["detail"]) for r in data["integrity"]]
     rows = data["anomalies"] if fmt == "table" else data["integrity"] + data["anomalies"]
     if data["total"] > len(rows) + (len(data["integrity"]) if fmt == "table" else 0):
-        head.append(("shown", f"the first {len(rows)}; --format json or --session for the rest"))
+        head.append(("shown", f"the first {len(rows)}; -o json or --session for the rest"))
     return render_sections(data, fmt, [
-        ("Findings", rows, ["kind", "session_id", "object_id", "detail"]),
+        ("Findings", rows, FINDING_COLUMNS),
     ], head)

@@ -1,38 +1,47 @@
 """CLI commands of aksnap.analyzer (registered by aksnap.cli).
 
-Each command parses options, calls one function of the Python API and hands the answer to a
-renderer; DuckDB and rustworkx are imported inside the bodies so `aksnap export` never loads
-them. Bad input (missing bundle, other format version, failed checksum, unknown id or query)
-is one sentence on stderr and exit code 2.
+The analysis commands are made from :data:`aksnap.analyzer.registry.ANALYSES`: one generic body
+(:func:`run_analysis`) opens the bundle, resolves id prefixes, calls the analysis' ``build`` and
+renders it. Every command takes armonik-cli's ``-o/--output table|json|yaml|csv`` (``AK_OUTPUT``,
+any case) and ``--wide``; analyses with several tables take ``--section NAME``. DuckDB,
+numpy and rustworkx are imported inside the bodies, so `aksnap export` never loads them and
+`aksnap sql` never loads the graph. Bad input (missing bundle, other format version, failed
+checksum, unknown or ambiguous id, unknown query, bad parameter) is one sentence on stderr and
+exit code 2.
 """
 
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
-FORMATS = ("table", "json", "csv")
+from aksnap.output import FORMATS, output_option, wide_option
+
+from .registry import ANALYSES, Analysis
 
 _BUNDLE = typer.Argument(..., help="Bundle directory (written by `aksnap export`).",
                          show_default=False, metavar="BUNDLE")
 
 
 def _format_opt():
-    return typer.Option("table", "--format", "-f", help="Output format: table, json or csv.",
-                        metavar="table|json|csv")
+    # the first spelling, kept for scripts written before -o; hidden from the help
+    return typer.Option(None, "--format", "-f", hidden=True, show_default=False,
+                        help="Deprecated: use -o/--output.")
+
+
+def _section_opt():
+    return typer.Option(None, "--section", help="Only this table of the answer (csv writes one "
+                        "table: the first section unless this names another).",
+                        show_default=False, metavar="NAME")
 
 
 def _verify_opt():
     return typer.Option(False, "--no-verify",
                         help="Skip the SHA-256 checks of the Parquet files (faster on big bundles).")
-
-
-def _session_opt():
-    return typer.Option(None, "--session", "-s", help="Only this session (default: every session).",
-                        show_default=False, metavar="SESSION_ID")
 
 
 @contextmanager
@@ -41,148 +50,71 @@ def _errors() -> Iterator[None]:
     from aksnap.analyzer.snapshot import AnalysisError
     from aksnap.bundle import BundleError
     from aksnap.cli import fail
+    from aksnap.output import FormatError
+
+    from .common import SectionError
 
     try:
         yield
-    except (BundleError, AnalysisError) as e:
+    except (BundleError, AnalysisError, FormatError, SectionError) as e:
         raise fail(str(e)) from None
 
 
-def _check_format(fmt: str) -> None:
-    from aksnap.cli import fail
+def _output(output: Optional[str], fmt: Optional[str], wide: bool) -> str:
+    """The output format (-o, else the deprecated --format, else $AK_OUTPUT, else table)."""
+    from aksnap.output import resolve_format, set_wide
 
-    if fmt not in FORMATS:
-        raise fail(f"unknown --format {fmt!r}; use table, json or csv")
+    set_wide(wide)
+    return resolve_format(output if output is not None else fmt)
 
 
-def _open(bundle: Path, no_verify: bool):
+def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
+    """The body of every analysis command: open, build, render, exit code."""
     from aksnap.analyzer.snapshot import Snapshot
 
-    return Snapshot.open(bundle, verify=not no_verify)
-
-
-def analyze_command(bundle: Path = _BUNDLE, session: Optional[str] = _session_opt(),
-                    fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
-    """Overview of each session: tasks and results by status, wall time, throughput, phase
-    breakdown, error classes, retries, root causes, top blockers, the critical path in one
-    line, and the anomaly count. Over more than 20 sessions: a summary (totals, and the
-    sessions standing out by failures, waiting and wall time; --format csv gives one row per
-    session, --session one session in full).
-
-    Example: aksnap analyze ./run.aksnap --format json
-    """
-    _check_format(fmt)
     with _errors():
-        from aksnap.analyzer import overview
-
-        snap = _open(bundle, no_verify)
-        typer.echo(overview.render(overview.build(snap, session), fmt))
-
-
-def lineage_command(bundle: Path = _BUNDLE,
-                    result_id: str = typer.Argument(..., help="The result to explain.",
-                                                    show_default=False, metavar="RESULT_ID"),
-                    dot: Optional[Path] = typer.Option(None, "--dot", help="Also write the upstream "
-                                                       "subgraph to FILE (Graphviz DOT).",
-                                                       show_default=False, metavar="FILE"),
-                    all_frontier: bool = typer.Option(False, "--all", help="Describe every node of "
-                                                      "the blocking frontier (default: the 50 "
-                                                      "longest waiting; all are counted)."),
-                    fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
-    """Why isn't this result ready? Its upstream graph (tasks and results it depends on, by
-    status, percent complete), the blocking frontier (what holds it now, and for how long),
-    the root causes of failures upstream, and the chain of owners.
-
-    Example: aksnap lineage ./run.aksnap 0b5e2c1a-... --dot lineage.dot
-    """
-    _check_format(fmt)
-    with _errors():
-        from aksnap.analyzer import lineage
-        from aksnap.cli import fail
-
-        snap = _open(bundle, no_verify)
-        data = lineage.build(snap, result_id, None if all_frontier else lineage.FRONTIER_SHOWN)
-        if dot is not None:
-            try:
-                dot.write_text(lineage.to_dot(snap, result_id))
-            except OSError as e:
-                raise fail(f"cannot write the DOT file {str(dot)!r} ({e.strerror}); check the path")
-        typer.echo(lineage.render(data, fmt))
+        fmt = _output(values.pop("output"), values.pop("fmt"), values.pop("wide"))
+        section = values.pop("section")
+        open_kwargs = dict(a.open_kwargs) or {"verify": not values.pop("no_verify", False)}
+        kwargs = {}
+        for p in a.params:
+            if p.name is not None:
+                v = values[p.dest]
+                kwargs[p.name] = p.to_build(v) if p.to_build else v
+        snap = Snapshot.open(values.pop("bundle"), **open_kwargs)
+        data = a.build(snap, **kwargs)
+        if a.after is not None:
+            a.after(snap, data, values)
+        text = a.render(data, fmt, section)
+        if fmt == "csv" and section is None:
+            names = [s.name for s in a.sections(data)]
+            if len(names) > 1:
+                typer.echo(f"aksnap: csv is the {names[0]} table; --section NAME for another "
+                           f"({', '.join(names[1:])})", err=True)
+    typer.echo(text)
+    code = a.exit_code(data) if a.exit_code else 0
+    if code:
+        raise typer.Exit(code)
 
 
-def blockers_command(bundle: Path = _BUNDLE, session: Optional[str] = _session_opt(),
-                     limit: int = typer.Option(20, "--limit", "-n", help="How many blockers to show (0 = all)."),
-                     fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
-    """Incomplete work ranked by how many incomplete downstream results each blocking node
-    (incomplete, with every input complete) holds up.
+def make_command(a: Analysis):
+    """A typer command for ``a``: its parameters, then the ones every analysis takes."""
+    params = [("bundle", Path, _BUNDLE)] + [(p.dest, p.annotation, p.cli) for p in a.params] + [
+        ("output", Optional[str], output_option()), ("section", Optional[str], _section_opt()),
+        ("wide", bool, wide_option()), ("fmt", Optional[str], _format_opt())]
+    if a.verify_option:
+        params.append(("no_verify", bool, _verify_opt()))
 
-    Example: aksnap blockers ./run.aksnap --session 6f1c... --limit 10
-    """
-    _check_format(fmt)
-    with _errors():
-        from aksnap.analyzer import blockers
+    def command(**values: Any) -> None:
+        run_analysis(a, values)
 
-        snap = _open(bundle, no_verify)
-        typer.echo(blockers.render(blockers.build(snap, session, limit or None), fmt))
-
-
-def critical_path_command(bundle: Path = _BUNDLE, session: Optional[str] = _session_opt(),
-                          all_steps: bool = typer.Option(False, "--all", help="Every step of a long "
-                                                         "chain (default: the first, last and longest)."),
-                          fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
-    """The chain of dependencies (data, spawn and retry edges) that decided when each session's
-    last result completed, task by task (waiting, queued, fetching, processing, finishing),
-    with its share of the wall time. Over more than 20 sessions: the time by segment over all
-    of them and the longest paths (--session for one in full).
-
-    Example: aksnap critical-path ./run.aksnap --session 6f1c...
-    """
-    _check_format(fmt)
-    with _errors():
-        from aksnap.analyzer import critical_path
-
-        snap = _open(bundle, no_verify)
-        typer.echo(critical_path.render(critical_path.build(snap, session, all_steps), fmt))
-
-
-def task_command(bundle: Path = _BUNDLE,
-                 task_id: str = typer.Argument(..., help="The task to show.", show_default=False,
-                                               metavar="TASK_ID"),
-                 all_io: bool = typer.Option(False, "--all", help="List every input and output "
-                                             "(default: counts by status and the first 50)."),
-                 fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
-    """One task in full: its attempts, parent chain, subtasks, inputs and outputs with their
-    status (and where ownership moved), and its timeline. Long input or output lists are
-    counted by status, with the first 50 listed.
-
-    Example: aksnap task ./run.aksnap 3f2a9c4e-... --all --format csv
-    """
-    _check_format(fmt)
-    with _errors():
-        from aksnap.analyzer import task_view
-
-        snap = _open(bundle, no_verify)
-        typer.echo(task_view.render(task_view.build(snap, task_id, None if all_io else task_view.LIMIT), fmt))
-
-
-def check_command(bundle: Path = _BUNDLE, session: Optional[str] = _session_opt(),
-                  fmt: str = _format_opt()) -> None:
-    """Integrity (checksums, format version) and graph anomalies: results with no producer,
-    references to ids not in the bundle, tasks waiting on aborted results, cycles,
-    statuses contradicting timestamps, duplicate ids. Exit code 1 when anything is found.
-
-    Example: aksnap check ./run.aksnap || echo "see the findings above"
-    """
-    _check_format(fmt)
-    with _errors():
-        from aksnap.analyzer import check
-        from aksnap.analyzer.snapshot import Snapshot
-
-        snap = Snapshot.open(bundle, verify=False, collect_problems=True)
-        data = check.build(snap, session)
-        typer.echo(check.render(data, fmt))
-    if data["total"]:
-        raise typer.Exit(1)
+    command.__signature__ = inspect.Signature([
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=ann)
+        for name, ann, default in params])
+    command.__annotations__ = {name: ann for name, ann, _ in params}
+    command.__doc__ = inspect.cleandoc(a.help)
+    command.__name__ = command.__qualname__ = a.name.replace("-", "_") + "_command"
+    return command
 
 
 def sql_command(bundle: Path = _BUNDLE,
@@ -193,18 +125,23 @@ def sql_command(bundle: Path = _BUNDLE,
                                             show_default=False, metavar="SQL"),
                 param: List[str] = typer.Option([], "--param", "-p", help="Bind $k to v (repeatable).",
                                                 metavar="k=v"),
-                fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
-    """Run SQL (DuckDB) over the bundle's views; parameters are bound, never pasted.
+                output: Optional[str] = output_option(), wide: bool = wide_option(),
+                allow_external: bool = typer.Option(False, "--allow-external", help="Let the SQL "
+                                                    "read and write files outside the bundle, "
+                                                    "install and load extensions (off: only the "
+                                                    "bundle's tables are readable)."),
+                memory_limit: str = typer.Option("4GB", "--memory-limit", help="Most memory DuckDB "
+                                                 "may use.", metavar="SIZE"),
+                fmt: Optional[str] = _format_opt(), no_verify: bool = _verify_opt()) -> None:
+    """Run SQL (DuckDB) over the bundle's views; parameters are bound, never pasted. The SQL
+    runs sandboxed: it reads the bundle's tables and nothing else (no other file read or
+    written, no COPY, ATTACH, INSTALL or LOAD, configuration locked, --memory-limit); to save
+    an answer use -o csv > FILE, or --allow-external.
 
     Example: aksnap sql ./run.aksnap "SELECT status, count(*) AS n FROM tasks GROUP BY ALL"
     """
-    _check_format(fmt)
-    with _errors():
-        from aksnap.analyzer.common import render_table
-
-        params = _params(param)
-        snap = _open(bundle, no_verify)
-        typer.echo(render_table(snap.sql(query, params or None), fmt))
+    _run_sql(bundle, output, fmt, wide, no_verify, allow_external, memory_limit,
+             lambda snap: snap.sql(query, _params(param) or None))
 
 
 def query_command(bundle: Path = _BUNDLE,
@@ -213,29 +150,43 @@ def query_command(bundle: Path = _BUNDLE,
                   param: List[str] = typer.Option([], "--param", "-p",
                                                   help="Bind the query's $k to v (repeatable).",
                                                   metavar="k=v"),
-                  fmt: str = _format_opt(), no_verify: bool = _verify_opt()) -> None:
-    """Run one of the named queries of queries/*.sql with bound parameters.
+                  output: Optional[str] = output_option(), wide: bool = wide_option(),
+                  memory_limit: str = typer.Option("4GB", "--memory-limit", help="Most memory "
+                                                   "DuckDB may use.", metavar="SIZE"),
+                  fmt: Optional[str] = _format_opt(), no_verify: bool = _verify_opt()) -> None:
+    """Run one of the named queries of queries/*.sql with bound parameters (checked: a
+    parameter a query reads as a number must be one), sandboxed as `aksnap sql`.
 
     Example: aksnap query ./run.aksnap phase_percentiles --param session_id=6f1c...
     """
-    _check_format(fmt)
+    _run_sql(bundle, output, fmt, wide, no_verify, False, memory_limit,
+             lambda snap: snap.query(name, _params(param)))
+
+
+def _run_sql(bundle, output, fmt, wide, no_verify, allow_external, memory_limit, run) -> None:
     with _errors():
-        from aksnap.analyzer.common import render_table
+        from aksnap.analyzer.snapshot import Snapshot
+        from aksnap.output import render_rows
 
-        params = _params(param)
-        snap = _open(bundle, no_verify)
-        typer.echo(render_table(snap.query(name, params), fmt))
+        fmt = _output(output, fmt, wide)
+        snap = Snapshot.open(bundle, verify=not no_verify)
+        if not allow_external:
+            snap.sandbox(memory_limit)
+        text = render_rows(run(snap), fmt)
+    typer.echo(text)
 
 
-def queries_command(fmt: str = _format_opt()) -> None:
+def queries_command(output: Optional[str] = output_option(), wide: bool = wide_option(),
+                    fmt: Optional[str] = _format_opt()) -> None:
     """List the named queries: purpose, parameters, output columns.
 
-    Example: aksnap queries --format json
+    Example: aksnap queries -o json
     """
-    _check_format(fmt)
     from aksnap import queries
     from aksnap.output import render_rows
 
+    with _errors():
+        fmt = _output(output, fmt, wide)
     rows = [{"name": q.name, "params": q.params, "purpose": q.purpose, "columns": q.columns}
             for q in map(queries.info, queries.names())]
     typer.echo(render_rows(rows, fmt, columns=["name", "params", "purpose"] if fmt == "table" else None,
@@ -255,13 +206,12 @@ def _params(pairs: list[str]) -> dict[str, str]:
 
 
 def register(app: typer.Typer) -> None:
-    """Add this layer's commands to the aksnap app."""
-    app.command("analyze")(analyze_command)
-    app.command("lineage")(lineage_command)
-    app.command("blockers")(blockers_command)
-    app.command("critical-path")(critical_path_command)
-    app.command("task")(task_command)
-    app.command("check")(check_command)
+    """Add this layer's commands to the aksnap app: every registered analysis, then SQL."""
+    for a in ANALYSES.values():
+        app.command(a.name)(make_command(a))
     app.command("sql")(sql_command)
     app.command("query")(query_command)
     app.command("queries")(queries_command)
+
+
+__all__ = ["FORMATS", "make_command", "register", "run_analysis"]

@@ -1,16 +1,23 @@
-"""Small helpers shared by the analyses: time conversions, detail look-ups, sectioned rendering."""
+"""Small helpers shared by the analyses: time conversions, detail look-ups, and the rendering
+contract every analysis follows (``render_data``: JSON/YAML the plain data, CSV one table,
+``--section`` to choose it, the table the analysis' own).
+
+Nothing here imports the graph (rustworkx) at import time: ``aksnap sql`` loads this module's
+siblings without needing a graph.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from aksnap.output import render_kv, render_rows, to_json
-
-from .graph import NA
+from aksnap.output import render_kv, render_rows, to_json, to_yaml
 
 
 def micros(t: datetime | None) -> int:
+    from .graph import NA
+
     if t is None:
         return NA
     return int(t.timestamp() * 1_000_000) if t.tzinfo else \
@@ -18,12 +25,16 @@ def micros(t: datetime | None) -> int:
 
 
 def to_time(us: int) -> datetime | None:
+    from .graph import NA
+
     if us == NA:
         return None
     return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc)
 
 
 def seconds_between(a_us: int, b_us: int) -> float | None:
+    from .graph import NA
+
     if a_us == NA or b_us == NA:
         return None
     return round((b_us - a_us) / 1e6, 6)
@@ -32,6 +43,8 @@ def seconds_between(a_us: int, b_us: int) -> float | None:
 def in_status_seconds(snap, nodes) -> "np.ndarray":
     """Seconds each node has been in its status at snapshot time (NaN when unknown), vectorised."""
     import numpy as np
+
+    from .graph import NA
 
     g = snap.graph
     now = micros(snap.snapshot_time)
@@ -137,3 +150,99 @@ def fmt_seconds(s: float | None) -> str:
     if s < 7200:
         return f"{s / 60:.1f}min"
     return f"{s / 3600:.1f}h"
+
+
+# -- the rendering contract -----------------------------------------------------------------------
+#
+# Every analysis renders its plain data the same way: JSON and YAML are the data as is (maps stay
+# objects, durations are seconds, times ISO 8601); CSV is ONE table a program reads
+# (``pandas.read_csv``): the analysis' main section, or the one ``--section NAME`` picks; the table
+# is the analysis' own layout for people. ``section`` also narrows JSON, YAML and table output to
+# that one section's rows.
+
+OUTPUTS = ("table", "json", "yaml", "csv")
+
+
+@dataclass
+class Section:
+    """One table of an analysis' answer: ``name`` for ``--section``, ``rows`` (dicts), and the
+    columns a CSV gets when there are no rows (else every key of the rows, in order)."""
+    name: str
+    rows: list[dict[str, Any]]
+    columns: Sequence[str] = ()
+    title: str = ""
+    table_columns: Sequence[str] | None = None
+
+    def csv_columns(self) -> list[str]:
+        cols = list(self.columns)
+        for r in self.rows:
+            for k in r:
+                if k not in cols:
+                    cols.append(k)
+        return cols
+
+
+class SectionError(ValueError):
+    """``--section`` named a section the answer does not have; one sentence."""
+
+
+def counts_text(d: dict[str, Any] | None) -> str:
+    """A status map as one CSV/table cell: ``COMPLETED=3 ERROR=1``."""
+    return " ".join(f"{k}={v}" for k, v in (d or {}).items())
+
+
+def flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for CSV: maps become ``k=v`` cells, lists ``a -> b`` cells, so every cell is one
+    scalar and the table is rectangular."""
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            v = counts_text(v)
+        elif isinstance(v, (list, tuple)):
+            v = " -> ".join(str(x) for x in v)
+        out[k] = v
+    return out
+
+
+def pick_section(sections: Sequence[Section], name: str | None) -> Section:
+    """The section called ``name`` (case-insensitive), or the first (the main one)."""
+    if not sections:
+        raise SectionError("this answer has no table to write")
+    if name is None:
+        return sections[0]
+    for s in sections:
+        if s.name == name.strip().lower().replace("-", "_"):
+            return s
+    raise SectionError(f"there is no section {name!r} in this answer; it has "
+                       f"{', '.join(s.name for s in sections)}")
+
+
+def render_data(data: Any, fmt: str, sections: Callable[[Any], Sequence[Section]],
+                table: Callable[[Any], str], section: str | None = None) -> str:
+    """Render an analysis' answer in ``fmt`` (see above): ``sections(data)`` lists its tables,
+    the first being the main one; ``table(data)`` is its layout for people."""
+    if section is not None:
+        s = pick_section(sections(data), section)
+        if fmt == "table":
+            return render_rows([flat(r) for r in s.rows], "table",
+                               columns=list(s.table_columns or s.csv_columns()) or None)
+        if fmt in ("json", "yaml"):
+            return to_json(s.rows) if fmt == "json" else to_yaml(s.rows)
+        return _csv(s)
+    if fmt == "json":
+        return to_json(data)
+    if fmt == "yaml":
+        return to_yaml(data)
+    if fmt == "csv":
+        return _csv(pick_section(sections(data), None))
+    return table(data)
+
+
+def _csv(s: Section) -> str:
+    return render_rows([flat(r) for r in s.rows], "csv", columns=s.csv_columns())
+
+
+def head_row(head: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Key-value head lines as one row (keys as column names: ``snapshot time`` ->
+    ``snapshot_time``)."""
+    return {k.strip().replace(" ", "_"): v for k, v in head}

@@ -25,7 +25,7 @@ import numpy as np
 
 from aksnap.bundle import PHASE_NAMES, RESULT_STATUSES, TASK_PHASES
 
-from .common import fmt_seconds, render_sections, seconds_between, to_time
+from .common import Section, fmt_seconds, render_data, render_sections, seconds_between, to_time
 from .graph import KIND_PRODUCES, NA
 
 PHASES = PHASE_NAMES  # aksnap.bundle.TASK_PHASES, the same phases as the task_phases view
@@ -381,9 +381,31 @@ def build(snap, session_id: str | None = None, all_steps: bool = False) -> dict[
     return {"sessions": [session_detail(snap, p, i, all_steps) for i in range(len(ids))]}
 
 
-def render(data: dict[str, Any], fmt: str = "table") -> str:
-    if fmt == "json":
-        return render_sections(data, fmt, [])
+def sections(data: dict[str, Any]) -> list[Section]:
+    """sessions (one row each: the main table), then, per session (a ``session_id`` column),
+    the chain's steps, the time by segment and the segments; over many sessions, the longest
+    paths and the time by segment over all of them."""
+    if "summary" in data:
+        s = data["summary"]
+        return [Section("sessions", s["longest"], ["session_id", "wall_s", "tasks_on_path", "last_result", "line"]),
+                Section("totals", s["totals"], ["segment", "seconds", "share"])]
+    keys = ("session_id", "last_result", "started", "ended", "wall_s", "covered_s", "steps_total",
+            "steps_omitted", "line")
+    per = data["sessions"]
+    return [Section("sessions", [{k: s.get(k) for k in keys} for s in per], keys),
+            Section("steps", [{"session_id": s["session_id"], **r} for s in per for r in s["steps"]],
+                    ["session_id", "step", "kind", "id", "edge", "status", *PHASES, "total", "share", "at"]),
+            Section("totals", [{"session_id": s["session_id"], **r} for s in per for r in s["totals"]],
+                    ["session_id", "segment", "seconds", "share"]),
+            Section("segments", [{"session_id": s["session_id"], **r} for s in per for r in s["segments"]],
+                    ["session_id", "segment", "id", "start", "end", "seconds", "share"])]
+
+
+def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
+    return render_data(data, fmt, sections, _table, section)
+
+
+def _table(data: dict[str, Any], fmt: str = "table") -> str:
     if "summary" in data:
         s = data["summary"]
         head = [("sessions", s["sessions_total"]), ("with a completed result", s["sessions_with_path"]),

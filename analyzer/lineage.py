@@ -17,12 +17,10 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-import rustworkx as rx
 
-
-from .common import (failure_message, fmt_seconds, longest_waiting_first, micros, render_sections,
-                     seconds_between, to_time)
-from .graph import KIND_NAMES, NA
+from .common import Section, fmt_seconds, longest_waiting_first, render_data, render_sections
+from .describe import frontier_rows, owner_chain, root_cause_rows
+from .graph import KIND_NAMES
 from .snapshot import AnalysisError
 
 
@@ -34,138 +32,6 @@ def _resolve_result(snap, result_id: str) -> int:
         raise AnalysisError(f"result {result_id!r} is not in {snap.path}{hint}; "
                             "list result ids with: aksnap sql BUNDLE \"SELECT result_id, status FROM results\"")
     return g.n_tasks + j
-
-
-def _partitions(snap) -> dict[str, dict[str, Any]]:
-    try:
-        return {p["partition_id"]: p for p in snap.sql(
-            "SELECT partition_id, pod_max, pod_reserved FROM partitions").to_pylist()}
-    except Exception:  # noqa: BLE001 - partition facts only sharpen a sentence
-        return {}
-
-
-def frontier_rows(snap, nodes: np.ndarray, detail_limit: int = 2000,
-                  sort: bool = True) -> list[dict[str, Any]]:
-    """Describe frontier nodes: id, kind, status, since when, for how long, what it waits for;
-    longest in status first (``sort=False``: in the order given)."""
-    g = snap.graph
-    now = micros(snap.snapshot_time)
-    ids = g.node_ids(nodes)
-    tasks = nodes[nodes < g.n_tasks][:detail_limit]
-    partition_of = {int(n): d.get("partition_id") or "" for n, d in zip(tasks.tolist(), g.task_detail(tasks))} \
-        if len(tasks) else {}
-    parts = _partitions(snap) if partition_of else {}
-    rows = []
-    for node, nid in zip(nodes.tolist(), ids):
-        entered = g.entered_status_at(node)
-        kind = "task" if g.is_task(node) else "result"
-        status = g.status_name(node)
-        part = partition_of.get(node, "")
-        if kind == "result":
-            prod = g.producer[node - g.n_tasks]
-            waits = "the client to upload it" if prod < 0 else f"task {g.node_id(int(prod))}"
-        elif g.bad[node]:
-            waits = "nothing: it failed (a root cause)"
-        elif status == "SUBMITTED":
-            waits = f"a free agent in partition {part}" if part else "a free agent in its partition"
-            if part and part in parts and (parts[part].get("pod_max") or 0) == 0:
-                waits += " (pod_max 0: no pod can ever take it)"
-            elif part and parts and part not in parts:
-                waits += " (a partition the bundle does not list)"
-        else:
-            waits = {"PENDING": "the scheduler: its inputs are all complete",
-                     "CREATING": "its submission to finish",
-                     "PAUSED": "its session to be resumed",
-                     "DISPATCHED": "its worker to start it",
-                     "PROCESSING": "its worker to finish",
-                     "CANCELLING": "its cancellation to finish"}.get(status, status.lower())
-        rows.append({"id": nid, "kind": kind, "status": status, "since": to_time(entered),
-                     "in_status_s": seconds_between(entered, now) if now != NA else None,
-                     "waiting_for": waits, "session_id": g.session_id(node), "partition_id": part})
-    if sort:
-        rows.sort(key=lambda r: (-(r["in_status_s"] or 0), r["id"]))
-    return rows
-
-
-def root_cause_rows(snap, origins: np.ndarray, scope: np.ndarray | None,
-                    target: int | None = None) -> list[dict[str, Any]]:
-    """Describe failure origins: what failed, its message, how much of ``scope`` it explains."""
-    g = snap.graph
-    if not len(origins):
-        return []
-    ids = g.node_ids(origins)
-    is_task = origins < g.n_tasks
-    tdet = dict(zip(origins[is_task].tolist(), g.task_detail(origins[is_task])))
-    started = g.task_ts["started_at"]
-    in_scope = None
-    if scope is not None:
-        in_scope = np.zeros(g.n, dtype=bool)
-        in_scope[scope] = True
-    rows = []
-    for node, nid in zip(origins.tolist(), ids):
-        desc = g.descendants(node)
-        if in_scope is not None:
-            desc = desc[in_scope[desc]]
-        explains = int(g.bad[desc].sum())
-        row: dict[str, Any] = {"id": nid, "kind": "task" if g.is_task(node) else "result",
-                               "status": g.status_name(node), "explains": explains}
-        if g.is_task(node):
-            t = tdet.get(node, {})
-            row["message"] = failure_message(t)
-            row["attempt"] = int(g.attempt[node])
-            row["ran"] = bool(started[node] != NA)
-            row["pod_hostname"] = t.get("pod_hostname") or ""
-            if not row["ran"] and g.status_name(node) == "ERROR":
-                row["note"] = ("failed by propagation, but the task it names is not upstream "
-                               "in this bundle")
-            else:
-                row["note"] = ""
-        else:
-            prod = g.producer[node - g.n_tasks]
-            row["message"] = (f"{row['status'].lower()} result; its producer "
-                              f"{g.node_id(int(prod)) + ' is ' + g.status_name(int(prod)) if prod >= 0 else 'is the client'}")
-            row["attempt"] = None
-            row["ran"] = None
-            row["pod_hostname"] = ""
-            row["note"] = "deleted" if row["status"] == "DELETED" else ""
-        if target is not None and target != node:
-            try:
-                paths = rx.digraph_dijkstra_shortest_paths(g.dag, node, target=target)
-                path = list(paths[target]) if target in paths else []
-            except Exception:  # noqa: BLE001 - a missing path only loses the "via" column
-                path = []
-            row["hops"] = max(len(path) - 1, 0)
-            row["path"] = g.node_ids(np.array(path, dtype=np.int64)) if path else []
-        rows.append(row)
-    rows.sort(key=lambda r: (-r["explains"], r["id"]))
-    return rows
-
-
-def owner_chain(snap, node: int) -> list[dict[str, Any]]:
-    """Who created the result, and every task that listed it as an expected output, from the
-    creator down to the current owner (spawn depth, then attempt)."""
-    g = snap.graph
-    j = node - g.n_tasks
-    holders = set(int(t) for t in g.expected_by(node))
-    owner = int(g.producer[j])
-    creator = int(g.result_creator[j])
-    tasks = sorted(holders | {t for t in (owner, creator) if t >= 0},
-                   key=lambda t: (int(g.depth[t]), int(g.attempt[t]), t != creator, t == owner, t))
-    rows = []
-    for t in tasks:
-        role = []
-        if t == creator:
-            role.append("created it")
-        if t in holders:
-            role.append("listed it as expected output")
-        if t == owner:
-            role.append("current owner")
-        rows.append({"task_id": g.node_id(t), "status": g.status_name(t), "depth": int(g.depth[t]),
-                     "attempt": int(g.attempt[t]), "role": ", ".join(role)})
-    if not rows:
-        rows.append({"task_id": "(client)", "status": "", "depth": 0, "attempt": None,
-                     "role": "created it; the client uploads it"})
-    return rows
 
 
 FRONTIER_SHOWN = 50  # frontier nodes described by default (the longest waiting); all are counted
@@ -248,7 +114,36 @@ def _path_text(path: list[str], keep: int = 6) -> str:
     return " -> ".join(path[:keep] + [f"... {len(path) - 2 * keep} more ..."] + path[-keep:])
 
 
-def render(data: dict[str, Any], fmt: str = "table") -> str:
+FRONTIER_COLUMNS = ["kind", "id", "status", "in_status_s", "since", "waiting_for"]
+ROOT_CAUSE_COLUMNS = ["kind", "id", "status", "explains", "attempt", "message", "path"]
+OWNER_COLUMNS = ["task_id", "status", "depth", "attempt", "role"]
+
+
+def sections(data: dict[str, Any]) -> list[Section]:
+    """frontier (the main table), root_causes, owner_chain, and the lineage as one row."""
+    up = data["upstream"]
+    prod = data["producer"] or {}
+    summary = {"result_id": data["result_id"], "session_id": data["session_id"],
+               "status": data["status"], "producer": prod.get("task_id"),
+               "producer_status": prod.get("status"), "snapshot_time": data["snapshot_time"],
+               "upstream_tasks": up["tasks"], "upstream_results": up["results"],
+               "percent_complete": up["percent_complete"],
+               "upstream_tasks_by_status": up["tasks_by_status"],
+               "upstream_results_by_status": up["results_by_status"],
+               "frontier_total": data.get("frontier_total", len(data["frontier"])),
+               "frontier_by_status": data.get("frontier_by_status", {}),
+               "root_causes": len(data["root_causes"]), "summary": summary_line(data)}
+    return [Section("frontier", data["frontier"], FRONTIER_COLUMNS + ["session_id", "partition_id"]),
+            Section("root_causes", data["root_causes"], ROOT_CAUSE_COLUMNS),
+            Section("owner_chain", data["owner_chain"], OWNER_COLUMNS),
+            Section("lineage", [summary])]
+
+
+def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
+    return render_data(data, fmt, sections, _table, section)
+
+
+def _table(data: dict[str, Any], fmt: str = "table") -> str:
     up = data["upstream"]
     head = [
         ("result", data["result_id"]), ("session", data["session_id"]), ("status", data["status"]),
@@ -269,11 +164,9 @@ def render(data: dict[str, Any], fmt: str = "table") -> str:
         head.insert(-1, ("frontier", f"{total}  " + " ".join(f"{k}={v}" for k, v in
                                                              data["frontier_by_status"].items())))
     return render_sections(data, fmt, [
-        (title, data["frontier"],
-         ["kind", "id", "status", "in_status_s", "since", "waiting_for"]),
-        ("Root causes (origins of failures upstream)", rc_rows,
-         ["kind", "id", "status", "explains", "attempt", "message", "path"]),
-        ("Owner chain", data["owner_chain"], ["task_id", "status", "depth", "attempt", "role"]),
+        (title, data["frontier"], FRONTIER_COLUMNS),
+        ("Root causes (origins of failures upstream)", rc_rows, ROOT_CAUSE_COLUMNS),
+        ("Owner chain", data["owner_chain"], OWNER_COLUMNS),
     ], head)
 
 
@@ -311,7 +204,7 @@ def to_dot(snap, result_id: str, max_nodes: int = 5000) -> str:
         while queue and len(seen) < max_nodes:
             nxt = []
             for n in queue:
-                for p in g.dag.predecessor_indices(n):
+                for p in g.inputs(n):
                     if p not in seen and len(seen) < max_nodes:
                         seen.add(p)
                         nxt.append(p)

@@ -20,10 +20,10 @@ import pyarrow.compute as pc
 from . import blockers as blockers_mod
 from . import check as check_mod
 from . import critical_path as critical_path_mod
-from . import lineage as lineage_mod
-from .common import fmt_seconds, in_status_seconds, printable, render_sections
+from . import describe
+from .common import Section, fmt_seconds, in_status_seconds, printable, render_data, render_sections
 from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES
-from aksnap.output import render_kv, render_rows, to_json
+from aksnap.output import render_kv
 
 SESSIONS_DETAILED = 20  # more sessions than this (and no --session): a summary
 TOP_SESSIONS = 5  # per ranking of the summary
@@ -87,7 +87,7 @@ def _top_root_causes(snap, mask: np.ndarray, top: int) -> dict[int, list[dict[st
     out: dict[int, list[dict[str, Any]]] = {}
     for code in np.unique(sess[picked]).tolist():
         nodes = origins[picked[sess[picked] == code]]
-        out[code] = lineage_mod.root_cause_rows(snap, nodes, None)[:top]
+        out[code] = describe.root_cause_rows(snap, nodes, None)[:top]
     return out
 
 
@@ -233,8 +233,6 @@ def _counts(d: dict[str, int]) -> str:
 
 
 def _render_summary(data: dict[str, Any], fmt: str) -> str:
-    if fmt == "csv":
-        return render_rows(data["sessions"], "csv")
     s = data["summary"]
     out = [render_kv([
         ("bundle", printable(data["bundle"])), ("snapshot time", data["snapshot_time"]),
@@ -245,7 +243,7 @@ def _render_summary(data: dict[str, Any], fmt: str) -> str:
         ("still running", f"{s['sessions_running']} sessions, {s['blocking_nodes']} blocking nodes"),
         ("retried attempts", s["retried"]),
         ("anomalies", "not counted over many sessions: aksnap check"),
-        ("detail", "aksnap analyze BUNDLE --session SESSION_ID (or --format csv: one row per session)"),
+        ("detail", "aksnap analyze BUNDLE --session SESSION_ID (or -o csv: one row per session)"),
     ])]
     cols = ["session_id", "session_status", "tasks", "failed", "running", "elapsed_s", "longest_wait_s",
             "critical_path"]
@@ -256,18 +254,39 @@ def _render_summary(data: dict[str, Any], fmt: str) -> str:
     return "\n".join(out)
 
 
-def render(data: dict[str, Any], fmt: str = "table") -> str:
-    if fmt == "json":
-        return to_json(data)
+def _session_row(s: dict[str, Any]) -> dict[str, Any]:
+    """A session of the detailed overview as one flat row (its lists are sections of their own)."""
+    return ({k: v for k, v in s.items() if not isinstance(v, (list, dict))}
+            | {"tasks_by_status": _counts(s["tasks_by_status"]),
+               "results_by_status": _counts(s["results_by_status"]),
+               "retry_chains": s["retries"]["chains"]})
+
+
+def sections(data: dict[str, Any]) -> list[Section]:
+    """sessions (one row per session: the main table), then the per-session lists, each one
+    table with a ``session_id`` column (over many sessions: the sessions standing out)."""
     if "summary" in data:
-        return _render_summary(data, fmt)
-    if fmt == "csv":
-        flat = [{k: v for k, v in s.items() if not isinstance(v, (list, dict))}
-                | {"tasks_by_status": _counts(s["tasks_by_status"]),
-                   "results_by_status": _counts(s["results_by_status"]),
-                   "retry_chains": s["retries"]["chains"]}
-                for s in data["sessions"]]
-        return render_rows(flat, "csv")
+        return [Section("sessions", data["sessions"])] + [
+            Section(f"top_{k}", v) for k, v in data["top_sessions"].items()]
+
+    def each(key: str, columns: list[str]) -> Section:
+        return Section(key, [{"session_id": s["session_id"], **r} for s in data["sessions"] for r in s[key]],
+                       ["session_id", *columns])
+
+    return [Section("sessions", [_session_row(s) for s in data["sessions"]]),
+            each("phases", ["partition_id", "phase", "tasks", "total_s", "mean_s", "p50_s", "p90_s", "max_s"]),
+            each("error_classes", ["status", "propagated", "error_class", "tasks", "example_task_id"]),
+            each("root_causes", ["kind", "id", "status", "explains", "message"]),
+            each("top_blockers", ["rank", "kind", "id", "status", "holds_results", "in_status_s"])]
+
+
+def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
+    return render_data(data, fmt, sections, _table, section)
+
+
+def _table(data: dict[str, Any]) -> str:
+    if "summary" in data:
+        return _render_summary(data, "table")
     out = [render_kv([("bundle", printable(data["bundle"])), ("snapshot time", data["snapshot_time"]),
                       ("sessions", len(data["sessions"])), ("anomalies", data["anomalies"])])]
     for s in data["sessions"]:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 from datetime import datetime, timezone
 from functools import cached_property
@@ -67,6 +68,29 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+_TYPED_PARAM = re.compile(r"try_cast\(\s*\$([A-Za-z_][A-Za-z0-9_]*)(?:::VARCHAR)?\s+AS\s+"
+                          r"(INTEGER|BIGINT|INT|DOUBLE|FLOAT|REAL|DECIMAL)\b", re.I)
+_DECIMAL_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL")
+
+
+def _check_param_types(q, params: Mapping[str, Any]) -> None:
+    """A parameter a query casts (``try_cast($name::VARCHAR AS INTEGER)``, read from its SQL)
+    must hold a value of that type: a bad one is a sentence, never the query's default."""
+    for name, sql_type in _TYPED_PARAM.findall(q.sql):
+        v = params.get(name)
+        if v is None or v == "":
+            continue
+        text = str(v).strip()
+        try:
+            number = float(text) if sql_type.upper() in _DECIMAL_TYPES else int(text)
+        except ValueError:
+            kind = "a number" if sql_type.upper() in _DECIMAL_TYPES else "a whole number"
+            raise AnalysisError(f"query {q.name!r}: --param {name}={v!r} is not {kind}; "
+                                f"write e.g. --param {name}=3 (its parameters: {q.params})") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise AnalysisError(f"query {q.name!r}: --param {name}={v!r} is not a finite number")
 
 
 class Snapshot:
@@ -186,9 +210,49 @@ class Snapshot:
 
     # -- SQL ---------------------------------------------------------------------------------
 
+    #: statements a sandboxed connection runs: they read (COPY, EXPORT, ATTACH, INSTALL, LOAD
+    #: and every write are refused by name before DuckDB sees them)
+    READING_STATEMENTS = ("SELECT", "EXPLAIN", "PRAGMA", "CALL")
+
+    def sandbox(self, memory_limit: str = "4GB") -> None:
+        """Lock the connection down for SQL a user types (``aksnap sql``, ``aksnap query``): a
+        bundle may come from anyone's bug report. Once the views exist, DuckDB may open only
+        the bundle's own table files (``allowed_paths``; external access off: no other file
+        read or written, no extension installed or loaded, nothing attached), spill nothing to
+        disk, use at most ``memory_limit``, and the configuration is locked so SQL cannot undo
+        any of it. :meth:`sql` then runs only statements that read (:attr:`READING_STATEMENTS`),
+        because the table files themselves stay writable through their allowed paths."""
+        self.wait_verified()
+        paths = [self.bundle.file(t) for t in TABLES]
+        try:
+            self.con.execute("SET allowed_paths = $paths", {"paths": paths})
+            self.con.execute("SET memory_limit = $m", {"m": str(memory_limit)})
+            for setting in ("SET temp_directory = ''", "SET autoinstall_known_extensions = false",
+                            "SET allow_community_extensions = false",
+                            "SET enable_external_access = false", "SET lock_configuration = true"):
+                self.con.execute(setting)
+        except duckdb.Error as e:
+            raise AnalysisError(f"the SQL sandbox could not be set up "
+                                f"({str(e).strip().splitlines()[0]}); try --memory-limit 4GB") from None
+        self.sandboxed = True
+
+    def _check_statements(self, text: str) -> None:
+        try:
+            kinds = [s.type.name for s in duckdb.extract_statements(text)]
+        except duckdb.Error as e:
+            raise AnalysisError(f"the SQL failed: {str(e).strip().splitlines()[0]}") from None
+        refused = [k for k in kinds if k not in self.READING_STATEMENTS]
+        if refused:
+            raise AnalysisError(f"aksnap sql only reads the bundle ({', '.join(self.READING_STATEMENTS)}); "
+                                f"a {refused[0]} statement is refused. To save an answer, use "
+                                "-o csv > FILE; to let SQL read or write other files, pass "
+                                "--allow-external")
+
     def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run SQL with bound ``$name`` parameters; the answer as an Arrow table."""
         self.wait_verified()
+        if getattr(self, "sandboxed", False):
+            self._check_statements(text)
         try:
             rel = self.con.sql(text, params=dict(params)) if params else self.con.sql(text)
             if rel is None:  # a statement without rows (SET, CREATE ...)
@@ -215,6 +279,7 @@ class Snapshot:
         if missing:
             raise AnalysisError(f"query {name!r} needs --param {missing[0]}=...; "
                                 f"its parameters: {q.params}")
+        _check_param_types(q, params)
         bound = {p: params.get(p) for p in q.param_names}
         return self.sql(q.sql, bound or None)
 
@@ -295,6 +360,35 @@ class Snapshot:
             raise AnalysisError(f"session {session_id!r} is not in {self.path} (it holds "
                                 f"{len(known)} session(s): {', '.join(known[:5])}"
                                 f"{' ...' if len(known) > 5 else ''})")
+
+    # -- ids -------------------------------------------------------------------------------------
+
+    _ID_SQL = {
+        "task": "SELECT task_id AS id FROM tasks",
+        "result": "SELECT result_id AS id FROM results",
+        "session": "SELECT session_id AS id FROM sessions UNION SELECT session_id FROM tasks",
+    }
+
+    def resolve_id(self, kind: str, value: str) -> str:
+        """The full id of a ``kind`` ("task", "result", "session") that ``value`` names: the id
+        itself, or (compared case-insensitively, as armonik-cli's tables truncate ids) the one
+        id it is a prefix of. One SQL scan, whatever the bundle's size. An ambiguous prefix is
+        an :class:`AnalysisError` naming a few candidates; an unknown value is returned as is,
+        for the analysis to say it is not in the bundle (and what it is instead)."""
+        if value is None or self.con is None:
+            return value
+        rows = self.sql(
+            f"SELECT id FROM ({self._ID_SQL[kind]}) WHERE starts_with(lower(id), lower($v)) "
+            "ORDER BY id = $v DESC, lower(id) = lower($v) DESC, id LIMIT 6", {"v": value}
+        ).column("id").to_pylist()
+        if not rows:
+            return value
+        exact = [r for r in rows if r == value] or [r for r in rows if r.lower() == value.lower()]
+        if len(rows) == 1 or len(exact) == 1:
+            return exact[0] if exact else rows[0]
+        shown = ", ".join(rows[:5]) + (" ..." if len(rows) > 5 else "")
+        raise AnalysisError(f"{kind} {value!r} is ambiguous in {self.path}: it starts {shown}; "
+                            f"give more of the {kind} id")
 
     def close(self) -> None:
         if self.con is not None:

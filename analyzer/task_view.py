@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import failure_message, render_sections, task_details
+from .common import Section, failure_message, render_data, render_sections, task_details
 from .snapshot import AnalysisError
 
 LIMIT = 50  # inputs and outputs listed by default (each); the counts cover them all
@@ -73,7 +73,7 @@ def build(snap, task_id: str, limit: int | None = LIMIT) -> dict[str, Any]:
         # what made it fail: the origins among its ancestors (itself when it failed running)
         import numpy as np
 
-        from .lineage import root_cause_rows
+        from .describe import root_cause_rows
 
         g = snap.graph
         node = g.task_index(task_id)
@@ -102,7 +102,28 @@ def _listed(what: str, rows: list, total: int, by_status: dict[str, int]) -> tup
             [(what.lower(), f"{total}  {counts}")])
 
 
-def render(data: dict[str, Any], fmt: str = "table") -> str:
+_SCALARS = ("task_id", "session_id", "status", "message", "partition_id", "pod_hostname", "created_by",
+            "initial_task_id", "attempt", "max_retries", "propagated_failure", "inputs_total",
+            "inputs_by_status", "outputs_total", "outputs_by_status")
+
+
+def sections(data: dict[str, Any]) -> list[Section]:
+    """task (the task as one row: the main table), then its lists, each a table."""
+    return [Section("task", [{k: data.get(k) for k in _SCALARS}]),
+            Section("attempts", data["attempts"], ["attempt", "task_id", "status", "started_at", "ended_at", "message"]),
+            Section("parent_chain", data["parent_chain"], ["depth", "task_id", "status"]),
+            Section("subtasks", data["subtasks"], ["status", "tasks"]),
+            Section("inputs", data["inputs"], ["kind", "result_id", "status", "producer", "completed_at"]),
+            Section("outputs", data["outputs"], ["result_id", "status", "owner_task_id", "note"]),
+            Section("timeline", data["timeline"], ["event", "at", "since_created_s", "step_s"]),
+            Section("root_causes", data["root_causes"], ["kind", "id", "status", "attempt", "message", "path"])]
+
+
+def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
+    return render_data(data, fmt, sections, _table, section)
+
+
+def _table(data: dict[str, Any], fmt: str = "table") -> str:
     head = [("task", data["task_id"]), ("session", data["session_id"]),
             ("status", data["status"] + ("  (failed by propagation: the root cause is upstream)"
                                          if data["propagated_failure"] else "")),

@@ -293,7 +293,8 @@ def test_corrupted_checksum_exits_2_unless_no_verify(tmp_path, fb):
     (["query", "{b}", "status_counts", "--param", "oops"], "is not k=v"),
     (["query", "{b}", "ancestors"], "needs --param result_id"),
     (["sql", "{b}", "SELEC 1"], "the SQL failed"),
-    (["analyze", "{b}", "--format", "xml"], "unknown --format"),
+    (["analyze", "{b}", "-o", "xml"], "unknown output format"),
+    (["analyze", "{b}", "--format", "xml"], "unknown output format"),
 ])
 def test_unknown_ids_and_bad_arguments_exit_2(fb, argv, needle):
     r = runner.invoke(app, [a.format(b=fb) for a in argv])
@@ -307,15 +308,23 @@ def test_check_exits_1_on_anomalies_and_0_when_clean(ab, fb):
     assert runner.invoke(app, ["check", str(fb)]).exit_code == 0
 
 
-@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+@pytest.mark.parametrize("fmt", ["table", "json", "yaml", "csv", "JSON"])
 def test_every_command_speaks_every_format(fb, tmp_path, fmt):
     for argv in (["analyze", str(fb)], ["lineage", str(fb), "r6"], ["blockers", str(fb)],
                  ["critical-path", str(fb)], ["task", str(fb), "t4"], ["check", str(fb)],
                  ["sql", str(fb), "SELECT 1 AS one"], ["query", str(fb), "status_counts"], ["queries"]):
-        r = runner.invoke(app, argv + ["--format", fmt])
+        r = runner.invoke(app, argv + ["-o", fmt])
         assert r.exit_code == 0, (argv, r.output)
-        if fmt == "json":
+        if fmt.lower() == "json":
             json.loads(r.stdout)
+
+
+def test_format_is_kept_as_a_hidden_alias_of_output(fb):
+    """Given a script written before -o, when it passes --format json, then it still gets JSON,
+    and the help no longer shows --format."""
+    r = runner.invoke(app, ["blockers", str(fb), "--format", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["blockers"]
+    assert "--format" not in runner.invoke(app, ["blockers", "-h"]).stdout
 
 
 def test_lineage_writes_dot(fb, tmp_path):

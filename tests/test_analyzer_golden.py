@@ -24,19 +24,19 @@ REGEN = os.environ.get("AKSNAP_REGEN_GOLDEN") == "1"
 
 CASES = {
     "analyze": (["analyze", "{fb}"], 0),
-    "analyze_json": (["analyze", "{fb}", "--format", "json"], 0),
+    "analyze_json": (["analyze", "{fb}", "-o", "json"], 0),
     "lineage_failed_r6": (["lineage", "{fb}", "r6"], 0),
     "lineage_blocked_r7": (["lineage", "{fb}", "r7"], 0),
-    "lineage_owner_r8": (["lineage", "{fb}", "r8", "--format", "json"], 0),
+    "lineage_owner_r8": (["lineage", "{fb}", "r8", "-o", "json"], 0),
     "blockers": (["blockers", "{fb}"], 0),
     "critical_path": (["critical-path", "{fb}"], 0),
     "task_retry": (["task", "{fb}", "t2###1"], 0),
-    "task_propagated": (["task", "{fb}", "t4", "--format", "csv"], 0),
+    "task_propagated": (["task", "{fb}", "t4", "-o", "csv"], 0),
     "check_clean": (["check", "{fb}"], 0),
     "check_anomalies": (["check", "{ab}"], 1),
-    "query_phase_percentiles": (["query", "{fb}", "phase_percentiles", "--format", "csv"], 0),
+    "query_phase_percentiles": (["query", "{fb}", "phase_percentiles", "-o", "csv"], 0),
     "query_stragglers": (["query", "{fb}", "stragglers"], 0),
-    "queries": (["queries", "--format", "csv"], 0),
+    "queries": (["queries", "-o", "csv"], 0),
 }
 
 

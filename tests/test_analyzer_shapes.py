@@ -181,7 +181,7 @@ def test_analyze_of_2k_sessions_is_a_readable_summary(many_sessions):
     """Given 2,000 sessions,
     when `aksnap analyze` runs without --session,
     then it prints a summary (totals and the top sessions by failures, waiting and wall time),
-    not 2,000 sections; --format csv gives one row per session; --session gives one in full."""
+    not 2,000 sections; -o csv gives one row per session; --session gives one in full."""
     t = time.perf_counter()
     r = runner.invoke(app, ["analyze", str(many_sessions)])
     took = time.perf_counter() - t
@@ -198,7 +198,7 @@ def test_analyze_of_2k_sessions_is_a_readable_summary(many_sessions):
     # the running sessions (k % 7 == 5, map not failed) each have one blocking node: the reduce
     assert {k for k, x in rows.items() if x["blocking_nodes"] and x["longest_wait_s"]} == \
         {f"s{k:04d}" for k in range(2_000) if k % 7 == 5 and k % 10 != 3}
-    out = runner.invoke(app, ["analyze", str(many_sessions), "--format", "csv"]).stdout
+    out = runner.invoke(app, ["analyze", str(many_sessions), "-o", "csv"]).stdout
     assert len(list(csv.DictReader(io.StringIO(out)))) == 2_000
     one = overview.build(snap, "s0005")["sessions"][0]
     assert one["blocking_nodes"] == rows["s0005"]["blocking_nodes"] == 1
@@ -243,6 +243,6 @@ def test_task_with_100k_inputs_prints_counts_and_the_first_50(wide_task):
     assert f"Inputs (the first {task_view.LIMIT} of {n + 1}; --all for every one)" in r.stdout
     d = task_view.build(Snapshot.open(path), "gather")
     assert [x["result_id"] for x in d["inputs"]] == [f"in{i}" for i in range(task_view.LIMIT)]
-    out = runner.invoke(app, ["task", str(path), "gather", "--all", "--format", "csv"]).stdout
+    out = runner.invoke(app, ["task", str(path), "gather", "--all", "-o", "csv", "--section", "inputs"]).stdout
     listed = [line for line in out.splitlines() if line.startswith(("data,", "payload,"))]
     assert len(listed) == n + 1 and listed[-1].startswith("payload,gather-payload,COMPLETED")
