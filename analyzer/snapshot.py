@@ -387,7 +387,7 @@ class Snapshot:
         if len(rows) == 1 or len(exact) == 1:
             return exact[0] if exact else rows[0]
         shown = ", ".join(rows[:5]) + (" ..." if len(rows) > 5 else "")
-        raise AnalysisError(f"{kind} {value!r} is ambiguous in {self.path}: it starts {shown}; "
+        raise AnalysisError(f"{kind} {value!r} is ambiguous in {self.path}: it begins {shown}; "
                             f"give more of the {kind} id")
 
     def close(self) -> None:
