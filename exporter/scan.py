@@ -23,7 +23,8 @@ next page repeats rows (and a deletion would skip rows). One :class:`UnitScan` r
   ``page = offset // page_size`` stays exact.
 
 Size refusals name whose limit it was. The client's own receive limit: a single row that does
-not fit it reopens the channel with a larger one (up to 256 MiB). The control plane's send
+not fit it reopens the channel with a larger one (up to ``--max-message-size``, 256 MiB by
+default). The control plane's send
 limit (it says so in its status, with the size it refused and its limit): pages are sized to
 it from then on in every unit, and the unit stops at once, with a sentence naming the server's
 limit, when a single row is refused, or when the limit holds fewer than
@@ -162,8 +163,9 @@ class UnitScan:
                 return
             raise ExportError(
                 f"{self._which_row(offset, e.size)}, read from {ep}, is over aksnap's receive "
-                f"limit even raised to its ceiling of {self.client.max_receive} bytes; this "
-                "row cannot be exported") from None
+                f"limit even raised to its ceiling of {self.client.max_receive} bytes; raise "
+                "the ceiling with --max-message-size BYTES (Python: max_receive_ceiling) and "
+                "export again") from None
         limit = f"{e.limit} byte send limit" if e.limit else "send limit"
         fix = ("raise the control plane's maximum send message size (the server's limit, not "
                "aksnap's receive limit) and export again")
