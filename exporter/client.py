@@ -6,9 +6,10 @@ Arrow with ptars.
 
 Connection settings follow armonik-cli: ``--endpoint`` / ``AK_ENDPOINT``,
 ``--certificate-authority``, ``--client-certificate``, ``--client-key`` (and their
-``AK_*`` variables), and a YAML file named by ``AKCONFIG`` with the keys ``endpoint``,
-``certificate_authority``, ``client_certificate``, ``client_key``. Precedence: option >
-environment > AKCONFIG file.
+``AK_*`` variables), a YAML file named by ``-c/--config`` or ``AKCONFIG`` with the keys
+``endpoint``, ``certificate_authority``, ``client_certificate``, ``client_key`` (armonik-cli's
+own names), and armonik-cli's default config file. Precedence: option > environment >
+``-c``/``AKCONFIG`` file > the default file (read only when no endpoint is given otherwise).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import random
 import re
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -116,17 +116,26 @@ def _read_pem(path: str | os.PathLike, what: str) -> bytes:
             f"cannot read the {what} {path}: {e.strerror or e}; check the path") from None
 
 
-def _akconfig() -> dict[str, Any]:
-    path = os.environ.get("AKCONFIG")
-    if not path:
-        return {}
+#: The connection keys of a config file, as armonik-cli names them (its other keys, such as
+#: ``output``, ``debug`` or ``table_columns``, are ignored here).
+CONFIG_KEYS = ("endpoint", "certificate_authority", "client_certificate", "client_key")
+
+
+def armonik_cli_config_path() -> Path:
+    """armonik-cli's default config file (``~/.config/armonik_cli/config.yml`` on Linux)."""
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("armonik_cli")) / "config.yml"
+
+
+def _load_config(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """A YAML connection file as a mapping; every problem is a sentence naming ``what``."""
     try:
         import yaml
 
         data = yaml.safe_load(Path(path).expanduser().read_text()) or {}
     except OSError as e:
-        raise ConnectionSettingsError(
-            f"cannot read the AKCONFIG file {path}: {e.strerror or e}") from None
+        raise ConnectionSettingsError(f"cannot read {what} {path}: {e.strerror or e}") from None
     except Exception as e:  # yaml.YAMLError and friends
         # Only the problem and its position: the YAML error's snippet would quote the line,
         # which may hold an endpoint with a password.
@@ -134,36 +143,56 @@ def _akconfig() -> dict[str, Any]:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or type(e).__name__
         raise ConnectionSettingsError(
-            f"the AKCONFIG file {path} is not valid YAML{where}: {problem}") from None
+            f"{what} {path} is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
-        raise ConnectionSettingsError(f"the AKCONFIG file {path} must be a YAML mapping "
+        raise ConnectionSettingsError(f"{what} {path} must be a YAML mapping "
                                       "(endpoint: HOST:PORT, certificate_authority: PATH, ...)")
     return data
 
 
+def _named_config(config: str | os.PathLike | None) -> dict[str, Any]:
+    """The file named by ``-c/--config``, else by ``AKCONFIG``; {} when neither is set."""
+    if config:
+        return _load_config(config, "the config file (-c/--config)")
+    path = os.environ.get("AKCONFIG")
+    return _load_config(path, "the AKCONFIG file") if path else {}
+
+
+def _default_config() -> dict[str, Any]:
+    """armonik-cli's own config file, when it exists; {} otherwise."""
+    path = armonik_cli_config_path()
+    if not path.is_file():
+        return {}
+    return _load_config(path, "armonik-cli's config file")
+
+
 def resolve_connection(endpoint: str | None = None, certificate_authority: str | None = None,
                        client_certificate: str | None = None,
-                       client_key: str | None = None) -> Connection:
-    """Merge options, ``AK_*`` environment variables and the ``AKCONFIG`` file, like armonik-cli."""
-    conf = _akconfig()
+                       client_key: str | None = None,
+                       config: str | os.PathLike | None = None) -> Connection:
+    """Merge the connection settings like armonik-cli: option > ``AK_*`` environment variable
+    > the YAML file named by ``config`` (``-c/--config``) or ``AKCONFIG`` > armonik-cli's
+    default config file, which is read only when none of the others gives an endpoint (so
+    that its certificates never go to another cluster's endpoint)."""
+    options = dict(zip(CONFIG_KEYS, (endpoint, certificate_authority, client_certificate,
+                                     client_key)))
+    layers = [options, {k: os.environ.get(f"AK_{k.upper()}") for k in CONFIG_KEYS},
+              _named_config(config)]
+    if not any(layer.get("endpoint") for layer in layers):
+        layers.append(_default_config())
 
-    def pick(value, key):
-        if value:
-            return value
-        env = os.environ.get(f"AK_{key.upper()}")
-        if env:
-            return env
-        return conf.get(key) or None
+    def pick(key: str):
+        return next((layer[key] for layer in layers if layer.get(key)), None)
 
-    endpoint = pick(endpoint, "endpoint")
-    ca = pick(certificate_authority, "certificate_authority")
-    cert = pick(client_certificate, "client_certificate")
-    key = pick(client_key, "client_key")
+    endpoint, ca, cert, key = (pick(k) for k in CONFIG_KEYS)
     if not endpoint:
         raise ConnectionSettingsError(
-            "no endpoint given; pass --endpoint HOST:PORT, set AK_ENDPOINT, or name a config "
-            "file with AKCONFIG")
-    endpoint = str(endpoint)  # a YAML file may hold a bare number
+            "no endpoint given; pass --endpoint HOST:PORT, set AK_ENDPOINT, name a config "
+            f"file with -c/--config or AKCONFIG, or set endpoint in {armonik_cli_config_path()}")
+    return _connection(str(endpoint), ca, cert, key)  # str: a YAML file may hold a number
+
+
+def _connection(endpoint: str, ca, cert, key) -> Connection:
     if "@" in endpoint:
         # Refused rather than dropped: a user who wrote a password expects it to be used.
         raise ConnectionSettingsError(_credentials_refused(endpoint))
@@ -352,6 +381,9 @@ class RawClient:
                         if err.side == "server" and err.limit:
                             self.server_limit = min(self.server_limit or err.limit, err.limit)
                     raise err from None
+                mismatch = self._protocol_mismatch(e, method)
+                if mismatch is not None:
+                    raise ExportError(mismatch) from None  # never transient: no retry
                 if code in RETRYABLE and attempt + 1 < self.retry.attempts:
                     wait = self.retry.delay(attempt, self._rng)
                     with self._lock:
@@ -365,6 +397,29 @@ class RawClient:
                     attempt += 1
                     continue
                 raise self._error(e, method, exhausted=code in RETRYABLE) from None
+
+    def _protocol_mismatch(self, e: grpc.RpcError, method: str) -> str | None:
+        """The sentence for a server that does not speak what aksnap speaks (TLS against
+        plaintext, HTTP/1, gRPC without ArmoniK), or None. Retrying cannot change these."""
+        code = e.code() if hasattr(e, "code") else None
+        details = (e.details() if hasattr(e, "details") else "") or ""
+        low = details.lower()
+        ep, call = self.conn.endpoint, METHODS[method].rsplit("/", 1)[-1]
+        if self.conn.tls is not None and ("wrong_version_number" in low
+                                          or "wrong version number" in low):
+            return (f"the server at {ep} does not speak TLS (its reply to the TLS handshake "
+                    "was not TLS): it is a plaintext port; use http://HOST:PORT or HOST:PORT "
+                    "without --certificate-authority, or the cluster's TLS port")
+        if "http1.x server" in low or "http/1" in low:
+            return (f"the server at {ep} answers HTTP/1, not gRPC over HTTP/2: it is not an "
+                    "ArmoniK control plane (a web server or an HTTP proxy); check the host "
+                    "and port (ArmoniK's gRPC endpoint, often port 5001)")
+        if code == grpc.StatusCode.UNIMPLEMENTED and method == "versions":
+            return (f"the server at {ep} speaks gRPC but is not an ArmoniK control plane: it "
+                    f"does not implement Versions.{call} ({details or 'UNIMPLEMENTED'}), which "
+                    "every ArmoniK control plane serves; check the host and port (another "
+                    "gRPC service listens there)")
+        return None
 
     def _hint(self, details: str) -> str:
         low = details.lower()

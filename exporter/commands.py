@@ -1,7 +1,9 @@
 """CLI commands of aksnap.exporter (registered by aksnap.cli): ``aksnap export``.
 
 The command parses options, calls :func:`aksnap.exporter.export`, and hands the summary to the
-shared formatter. gRPC, ptars and the exporter itself are imported inside the command body.
+shared formatter (``-o/--output table|json|yaml``, ``AK_OUTPUT``, any case). The bundle
+directory is ``--out`` only: ``-o`` is the output format, as in armonik-cli. gRPC, ptars and
+the exporter itself are imported inside the command body.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from typing import List, Optional
 
 import typer
 
-FORMATS = ("table", "json")
+from aksnap.output import output_option
+
+# The summary is one record: no csv (armonik-cli's formats).
+FORMATS = ("table", "json", "yaml")
 
 
 class RichProgress:
@@ -67,12 +72,24 @@ def _human(n: float) -> str:
     return f"{n}"
 
 
+def _output_format(output: Optional[str], fmt: Optional[str]) -> str:
+    """-o/--output, else the deprecated --format/-f, else $AK_OUTPUT, else table."""
+    from aksnap.output import resolve_format
+
+    return resolve_format(output if output is not None else fmt, FORMATS)
+
+
 def export_command(
-    out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to create (refused if it "
-                             "exists, unless --overwrite).", show_default=False),
+    out: Path = typer.Option(..., "--out", help="Bundle directory to create (refused if it "
+                             "exists, unless --overwrite).", show_default=False, metavar="DIR"),
     endpoint: Optional[str] = typer.Option(None, "--endpoint", "-e", help="Control plane "
-                                           "HOST:PORT (default: AK_ENDPOINT, then the AKCONFIG file).",
+                                           "HOST:PORT (default: AK_ENDPOINT, then the -c/AKCONFIG "
+                                           "file, then armonik-cli's config file).",
                                            show_default=False),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML connection file, as "
+                                          "AKCONFIG (keys endpoint, certificate_authority, "
+                                          "client_certificate, client_key).", show_default=False,
+                                          metavar="FILE"),
     session: Optional[List[str]] = typer.Option(None, "--session", "-s", help="Session id to "
                                                 "export; repeat for several.", show_default=False),
     all_sessions: bool = typer.Option(False, "--all", help="Export every session."),
@@ -93,30 +110,41 @@ def export_command(
         show_default=False),
     client_key: Optional[Path] = typer.Option(None, "--client-key", help="PEM client key, for "
                                               "mutual TLS.", show_default=False),
-    page_size: Optional[int] = typer.Option(None, "--page-size", help="Rows per page "
-                                            "(default: automatic, about 2 MiB per page); "
-                                            "halved when a page would not fit the 4 MiB "
-                                            "receive limit.", show_default=False),
+    page_size: Optional[int] = typer.Option(None, "--page-size", help="Rows per page (default: "
+                                            "automatic, about 2 MiB per page). Halved when a page "
+                                            "would not fit aksnap's receive limit or the server's "
+                                            "send limit; grows back when pages are light again.",
+                                            show_default=False),
+    max_message_size: int = typer.Option(
+        256 * 1024 * 1024, "--max-message-size", metavar="BYTES", help="Largest response aksnap "
+        "accepts: its 4 MiB receive limit is raised up to this for a single heavy row (a task "
+        "with many data dependencies); default 256 MiB."),
     jobs: int = typer.Option(4, "--jobs", "-j", help="Shards read concurrently."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at "
                                    "--out (atomically, once the new one is complete)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    fmt: str = typer.Option("table", "--format", "-f", help="Summary format: table or json."),
+    output: Optional[str] = output_option(FORMATS),
+    fmt: Optional[str] = typer.Option(None, "--format", "-f", hidden=True, show_default=False,
+                                      help="Deprecated: use -o/--output."),
 ) -> None:
     """Export sessions, their tasks and results, and the partitions into a bundle.
 
     Versioned Parquet plus a manifest (docs/bundle-format.md), renamed into place when complete.
+    The summary goes to stdout (-o table|json|yaml), progress bars to stderr.
 
-    Example: aksnap export --endpoint 10.0.0.1:5001 --session 3f2a... --out ./run-42
+    Example: aksnap export --endpoint 10.0.0.1:5001 --session 3f2a... --out ./run-42 -o json
     """
     import os
 
     from aksnap.cli import fail
+    from aksnap.output import FormatError
 
     # gRPC's C core logs TLS handshake details to stderr; our error sentence says what matters.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    if fmt not in FORMATS:
-        raise fail(f"unknown --format {fmt!r}; use table or json")
+    try:
+        fmt = _output_format(output, fmt)
+    except FormatError as e:
+        raise fail(str(e)) from None
     from aksnap.bundle import BundleError
     from aksnap.exporter.api import export
     from aksnap.exporter.client import ExportError, resolve_connection
@@ -126,13 +154,14 @@ def export_command(
     try:
         conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
                                   client_certificate and str(client_certificate),
-                                  client_key and str(client_key))
+                                  client_key and str(client_key), config=config)
         if not quiet:
             progress = RichProgress()
         summary = export(conn, out, sessions=session or (), all_sessions=all_sessions,
                          status=status, created_after=created_after,
                          created_before=created_before, page_size=page_size, jobs=jobs,
-                         overwrite=overwrite, progress=progress)
+                         overwrite=overwrite, progress=progress,
+                         max_receive_ceiling=max_message_size)
     except KeyboardInterrupt as e:
         # ExportInterrupted knows what is at --out; an earlier interrupt came before anything
         # was written.
@@ -146,16 +175,24 @@ def export_command(
     finally:
         if progress is not None:
             progress.close()
+    typer.echo(render_summary(summary, fmt))
+    for w in summary.warnings:
+        from aksnap.output import safe_text
 
-    from aksnap.output import render_kv, render_rows, safe_text, to_json
+        typer.echo(f"warning: {safe_text(w)}", err=True)
+
+
+def render_summary(summary, fmt: str) -> str:
+    """The export's summary: a table and key-value lines, or one JSON/YAML document."""
+    from aksnap.output import render_kv, render_rows, to_json, to_yaml
 
     if fmt == "json":
-        typer.echo(to_json(summary.as_dict()))
-        return
+        return to_json(summary.as_dict())
+    if fmt == "yaml":
+        return to_yaml(summary.as_dict())
     m = summary.manifest["tables"]
     rows = [{"table": t, "rows": m[t]["rows"], "bytes": _human(m[t]["bytes"])} for t in m]
-    typer.echo(render_rows(rows, "table", ["table", "rows", "bytes"]))
-    typer.echo(render_kv([
+    return "\n".join([render_rows(rows, "table", ["table", "rows", "bytes"]), render_kv([
         ("bundle", str(summary.path)),
         ("snapshot", summary.snapshot),
         ("sessions", len(summary.sessions)),
@@ -163,9 +200,7 @@ def export_command(
         ("seconds", round(summary.seconds, 2)),
         ("rows/s", f"{summary.rows_per_s:,.0f}"),
         ("tasks/s", f"{summary.tasks_per_s:,.0f}"),
-    ]))
-    for w in summary.warnings:
-        typer.echo(f"warning: {safe_text(w)}", err=True)
+    ])])
 
 
 def register(app: typer.Typer) -> None:

@@ -19,10 +19,12 @@ def server():
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
+def _clean_env(monkeypatch, tmp_path):
     for k in ("AK_ENDPOINT", "AKCONFIG", "AK_CERTIFICATE_AUTHORITY", "AK_CLIENT_CERTIFICATE",
-              "AK_CLIENT_KEY"):
+              "AK_CLIENT_KEY", "AK_OUTPUT"):
         monkeypatch.delenv(k, raising=False)
+    # armonik-cli's default config file of whoever runs the tests must not be read.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
 def run(*args):
@@ -32,7 +34,7 @@ def run(*args):
 def test_json_summary_for_scripts(server, tmp_path):
     ep, sessions = server
     r = run("--endpoint", ep, "--session", sessions[0], "--out", tmp_path / "b", "--quiet",
-            "--format", "json")
+            "-o", "json")
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["rows"]["tasks"] == 150 and summary["snapshot"] in ("final", "live")
@@ -63,7 +65,9 @@ BAD = [
     (["--out", "{out}", "--all", "--page-size", "0"], "--page-size"),
     (["--out", "{out}", "--all", "--jobs", "0"], "--jobs"),
     (["--out", "{out}", "--all", "--jobs", "many"], "invalid value for '--jobs'"),
-    (["--out", "{out}", "--all", "--format", "xml"], "--format"),
+    (["--out", "{out}", "--all", "-o", "xml"], "unknown output format 'xml'"),
+    (["--out", "{out}", "--all", "--max-message-size", "10"], "--max-message-size"),
+    (["--out", "{out}", "--all", "-c", "{tmp}/none.yml"], "cannot read the config file"),
     (["--out", "{tmp}/missing/b", "--all"], "does not exist"),
     (["--out", "{tmp}", "--all"], "already exists"),
     (["--out", "{out}", "--session", "no-such-session"], "unknown session id no-such-session"),

@@ -156,20 +156,29 @@ def test_a_row_over_the_client_limit_raises_the_client_limit(tmp_path, served):
 
 
 def test_the_client_limit_stops_at_its_ceiling_with_a_sentence(tmp_path, served):
-    """Given a client whose receive limit may not rise above 8 KiB, when a 12 kB row comes,
-    then the export stops with a sentence naming aksnap's receive limit, not the server's."""
-    from aksnap.exporter.api import _Exporter  # noqa: F401  (the API has no ceiling option yet)
-    from aksnap.exporter.client import RawClient, resolve_connection
-    from aksnap.exporter.requests import row_filters
-    from aksnap.exporter.scan import Unit, UnitScan
-
+    """Given a receive limit that may not rise above 8 KiB (export's max_receive_ceiling), when
+    a 12 kB row comes, then the export stops with a sentence naming aksnap's receive limit, not
+    the server's, and leaves nothing at out."""
     cp, ep, _ = served
-    sid = cp.view().sessions.column("session_id")[0].as_py()
-    with RawClient(resolve_connection(ep), max_receive=8 * 1024,
-                   max_receive_ceiling=8 * 1024) as client:
-        unit = Unit("tasks", sid, row_filters("tasks", sid), expected=1500)
-        with pytest.raises(ExportError) as e:
-            UnitScan(client, unit, lambda t, b: None, page_size=None).run()
+    with pytest.raises(ExportError) as e:
+        export(ep, tmp_path / "b", all_sessions=True, max_receive=8 * 1024,
+               max_receive_ceiling=8 * 1024)
     msg = str(e.value)
     assert "aksnap's receive limit" in msg and "8192 bytes" in msg and "server's" not in msg
     assert "a single tasks row" in msg
+    assert not (tmp_path / "b").exists()
+
+
+def test_max_message_size_reaches_the_client_from_the_cli(tmp_path, served):
+    """Given `aksnap export --max-message-size 8192` (below the 12 kB heaviest row), when run,
+    then the CLI's ceiling is the client's: exit 1 and a sentence naming aksnap's 8192 byte
+    receive limit and the option to raise; with the default (256 MiB) the same export works."""
+    cp, ep, _ = served
+    r = runner.invoke(app, ["export", "--endpoint", ep, "--all", "--out", str(tmp_path / "b"),
+                            "-q", "--max-message-size", "8192"])
+    assert r.exit_code == 1, r.output
+    assert "aksnap's receive limit" in r.stderr and "8192 bytes" in r.stderr
+    assert "--max-message-size" in r.stderr and "Traceback" not in r.output
+    ok = runner.invoke(app, ["export", "--endpoint", ep, "--all", "--out", str(tmp_path / "c"),
+                             "-q"])
+    assert ok.exit_code == 0, ok.output
