@@ -17,7 +17,7 @@ def simulate(*args):
     return subprocess.Popen(
         [sys.executable, "-m", "aksnap", "simulate", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "0"},
+        env={**{k: v for k, v in os.environ.items() if k != "AK_OUTPUT"}, "PYTHONUNBUFFERED": "0"},
     )
 
 
@@ -51,6 +51,38 @@ def _fails_with_one_sentence(*args):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("aksnap: error: "), err
     return lines[0]
+
+
+@pytest.mark.parametrize("fmt", ["json", "YAML"])
+def test_simulate_output_format_keeps_the_endpoint_first(fmt):
+    """Given `aksnap simulate -o json` (or YAML, any case), then the first stdout line is one
+    JSON object (or `endpoint: HOST:PORT`) naming the endpoint it serves."""
+    import json
+
+    proc = simulate("--scenario", "chain", "--tasks", "5", "-o", fmt)
+    try:
+        first = proc.stdout.readline().strip()
+        if fmt == "json":
+            doc = json.loads(first)
+            assert doc["scenario"] == "chain" and doc["tls"] is False
+            endpoint = doc["endpoint"]
+        else:
+            assert first.startswith("endpoint: ")
+            endpoint = first.split(": ", 1)[1]
+        with grpc.insecure_channel(endpoint) as ch:
+            assert ArmoniKVersions(ch).list_versions()["core"]
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+
+
+def test_simulate_unknown_output_format_exits_2():
+    line = _fails_with_one_sentence("--scenario", "chain", "-o", "xml")
+    assert "unknown output format 'xml'" in line
 
 
 def test_unknown_scenario_exits_2_naming_the_choices():
