@@ -31,8 +31,9 @@ class Ranking:
     holds_results: np.ndarray
     holds_tasks: np.ndarray
     ready_inputs_waiting: np.ndarray
-    frontier: np.ndarray  # every blocking node, ranked or not
+    frontier: np.ndarray  # every blocking node (incomplete, inputs complete), ranked or not
     ranked_exactly: int
+    failed_frontier: int  # failed nodes at the frontier: root causes, not blockers
 
     @property
     def blocking_nodes(self) -> int:
@@ -42,7 +43,11 @@ class Ranking:
 def rank(snap, mask: np.ndarray) -> Ranking:
     """Rank the blocking frontier of the nodes in ``mask``, vectorised over all of them."""
     g = snap.graph
-    front = longest_waiting_first(snap, g.frontier(mask=mask))
+    front = g.frontier(mask=mask)
+    # A failed node at the frontier will never deliver: it is a root cause (lineage, analyze),
+    # not something to wait for, so it is counted apart and never ranked as a blocker.
+    failed = g.bad[front]
+    front = longest_waiting_first(snap, front[~failed])
     T = g.n_tasks
     waiting_result = np.concatenate([np.zeros(T, dtype=bool), g.result_status == CREATED])
     incomplete_task = np.concatenate([~g.complete[:T] & ~g.retried[:T] & ~g.bad[:T],
@@ -53,12 +58,12 @@ def rank(snap, mask: np.ndarray) -> Ranking:
                         np.where(incomplete_task, g.complete_inputs, 0)], axis=1)
     sums, exact = g.downstream_sums(front, weights, max_traversals=MAX_EXACT)
     held_results = sums[:, 0] + waiting_result[front]
-    # a failure whose consequences are already settled is left to the root causes
-    keep = exact & ~((held_results == 0) & g.bad[front])
+    keep = exact
     nodes, hr, ht, ready = front[keep], held_results[keep], sums[keep, 1], sums[keep, 2]
     waited = np.nan_to_num(in_status_seconds(snap, nodes), nan=0.0)
     order = np.lexsort((g.id_rank(nodes), -waited, -ready, -hr))
-    return Ranking(nodes[order], hr[order], ht[order], ready[order], front, int(exact.sum()))
+    return Ranking(nodes[order], hr[order], ht[order], ready[order], front, int(exact.sum()),
+                   int(failed.sum()))
 
 
 def rows(snap, r: Ranking, picks: np.ndarray | None = None) -> list[dict[str, Any]]:
@@ -82,6 +87,7 @@ def build(snap, session_id: str | None = None, limit: int | None = 20) -> dict[s
         "snapshot_time": snap.snapshot_time,
         "incomplete_nodes": incomplete,
         "blocking_nodes": r.blocking_nodes,
+        "failed_at_frontier": r.failed_frontier,
         "ranked_exactly": r.ranked_exactly,
         "blockers": rows(snap, r, shown),
     }
@@ -101,8 +107,13 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
 
 def _table(data: dict[str, Any], fmt: str = "table") -> str:
     head = [("session", data["session_id"] or "(all)"), ("snapshot time", data["snapshot_time"]),
-            ("incomplete nodes", data["incomplete_nodes"]),
-            ("blocking nodes", data["blocking_nodes"])]
+            ("incomplete nodes", f"{data['incomplete_nodes']} (tasks and results not yet "
+                                 "complete, failed ones included)"),
+            ("blocking nodes", f"{data['blocking_nodes']} (incomplete, every input complete: "
+                               "the blockers below)")]
+    if data.get("failed_at_frontier"):
+        head.append(("failed at frontier", f"{data['failed_at_frontier']} (root causes, not "
+                                           "blockers: see `aksnap analyze` or `aksnap lineage`)"))
     if data["ranked_exactly"] < data["blocking_nodes"]:
         head.append(("note", f"ranked the {data['ranked_exactly']} longest-waiting blocking nodes"))
     return render_sections(data, fmt, [
