@@ -107,6 +107,76 @@ def _codes(col: pa.ChunkedArray, names: pa.Array) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
+def _csr(key: np.ndarray, other: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Adjacency in CSR form: for node v, ``other[ptr[v]:ptr[v + 1]]`` are its neighbours."""
+    order = np.argsort(key, kind="stable")
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=n), out=ptr[1:])
+    return ptr, np.asarray(other, dtype=np.int64)[order]
+
+
+def _ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """The positions lo[i] .. lo[i] + cnt[i] - 1 of every i, concatenated (a CSR gather)."""
+    total = int(cnt.sum())
+    if not total:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.cumsum(cnt) - cnt
+    return np.repeat(lo - starts, cnt) + np.arange(total, dtype=np.int64)
+
+
+def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
+    """Every node reachable from ``start`` along the CSR adjacency, sorted.
+
+    Level by level, each level one vectorised gather, duplicates dropped by marking (no sort);
+    a stretch of nodes with exactly one neighbour (a chain) is followed step by step without
+    the per-level array overhead, so a 100,000-level chain costs what its nodes cost, not
+    100,000 rounds of numpy calls. The start nodes are not in the answer unless a cycle leads
+    back to them."""
+    seen = np.zeros(n, dtype=bool)
+    slot = np.empty(n, dtype=np.int64)  # scratch: drops duplicates within a level
+    front = np.unique(np.atleast_1d(np.asarray(start, dtype=np.int64)))
+    while len(front):
+        if len(front) == 1:
+            x = int(front[0])
+            while True:
+                lo = int(ptr[x])
+                if int(ptr[x + 1]) - lo != 1:
+                    break
+                y = int(nbr[lo])
+                if seen[y]:
+                    break
+                seen[y] = True
+                x = y
+            front = np.array([x], dtype=np.int64)
+        lo = ptr[front]
+        nxt = nbr[_ranges(lo, ptr[front + 1] - lo)]
+        nxt = nxt[~seen[nxt]]
+        if len(nxt) > 1:
+            slot[nxt] = np.arange(len(nxt))
+            nxt = nxt[slot[nxt] == np.arange(len(nxt))]
+        seen[nxt] = True
+        front = nxt
+    return np.flatnonzero(seen)
+
+
+def _peels_completely(ptr: np.ndarray, nbr: np.ndarray, n: int) -> bool:
+    """Kahn's algorithm, one vectorised step per level: whether removing nodes with no
+    remaining input empties the graph (it does exactly when there is no cycle)."""
+    indeg = np.bincount(nbr, minlength=n).astype(np.int64)
+    front = np.flatnonzero(indeg == 0)
+    removed = 0
+    while len(front):
+        removed += len(front)
+        lo = ptr[front]
+        succ = nbr[_ranges(lo, ptr[front + 1] - lo)]
+        if not len(succ):
+            break
+        u, c = np.unique(succ, return_counts=True)
+        indeg[u] -= c
+        front = u[indeg[u] == 0]
+    return removed == n
+
+
 def _chain_length(pointer: np.ndarray) -> np.ndarray:
     """For a forest given as pointer[i] = parent or -1: the number of steps to the root, by
     pointer jumping (about log2(depth) vectorised rounds; capped, so a cycle cannot hang)."""
@@ -124,12 +194,13 @@ def _chain_length(pointer: np.ndarray) -> np.ndarray:
     return dist
 
 
-CACHE_VERSION = "graph-v2"
+CACHE_VERSION = "graph-v3"
 
 
 def _cache_path(snap) -> Path | None:
     """Where this bundle's index cache lives (``$AKSNAP_CACHE_DIR``, else the user cache
-    directory); None when caching is off (``AKSNAP_CACHE_DIR=""``).
+    directory): a directory of ``.npy`` arrays read memory-mapped, the ids in Arrow IPC and a
+    ``meta.json``; None when caching is off (``AKSNAP_CACHE_DIR=""``).
 
     Keyed by the tables' checksums, sizes and row counts: the content, not the manifest's
     bytes (which a copied and edited bundle keeps). A cache is used only when the files are
@@ -143,7 +214,7 @@ def _cache_path(snap) -> Path | None:
     tables = snap.manifest.tables
     content = json.dumps([[t, e.sha256, e.bytes, e.rows] for t, e in sorted(tables.items())])
     key = hashlib.sha256(content.encode()).hexdigest()[:24]
-    return Path(root) / f"{CACHE_VERSION}-{key}.npz"
+    return Path(root) / f"{CACHE_VERSION}-{key}"
 
 
 def _cache_trusted(snap, meta: dict) -> bool:
@@ -196,7 +267,9 @@ class TaskGraph:
 
     # Arrays worth caching beside nothing else: everything _build derives from the id columns.
     _CACHED = ("task_status", "result_status", "session_of", "src", "dst", "kind", "producer",
-               "payload_of", "parent", "previous_attempt", "_missing_nodes")
+               "payload_of", "parent", "previous_attempt", "_missing_nodes",
+               "expected_out_result", "expected_out_task", "result_creator",
+               "in_ptr", "in_src", "out_ptr", "out_dst")
     CACHE_MIN_TASKS = 200_000  # smaller bundles build faster than a cache round trip pays off
 
     @classmethod
@@ -219,45 +292,51 @@ class TaskGraph:
     # the manifest, which holds every table's SHA-256), so later opens skip the id joins ------
 
     def _save_cache(self, path: Path) -> None:
+        """Write the index arrays (computed once) so that later opens map them instead."""
+        import shutil
+        import tempfile
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
             self._missing_nodes = np.array([n for n, _ in self.missing_refs], dtype=np.int64)
-            arrays = {k: getattr(self, k) for k in self._CACHED}
+            self.expected_out_result, self.result_creator, self.in_ptr  # computed before saving
+            for k in self._CACHED:
+                np.save(tmp / f"{k}.npy", np.ascontiguousarray(getattr(self, k)))
             ids = pa.table({"id": pa.concat_arrays([self.task_ids.cast(pa.string()),
                                                      self.result_ids.cast(pa.string())])})
+            with pa.OSFile(str(tmp / "ids.arrow"), "wb") as f, pa.ipc.new_file(f, ids.schema) as w:
+                w.write_table(ids)
             meta = {"n_tasks": self.n_tasks, "n_results": self.n_results,
                     "identity": [list(i) for i in self._snap.bundle.identity()],
-                    "sessions": self.sessions.to_pylist(),
+                    "sessions": self.sessions.to_pylist(), "acyclic": self.is_dag(),
                     "missing_texts": [t for _, t in self.missing_refs]}
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays, meta=np.array(json.dumps(meta)))
-            with pa.OSFile(str(tmp) + ".ids", "wb") as f, pa.ipc.new_file(f, ids.schema) as w:
-                w.write_table(ids)
-            os.replace(str(tmp) + ".ids", str(path) + ".ids")
-            os.replace(tmp, path)
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            try:
+                os.rename(tmp, path)
+            except OSError:  # another process cached it first: theirs is as good
+                shutil.rmtree(tmp, ignore_errors=True)
         except OSError:
             pass  # a cache is an optimisation: a read-only home must not fail an analysis
 
     def _load_cache(self, path: Path) -> bool:
         try:
-            if not (path.is_file() and Path(str(path) + ".ids").is_file()):
+            meta = json.loads((path / "meta.json").read_text())
+            if not _cache_trusted(self._snap, meta):
                 return False
-            with np.load(path) as z:
-                meta = json.loads(str(z["meta"]))
-                if not _cache_trusted(self._snap, meta):
-                    return False
-                for k in self._CACHED:
-                    setattr(self, k, z[k])
-            ids = pa.ipc.open_file(pa.memory_map(str(path) + ".ids")).read_all()["id"]
+            arrays = {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in self._CACHED}
+            ids = pa.ipc.open_file(pa.memory_map(str(path / "ids.arrow"))).read_all()["id"]
         except (OSError, ValueError, KeyError):
             return False
+        for k, v in arrays.items():
+            setattr(self, k, v)
         T, R = meta["n_tasks"], meta["n_results"]
         self.n_tasks, self.n_results, self.n = T, R, T + R
         ids = _single(ids)
         self.task_ids, self.result_ids = ids.slice(0, T), ids.slice(T, R)
         self.sessions = pa.array(meta["sessions"], pa.string())
         self.missing_refs = list(zip(self._missing_nodes.tolist(), meta["missing_texts"]))
+        self._acyclic = meta.get("acyclic")
         self._result_created_by = None
         sp = np.flatnonzero(self.parent >= 0)
         self.spawn = Edges(self.parent[sp], sp)
@@ -299,10 +378,9 @@ class TaskGraph:
         """Attempt number of every task (1 = first try), by pointer jumping on retries."""
         return _chain_length(self.previous_attempt) + 1
 
-    @cached_property
     def _expected_outputs(self) -> tuple[np.ndarray, np.ndarray]:
         """(result index, task index) of every expected output, sorted by result: ownership
-        history, needed by owner chains and checks only, so read on first use."""
+        history, needed by owner chains and checks only, so read on first use (and cached)."""
         outs = self._read("tasks", ["expected_output_ids"])["expected_output_ids"]
         rows = _np(pc.list_parent_indices(outs)).astype(np.int64)
         res = _np_index(pc.index_in(pc.list_flatten(outs), value_set=self.result_ids))
@@ -310,21 +388,22 @@ class TaskGraph:
         order = np.argsort(res[ok], kind="stable")
         return res[ok][order], rows[ok][order]
 
-    @property
-    def expected_out_result(self) -> np.ndarray:
-        return self._expected_outputs[0]
-
-    @property
-    def expected_out_task(self) -> np.ndarray:
-        return self._expected_outputs[1]
-
-    @cached_property
-    def result_creator(self) -> np.ndarray:
-        """Task index that created each result (``created_by``), or -1 (the client)."""
-        created_by = self._result_created_by
-        if created_by is None:
-            created_by = self._read("results", ["created_by"])["created_by"]
-        return _np_index(pc.index_in(created_by, value_set=self.task_ids))
+    def __getattr__(self, name: str):
+        # Arrays derived on first use, then kept (and saved in the index cache): the
+        # expected outputs, each result's creator, and the adjacency in CSR form.
+        if name in ("expected_out_result", "expected_out_task"):
+            self.expected_out_result, self.expected_out_task = self._expected_outputs()
+        elif name == "result_creator":
+            created_by = self.__dict__.get("_result_created_by")
+            if created_by is None:
+                created_by = self._read("results", ["created_by"])["created_by"]
+            self.result_creator = _np_index(pc.index_in(created_by, value_set=self.task_ids))
+        elif name in ("in_ptr", "in_src", "out_ptr", "out_dst"):
+            self.in_ptr, self.in_src = _csr(self.dst, self.src, self.n)
+            self.out_ptr, self.out_dst = _csr(self.src, self.dst, self.n)
+        else:
+            raise AttributeError(name)
+        return self.__dict__[name]
 
     # -- building --------------------------------------------------------------------------------
 
@@ -431,20 +510,27 @@ class TaskGraph:
         self.retried = np.concatenate([self.task_status == TASK_CODE["RETRIED"],
                                        np.zeros(R, dtype=bool)])
 
-        # --- the rustworkx graph: one extend_from_edge_list call ---
+
+    @cached_property
+    def dag(self) -> rx.PyDiGraph:
+        """The data DAG in rustworkx, built on first use (one extend_from_edge_list call) by the
+        few analyses that need its algorithms (cycles, shortest propagation paths). Lineage,
+        ancestors, descendants and frontiers walk the CSR arrays instead: at a million tasks
+        building this graph alone costs more than a whole answer (docs/analyzer.md)."""
         was_enabled = gc.isenabled()
         gc.disable()  # millions of small tuples: the cyclic GC would rescan them for nothing
         try:
             pairs = np.empty(len(self.src), dtype=[("s", np.int64), ("d", np.int64)])
             pairs["s"], pairs["d"] = self.src, self.dst
-            self.dag = rx.PyDiGraph(multigraph=True, node_count_hint=self.n,
-                                    edge_count_hint=len(self.src))
-            self.dag.add_nodes_from([None] * self.n)
-            self.dag.extend_from_edge_list(pairs.tolist())
+            dag = rx.PyDiGraph(multigraph=True, node_count_hint=self.n,
+                               edge_count_hint=len(self.src))
+            dag.add_nodes_from([None] * self.n)
+            dag.extend_from_edge_list(pairs.tolist())
             del pairs
         finally:
             if was_enabled:
                 gc.enable()
+        return dag
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -518,14 +604,13 @@ class TaskGraph:
 
     # -- traversals ------------------------------------------------------------------------------
 
-    def ancestors(self, node: int) -> np.ndarray:
-        """Every node upstream of ``node`` in the data DAG (sorted, excluding itself)."""
-        a = rx.ancestors(self.dag, node)
-        return np.sort(np.fromiter(a, dtype=np.int64, count=len(a)))
+    def ancestors(self, node: int | np.ndarray) -> np.ndarray:
+        """Every node upstream of ``node`` (or of any of several nodes) in the data DAG
+        (sorted, excluding the starting nodes unless a cycle leads back to them)."""
+        return _reach(self.in_ptr, self.in_src, self.n, node)
 
-    def descendants(self, node: int) -> np.ndarray:
-        d = rx.descendants(self.dag, node)
-        return np.sort(np.fromiter(d, dtype=np.int64, count=len(d)))
+    def descendants(self, node: int | np.ndarray) -> np.ndarray:
+        return _reach(self.out_ptr, self.out_dst, self.n, node)
 
     # -- vectorised, over many nodes at once -----------------------------------------------------
 
@@ -642,8 +727,7 @@ class TaskGraph:
             walk = ends[need][keep]
             sums = np.zeros((len(walk) + 1, k), dtype=np.int64)  # last row: not walked
             for i, a in enumerate(walk.tolist()):
-                d = rx.descendants(self.dag, a)
-                sums[i] = w[np.fromiter(d, dtype=np.int64, count=len(d))].sum(axis=0)
+                sums[i] = w[self.descendants(a)].sum(axis=0)
             srt = np.argsort(walk)
             pos = np.searchsorted(walk[srt], ends[need])
             pos = np.minimum(pos, max(len(walk) - 1, 0))
@@ -654,10 +738,10 @@ class TaskGraph:
         return out, exact
 
     def inputs(self, node: int) -> list[int]:
-        return sorted(self.dag.predecessor_indices(node))
+        return sorted(self.in_src[self.in_ptr[node]:self.in_ptr[node + 1]].tolist())
 
     def outputs(self, node: int) -> list[int]:
-        return sorted(self.dag.successor_indices(node))
+        return sorted(self.out_dst[self.out_ptr[node]:self.out_ptr[node + 1]].tolist())
 
     SMALL_SCOPE = 50_000  # below this many nodes, walk their in-edges instead of all edges
 
@@ -676,9 +760,13 @@ class TaskGraph:
         """Candidates (a node mask) having no input marked in ``spoils``."""
         small, mask = self._scope(nodes, mask)
         if small is not None:
-            keep = [int(n) for n in np.unique(small) if candidate[n]
-                    and not any(spoils[p] for p in self.dag.predecessor_indices(int(n)))]
-            return np.array(keep, dtype=np.int64)
+            small = np.unique(small)
+            small = small[candidate[small]]
+            lo, cnt = self.in_ptr[small], self.in_ptr[small + 1] - self.in_ptr[small]
+            preds = self.in_src[_ranges(lo, cnt)]
+            spoiled = np.zeros(len(small), dtype=bool)
+            np.logical_or.at(spoiled, np.repeat(np.arange(len(small)), cnt), spoils[preds])
+            return small[~spoiled].astype(np.int64)
         cand = mask & candidate
         edge_in = cand[self.dst]
         spoiled = np.zeros(self.n, dtype=bool)
@@ -703,7 +791,14 @@ class TaskGraph:
         return self.expected_out_task[lo:hi]
 
     def is_dag(self) -> bool:
-        return rx.is_directed_acyclic_graph(self.dag)
+        acyclic = self.__dict__.get("_acyclic")
+        if acyclic is None:
+            if self.n <= 1_000_000:  # small: rustworkx's check, graph build included, is cheap
+                acyclic = bool(rx.is_directed_acyclic_graph(self.dag))
+            else:  # large and, in ArmoniK, shallow: peel sources level by level in numpy
+                acyclic = _peels_completely(self.out_ptr, self.out_dst, self.n)
+            self._acyclic = acyclic
+        return acyclic
 
     def find_cycle(self) -> list[int]:
         """Nodes of one cycle in the data DAG (empty when acyclic)."""

@@ -92,16 +92,19 @@ PHASE_NAMES = tuple(p[0] for p in TASK_PHASES)
 def status_sets_table() -> pa.Table:
     """The status sets as a table (``status_sets``: tbl, status, final, failed, incomplete,
     waiting), so SQL uses the same sets as Python, never its own spelling of them."""
-    rows = []
+    cols: dict[str, list] = {k: [] for k in ("tbl", "status", "final", "failed", "incomplete",
+                                              "waiting")}
     for tbl, domain, final, failed, incomplete, waiting in (
             ("tasks", TASK_STATUSES, TASK_FINAL_STATUSES, TASK_FAILED_STATUSES,
              TASK_INCOMPLETE_STATUSES, TASK_WAITING_STATUSES),
             ("results", RESULT_STATUSES, ("COMPLETED", *RESULT_FAILED_STATUSES),
              RESULT_FAILED_STATUSES, RESULT_INCOMPLETE_STATUSES, RESULT_INCOMPLETE_STATUSES)):
         for st in domain:
-            rows.append({"tbl": tbl, "status": st, "final": st in final, "failed": st in failed,
-                         "incomplete": st in incomplete, "waiting": st in waiting})
-    return pa.Table.from_pylist(rows)
+            for k, v in (("tbl", tbl), ("status", st), ("final", st in final),
+                         ("failed", st in failed), ("incomplete", st in incomplete),
+                         ("waiting", st in waiting)):
+                cols[k].append(v)
+    return pa.table(cols)
 
 TASK_OPTIONS_STRUCT = pa.struct([
     pa.field("max_duration", DUR),

@@ -113,7 +113,21 @@ def _register() -> None:
 _register()
 
 
+class _WithoutPandas:
+    """A meta-path finder that refuses pandas. pyarrow imports pandas, when it is installed, at
+    its first conversion just to check whether it was handed a pandas object (0.3-0.5 s of
+    every command); the aksnap process never hands it one. Installed by :func:`main` only, so
+    the Python API in a notebook keeps pyarrow's pandas integration."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas" or name.startswith("pandas."):
+            raise ImportError("the aksnap command line does not use pandas")
+        return None
+
+
 def main() -> None:
+    if "pandas" not in sys.modules:
+        sys.meta_path.insert(0, _WithoutPandas())
     try:
         app()
     except KeyboardInterrupt:
