@@ -93,6 +93,26 @@ def _check_param_types(q, params: Mapping[str, Any]) -> None:
             raise AnalysisError(f"query {q.name!r}: --param {name}={v!r} is not a finite number")
 
 
+def _small_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> None:
+    """A few rows of our own as a DuckDB table, from bound lists. Not ``con.register``: DuckDB
+    imports pandas when it registers any Python object, 0.3 s of every command's start when
+    pandas is installed."""
+    cols = table.column_names  # identifiers of our own tables, never user input
+    select = ", ".join(f"unnest(${c})::{_sql_type(table.schema.field(c).type)} AS {c}" for c in cols)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}",
+                {c: table[c].to_pylist() for c in cols})
+
+
+def _sql_type(t: pa.DataType) -> str:
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_integer(t):
+        return "BIGINT"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    return "VARCHAR"
+
+
 class Snapshot:
     """One bundle, read-only: ``con`` (DuckDB, one view per table and the edge views),
     :meth:`sql`, :meth:`query`, and :attr:`graph` (rustworkx, built on first use)."""
@@ -166,8 +186,8 @@ class Snapshot:
             # graph is read and built; every answer waits for it (wait_verified), so nothing
             # computed from a corrupted bundle ever reaches the user.
             snap._verification = _Verification(bundle)
-        con.register("status_sets", status_sets_table())
-        con.register("bundle_info", pa.table({
+        _small_table(con, "status_sets", status_sets_table())
+        _small_table(con, "bundle_info", pa.table({
             "path": [str(root)],
             "format_version": [bundle.manifest.format_version],
             "snapshot_time": pa.array([snap.snapshot_time], pa.timestamp("us", tz="UTC")),
