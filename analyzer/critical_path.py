@@ -50,34 +50,49 @@ def _binding(g, tasks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray
     """(pred, edge) for every node: what it waited for last, and by which edge. A result waits
     for its producer; a task for the latest-finishing of its inputs (completed_at), its parent
     and its previous attempt (ended_at, else processed_at); ties go to the inputs (lowest node
-    index first), then the parent, then the previous attempt."""
+    index first), then the parent, then the previous attempt.
+
+    Sort-free: a task's inputs are its in-edges, contiguous in the graph's CSR arrays, so the
+    latest of them is one ``maximum.reduceat`` and the lowest index among the latest one
+    ``minimum.reduceat``."""
     T = g.n_tasks
     pred = np.full(g.n, -1, dtype=np.int64)
     edge = np.zeros(g.n, dtype=np.int8)
     prod = g.producer >= 0
     pred[T:][prod] = g.producer[prod]
     edge[T:][prod] = E_PRODUCES
+    if not T:
+        return pred, edge
     ended, processed = g.task_ts["ended_at"], g.task_ts["processed_at"]
     finish = np.where(ended != NA, ended, processed)
-    e = g.kind != KIND_PRODUCES
+    ptr = np.asarray(g.in_ptr[:T + 1])
+    n_in = int(ptr[T])
+    src = np.asarray(g.in_src[:n_in])  # every in-edge of a task comes from a result
+    counts = np.diff(ptr)
+    has = counts > 0
+    best_in = np.full(T, NA, dtype=np.int64)
+    best_src = np.full(T, -1, dtype=np.int64)
+    if n_in:
+        when = g.result_ts["completed_at"][src - T]
+        starts = ptr[:-1][has]
+        best_in[has] = np.maximum.reduceat(when, starts)
+        top = np.iinfo(np.int64).max
+        cand = np.where((when == np.repeat(best_in, counts)) & (when != NA), src, top)
+        low = np.minimum.reduceat(cand, starts)
+        best_src[has] = np.where(low == top, -1, low)
+    parent, previous = np.asarray(g.parent), np.asarray(g.previous_attempt)
+    par_when = np.where(parent >= 0, finish[np.maximum(parent, 0)], NA)
+    prev_when = np.where(previous >= 0, finish[np.maximum(previous, 0)], NA)
+    use_in = (best_src >= 0) & (best_in >= par_when) & (best_in >= prev_when)
+    use_par = ~use_in & (par_when != NA) & (par_when >= prev_when)
+    use_prev = ~use_in & ~use_par & (prev_when != NA)
     if tasks is not None:
-        e &= tasks[np.minimum(g.dst, max(T - 1, 0))]
-    in_task, in_res = g.dst[e], g.src[e]
-    in_edge = np.where(g.payload_of[in_task] == in_res - T, E_PAYLOAD, E_DATA)
-    par = np.flatnonzero((g.parent >= 0) & (tasks if tasks is not None else True))
-    prev = np.flatnonzero((g.previous_attempt >= 0) & (tasks if tasks is not None else True))
-    task = np.concatenate([in_task, par, prev])
-    cand = np.concatenate([in_res, g.parent[par], g.previous_attempt[prev]])
-    when = np.concatenate([g.result_ts["completed_at"][in_res - T], finish[g.parent[par]],
-                           finish[g.previous_attempt[prev]]])
-    kind = np.concatenate([in_edge, np.full(len(par), E_SPAWN), np.full(len(prev), E_RETRY)]).astype(np.int8)
-    group = np.concatenate([np.zeros(len(in_task)), np.ones(len(par)), np.full(len(prev), 2)])
-    ok = when != NA
-    task, cand, when, kind, group = task[ok], cand[ok], when[ok], kind[ok], group[ok]
-    order = np.lexsort((cand, group, -when, task))
-    first = order[np.r_[True, task[order][1:] != task[order][:-1]]] if len(order) else order
-    pred[task[first]] = cand[first]
-    edge[task[first]] = kind[first]
+        tasks = np.asarray(tasks[:T], dtype=bool)
+        use_in, use_par, use_prev = use_in & tasks, use_par & tasks, use_prev & tasks
+    payload = np.asarray(g.payload_of) == best_src - T
+    pred[:T] = np.where(use_in, best_src, np.where(use_par, parent, np.where(use_prev, previous, -1)))
+    edge[:T] = np.where(use_in, np.where(payload, E_PAYLOAD, E_DATA),
+                        np.where(use_par, E_SPAWN, np.where(use_prev, E_RETRY, 0)))
     return pred, edge
 
 

@@ -711,6 +711,8 @@ class TaskGraph:
         w = np.asarray(weights, dtype=np.int64)
         w = w[:, None] if w.ndim == 1 else w
         k = w.shape[1]
+        if not len(sources):  # nothing blocks: no pointer jumping over the whole graph
+            return np.zeros((0, k), dtype=np.int64), np.ones(0, dtype=bool)
         acyclic = self.is_dag()
         if acyclic:
             end, acc, _ = self._jump(self.single_successor, w)
