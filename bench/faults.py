@@ -81,7 +81,7 @@ class Server:
 
 def export_cmd(ep: str, out: Path, *extra: str) -> list[str]:
     return [*AKSNAP, "export", "--endpoint", ep, "--all", "--out", str(out), "--quiet",
-            "--format", "json", *extra]
+            "-o", "json", *extra]
 
 
 def run(cmd: list[str], timeout: float = 600) -> tuple[int, str, str, float]:
@@ -115,7 +115,7 @@ def bundle_state(out: Path, old_digest: str | None, new_ok: bool = True) -> str:
     """What is at --out: none, old, new, or BAD (a directory that is not a complete bundle)."""
     if not os.path.lexists(out):
         return "none"
-    r = subprocess.run([*AKSNAP, "check", str(out), "-f", "json"], capture_output=True, text=True,
+    r = subprocess.run([*AKSNAP, "check", str(out), "-o", "json"], capture_output=True, text=True,
                        env=ENV)
     try:
         data = json.loads(r.stdout)

@@ -46,6 +46,8 @@ def resolve_format(value: str | None, allowed: Sequence[str] = FORMATS) -> str:
     if value in (None, ""):
         value, source = os.environ.get(OUTPUT_ENV) or "table", OUTPUT_ENV
     v = value.strip().lower()
+    if v == "auto":  # armonik-cli's own default: its tables when printing to a person
+        return "table"
     if v not in allowed:
         if source == OUTPUT_ENV and v in FORMATS:
             return "table"  # a global default this command cannot write: its own default
@@ -161,6 +163,16 @@ def to_json(obj: Any) -> str:
     return json.dumps(_jsonable(obj), indent=2, ensure_ascii=True)
 
 
+def _csv_cell(v: Any) -> str:
+    """A CSV cell: numbers at full precision (a program reads them), the rest as tables show
+    it (escaped)."""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else repr(v)
+    if isinstance(v, timedelta):
+        return repr(v.total_seconds())
+    return _cell(v)
+
+
 def _cell(v: Any) -> str:
     return safe_text(_text(v))
 
@@ -202,7 +214,7 @@ def render_rows(data: Any, fmt: str = "table", columns: Sequence[str] | None = N
         w = csv.writer(buf, lineterminator="\n")
         w.writerow([safe_text(str(c)) for c in columns])
         for r in rows:
-            w.writerow([_cell(r.get(c)) for c in columns])
+            w.writerow([_csv_cell(r.get(c)) for c in columns])
         return buf.getvalue().rstrip("\n")
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
