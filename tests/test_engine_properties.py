@@ -18,9 +18,13 @@ FINAL = {"TASK_STATUS_COMPLETED", "TASK_STATUS_ERROR", "TASK_STATUS_TIMEOUT",
 TIMESTAMPS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
               "started_at", "processed_at", "ended_at")
 SIZES = {"htcmock": 120, "fanout": 40, "chain": 15, "failures": 70, "stuck": 20, "demo": 80,
-         "htcmock+faults": 300}
+         "htcmock+faults": 300, "htcmock-final": 150, "htcmock-final+faults": 400,
+         "many": 60}
 # variants: name -> (scenario, extra keyword arguments)
-VARIANTS = {"htcmock+faults": ("htcmock", {"error_rate": 0.03, "exception_rate": 0.08})}
+VARIANTS = {"htcmock+faults": ("htcmock", {"error_rate": 0.03, "exception_rate": 0.08}),
+            "htcmock-final+faults": ("htcmock-final", {"error_rate": 0.03,
+                                                       "exception_rate": 0.08}),
+            "many": ("many", {"sessions": 4})}
 
 
 def _build(name: str, seed: int):
