@@ -292,11 +292,8 @@ def _identity(b: bytes) -> bytes:
 
 @dataclass
 class CallStats:
-    calls: int = 0
     retries: int = 0
-    retry_wait_s: float = 0.0
     resource_exhausted: int = 0
-    bytes: int = 0
     # Rows and bytes of the list pages read, per table (the scans add them): a typical row's
     # size, to judge a server's send limit.
     table_rows: dict = field(default_factory=dict)
@@ -365,11 +362,7 @@ class RawClient:
             if self.cancelled.is_set():
                 raise ExportError("the export was cancelled")
             try:
-                raw = stub(request, timeout=self.retry.deadline_s)
-                with self._lock:
-                    self.stats.calls += 1
-                    self.stats.bytes += len(raw)
-                return raw
+                return stub(request, timeout=self.retry.deadline_s)
             except grpc.RpcError as e:
                 code = e.code() if hasattr(e, "code") else None
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -391,7 +384,6 @@ class RawClient:
                             raise self._error(e, method, exhausted=True) from None
                         self._budget_left -= wait
                         self.stats.retries += 1
-                        self.stats.retry_wait_s += wait
                     if self.cancelled.wait(wait):
                         raise ExportError("the export was cancelled") from None
                     attempt += 1

@@ -1,9 +1,7 @@
 """`aksnap demo`: no cluster, no argument, a few seconds, a real bundle."""
 
 import json
-import sys
 import time
-import types
 
 from typer.testing import CliRunner
 
@@ -97,19 +95,3 @@ def test_demo_bad_output_format_is_refused_before_any_work(tmp_path):
     r = runner.invoke(app, ["demo", "--keep", str(tmp_path / "b"), "-o", "xml"])
     assert r.exit_code == 2 and "unknown output format 'xml'" in r.stderr
     assert not (tmp_path / "b").exists()
-
-
-def test_demo_uses_the_analyzer_api_when_present(tmp_path, monkeypatch):
-    """When aksnap.analyzer.api offers overview and lineage, the demo prints their answers."""
-    calls = []
-    fake = types.ModuleType("aksnap.analyzer.api")
-    fake.overview = lambda path: calls.append(("overview", path)) or "OVERVIEW-TEXT"
-    fake.lineage = lambda path, rid: calls.append(("lineage", rid)) or f"LINEAGE {rid}"
-    monkeypatch.setitem(sys.modules, "aksnap.analyzer.api", fake)
-    import aksnap.analyzer as analyzer
-
-    monkeypatch.setattr(analyzer, "api", fake, raising=False)
-    r = runner.invoke(app, ["demo", "--keep", str(tmp_path / "b")])
-    assert r.exit_code == 0, r.output
-    assert "OVERVIEW-TEXT" in r.output and "LINEAGE" in r.output
-    assert [c[0] for c in calls] == ["overview", "lineage", "lineage"]
