@@ -109,7 +109,7 @@ def _codes(col: pa.ChunkedArray, names: pa.Array) -> np.ndarray:
 
 def _csr(key: np.ndarray, other: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Adjacency in CSR form: for node v, ``other[ptr[v]:ptr[v + 1]]`` are its neighbours."""
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key.astype(np.int32) if n < 2**31 else key, kind="stable")
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=n), out=ptr[1:])
     return ptr, np.asarray(other, dtype=np.int64)[order]
@@ -260,6 +260,7 @@ class TaskGraph:
     """See the module docstring. Built by :meth:`from_snapshot` (``Snapshot.graph``)."""
 
     TASK_COLUMNS = ["task_id", "session_id", "status", "payload_id", "data_dependencies",
+                    "expected_output_ids",
                     "created_by", "initial_task_id"]
     RESULT_COLUMNS = ["result_id", "session_id", "status", "owner_task_id", "created_by"]
     DETAIL_COLUMNS = ["status_message", "output_error", "pod_hostname", "partition_id"]
@@ -309,7 +310,8 @@ class TaskGraph:
                 w.write_table(ids)
             meta = {"n_tasks": self.n_tasks, "n_results": self.n_results,
                     "identity": [list(i) for i in self._snap.bundle.identity()],
-                    "sessions": self.sessions.to_pylist(), "acyclic": self.is_dag(),
+                    "sessions": self.sessions.to_pylist(),
+                    "acyclic": self.__dict__.get("_acyclic"),  # known only if computed
                     "missing_texts": [t for _, t in self.missing_refs]}
             (tmp / "meta.json").write_text(json.dumps(meta))
             try:
@@ -427,7 +429,12 @@ class TaskGraph:
         dep_rows = _np(pc.list_parent_indices(deps)).astype(np.int64)
         dep_vals = pc.list_flatten(deps)
         payload = tasks["payload_id"]
-        res_query = pa.chunked_array(dep_vals.chunks + payload.chunks, type=pa.string())
+        outs = tasks["expected_output_ids"]
+        out_vals = pc.list_flatten(outs)
+        # every result-id lookup in one probe of one hash table: dependencies, payloads, and
+        # the expected outputs (ownership history, for owner chains and checks)
+        res_query = pa.chunked_array(_chunks(dep_vals) + _chunks(payload) + _chunks(out_vals),
+                                     type=pa.string())
 
         # --- task ids -> indices: one hash of the task ids, probed once ---
         # Producer: owner_task_id, else created_by. Spawn parent and previous attempt come from
@@ -439,15 +446,22 @@ class TaskGraph:
         owner = results["owner_task_id"]
         owner = pc.if_else(pc.equal(pc.fill_null(owner, ""), ""), results["created_by"], owner)
         t_creator = tasks["created_by"]
-        task_query = pa.chunked_array(owner.chunks + t_creator.chunks, type=pa.string())
+        # every task-id lookup in one probe: producers, creators of tasks and of results
+        task_query = pa.chunked_array(_chunks(owner) + _chunks(t_creator)
+                                      + _chunks(results["created_by"]), type=pa.string())
         # The two hash joins are independent and Arrow releases the GIL: run them side by side.
         with ThreadPoolExecutor(max_workers=2) as pool:
             res_job = pool.submit(lambda: _np_index(pc.index_in(res_query, value_set=self.result_ids)))
             task_job = pool.submit(lambda: _np_index(pc.index_in(task_query, value_set=self.task_ids)))
             res_idx, task_idx = res_job.result(), task_job.result()
         nd = len(dep_vals)
-        dep_r, pay_r = res_idx[:nd], res_idx[nd:]
-        own_t, creator_t = task_idx[:R], task_idx[R:]
+        dep_r, pay_r, out_r = res_idx[:nd], res_idx[nd:nd + T], res_idx[nd + T:]
+        own_t, creator_t = task_idx[:R], task_idx[R:R + T]
+        self.result_creator = task_idx[R + T:]
+        out_rows = _np(pc.list_parent_indices(outs)).astype(np.int64)
+        ok = out_r >= 0
+        order = np.argsort(out_r[ok], kind="stable")
+        self.expected_out_result, self.expected_out_task = out_r[ok][order], out_rows[ok][order]
         initial = tasks["initial_task_id"]
         is_retry = _np(pc.fill_null(pc.and_(pc.not_equal(initial, tasks["task_id"]),
                                             pc.not_equal(initial, "")), False)).astype(bool)
