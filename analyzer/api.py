@@ -25,7 +25,7 @@ __all__ = [
     "Snapshot", "AnalysisError", "Report", "open_snapshot", "run",
     "overview", "render_overview", "lineage", "render_lineage", "lineage_dot", "lineage_summary",
     "root_causes", "render_root_causes", "blockers", "render_blockers", "critical_path",
-    "render_critical_path", "task", "render_task", "check", "render_check",
+    "render_critical_path", "task", "render_task", "check", "render_check", "diff", "render_diff",
 ]
 
 
@@ -50,11 +50,12 @@ def _snap(snap_or_path) -> Snapshot:
     return snap_or_path if isinstance(snap_or_path, Snapshot) else Snapshot.open(snap_or_path)
 
 
-def run(name: str, snap, **kwargs: Any) -> "Report":
+def run(name: str, *snaps, **kwargs: Any) -> "Report":
     """Any registered analysis by its command name (``aksnap.analyzer.registry.ANALYSES``), with
-    its ``build`` keywords; ids may be given by a unique prefix, in any case, as on the CLI."""
+    its snapshots (one; two for ``diff``) and ``build`` keywords; ids may be given by a unique
+    prefix, in any case, as on the CLI."""
     a = ANALYSES[name]
-    return Report(a.build(_snap(snap), **kwargs), a.render)
+    return Report(a.build(*(_snap(s) for s in snaps), **kwargs), a.render)
 
 
 def _render(name: str):
@@ -133,9 +134,18 @@ def check(snap: Snapshot, session_id: str | None = None) -> dict[str, Any]:
     return run("check", snap, session_id=session_id)
 
 
+def diff(a, b, session_a: str | None = None, session_b: str | None = None,
+         thresholds: list[str] = (), fail_on: str | None = None) -> dict[str, Any]:
+    """``aksnap diff``: two runs (snapshots or paths) side by side, each figure with a verdict
+    (``thresholds``: ``["phase.processing.p90=10%"]``)."""
+    return run("diff", a, b, session_a=session_a, session_b=session_b, thresholds=list(thresholds),
+               fail_on=fail_on)
+
+
 render_overview = _render("analyze")
 render_lineage = _render("lineage")
 render_blockers = _render("blockers")
 render_critical_path = _render("critical-path")
 render_task = _render("task")
 render_check = _render("check")
+render_diff = _render("diff")

@@ -60,12 +60,13 @@ def _errors() -> Iterator[None]:
         raise fail(str(e)) from None
 
 
-def _output(output: Optional[str], fmt: Optional[str], wide: bool) -> str:
+def _output(output: Optional[str], fmt: Optional[str], wide: bool,
+            allowed: tuple[str, ...] = FORMATS) -> str:
     """The output format (-o, else the deprecated --format, else $AK_OUTPUT, else table)."""
     from aksnap.output import resolve_format, set_wide
 
     set_wide(wide)
-    return resolve_format(output if output is not None else fmt)
+    return resolve_format(output if output is not None else fmt, allowed)
 
 
 def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
@@ -73,7 +74,7 @@ def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
     from aksnap.analyzer.snapshot import Snapshot
 
     with _errors():
-        fmt = _output(values.pop("output"), values.pop("fmt"), values.pop("wide"))
+        fmt = _output(values.pop("output"), values.pop("fmt"), values.pop("wide"), a.formats)
         section = values.pop("section")
         open_kwargs = dict(a.open_kwargs) or {"verify": not values.pop("no_verify", False)}
         kwargs = {}
@@ -81,10 +82,10 @@ def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
             if p.name is not None:
                 v = values[p.dest]
                 kwargs[p.name] = p.to_build(v) if p.to_build else v
-        snap = Snapshot.open(values.pop("bundle"), **open_kwargs)
-        data = a.build(snap, **kwargs)
+        snaps = [Snapshot.open(values.pop(name), **open_kwargs) for name in a.bundles]
+        data = a.build(*snaps, **kwargs)
         if a.after is not None:
-            a.after(snap, data, values)
+            a.after(snaps[0], data, values)
         text = a.render(data, fmt, section)
         if fmt == "csv" and section is None:
             names = [s.name for s in a.sections(data)]
@@ -99,8 +100,11 @@ def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
 
 def make_command(a: Analysis):
     """A typer command for ``a``: its parameters, then the ones every analysis takes."""
-    params = [("bundle", Path, _BUNDLE)] + [(p.dest, p.annotation, p.cli) for p in a.params] + [
-        ("output", Optional[str], output_option()), ("section", Optional[str], _section_opt()),
+    bundles = [(name, Path, _BUNDLE if name == "bundle" else typer.Argument(
+        ..., help="A bundle directory or packed file.", show_default=False, metavar=name.upper()))
+        for name in a.bundles]
+    params = bundles + [(p.dest, p.annotation, p.cli) for p in a.params] + [
+        ("output", Optional[str], output_option(a.formats)), ("section", Optional[str], _section_opt()),
         ("wide", bool, wide_option()), ("fmt", Optional[str], _format_opt())]
     if a.verify_option:
         params.append(("no_verify", bool, _verify_opt()))

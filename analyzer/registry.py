@@ -17,8 +17,12 @@ from typing import Any, Callable, Optional
 
 import typer
 
-#: build() keywords that name an id in the bundle: a unique prefix of it is accepted, in any case
-ID_KINDS = {"result_id": "result", "task_id": "task", "session_id": "session"}
+#: build() keywords that name an id: (its kind, which of the analysis' bundles holds it); a unique
+#: prefix of it is accepted, in any case
+ID_KINDS = {"result_id": ("result", 0), "task_id": ("task", 0), "session_id": ("session", 0),
+            "session_a": ("session", 0), "session_b": ("session", 1)}
+#: the output formats of an analysis, unless it says otherwise
+FORMATS = ("table", "json", "yaml", "csv")
 
 
 @dataclass(frozen=True)
@@ -42,17 +46,21 @@ class Analysis:
     open_kwargs: dict = field(default_factory=dict)  # Snapshot.open(...) beyond verify
     exit_code: Optional[Callable[[dict], int]] = None  # non-zero exit from the answer
     after: Optional[Callable[[Any, dict, dict], None]] = None  # side effect (lineage --dot)
+    # the bundles it reads, as positional arguments (``build`` gets one Snapshot each, in order):
+    # one for most analyses, two for ``diff`` (A and B)
+    bundles: tuple[str, ...] = ("bundle",)
+    formats: tuple[str, ...] = FORMATS  # what -o offers
 
     @property
     def mod(self):
         return importlib.import_module(f"aksnap.analyzer.{self.module}")
 
-    def build(self, snap, **kwargs) -> dict:
-        """Resolve id prefixes, then the module's ``build``."""
-        for key, kind in ID_KINDS.items():
+    def build(self, *snaps, **kwargs) -> dict:
+        """Resolve id prefixes (each in the bundle that holds it), then the module's ``build``."""
+        for key, (kind, which) in ID_KINDS.items():
             if kwargs.get(key) is not None:
-                kwargs[key] = snap.resolve_id(kind, kwargs[key])
-        return self.mod.build(snap, **kwargs)
+                kwargs[key] = snaps[which].resolve_id(kind, kwargs[key])
+        return self.mod.build(*snaps, **kwargs)
 
     def render(self, data: dict, fmt: str = "table", section: str | None = None) -> str:
         return self.mod.render(data, fmt, section)
@@ -165,4 +173,38 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
         verify_option=False,
         open_kwargs={"verify": False, "collect_problems": True},
         exit_code=lambda data: 1 if data["total"] else 0),
+    Analysis(
+        "diff", "diff",
+        """Two runs side by side: sessions of A matched with sessions of B (--session-a and
+        --session-b, or automatically: same application and partitions, then the closest task
+        count; the match and its reason are printed), then per matched session the tasks and
+        results by status, wall time, makespan, throughput, phase percentiles per partition,
+        the critical path (length, time by phase, which phase grew), error classes (new, gone,
+        changed), retries, pods used and the graph's shape. Every row: A, B, delta, relative
+        delta and a verdict (regression, improvement, changed, same) from thresholds
+        (--threshold PATTERN=N% or =N, e.g. phase.processing.p90=10%; docs/comparison.md lists
+        the defaults). --fail-on regression exits 1 when any figure regressed (CI). -o markdown
+        pastes into a pull request. Sections: comparisons (csv's default), matches.
+
+        Example: aksnap diff last-week.aksnap tonight.aksnap --fail-on regression -o markdown""",
+        (Param("session_a", Optional[str], typer.Option(None, "--session-a", help="The session of A "
+                                                       "to compare (a unique prefix is enough); "
+                                                       "with --session-b.", show_default=False,
+                                                       metavar="SESSION_ID"), name="session_a"),
+         Param("session_b", Optional[str], typer.Option(None, "--session-b", help="The session of B "
+                                                       "to compare it with.", show_default=False,
+                                                       metavar="SESSION_ID"), name="session_b"),
+         Param("threshold", list[str], typer.Option([], "--threshold", "-t", help="PATTERN=N% "
+                                                   "(relative) or PATTERN=N (absolute, in the "
+                                                   "metric's unit), or both as N%,N; PATTERN is a "
+                                                   "metric, a prefix (phase) or a glob "
+                                                   "(phase.*.p90). Repeatable.",
+                                                   metavar="PATTERN=N%"), name="thresholds"),
+         Param("fail_on", Optional[str], typer.Option(None, "--fail-on", help="Exit 1 when any "
+                                                     "figure regressed (regression) or changed at "
+                                                     "all (change).", show_default=False,
+                                                     metavar="regression|change"), name="fail_on")),
+        bundles=("a", "b"),
+        formats=FORMATS + ("markdown",),
+        exit_code=lambda data: 1 if data["failing"] else 0),
 ]}
