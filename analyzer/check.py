@@ -104,6 +104,7 @@ def build(snap, session_id: str | None = None, limit: int | None = 200,
     return {
         "bundle": str(snap.path),
         "format_version": snap.manifest.format_version if snap.manifest else None,
+        "redaction": snap.manifest.redaction if snap.manifest else None,
         "checksums": "not checked (--no-verify)" if not snap.verified else
                      ("ok" if not snap.integrity_problems else "FAILED"),
         "checks": "thorough" if thorough else "quick",
@@ -115,6 +116,14 @@ def build(snap, session_id: str | None = None, limit: int | None = 200,
 
 
 FINDING_COLUMNS = ["kind", "session_id", "object_id", "detail"]
+
+
+def redaction_line(r: dict[str, Any] | None) -> str:
+    """The manifest's redaction record in one line (``aksnap redact``; docs/sharing.md)."""
+    if not r:
+        return "none (original strings)"
+    return (f"redacted ({r.get('method')}, key {r.get('key_fingerprint')}, ids "
+            f"{r.get('ids')}, messages {r.get('messages')})")
 
 
 def sections(data: dict[str, Any]) -> list[Section]:
@@ -131,6 +140,7 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
 def _table(data: dict[str, Any], fmt: str = "table") -> str:
     head = [("bundle", data["bundle"]), ("format version", data["format_version"]),
             ("checksums", data["checksums"]),
+            ("redaction", redaction_line(data.get("redaction"))),
             ("anomalies", data["total"] if data["total"] else "none")]
     head += [(f"  {k}", v) for k, v in data["counts"].items()]
     # Integrity problems are whole sentences: shown in full, before the findings table.

@@ -302,17 +302,23 @@ class Manifest:
     exporter: dict[str, Any] = field(default_factory=dict)
     consistency: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # Set only in a redacted bundle (aksnap redact, export --redact): what was redacted, how,
+    # the key's fingerprint (docs/sharing.md). Absent from other manifests.
+    redaction: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     _OPTIONAL = {  # field -> the JSON types it may have (None always allowed)
         "written_at": str, "snapshot": str, "exported_at": str, "export_finished_at": str,
         "latest_timestamp": str, "armonik_versions": dict, "source": dict, "selection": dict,
         "sessions": list, "exporter": dict, "consistency": dict, "warnings": list,
+        "redaction": dict,
     }
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT_NAME, "format_version": self.format_version}
         for name in self._OPTIONAL:
+            if name == "redaction" and self.redaction is None:
+                continue  # only a redacted bundle says so
             out[name] = getattr(self, name)
         for k, v in self.extra.items():
             out.setdefault(k, v)
@@ -420,10 +426,22 @@ def _check_root(root: Path) -> None:
                           "export, not a bundle; open the bundle it was meant to become")
 
 
+def resolve_bundle(path: str | os.PathLike) -> Path:
+    """The directory to read for ``path``: itself, or, for a packed file (``aksnap pack``),
+    its members extracted once into the cache after every safety check (:mod:`aksnap.pack`)."""
+    root = Path(path)
+    if root.is_file():
+        from aksnap import pack  # the packed form is built on this module
+
+        if pack.is_packed(root):
+            return pack.open_packed(root)
+    return root
+
+
 def read_manifest(path: str | os.PathLike) -> Manifest:
     """Read and check a bundle's manifest: present, a plain file, ours, of our format version,
     every required field well typed."""
-    root = Path(path)
+    root = resolve_bundle(path)
     _check_root(root)
     fd = _open_plain(root / MANIFEST, MANIFEST, root)
     with os.fdopen(fd, "rb") as f:
@@ -480,7 +498,7 @@ class OpenBundle:
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> "OpenBundle":
-        root = Path(path)
+        root = resolve_bundle(path)
         manifest = read_manifest(root)
         fds: dict[str, int] = {}
         try:
@@ -623,8 +641,8 @@ def verify_bundle(path: str | os.PathLike, thorough: bool = False) -> list[str]:
     """Every problem of the bundle at ``path``, as sentences (empty when it is intact):
     manifest, files, sizes, schemas, row counts, checksums; with ``thorough``, every page and
     the interpreted columns too. Never raises for a damaged bundle."""
-    root = Path(path)
     try:
+        root = resolve_bundle(path)
         manifest = read_manifest(root)
         fds = {}
         try:

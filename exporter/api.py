@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import pyarrow as pa
 
@@ -44,6 +44,9 @@ from aksnap.exporter.manifest import ExportRecord, build_manifest
 from aksnap.exporter.requests import all_partitions_filters, count_tasks_request, versions_request
 from aksnap.exporter.runner import Progress, ScanContext, scan_sessions
 from aksnap.exporter.selection import STATUS_NAMES, Selection, read_whole, resolve_sessions
+
+if TYPE_CHECKING:
+    from aksnap.redact import Redaction
 
 __all__ = ["export", "ExportSummary", "ExportInterrupted", "Progress", "STATUS_NAMES",
            "DEFAULT_PAGE_SIZE", "DEFAULT_JOBS", "DEFAULT_MAX_RECEIVE_CEILING"]
@@ -93,7 +96,7 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
            jobs: int = DEFAULT_JOBS, overwrite: bool = False, progress: Progress | None = None,
            retry: RetryPolicy | None = None, max_receive: int | None = None,
            max_receive_ceiling: int = DEFAULT_MAX_RECEIVE_CEILING,
-           max_rescans: int = 2) -> ExportSummary:
+           max_rescans: int = 2, redaction: "Redaction | None" = None) -> ExportSummary:
     """Export the selected sessions' tasks, results, the sessions and the partitions to a bundle.
 
     ``endpoint`` is ``HOST:PORT`` (plaintext unless ``tls`` is given), a resolved
@@ -104,7 +107,15 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
     ``max_receive_ceiling`` bytes. Raises :class:`SelectionError` (nothing written) when an
     id is unknown or the selection is empty, :class:`ExportError` when the cluster cannot be
     read; in every failure the existing ``out`` is untouched and no partial directory remains.
+    With ``redaction`` (:class:`aksnap.redact.Redaction`) ``out`` is the redacted bundle.
     """
+    if redaction is not None:
+        return _export_redacted(redaction, endpoint, out, overwrite, dict(
+            sessions=sessions, all_sessions=all_sessions, status=status,
+            created_after=created_after, created_before=created_before, tls=tls,
+            page_size=page_size, jobs=jobs, progress=progress, retry=retry,
+            max_receive=max_receive, max_receive_ceiling=max_receive_ceiling,
+            max_rescans=max_rescans))
     started, started_at = time.perf_counter(), utc_now_iso()
     selection = Selection.of(sessions, all_sessions, status, created_after, created_before)
     _check_sizes(page_size, jobs, max_receive_ceiling)
@@ -130,6 +141,41 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
             bundle.abort()
             raise
     return _summary(path, time.perf_counter() - started, chosen.ids)
+
+
+def _export_redacted(redaction: "Redaction", endpoint, out, overwrite: bool,
+                     kwargs: dict[str, Any]) -> ExportSummary:
+    """``export --redact``: the rows go to a hidden sibling of ``out`` (this machine already
+    sees the cluster), the redacted copy is written to ``out`` by :func:`aksnap.redact.
+    redact_bundle` (the manifest's ``redaction`` record included), the sibling is removed
+    whatever happens: what reaches ``out`` is exactly what ``aksnap redact`` would write."""
+    import secrets
+
+    from aksnap.bundle_writer import _pid_alive, remove_bundle_dir
+    from aksnap.redact import redact_bundle
+
+    started = time.perf_counter()
+    out = _check_out(out, overwrite)
+    for leftover in out.parent.glob(f".{out.name}.unredacted-*"):  # of killed exports
+        pid = leftover.name.rsplit("-", 2)[-2]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            remove_bundle_dir(leftover)
+    raw = out.with_name(f".{out.name}.unredacted-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        try:
+            export(endpoint, raw, **kwargs)
+        except ExportInterrupted:
+            raise ExportInterrupted(f"the export was interrupted; nothing was written to {out}"
+                                    + (" (the existing bundle is untouched)"
+                                       if os.path.lexists(out) else "")) from None
+        red = redact_bundle(raw, out, key=redaction.key, messages=redaction.messages,
+                            keep_ids=redaction.keep_ids, map_out=redaction.map_out,
+                            overwrite=overwrite)
+    finally:
+        remove_bundle_dir(raw)
+    summary = _summary(red.path, time.perf_counter() - started, [])
+    summary.sessions = [s.get("session_id") for s in summary.manifest.get("sessions", [])]
+    return summary
 
 
 def _check_sizes(page_size: int | None, jobs: int, max_receive_ceiling: int) -> None:

@@ -123,6 +123,15 @@ def export_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at "
                                    "--out (atomically, once the new one is complete)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    redact: bool = typer.Option(False, "--redact", help="Write a redacted bundle (as aksnap "
+                                "redact: keyed pseudonyms, the key's fingerprint in the "
+                                "manifest); needs --key-file."),
+    key_file: Optional[Path] = typer.Option(None, "--key-file", help="The secret key for "
+                                            "--redact (aksnap redact --new-key creates one).",
+                                            show_default=False, metavar="KEY"),
+    messages: str = typer.Option("classes", "--messages", metavar="classes|drop|keep",
+                                 help="With --redact: what to do with error texts and status "
+                                 "messages (see aksnap redact)."),
     output: Optional[str] = output_option(FORMATS),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", hidden=True, show_default=False,
                                       help="Deprecated: use -o/--output."),
@@ -150,6 +159,19 @@ def export_command(
     from aksnap.exporter.client import ExportError, resolve_connection
 
     progress = None
+    redaction = None
+    if redact or key_file is not None:
+        from aksnap.redact import MESSAGE_MODES, Redaction, load_key
+
+        if not (redact and key_file is not None):
+            raise fail("--redact and --key-file go together: --redact --key-file KEY "
+                       "(aksnap redact --new-key creates a key)")
+        if messages.lower() not in MESSAGE_MODES:
+            raise fail(f"unknown --messages mode {messages!r}; use {', '.join(MESSAGE_MODES)}")
+        try:
+            redaction = Redaction(load_key(key_file), messages.lower())
+        except BundleError as e:
+            raise fail(str(e)) from None
     _terminate_like_ctrl_c()
     try:
         conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
@@ -161,7 +183,7 @@ def export_command(
                          status=status, created_after=created_after,
                          created_before=created_before, page_size=page_size, jobs=jobs,
                          overwrite=overwrite, progress=progress,
-                         max_receive_ceiling=max_message_size)
+                         max_receive_ceiling=max_message_size, redaction=redaction)
     except KeyboardInterrupt as e:
         # ExportInterrupted knows what is at --out; an earlier interrupt came before anything
         # was written.

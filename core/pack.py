@@ -1,0 +1,629 @@
+"""The packed bundle: one file to attach to a bug report (``aksnap pack``), readable by every
+command that takes a bundle, and by ``aksnap unpack`` (``docs/sharing.md``).
+
+Format: a zip archive whose members are stored, not compressed (Parquet pages are already
+zstd-compressed: deflating them again gains ~1% for seconds of CPU), ``manifest.json`` first,
+then the four tables, each member a regular file with a fixed date (packing the same bundle
+twice gives the same bytes, hence the same cache entry). Zip rather than tar: every operating
+system opens it, and its central directory lets a reader check every member's name, type and
+size before reading a byte of data.
+
+A packed file comes from a stranger, so reading it refuses, with one sentence, before
+anything is extracted: a file that is not a complete zip (truncated), members named with
+``..`` or an absolute path, folders, links, device files, duplicated names, encrypted or
+compressed members, a member or a total larger than the archive itself can hold (zip bombs,
+overlapping members), a missing or extra member, a member of another size than the manifest
+says. Members are then copied (never by their archive names: only the five known names are
+ever created, with ``O_EXCL | O_NOFOLLOW``, in a fresh private directory) while their CRC-32
+and the manifest's SHA-256 are checked. Nothing is written outside the cache.
+
+Opening (:func:`open_packed`) extracts once into ``$AKSNAP_CACHE_DIR/packed-<sha256 of the
+file>/`` (default ``~/.cache/aksnap``): into a temporary directory renamed into place in one
+step, so a concurrent reader either finds the complete directory or extracts its own and
+discards it when it loses the race. With ``AKSNAP_CACHE_DIR=""`` (cache off) the members go
+to a private temporary directory removed when the process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import stat
+import struct
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Optional
+
+from aksnap.bundle import (
+    MANIFEST,
+    MAX_MANIFEST_BYTES,
+    TABLES,
+    BundleError,
+    Manifest,
+    OpenBundle,
+    parse_manifest,
+)
+
+SUFFIX = ".aksnap"
+ZIP_MAGIC = b"PK\x03\x04"
+MEMBERS = (MANIFEST, *(f"{t}.parquet" for t in TABLES))
+_DATE = (1980, 1, 1, 0, 0, 0)
+_COMMENT = b"aksnap packed bundle (docs/sharing.md)"
+_CHUNK = 1 << 20
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+@dataclass
+class PackSummary:
+    path: Path
+    bytes: int
+    sha256: str
+    seconds: float
+    source: str
+    rows: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "bytes": self.bytes, "size": human(self.bytes),
+                "sha256": self.sha256, "seconds": round(self.seconds, 3), "source": self.source,
+                "rows": self.rows}
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return str(n)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+          "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+          "ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """``25MB`` (decimal, as trackers state their caps), ``25MiB`` (binary), ``1000000``."""
+    m = _SIZE.match(str(text))
+    unit = m.group(2).lower() if m else None
+    if not m or unit not in _UNITS:
+        raise BundleError(f"--max-size {text!r} is not a size; write e.g. 25MB, 10MiB or 1000000")
+    n = int(float(m.group(1)) * _UNITS[unit])
+    if n < 1:
+        raise BundleError(f"--max-size {text!r} must be at least one byte")
+    return n
+
+
+def _expected_size(manifest_bytes: int, sizes: dict[str, int]) -> int:
+    """The packed file's size, near enough to refuse before writing (headers: 30 + name local,
+    46 + name central, zip64 extras for the big ones, 22 + comment at the end)."""
+    total = 22 + len(_COMMENT)
+    for name, size in ((MANIFEST, manifest_bytes), *((f"{t}.parquet", s) for t, s in sizes.items())):
+        total += size + 30 + 46 + 2 * len(name) + (40 if size >= zipfile.ZIP64_LIMIT else 0)
+    return total
+
+
+def _fit_advice(manifest: Manifest, cap: int, total_bytes: int) -> str:
+    """What would fit under ``cap``: a session's share of the tables, from the row counts."""
+    tasks = max(1, manifest.tables["tasks"].rows)
+    results = max(1, manifest.tables["results"].rows)
+    per = []
+    for s in manifest.sessions or []:
+        if not isinstance(s, dict):
+            continue
+        est = (manifest.tables["tasks"].bytes * (s.get("tasks") or 0) / tasks
+               + manifest.tables["results"].bytes * (s.get("results") or 0) / results)
+        per.append((est, str(s.get("session_id"))))
+    if len(per) > 1:
+        fit = sum(1 for e, _ in per if e < cap * 0.95)
+        big, sid = max(per)
+        return (f"its {len(per)} sessions take about {human(big)} for the largest ({sid}); "
+                f"{fit} of them fit alone: export one session per file (aksnap export "
+                "--session ID --out DIR) and pack each")
+    return ("one session does not fit: attach what the analyses say instead (aksnap analyze "
+            "BUNDLE -o json), or share the file by other means")
+
+
+def pack(bundle: str | os.PathLike, out: str | os.PathLike, *, max_size: int | None = None,
+         overwrite: bool = False) -> PackSummary:
+    """Write the bundle at ``bundle`` as one packed file ``out`` (atomically: a hidden
+    sibling renamed into place). Refuses a damaged bundle (checksums are verified while the
+    members are copied) and, with ``max_size``, a file over the cap, saying what would fit."""
+    started = time.perf_counter()
+    out = Path(os.path.abspath(out))
+    if os.path.lexists(out):
+        if not overwrite:
+            raise BundleError(f"{out} already exists; pass --overwrite to replace it")
+        if out.is_symlink() or not out.is_file() or not is_packed(out):
+            raise BundleError(f"{out} is not a packed bundle; --overwrite replaces only one, "
+                              "so nothing was written; choose another --out")
+    if not out.parent.is_dir():
+        raise BundleError(f"cannot create {out}: the directory {out.parent} does not exist")
+    b = OpenBundle.open(bundle)
+    try:
+        try:
+            if out.resolve().is_relative_to(b.root.resolve()):
+                raise BundleError(f"--out {out} is inside the bundle {b.root}; write the packed "
+                                  "file elsewhere")
+        except OSError:
+            pass
+        manifest_bytes = b.manifest.to_json().encode()
+        sizes = {t: b.manifest.tables[t].bytes for t in TABLES}
+        expected = _expected_size(len(manifest_bytes), sizes)
+        if max_size is not None and expected > max_size:
+            raise BundleError(f"the packed file would be {human(expected)}, over --max-size "
+                              f"{human(max_size)}; nothing was written; "
+                              + _fit_advice(b.manifest, max_size, expected))
+        tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            with open(tmp, "xb") as f:
+                _write_zip(f, b, manifest_bytes)
+                f.flush()
+                os.fsync(f.fileno())
+            size = tmp.stat().st_size
+            if max_size is not None and size > max_size:
+                raise BundleError(f"the packed file is {human(size)}, over --max-size "
+                                  f"{human(max_size)}; nothing was written; "
+                                  + _fit_advice(b.manifest, max_size, size))
+            digest = _sha256_path(tmp)
+            if overwrite:
+                os.replace(tmp, out)
+            else:
+                try:
+                    os.link(tmp, out)  # no-replace: refuses a file that appeared meanwhile
+                except FileExistsError:
+                    raise BundleError(f"{out} appeared while packing; it was left as it is") from None
+                finally:
+                    tmp.unlink(missing_ok=True)
+        except OSError as e:
+            raise BundleError(f"cannot write {out} ({e.strerror or e})") from None
+        finally:
+            if tmp.exists():
+                tmp.unlink(missing_ok=True)
+        rows = {t: b.manifest.tables[t].rows for t in TABLES}
+    finally:
+        b.close()
+    return PackSummary(out, size, digest, time.perf_counter() - started, str(bundle), rows)
+
+
+def _write_zip(f: BinaryIO, b: OpenBundle, manifest_bytes: bytes) -> None:
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.comment = _COMMENT
+        zf.writestr(_info(MANIFEST, len(manifest_bytes)), manifest_bytes)
+        for t in TABLES:
+            entry = b.manifest.tables[t]
+            h = hashlib.sha256()
+            with open(b.file(t), "rb") as src, \
+                    zf.open(_info(entry.file, entry.bytes), "w",
+                            force_zip64=entry.bytes >= zipfile.ZIP64_LIMIT) as dst:
+                while block := src.read(_CHUNK):
+                    h.update(block)
+                    dst.write(block)
+            if h.hexdigest() != entry.sha256:
+                raise BundleError(f"{entry.file} in {b.root} fails its checksum; pack refuses a "
+                                  "damaged bundle (`aksnap check` says what is wrong)")
+
+
+def _info(name: str, size: int) -> zipfile.ZipInfo:
+    zi = zipfile.ZipInfo(name, date_time=_DATE)
+    zi.compress_type = zipfile.ZIP_STORED
+    zi.create_system = 3  # unix: external_attr holds the mode
+    zi.external_attr = (stat.S_IFREG | 0o644) << 16
+    zi.file_size = size
+    return zi
+
+
+def _sha256_path(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(_CHUNK):
+            h.update(block)
+    return h.hexdigest()
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+def is_packed(path: Path) -> bool:
+    """Whether ``path`` is a file that starts as a zip archive (what pack writes)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == ZIP_MAGIC
+    except OSError:
+        return False
+
+
+def _eocd_entries(f: BinaryIO, size: int) -> int | None:
+    """The member count the end-of-central-directory record announces (None: not found), read
+    before zipfile parses a central directory a stranger may have made huge."""
+    tail = min(size, 65535 + 22)
+    f.seek(size - tail)
+    data = f.read(tail)
+    i = data.rfind(b"PK\x05\x06")
+    if i < 0 or len(data) - i < 22:
+        return None
+    return struct.unpack("<H", data[i + 10:i + 12])[0]
+
+
+def _refuse(path: Path, why: str) -> BundleError:
+    return BundleError(f"{path} is refused as a packed bundle: {why}; nothing was extracted")
+
+
+def _check_members(path: Path, zf: zipfile.ZipFile, archive_size: int) -> dict[str, zipfile.ZipInfo]:
+    infos = zf.infolist()
+    seen: dict[str, zipfile.ZipInfo] = {}
+    total = 0
+    for zi in infos:
+        name = zi.filename
+        shown = repr(name)[:80]
+        parts = re.split(r"[\\/]", name)
+        if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+            raise _refuse(path, f"member {shown} has an absolute path")
+        if ".." in parts:
+            raise _refuse(path, f"member {shown} climbs out of its folder (..)")
+        if "\x00" in name or any(ord(c) < 32 for c in name):
+            raise _refuse(path, f"member {shown} has control characters in its name")
+        mode = zi.external_attr >> 16
+        if zi.is_dir() or (mode and stat.S_ISDIR(mode)):
+            raise _refuse(path, f"member {shown} is a folder; a packed bundle holds five files")
+        if mode and stat.S_ISLNK(mode):
+            raise _refuse(path, f"member {shown} is a symbolic link")
+        if mode and not stat.S_ISREG(mode):
+            raise _refuse(path, f"member {shown} is a device or special file")
+        if zi.flag_bits & 0x1:
+            raise _refuse(path, f"member {shown} is encrypted")
+        if name in seen:
+            raise _refuse(path, f"member {shown} appears twice")
+        if name not in MEMBERS:
+            raise _refuse(path, f"it holds {shown}, which is not part of a bundle (a packed "
+                                f"bundle holds {', '.join(MEMBERS)})")
+        if zi.compress_type != zipfile.ZIP_STORED:
+            ratio = zi.file_size / max(1, zi.compress_size)
+            raise _refuse(path, f"member {shown} is compressed (method {zi.compress_type}, "
+                                f"{ratio:.0f}x); aksnap pack stores members as they are, so "
+                                "this file was not written by it: re-pack the bundle with "
+                                "aksnap pack")
+        if zi.file_size != zi.compress_size:
+            raise _refuse(path, f"member {shown} declares {zi.file_size} bytes but stores "
+                                f"{zi.compress_size}")
+        total += zi.file_size
+        seen[name] = zi
+    if total > archive_size:
+        raise _refuse(path, f"its members declare {total} bytes in a file of {archive_size}: "
+                            "overlapping members or a zip bomb")
+    missing = [m for m in MEMBERS if m not in seen]
+    if missing:
+        raise _refuse(path, f"{missing[0]} is missing (a packed bundle holds {', '.join(MEMBERS)})")
+    return seen
+
+
+def _read_member(zf: zipfile.ZipFile, zi: zipfile.ZipInfo, limit: int) -> bytes:
+    with zf.open(zi) as f:
+        data = f.read(limit + 1)
+    return data
+
+
+class _Packed:
+    """A packed file opened and checked (names, types, sizes, manifest); ready to extract."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.f = open(path, "rb")
+        except OSError as e:
+            raise BundleError(f"cannot read {path} ({e.strerror})") from None
+        try:
+            st = os.fstat(self.f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise _refuse(path, "it is not a regular file")
+            self.size = st.st_size
+            n = _eocd_entries(self.f, self.size)
+            if n is None:
+                raise _refuse(path, "it is not a complete zip archive (truncated?)")
+            if n != 0xFFFF and n > len(MEMBERS) * 4:
+                raise _refuse(path, f"it announces {n} members; a packed bundle holds {len(MEMBERS)}")
+            self.f.seek(0)
+            try:
+                self.zf = zipfile.ZipFile(self.f)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+                    struct.error) as e:
+                raise _refuse(path, f"it is not a complete zip archive ({_short(e)})") from None
+            self.members = _check_members(path, self.zf, self.size)
+            zi = self.members[MANIFEST]
+            if zi.file_size > MAX_MANIFEST_BYTES:
+                raise _refuse(path, f"its manifest is {zi.file_size} bytes, over "
+                                    f"{MAX_MANIFEST_BYTES >> 20} MiB")
+            try:
+                data = _read_member(self.zf, zi, MAX_MANIFEST_BYTES)
+            except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as e:
+                raise _refuse(path, f"its manifest cannot be read ({_short(e)})") from None
+            self.manifest_bytes = data
+            self.manifest = parse_manifest(data, f"{path} ({MANIFEST})")
+            for t in TABLES:
+                entry = self.manifest.tables[t]
+                size = self.members[entry.file].file_size
+                if size > entry.bytes:
+                    raise _refuse(path, f"{entry.file} is {size} bytes, larger than the "
+                                        f"manifest says ({entry.bytes})")
+                if size < entry.bytes:
+                    raise _refuse(path, f"{entry.file} is {size} bytes, smaller than the "
+                                        f"manifest says ({entry.bytes})")
+        except BaseException:
+            self.close()
+            raise
+
+    def extract_into(self, directory: Path) -> None:
+        """Copy every member into ``directory`` (empty, ours): the five known names only,
+        created exclusively, never through a link; CRC-32 and SHA-256 checked on the way."""
+        for name in MEMBERS:
+            zi = self.members[name]
+            expected = None if name == MANIFEST else \
+                self.manifest.tables[name.removesuffix(".parquet")].sha256
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) \
+                | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(directory / name, flags, 0o644)
+            h = hashlib.sha256()
+            written = 0
+            try:
+                with os.fdopen(fd, "wb") as out, self.zf.open(zi) as src:
+                    while block := src.read(_CHUNK):
+                        written += len(block)
+                        if written > zi.file_size:
+                            raise _refuse(self.path, f"{name} holds more than its declared "
+                                                     f"{zi.file_size} bytes")
+                        h.update(block)
+                        out.write(block)
+                    out.flush()
+                    os.fsync(out.fileno())
+            except (zipfile.BadZipFile, EOFError, struct.error, ValueError) as e:
+                raise _refuse(self.path, f"{name} cannot be read ({_short(e)}): the file is "
+                                         "truncated or corrupt") from None
+            if written != zi.file_size:
+                raise _refuse(self.path, f"{name} ends after {written} of its {zi.file_size} "
+                                         "bytes: the file is truncated")
+            if expected is not None and h.hexdigest() != expected:
+                raise _refuse(self.path, f"{name} fails its checksum (manifest {expected[:12]}..., "
+                                         f"file {h.hexdigest()[:12]}...)")
+
+    def close(self) -> None:
+        zf = getattr(self, "zf", None)
+        if zf is not None:
+            zf.close()
+        self.f.close()
+
+
+def _short(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return (s[0][:160] if s else type(e).__name__)
+
+
+def cache_root() -> Path | None:
+    """``$AKSNAP_CACHE_DIR``, else the user cache directory; None when caching is off."""
+    root = os.environ.get("AKSNAP_CACHE_DIR")
+    if root == "":
+        return None
+    if root is None:
+        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                            "aksnap")
+    return Path(root)
+
+
+_private_dirs: list[str] = []
+
+
+def _remove_private_dirs() -> None:
+    for d in _private_dirs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        return _sha256_path(path)
+    except OSError as e:
+        raise BundleError(f"cannot read {path} ({e.strerror})") from None
+
+
+def _complete(directory: Path) -> bool:
+    """A cached extraction is usable: its manifest and every table of the size it says."""
+    try:
+        from aksnap.bundle import read_manifest
+
+        m = read_manifest(directory)
+        return all((directory / e.file).stat().st_size == e.bytes for e in m.tables.values())
+    except (BundleError, OSError):
+        return False
+
+
+def open_packed(path: str | os.PathLike) -> Path:
+    """The bundle directory holding the packed file's members, extracted once into the cache
+    (keyed by the file's SHA-256) after every check of the module docstring."""
+    path = Path(path)
+    root = cache_root()
+    if root is None:
+        packed = _Packed(path)
+        try:
+            d = tempfile.mkdtemp(prefix="aksnap-packed-")
+            if not _private_dirs:
+                atexit.register(_remove_private_dirs)
+            _private_dirs.append(d)
+            packed.extract_into(Path(d))
+        finally:
+            packed.close()
+        return Path(d)
+    digest = _file_digest(path)
+    final = root / f"packed-{digest}"
+    if final.is_dir() and not final.is_symlink() and _complete(final):
+        return final
+    packed = _Packed(path)
+    try:
+        try:
+            root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = Path(tempfile.mkdtemp(prefix=f".packed-{digest[:16]}.", dir=root))
+        except OSError as e:
+            raise BundleError(f"cannot write to the cache {root} ({e.strerror}); set "
+                              "AKSNAP_CACHE_DIR to a writable directory") from None
+        try:
+            os.chmod(tmp, 0o755)
+            packed.extract_into(tmp)
+            if os.path.lexists(final) and not _complete(final):
+                # a broken leftover (cleaned by hand half-way): moved aside, then removed
+                aside = root / f".stale-{digest[:16]}-{secrets.token_hex(4)}"
+                try:
+                    os.rename(final, aside)
+                    shutil.rmtree(aside, ignore_errors=True)
+                except OSError:
+                    pass
+            try:
+                os.rename(tmp, final)
+            except OSError as e:
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not _complete(final):
+                    raise BundleError(f"cannot extract {path} into the cache {root} "
+                                      f"({e.strerror})") from None
+                # another process extracted the same file first: use its directory
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        packed.close()
+    return final
+
+
+def unpack(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Extract the packed file ``path`` into a new bundle directory ``out`` (refused if it
+    exists), with the same checks as :func:`open_packed`; atomic (hidden sibling renamed)."""
+    from aksnap.bundle_writer import _RENAME_NOREPLACE, _rename2
+
+    path = Path(path)
+    out = Path(os.path.abspath(out))
+    if not path.exists():
+        raise BundleError(f"no packed bundle at {path}: the path does not exist")
+    if path.is_dir():
+        raise BundleError(f"{path} is a directory (a bundle already); unpack reads a packed "
+                          "file (aksnap pack writes one)")
+    if not is_packed(path):
+        raise BundleError(f"{path} is not a packed bundle (no zip archive); aksnap pack writes one")
+    if os.path.lexists(out):
+        raise BundleError(f"{out} already exists; choose another --out")
+    if not out.parent.is_dir():
+        raise BundleError(f"cannot create {out}: the directory {out.parent} does not exist")
+    packed = _Packed(path)
+    try:
+        tmp = out.with_name(f".{out.name}.unpacking-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            os.mkdir(tmp, 0o777)
+            packed.extract_into(tmp)
+            try:
+                if not _rename2(tmp, out, _RENAME_NOREPLACE):
+                    if os.path.lexists(out):
+                        raise FileExistsError(errno.EEXIST, "exists")
+                    os.rename(tmp, out)
+            except FileExistsError:
+                raise BundleError(f"{out} appeared while unpacking; it was left as it is") from None
+        except OSError as e:
+            raise BundleError(f"cannot write {out} ({e.strerror})") from None
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        packed.close()
+    return out
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+def register(app) -> None:
+    """``aksnap pack`` and ``aksnap unpack`` (registered by aksnap.cli)."""
+    import typer
+
+    from aksnap.output import output_option
+
+    formats = ("table", "json", "yaml")
+
+    def _print(d: dict[str, Any], fmt: str, pairs: list[tuple[str, Any]]) -> None:
+        from aksnap.output import render_kv, to_json, to_yaml
+
+        typer.echo(to_json(d) if fmt == "json" else to_yaml(d) if fmt == "yaml" else render_kv(pairs))
+
+    def pack_command(
+        bundle: Path = typer.Argument(..., help="Bundle directory (or a redacted one).",
+                                      show_default=False, metavar="BUNDLE"),
+        out: Path = typer.Option(..., "--out", help="The file to write (suffix .aksnap; "
+                                 "refused if it exists, unless --overwrite).",
+                                 show_default=False, metavar="FILE"),
+        max_size: Optional[str] = typer.Option(None, "--max-size", help="Refuse to write a "
+                                               "file over this size (25MB, 10MiB) and say what "
+                                               "would fit.", show_default=False, metavar="SIZE"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing packed "
+                                       "file at --out."),
+        output: Optional[str] = output_option(formats),
+    ) -> None:
+        """Write a bundle as one file to attach to a bug report, and print its size.
+
+        A zip of the manifest and the Parquet files as they are; every command that takes a
+        bundle also takes the file. Redact first when it leaves your team (aksnap redact).
+
+        Example: aksnap pack ./run-42-redacted --out run-42.aksnap --max-size 25MB
+        """
+        from aksnap.cli import fail
+        from aksnap.output import FormatError, resolve_format
+
+        try:
+            fmt = resolve_format(output, formats)
+            s = pack(bundle, out, max_size=parse_size(max_size) if max_size else None,
+                     overwrite=overwrite)
+        except (BundleError, FormatError) as e:
+            raise fail(str(e)) from None
+        except KeyboardInterrupt:
+            raise fail(f"interrupted; nothing was written to {out}", code=130) from None
+        d = s.as_dict()
+        _print(d, fmt, [("file", d["path"]), ("size", f"{d['size']} ({d['bytes']} bytes)"),
+                        ("sha256", d["sha256"]), ("from", d["source"]),
+                        ("rows", " ".join(f"{k}={v}" for k, v in d["rows"].items())),
+                        ("seconds", d["seconds"])])
+
+    def unpack_command(
+        file: Path = typer.Argument(..., help="A packed bundle (written by aksnap pack).",
+                                    show_default=False, metavar="FILE"),
+        out: Path = typer.Option(..., "--out", help="Bundle directory to create (refused if "
+                                 "it exists).", show_default=False, metavar="DIR"),
+        output: Optional[str] = output_option(formats),
+    ) -> None:
+        """Extract a packed bundle into a bundle directory, after every safety check.
+
+        Rarely needed: every command reads the packed file directly. Names that climb out
+        (..), absolute paths, links, devices, duplicates, bombs, missing or extra members and
+        wrong checksums are refused and nothing is written.
+
+        Example: aksnap unpack run-42.aksnap --out ./run-42
+        """
+        from aksnap.cli import fail
+        from aksnap.output import FormatError, resolve_format
+
+        try:
+            fmt = resolve_format(output, formats)
+            started = time.perf_counter()
+            path = unpack(file, out)
+            from aksnap.bundle import read_manifest
+
+            m = read_manifest(path)
+        except (BundleError, FormatError) as e:
+            raise fail(str(e)) from None
+        except KeyboardInterrupt:
+            raise fail(f"interrupted; nothing was written to {out}", code=130) from None
+        d = {"path": str(path), "source": str(file), "rows": {t: e.rows for t, e in m.tables.items()},
+             "bytes": sum(e.bytes for e in m.tables.values()),
+             "redacted": bool(m.redaction), "seconds": round(time.perf_counter() - started, 3)}
+        _print(d, fmt, [("bundle", d["path"]), ("from", d["source"]),
+                        ("rows", " ".join(f"{k}={v}" for k, v in d["rows"].items())),
+                        ("redacted", "yes" if d["redacted"] else "no"), ("seconds", d["seconds"])])
+
+    app.command("pack")(pack_command)
+    app.command("unpack")(unpack_command)
