@@ -112,17 +112,33 @@ def _expected_size(manifest_bytes: int, sizes: dict[str, int]) -> int:
     return total
 
 
-def _fit_advice(manifest: Manifest, cap: int, total_bytes: int) -> str:
+def _session_rows(b: OpenBundle) -> list[tuple[str, int, int]]:
+    """(session, tasks, results) per session: the manifest's, else counted in the tables."""
+    rows = [(str(s.get("session_id")), s.get("tasks") or 0, s.get("results") or 0)
+            for s in b.manifest.sessions or [] if isinstance(s, dict)]
+    if rows:
+        return rows
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    counts: dict[str, list[int]] = {}
+    for k, t in enumerate(("tasks", "results")):
+        col = pq.read_table(b.file(t), columns=["session_id"]).column("session_id")
+        for d in pc.value_counts(col).to_pylist():
+            counts.setdefault(d["values"], [0, 0])[k] = d["counts"]
+    return [(s, c[0], c[1]) for s, c in counts.items()]
+
+
+def _fit_advice(b: OpenBundle, cap: int, total_bytes: int) -> str:
     """What would fit under ``cap``: a session's share of the tables, from the row counts."""
+    manifest = b.manifest
     tasks = max(1, manifest.tables["tasks"].rows)
     results = max(1, manifest.tables["results"].rows)
     per = []
-    for s in manifest.sessions or []:
-        if not isinstance(s, dict):
-            continue
-        est = (manifest.tables["tasks"].bytes * (s.get("tasks") or 0) / tasks
-               + manifest.tables["results"].bytes * (s.get("results") or 0) / results)
-        per.append((est, str(s.get("session_id"))))
+    for sid, nt, nr in _session_rows(b):
+        est = (manifest.tables["tasks"].bytes * nt / tasks
+               + manifest.tables["results"].bytes * nr / results)
+        per.append((est, sid))
     if len(per) > 1:
         fit = sum(1 for e, _ in per if e < cap * 0.95)
         big, sid = max(per)
@@ -162,7 +178,7 @@ def pack(bundle: str | os.PathLike, out: str | os.PathLike, *, max_size: int | N
         if max_size is not None and expected > max_size:
             raise BundleError(f"the packed file would be {human(expected)}, over --max-size "
                               f"{human(max_size)}; nothing was written; "
-                              + _fit_advice(b.manifest, max_size, expected))
+                              + _fit_advice(b, max_size, expected))
         tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
         try:
             with open(tmp, "xb") as f:
@@ -173,7 +189,7 @@ def pack(bundle: str | os.PathLike, out: str | os.PathLike, *, max_size: int | N
             if max_size is not None and size > max_size:
                 raise BundleError(f"the packed file is {human(size)}, over --max-size "
                                   f"{human(max_size)}; nothing was written; "
-                                  + _fit_advice(b.manifest, max_size, size))
+                                  + _fit_advice(b, max_size, size))
             digest = _sha256_path(tmp)
             if overwrite:
                 os.replace(tmp, out)
@@ -249,6 +265,9 @@ def _eocd_entries(f: BinaryIO, size: int) -> int | None:
     data = f.read(tail)
     i = data.rfind(b"PK\x05\x06")
     if i < 0 or len(data) - i < 22:
+        return None
+    comment = struct.unpack("<H", data[i + 20:i + 22])[0]
+    if i + 22 + comment != len(data):  # cut short, or bytes appended after the archive
         return None
     return struct.unpack("<H", data[i + 10:i + 12])[0]
 

@@ -67,7 +67,17 @@ def _argv(name: str, fb, server, tmp_path) -> list[str]:
         "queries": ["queries"],
         "export": ["export", "--endpoint", server, "--all", "--quiet",
                    "--out", str(tmp_path / "bundle")],
+        "pack": ["pack", b, "--out", str(tmp_path / "p.aksnap")],
+        "unpack": ["unpack", str(_packed(fb, tmp_path)), "--out", str(tmp_path / "unpacked")],
+        "redact": ["redact", b, "--out", str(tmp_path / "redacted"), "--new-key",
+                   "--key-file", str(tmp_path / "key")],
     }[name]
+
+
+def _packed(fb, tmp_path):
+    from aksnap.pack import pack
+
+    return pack(fb, tmp_path / "in.aksnap").path
 
 
 def _formats(name: str) -> list[str]:
@@ -80,14 +90,14 @@ def _formats(name: str) -> list[str]:
 
 def test_every_command_is_walked_or_says_why_not():
     walked = {"analyze", "lineage", "blockers", "critical-path", "task", "check", "sql", "query",
-              "queries", "export"}
+              "queries", "export", "pack", "unpack", "redact"}
     assert set(COMMANDS) == walked | set(NO_ANSWER), "a new command: add it to _argv or NO_ANSWER"
     for name in walked:
         assert {"json", "yaml"} <= set(_formats(name)), f"`aksnap {name}` has no -o json|yaml"
 
 
 @pytest.mark.parametrize("name", ["analyze", "lineage", "blockers", "critical-path", "task", "check",
-                                  "sql", "query", "queries", "export"])
+                                  "sql", "query", "queries", "export", "pack", "unpack", "redact"])
 @pytest.mark.parametrize("fmt", ["json", "yaml", "csv"])
 def test_output_parses(name, fmt, fb, server, tmp_path):
     argv = _argv(name, fb, server, tmp_path) + ["-o", fmt]
