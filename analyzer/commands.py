@@ -209,13 +209,132 @@ def _params(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+# -- archives of many runs --------------------------------------------------------------------------
+
+archive_app = typer.Typer(
+    name="archive", no_args_is_help=True,
+    help="Many runs in one Parquet dataset, laid out by table and run (hive partitioning: "
+         "tasks/run=<id>/...), with a runs table; DuckDB, pandas, Spark and Trino read it "
+         "without aksnap (docs/comparison.md). `aksnap compare` reads it.\n\n"
+         "Example: aksnap archive add ./nightly.archive run-42.aksnap --label env=nightly")
+
+_ARCHIVE = typer.Argument(..., help="The archive directory (created by the first add).",
+                          show_default=False, metavar="ARCHIVE")
+COMPARE_FORMATS = FORMATS + ("markdown",)
+
+
+@archive_app.command("add")
+def archive_add_command(archive: Path = _ARCHIVE,
+                        bundles: List[Path] = typer.Argument(..., help="Bundles (or packed "
+                                                             "files) to add.", show_default=False,
+                                                             metavar="BUNDLE..."),
+                        label: List[str] = typer.Option([], "--label", "-l", help="Label the runs "
+                                                        "key=value (repeatable); compare --where "
+                                                        "selects by label.", metavar="k=v"),
+                        output: Optional[str] = output_option(), wide: bool = wide_option()) -> None:
+    """Add bundles to an archive (created when new): each bundle's Parquet copied under
+    <table>/run=<id>/, its checksums verified on the way in, a row in the runs table. The run
+    id comes from the manifest's digest, so adding the same bundle twice adds it once.
+
+    Example: aksnap archive add ./nightly.archive run-42.aksnap --label env=nightly
+    """
+    from aksnap.analyzer import archive as archive_mod
+    from aksnap.output import render_rows
+
+    with _errors():
+        fmt = _output(output, None, wide)
+        rows = archive_mod.add(archive, bundles, label)
+    typer.echo(render_rows([{**r, "labels": " ".join(f"{k}={v}" for k, v in r["labels"].items())}
+                            if fmt in ("table", "csv") else r for r in rows], fmt))
+
+
+@archive_app.command("list")
+def archive_list_command(archive: Path = _ARCHIVE, output: Optional[str] = output_option(),
+                         wide: bool = wide_option()) -> None:
+    """The runs of an archive, oldest first: run id, export time, ArmoniK versions, labels,
+    sessions, tasks, manifest digest.
+
+    Example: aksnap archive list ./nightly.archive -o csv
+    """
+    from aksnap.analyzer import archive as archive_mod
+    from aksnap.output import render_rows
+
+    with _errors():
+        fmt = _output(output, None, wide)
+        rows = archive_mod.runs(archive)
+    typer.echo(render_rows(rows, fmt))
+
+
+def compare_command(archive: Path = _ARCHIVE,
+                    where: List[str] = typer.Option([], "--where", "-w", help="Only runs with "
+                                                    "this label (key=value; repeatable: all must "
+                                                    "hold).", metavar="k=v"),
+                    last: Optional[int] = typer.Option(None, "--last", "-n", help="Report the last "
+                                                       "N runs (earlier ones still feed their "
+                                                       "baselines).", show_default=False),
+                    metric: List[str] = typer.Option([], "--metric", "-m", help="Only these metrics "
+                                                     "(a name, a family such as phase, or a glob "
+                                                     "such as phase.*.p90; repeatable).",
+                                                     metavar="METRIC"),
+                    history: int = typer.Option(10, "--history", help="The rolling baseline: median "
+                                                "and MAD of this many previous runs."),
+                    baseline: Optional[str] = typer.Option(None, "--baseline", help="Compare every "
+                                                           "run with this one instead (a run id or "
+                                                           "a unique prefix).", show_default=False,
+                                                           metavar="RUN"),
+                    k: float = typer.Option(3.0, "--k", help="A run regresses beyond k x 1.4826 x "
+                                            "MAD from the median ..."),
+                    min_rel: float = typer.Option(0.10, "--min-rel", help="... and beyond this "
+                                                  "share of the baseline ..."),
+                    min_abs: float = typer.Option(0.05, "--min-abs", help="... and beyond this "
+                                                  "much, in the metric's unit."),
+                    engine: str = typer.Option("duckdb", "--engine", help="duckdb (this machine) "
+                                               "or spark (pyspark: the spark extra).",
+                                               metavar="duckdb|spark"),
+                    master: Optional[str] = typer.Option(None, "--master", help="Spark master URL "
+                                                         "(default local[*]).", show_default=False,
+                                                         metavar="URL"),
+                    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="Exit 1 when a "
+                                                          "reported run regressed (regression) or "
+                                                          "changed at all (change).",
+                                                          show_default=False,
+                                                          metavar="regression|change"),
+                    output: Optional[str] = output_option(COMPARE_FORMATS),
+                    section: Optional[str] = _section_opt(), wide: bool = wide_option()) -> None:
+    """Every run of an archive against its baseline (the median and MAD of the previous
+    --history runs, or a pinned --baseline run): one row per run and metric (tasks, failures,
+    retries, wall time, makespan, throughput, phase percentiles per partition, errors), the
+    trend of each metric, and the runs that regress. One SQL query per metric family over the
+    whole archive (queries/compare_*.sql), on DuckDB or, with --engine spark, on Spark.
+    Sections: rows (csv's default), trends, runs.
+
+    Example: aksnap compare ./nightly.archive --where env=nightly --last 30 --fail-on regression
+    """
+    from aksnap.analyzer import compare as compare_mod
+
+    with _errors():
+        fmt = _output(output, None, wide, COMPARE_FORMATS)
+        data = compare_mod.build(str(archive), where, last, metric, history, baseline, k, min_rel,
+                                 min_abs, engine, master, fail_on)
+        text = compare_mod.render(data, fmt, section)
+        if fmt == "csv" and section is None:
+            typer.echo("aksnap: csv is the rows table; --section NAME for another (trends, runs)",
+                       err=True)
+    typer.echo(text)
+    if compare_mod.exit_code(data):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this layer's commands to the aksnap app: every registered analysis, then SQL."""
+    """Add this layer's commands to the aksnap app: every registered analysis, then SQL, then
+    the archive commands."""
     for a in ANALYSES.values():
         app.command(a.name)(make_command(a))
     app.command("sql")(sql_command)
     app.command("query")(query_command)
     app.command("queries")(queries_command)
+    app.add_typer(archive_app)
+    app.command("compare")(compare_command)
 
 
 __all__ = ["FORMATS", "make_command", "register", "run_analysis"]

@@ -48,9 +48,19 @@ class QueryInfo:
         return seen
 
 
+#: queries over an archive of many runs (``aksnap compare``), not over one bundle: kept out of
+#: ``aksnap queries``, which lists what ``aksnap query BUNDLE NAME`` runs
+ARCHIVE_PREFIX = "compare_"
+
+
 def names() -> list[str]:
     return sorted(p.name[:-4] for p in resources.files(__name__).iterdir()
-                  if p.name.endswith(".sql") and not p.name.startswith("_"))
+                  if p.name.endswith(".sql") and not p.name.startswith(("_", ARCHIVE_PREFIX)))
+
+
+def archive_names() -> list[str]:
+    return sorted(p.name[:-4] for p in resources.files(__name__).iterdir()
+                  if p.name.endswith(".sql") and p.name.startswith(ARCHIVE_PREFIX))
 
 
 def text(name: str) -> str:

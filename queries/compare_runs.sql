@@ -1,0 +1,34 @@
+-- name: compare_runs
+-- purpose: `aksnap compare`'s run family over a whole archive at once: per run (every session
+--          of the run together), the task count, failed (the status_sets failed set), retried
+--          and still incomplete tasks, the wall time (first created_at -> last ended_at), the
+--          makespan (first started_at -> last ended_at) and the throughput (ended tasks per
+--          second of wall time); one row per run and metric, with the metric's better
+--          direction. Written once in DuckDB's dialect and run on Spark through SQLGlot.
+-- params: none (reads the archive views tasks and status_sets, and selected_runs)
+-- views: selected_runs(run, pos) the runs compared, in order
+-- columns: run, metric, scope, value, better
+WITH t AS (
+    SELECT t.run, t.status, t.created_at, t.started_at, t.ended_at, v.failed, v.incomplete
+    FROM tasks t
+    JOIN selected_runs s ON t.run = s.run
+    JOIN status_sets v ON v.tbl = 'tasks' AND v.status = t.status
+), a AS (
+    SELECT run,
+           count(*) AS tasks,
+           count(*) FILTER (WHERE failed) AS failed,
+           count(*) FILTER (WHERE status = 'RETRIED') AS retried,
+           count(*) FILTER (WHERE incomplete) AS incomplete,
+           count(ended_at) AS ended,
+           (epoch_us(max(ended_at)) - epoch_us(min(created_at))) / 1e6 AS wall_s,
+           (epoch_us(max(ended_at)) - epoch_us(min(started_at))) / 1e6 AS makespan_s
+    FROM t
+    GROUP BY run
+)
+SELECT run, 'tasks.total' AS metric, '' AS scope, CAST(tasks AS DOUBLE) AS value, 'none' AS better FROM a
+UNION ALL SELECT run, 'tasks.failed', '', CAST(failed AS DOUBLE), 'lower' FROM a
+UNION ALL SELECT run, 'tasks.retried', '', CAST(retried AS DOUBLE), 'lower' FROM a
+UNION ALL SELECT run, 'tasks.incomplete', '', CAST(incomplete AS DOUBLE), 'lower' FROM a
+UNION ALL SELECT run, 'time.wall_s', '', wall_s, 'lower' FROM a
+UNION ALL SELECT run, 'time.makespan_s', '', makespan_s, 'lower' FROM a
+UNION ALL SELECT run, 'throughput.tasks_per_s', '', ended / nullif(wall_s, 0), 'higher' FROM a
