@@ -154,13 +154,12 @@ class Pseudonyms:
     """The keyed pseudonym of each kind of value (see the module docstring)."""
 
     def __init__(self, key: bytes, keep_ids: bool = False):
-        self._base = hmac.new(key, digestmod=hashlib.sha256)
+        self._key = key
         self.keep_ids = keep_ids
 
     def _mac(self, kind: str, value: bytes) -> bytes:
-        m = self._base.copy()
-        m.update(kind.encode() + b"\x1f" + value)
-        return m.digest()
+        # hmac.digest: OpenSSL's one-shot HMAC, 3-4x faster than hmac.new(...).copy()
+        return hmac.digest(self._key, kind.encode() + b"\x1f" + value, "sha256")
 
     def id(self, v: str) -> str:
         if not v or self.keep_ids:
@@ -171,9 +170,9 @@ class Pseudonyms:
         return self._id_base(v)
 
     def _id_base(self, v: str) -> str:
-        d = self._mac("id", v.encode("utf-8", "surrogatepass"))
+        d = hmac.digest(self._key, b"id\x1f" + v.encode("utf-8", "surrogatepass"), "sha256")
         h = d.hex()
-        if _GUID.fullmatch(v):
+        if len(v) == 36 and _GUID.fullmatch(v):
             return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[d[8] & 3]}{h[17:20]}-{h[20:32]}"
         return "id-" + h[:24]
 
@@ -459,6 +458,9 @@ def message_vocabulary(bundle: OpenBundle, pseudo: Pseudonyms) -> MessageRedacto
     values of each kind (up to VOCABULARY_CAP; GUID ids need none: a pattern finds them)."""
     vocab: dict[str, str] = {}
     literals: list[tuple[str, str]] = []
+    if not any(len(m) for c in ("status_message", "output_error")
+               for m in _distinct(bundle, "tasks", c).to_pylist() if m):
+        return MessageRedactor(pseudo)  # no message to search: no vocabulary to read
     for kind, cols in _VOCAB_COLUMNS.items():
         if kind == "id" and pseudo.keep_ids:
             continue
