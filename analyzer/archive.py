@@ -86,7 +86,8 @@ def parse_labels(pairs: Iterable[str]) -> dict[str, str]:
 def manifest_digest(snap: Snapshot) -> str:
     """SHA-256 of the manifest's canonical JSON: names the export (its tables' checksums, its
     times, its selection), whatever file or packing it arrived in."""
-    text = json.dumps(snap.manifest.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+    manifest = snap.manifest
+    text = json.dumps(manifest.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
