@@ -71,7 +71,23 @@ def _argv(name: str, fb, server, tmp_path) -> list[str]:
         "unpack": ["unpack", str(_packed(fb, tmp_path)), "--out", str(tmp_path / "unpacked")],
         "redact": ["redact", b, "--out", str(tmp_path / "redacted"), "--new-key",
                    "--key-file", str(tmp_path / "key")],
+        "diff": ["diff", b, b],
+        "archive": ["archive", "add", str(tmp_path / "arc"), b],
+        "compare": ["compare", str(_archived(fb, tmp_path))],
     }[name]
+
+
+def _archived(fb, tmp_path):
+    from aksnap.analyzer.archive import add
+
+    add(tmp_path / "in.archive", [fb])
+    return tmp_path / "in.archive"
+
+
+def _command(name: str):
+    """The command, or for a group (``archive``) the subcommand the walk runs (``add``)."""
+    c = COMMANDS[name]
+    return c.commands["add"] if hasattr(c, "commands") else c
 
 
 def _packed(fb, tmp_path):
@@ -82,7 +98,7 @@ def _packed(fb, tmp_path):
 
 def _formats(name: str) -> list[str]:
     """The formats the command's -o/--output offers (from its metavar)."""
-    for p in COMMANDS[name].params:
+    for p in _command(name).params:
         if "--output" in getattr(p, "opts", []):
             return (p.metavar or "").split("|")
     return []
@@ -90,14 +106,15 @@ def _formats(name: str) -> list[str]:
 
 def test_every_command_is_walked_or_says_why_not():
     walked = {"analyze", "lineage", "blockers", "critical-path", "task", "check", "sql", "query",
-              "queries", "export", "pack", "unpack", "redact"}
+              "queries", "export", "pack", "unpack", "redact", "diff", "archive", "compare"}
     assert set(COMMANDS) == walked | set(NO_ANSWER), "a new command: add it to _argv or NO_ANSWER"
     for name in walked:
         assert {"json", "yaml"} <= set(_formats(name)), f"`aksnap {name}` has no -o json|yaml"
 
 
 @pytest.mark.parametrize("name", ["analyze", "lineage", "blockers", "critical-path", "task", "check",
-                                  "sql", "query", "queries", "export", "pack", "unpack", "redact"])
+                                  "sql", "query", "queries", "export", "pack", "unpack", "redact",
+                                  "diff", "archive", "compare"])
 @pytest.mark.parametrize("fmt", ["json", "yaml", "csv"])
 def test_output_parses(name, fmt, fb, server, tmp_path):
     argv = _argv(name, fb, server, tmp_path) + ["-o", fmt]
@@ -126,6 +143,7 @@ def test_output_parses(name, fmt, fb, server, tmp_path):
     (["task", "{b}", "t4"], ["task", "attempts", "parent_chain", "subtasks", "inputs", "outputs",
                              "timeline", "root_causes"]),
     (["check", "{b}"], ["findings", "counts"]),
+    (["diff", "{b}", "{b}"], ["comparisons", "matches"]),
 ])
 def test_every_section_is_one_csv_table(argv, sections, fb):
     """Given a command with several tables, when -o csv runs without --section, then stdout is
