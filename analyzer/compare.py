@@ -129,6 +129,8 @@ class SparkEngine:
                                        "2" if (master or "local").startswith("local") else "200")
                                .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
                                .getOrCreate())
+        if spark is None:
+            self.spark.sparkContext.setLogLevel("ERROR")  # stderr keeps aksnap's own sentences
         for table in ("tasks",):
             base = str(archive.root / table)
             paths = [str(archive.root / table / f"run={r}") for r in run_ids]
