@@ -170,10 +170,8 @@ def scan_sessions(ctx: ScanContext, bundle: BundleWriter,
                 for table in TABLES:
                     ctx.progress.start(table, sum(u.expected for u in units if u.table == table))
             on_rows = ctx.progress.advance if ctx.progress is not None else None
-            row_bytes: dict[str, float] = {}  # the heaviest row seen, shared by the units
             futures = [pool.submit(UnitScan(ctx.client, u, writer.put, ctx.page_size,
-                                            ctx.max_rescans, on_rows, ctx.cancelled,
-                                            row_bytes).run)
+                                            ctx.max_rescans, on_rows, ctx.cancelled).run)
                        for u in units]
             reports = _wait_all(futures, ctx.cancelled)
         writer.finish()

@@ -32,16 +32,24 @@ limit, when a single row is refused, or when the limit holds fewer than
 its rows (one row alone is over it). A scan one row per call takes minutes to hours and fails
 anyway at the first heavier row: a 1,000 byte limit took 66 s to fail on 60,000 tasks.
 
-Memory per unit: two pages plus the ids it has written (about 40 bytes per row), whatever the
-session size; rows stream to the writer.
+Memory per unit: two pages plus one 64-bit hash per row it has written (8 bytes a row: a
+62,500-row shard holds 0.5 MB), whatever the session size; rows stream to the writer. The
+hashes are only probed for rows at or below the largest id written (a shift past the held
+page), which a calm session never sends.
+
+Page sizes stay divisors of the offset (``page = offset // page_size`` must be exact, or a
+resize would repeat or skip rows): automatic sizes are powers of two, and a resize of a
+user's ``--page-size`` is taken down to a divisor of the offset.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,9 +62,10 @@ from aksnap.exporter.requests import HEX, list_request
 PAGE_BYTES_TARGET = 0.5
 # A pass stops after reading this many times the rows its first page reported.
 GROWTH_LIMIT = 4
-# Automatic page size: the first units' pages, and the most rows a page may have.
-AUTO_FIRST_PAGE = 4000
-AUTO_MAX_PAGE = 16000
+# Automatic page size: the first units' pages, and the most rows a page may have (powers of
+# two, so that halving and doubling back always land on a divisor of the offset).
+AUTO_FIRST_PAGE = 4096
+AUTO_MAX_PAGE = 16384
 # A unit this small (in pages) is rescanned whenever it comes out short.
 SMALL_UNIT_PAGES = 8
 # A server send limit that holds fewer rows than this per page cannot serve an export.
@@ -73,9 +82,12 @@ class Unit:
     shard: str | None = None        # a hex digit, "residual", or None
     expected: int = 0               # rows the count query reported when planning
     residual: bool = False          # keep only ids that do not start with a hex digit
+    sessions: int = 1               # sessions the filter covers (a group: many small ones)
 
     @property
     def name(self) -> str:
+        if self.session_id is None and self.sessions > 1:
+            return f"{self.table}/{self.sessions} sessions/{self.shard or '*'}"
         return f"{self.table}/{self.session_id}/{self.shard or '*'}"
 
 
@@ -95,43 +107,137 @@ class UnitReport:
 
 Sink = Callable[[str, pa.RecordBatch], None]
 
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_POW: np.ndarray = np.ones(1, np.uint64)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: every input bit reaches every output bit."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * _M1
+    h = h ^ (h >> np.uint64(27))
+    h = h * _M2
+    return h ^ (h >> np.uint64(31))
+
+
+def id_hashes(ids: pa.Array) -> np.ndarray:
+    """One 64-bit hash per id, read from the string array's buffers (no Python string per
+    row). ArmoniK ids are 36-character GUIDs: their bytes fold into 64 bits exactly; other
+    ids get a polynomial hash of their bytes. Two ids share a hash with odds of about n / 2**64
+    per probe, which the dedup accepts (a false match would drop one row)."""
+    n = len(ids)
+    if n == 0:
+        return np.empty(0, np.uint64)
+    if ids.type != pa.string() and ids.type != pa.large_string():
+        ids = ids.cast(pa.string())
+    _, offs_buf, data_buf = ids.buffers()
+    wide = ids.type == pa.large_string()
+    offs = np.frombuffer(offs_buf, np.int64 if wide else np.int32,
+                         count=ids.offset + n + 1)[ids.offset:].astype(np.int64)
+    data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.empty(0, np.uint8)
+    start, end = int(offs[0]), int(offs[-1])
+    lengths = np.diff(offs)
+    if end - start == 36 * n and (lengths == 36).all():
+        return _hash36(data[start:end].reshape(n, 36))
+    out = np.empty(n, np.uint64)
+    is36 = lengths == 36
+    if is36.any():  # the same id hashes the same whatever page it comes in
+        out[is36] = _hash36(data[offs[:-1][is36, None] + np.arange(36)])
+    rest = ~is36
+    if rest.any():
+        out[rest] = _hash_bytes(data, offs[:-1][rest], lengths[rest])
+    return out
+
+
+def _hash36(rows: np.ndarray) -> np.ndarray:
+    """(n, 36) bytes -> n hashes: a GUID's 36 characters folded into 64 bits."""
+    words = np.ascontiguousarray(rows[:, :32]).view(np.uint64)   # (n, 4)
+    tail = np.ascontiguousarray(rows[:, 32:]).view(np.uint32)[:, 0].astype(np.uint64)
+    h = _mix(words[:, 0]) ^ words[:, 1]
+    h = _mix(h) ^ words[:, 2]
+    h = _mix(h) ^ words[:, 3]
+    return _mix(_mix(h) ^ tail)
+
+
+def _hash_bytes(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """A polynomial hash of each id's bytes (ids of any length), vectorised."""
+    global _POW
+    longest = int(lengths.max()) if len(lengths) else 0
+    if len(_POW) < longest:
+        _POW = np.cumprod(np.full(max(longest, 64), 1099511628211, np.uint64), dtype=np.uint64)
+    total = int(lengths.sum())
+    ends = np.cumsum(lengths)
+    firsts = ends - lengths
+    pos = np.arange(total, dtype=np.int64) - np.repeat(firsts, lengths)
+    idx = np.repeat(starts, lengths) + pos
+    terms = (data[idx].astype(np.uint64) + np.uint64(1)) * _POW[pos]
+    sums = np.concatenate([np.zeros(1, np.uint64), np.cumsum(terms, dtype=np.uint64)])
+    return _mix((sums[ends] - sums[firsts]) ^ lengths.astype(np.uint64))
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << (max(1, n).bit_length() - 1)
+
+
+def aligned(offset: int, size: int) -> int:
+    """The largest page size at most ``size`` that divides ``offset``, so that
+    ``page = offset // size`` starts exactly at ``offset`` (a power of two divides any offset
+    a larger one divided)."""
+    size = max(1, size)
+    return math.gcd(offset, size) if offset else size
+
 
 class UnitScan:
     def __init__(self, client: RawClient, unit: Unit, sink: Sink, page_size: int | None,
                  max_rescans: int = 2, on_rows: Callable[[str, int], None] | None = None,
-                 cancelled: threading.Event | None = None,
-                 row_bytes: dict[str, float] | None = None):
+                 cancelled: threading.Event | None = None):
         self.client = client
         self.unit = unit
         self.sink = sink
-        # ``row_bytes`` is shared by the units of one export: the heaviest row seen per table.
-        self.row_bytes = row_bytes if row_bytes is not None else {}
-        est = self.row_bytes.get(unit.table)
-        limit = self._byte_target()
+        self._auto = page_size is None
         if page_size is None:
-            # Automatic: as many rows as fit the byte target once a row's size is known (fewer
-            # calls for small rows such as results), a safe default before that.
-            page_size = AUTO_FIRST_PAGE if not est else int(limit // est)
-            page_size = max(1, min(AUTO_MAX_PAGE, page_size))
+            # Automatic: as many rows as fit the byte target for a typical row of this table
+            # (the mean of the pages read so far; fewer calls for small rows such as results),
+            # a safe default before that. Not the heaviest row: one aggregation task with
+            # 181,346 inputs (7 MB) would leave every later unit at one row per call.
+            est = self._typical_row()
+            page_size = AUTO_FIRST_PAGE if not est else int(self._byte_target() // est)
+            page_size = _pow2_floor(max(1, min(AUTO_MAX_PAGE, page_size)))
         self.page_size = max(1, page_size)
         self._start_page_size = self.page_size
-        # Start below the receive limit if earlier units of this table showed heavy rows, so
-        # that each unit does not pay a refused page to find out.
-        while est and self.page_size > 1 and self.page_size * est > limit:
+        # A user's page size starts below the byte target too, when this table's rows are
+        # known to be heavy (each unit would otherwise pay a refused page to find out).
+        est = self._typical_row()
+        while est and self.page_size > 1 and self.page_size * est > self._byte_target():
             self.page_size //= 2
         self.max_rescans = max_rescans
         self.on_rows = on_rows or (lambda table, n: None)
         self.cancelled = cancelled or threading.Event()
         self.id_col = ID_COLUMN[unit.table]
         self.report = UnitReport(unit.name)
-        self._written_ids: list[pa.Array] = []
-        self._written_set: pa.Array | None = None  # concatenation cache, rebuilt on demand
+        self._written: list[np.ndarray] = []      # 64-bit hashes of the ids written, per page
+        self._written_sorted: np.ndarray | None = None  # their sorted union, built on demand
         self._max_written: str | None = None
         self._last_id: str | None = None   # the last id read: names a row that cannot be read
         self._first_total = 0
         self._pages_per_pass = 0
 
     # -- paging
+
+    def _typical_row(self) -> float | None:
+        """The mean size of this table's rows in the pages read so far (None before any)."""
+        stats = self.client.stats
+        rows = stats.table_rows.get(self.unit.table, 0)
+        return stats.table_bytes.get(self.unit.table, 0) / rows if rows else None
+
+    def _ceiling(self) -> int:
+        """The largest page size to grow back to: the user's, or (automatic) what the byte
+        target holds of typical rows."""
+        if not self._auto:
+            return self._start_page_size
+        est = self._typical_row()
+        fits = int(self._byte_target() // est) if est else AUTO_FIRST_PAGE
+        return _pow2_floor(max(1, min(AUTO_MAX_PAGE, fits)))
 
     def _byte_target(self) -> float:
         """Bytes a page should stay under: a share of the smaller of the two limits known."""
@@ -209,45 +315,47 @@ class UnitScan:
             except PageTooLarge as e:
                 self._too_large(e, offset, size)
                 if e.side == "server" or size > 1:
-                    self.page_size = max(1, self.page_size // 2)
+                    new = max(1, self.page_size // 2)
                     # Start from what the server's limit can hold, not one halving at a time.
-                    est = self.row_bytes.get(self.unit.table)
-                    while est and self.page_size > 1 and self.page_size * est > self._byte_target():
-                        self.page_size //= 2
+                    est = self._typical_row()
+                    while est and new > 1 and new * est > self._byte_target():
+                        new //= 2
+                    self.page_size = aligned(offset, new)
                 continue
             self.report.pages += 1
             stats = self.client.stats  # unlocked: a lost update only blurs an average
             stats.table_rows[self.unit.table] = stats.table_rows.get(self.unit.table, 0) + page.rows.num_rows
             stats.table_bytes[self.unit.table] = stats.table_bytes.get(self.unit.table, 0) + page.nbytes
-            if page.rows.num_rows:
-                per_row = page.nbytes / page.rows.num_rows
-                if per_row > self.row_bytes.get(self.unit.table, 0):
-                    self.row_bytes[self.unit.table] = per_row  # benign race: any value helps
             target = self._byte_target()
             if page.nbytes > target and self.page_size > 1:
-                self.page_size //= 2  # next pages: smaller, still a divisor of the offset
-            elif (size == self.page_size < self._start_page_size and page.rows.num_rows == size
-                  and page.nbytes * 4 <= target and (offset + size) % (2 * size) == 0):
-                # Light pages again after a heavy row: double back (only at an offset that
-                # the doubled size divides) so one heavy row does not leave the rest of the
-                # unit crawling one row per call.
+                # next pages: smaller, still a divisor of the next offset
+                self.page_size = aligned(offset + page.rows.num_rows, self.page_size // 2)
+            elif (size == self.page_size < self._ceiling() and page.rows.num_rows == size
+                  and page.nbytes * 2 <= target and (offset + size) % (2 * size) == 0):
+                # Light pages (again, after a heavy row): double (only at an offset that the
+                # doubled size divides) so one heavy row does not leave the rest of the unit
+                # crawling one row per call, and a unit that began before any row size was
+                # known grows to the pages its rows allow.
                 self.page_size *= 2
             return page, size
 
     # -- dedup bookkeeping
 
-    def _written(self) -> pa.Array:
-        if self._written_set is None or len(self._written_set) != sum(map(len, self._written_ids)):
-            chunks = self._written_ids or [pa.array([], pa.string())]
-            self._written_set = pa.concat_arrays(chunks)
-            self._written_ids = [self._written_set]
-        return self._written_set
+    def _written_set(self) -> np.ndarray:
+        """The sorted hashes of every id written (rebuilt only after new pages were written)."""
+        if len(self._written) != 1 or self._written_sorted is None:
+            merged = np.concatenate(self._written) if self._written else np.empty(0, np.uint64)
+            merged.sort()
+            self._written = [merged]
+            self._written_sorted = merged
+        return self._written_sorted
 
     def _emit(self, rows: pa.RecordBatch) -> None:
         if rows.num_rows == 0:
             return
         ids = rows.column(self.id_col)
-        self._written_ids.append(ids)
+        self._written.append(id_hashes(ids))
+        self._written_sorted = None
         top = pc.max(ids).as_py()
         if self._max_written is None or top > self._max_written:
             self._max_written = top
@@ -260,15 +368,22 @@ class UnitScan:
         if self._max_written is None or rows.num_rows == 0:
             return rows
         ids = rows.column(self.id_col)
-        behind = pc.less_equal(ids, self._max_written)
-        if not pc.any(behind).as_py():
+        lo = pc.min(ids).as_py()
+        if lo is None or lo > self._max_written:
+            return rows  # the usual page: every id after the last one written
+        behind = pc.less_equal(ids, self._max_written).to_numpy(zero_copy_only=False)
+        behind &= ~ids.is_null().to_numpy(zero_copy_only=False)
+        if not behind.any():
             return rows
-        dup = pc.and_(behind, pc.is_in(ids, value_set=self._written()))
-        n = pc.sum(dup).as_py() or 0
+        written = self._written_set()
+        h = id_hashes(ids)
+        at = np.minimum(np.searchsorted(written, h), max(len(written) - 1, 0))
+        dup = behind & (written[at] == h) if len(written) else np.zeros(len(h), bool)
+        n = int(dup.sum())
         if n:
             if count_as_late:
                 self.report.late_duplicates += n
-            rows = rows.filter(pc.invert(dup))
+            rows = rows.filter(pa.array(~dup))
         return rows
 
     def _prepare(self, rows: pa.RecordBatch) -> pa.RecordBatch:
@@ -277,6 +392,21 @@ class UnitScan:
             rows = rows.filter(pc.invert(pc.is_in(first, value_set=pa.array(list(HEX)))))
         # Within a page ids must be unique; a server bug must not become a duplicate row.
         return rows
+
+    def _supersede(self, held: pa.RecordBatch, rows: pa.RecordBatch) -> pa.RecordBatch:
+        """``held`` without the rows that ``rows`` (the next page) repeats: the newer copy wins."""
+        if held.num_rows == 0 or rows.num_rows == 0:
+            return held
+        old, new = held.column(self.id_col), rows.column(self.id_col)
+        lo, hi = pc.min(new).as_py(), pc.max(old).as_py()
+        if lo is not None and hi is not None and lo > hi:
+            return held  # pages in id order, no shift: nothing repeated
+        superseded = pc.is_in(old, value_set=new)
+        n = pc.sum(superseded).as_py() or 0
+        if n:
+            self.report.replaced += n
+            held = held.filter(pc.invert(superseded))
+        return held
 
     # -- the scan
 
@@ -302,11 +432,7 @@ class UnitScan:
             got = page.rows.num_rows
             rows = self._drop_written(self._prepare(page.rows), count_as_late=not rescan)
             if held is not None:
-                superseded = pc.is_in(held.column(self.id_col), value_set=rows.column(self.id_col))
-                n = pc.sum(superseded).as_py() or 0
-                if n:
-                    self.report.replaced += n
-                    held = held.filter(pc.invert(superseded))
+                held = self._supersede(held, rows)
                 self._emit(held)
             held = rows
             offset += got
@@ -339,6 +465,6 @@ class UnitScan:
         self.report.reported_total = total
         self.report.short = max(0, total - self.report.rows) if not self.unit.residual else 0
         self.report.final_page_size = self.page_size
-        self._written_ids = []
-        self._written_set = None
+        self._written = []
+        self._written_sorted = None
         return self.report
