@@ -41,6 +41,7 @@ from aksnap.exporter.client import (
 )
 from aksnap.exporter.decode import status_counts_from_raw, versions_from_raw
 from aksnap.exporter.manifest import ExportRecord, build_manifest
+from aksnap.exporter.plan import session_groups
 from aksnap.exporter.requests import all_partitions_filters, count_tasks_request, versions_request
 from aksnap.exporter.runner import Progress, ScanContext, scan_sessions
 from aksnap.exporter.selection import STATUS_NAMES, Selection, read_whole, resolve_sessions
@@ -222,9 +223,19 @@ def _write_bundle(bundle: BundleWriter, ctx: ScanContext, record: ExportRecord,
 
 def _server_counts(client: RawClient, sessions: list[str]) -> dict[str, dict[str, int]]:
     """The server's own per-status counts after the scan: a cross-check a reader can compare
-    with the rows (they differ only by tasks created or changed meanwhile)."""
-    return {s: status_counts_from_raw(client.call("count_tasks", count_tasks_request(s)))
-            for s in sessions}
+    with the rows (they differ only by tasks created or changed meanwhile). Per session for a
+    small selection; for many sessions one call per plan group (a call per session would cost
+    more than the scan), so only the selection's total is known (key ``None``)."""
+    counts: dict[str | None, dict[str, int]] = {None: {}}
+    for group in session_groups(sessions):
+        one = len(group) == 1
+        got = status_counts_from_raw(client.call(
+            "count_tasks", count_tasks_request(group[0] if one else group)))
+        if one:
+            counts[group[0]] = got
+        for status, n in got.items():
+            counts[None][status] = counts[None].get(status, 0) + n
+    return counts
 
 
 def _summary(path: Path, seconds: float, sessions: list[str]) -> ExportSummary:

@@ -31,13 +31,15 @@ class ExportRecord:
     tallies: Tallies = field(default_factory=Tallies)
     reports: list[UnitReport] = field(default_factory=list)
     stats: CallStats = field(default_factory=CallStats)
-    # Per session, the server's own counts by task status after the scan.
-    server_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # The server's own counts by task status after the scan: per session (a small selection)
+    # and for the whole selection (key None).
+    server_counts: dict[str | None, dict[str, int]] = field(default_factory=dict)
 
 
 def build_manifest(rec: ExportRecord) -> Manifest:
     """The typed manifest (its ``tables`` are filled by ``BundleWriter.commit``)."""
     consistency = {table: _consistency(table, rec.reports) for table in TABLES}
+    consistency["server_task_counts_at_end"] = rec.server_counts.get(None, {})
     consistency["retries"] = rec.stats.retries
     consistency["resource_exhausted"] = rec.stats.resource_exhausted
     non_final = {s: rec.tallies.session_open.get(s, 0) for s in rec.sessions.ids}
@@ -64,7 +66,7 @@ def _session_entries(rec: ExportRecord, non_final: dict[str, int]) -> list[dict[
     return [{"session_id": s, "status": status.get(s),
              "tasks": t.session_tasks.get(s, 0),
              "non_final_tasks": non_final[s],
-             "server_task_counts_at_end": rec.server_counts[s],
+             "server_task_counts_at_end": rec.server_counts.get(s),
              "results": t.session_results.get(s, 0)} for s in rec.sessions.ids]
 
 

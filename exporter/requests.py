@@ -69,6 +69,15 @@ def row_filters(table: str, session_id: str, prefix: str | None = None):
     return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": conds})]})
 
 
+def sessions_filters(table: str, session_ids: Sequence[str]):
+    """Rows of any of ``session_ids``: one OR filter, so that many small sessions are listed
+    in a few calls instead of a count and a page per session."""
+    mod, field, _, session_name = _TABLES[table]
+    return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": [mod.FilterField(
+        field=field(session_name), filter_string=fc.FilterString(value=s, operator=_STR_EQ))]})
+        for s in session_ids]})
+
+
 def hex_filters(table: str, session_id: str):
     """Rows of one session whose id starts with any hex digit: the union of the 16 shards."""
     mod, field, id_name, session_name = _TABLES[table]
@@ -153,8 +162,11 @@ def session_filters(ids: Sequence[str] = (), status: str | None = None,
     return m.Filters(**{"or": ands})
 
 
-def count_tasks_request(session_id: str):
-    return tasks_common_pb2.CountTasksByStatusRequest(filters=row_filters("tasks", session_id))
+def count_tasks_request(session_ids: str | Sequence[str]):
+    """Task counts by status of one session, or of a group of sessions together."""
+    filters = (row_filters("tasks", session_ids) if isinstance(session_ids, str)
+               else sessions_filters("tasks", session_ids))
+    return tasks_common_pb2.CountTasksByStatusRequest(filters=filters)
 
 
 def versions_request():

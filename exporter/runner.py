@@ -28,6 +28,11 @@ from aksnap.exporter.scan import UnitReport, UnitScan
 
 ROW_GROUP_ROWS = {"tasks": 128 * 1024, "results": 256 * 1024, "sessions": 64 * 1024,
                   "partitions": 64 * 1024}
+# A row group is also written once its rows hold this many bytes (heavy rows: a fan-in task
+# with 1.8M inputs is 65 MB alone), or once this many pages wait (a unit crawling one heavy
+# row per call would otherwise buffer 128 Ki one-row batches: kilobytes of objects each).
+ROW_GROUP_BYTES = 64 * 2**20
+ROW_GROUP_PAGES = 512
 # The columns whose maximum is the cluster's own "now" as far as the data shows it.
 LATEST_COLUMNS = {"tasks": TASK_TIMESTAMPS, "results": RESULT_TIMESTAMPS}
 
@@ -97,6 +102,7 @@ class RowWriter:
         self.q: queue.Queue = queue.Queue(maxsize=depth)
         self.buffers: dict[str, list[pa.RecordBatch]] = {t: [] for t in SCHEMAS}
         self.buffered: dict[str, int] = {t: 0 for t in SCHEMAS}
+        self.buffered_bytes: dict[str, int] = {t: 0 for t in SCHEMAS}
         self.error: BaseException | None = None
         self.tallies = Tallies()
         self.thread = threading.Thread(target=self._run, name="aksnap-writer", daemon=True)
@@ -117,6 +123,7 @@ class RowWriter:
             self.bundle.write(table, pa.Table.from_batches(self.buffers[table]))
             self.buffers[table] = []
             self.buffered[table] = 0
+            self.buffered_bytes[table] = 0
 
     def _run(self) -> None:
         while True:
@@ -130,7 +137,10 @@ class RowWriter:
                 self.tallies.add(table, batch)
                 self.buffers[table].append(batch)
                 self.buffered[table] += batch.num_rows
-                if self.buffered[table] >= ROW_GROUP_ROWS[table]:
+                self.buffered_bytes[table] += batch.nbytes
+                if (self.buffered[table] >= ROW_GROUP_ROWS[table]
+                        or self.buffered_bytes[table] >= ROW_GROUP_BYTES
+                        or len(self.buffers[table]) >= ROW_GROUP_PAGES):
                     self._flush(table)
             except BaseException as e:  # noqa: BLE001 - reported to the producers
                 self.error = e

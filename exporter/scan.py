@@ -82,12 +82,12 @@ class Unit:
     shard: str | None = None        # a hex digit, "residual", or None
     expected: int = 0               # rows the count query reported when planning
     residual: bool = False          # keep only ids that do not start with a hex digit
-    sessions: int = 1               # sessions the filter covers (a group: many small ones)
+    group: tuple[str, ...] = ()     # the sessions of a group unit (many small sessions)
 
     @property
     def name(self) -> str:
-        if self.session_id is None and self.sessions > 1:
-            return f"{self.table}/{self.sessions} sessions/{self.shard or '*'}"
+        if self.group:
+            return f"{self.table}/{self.group[0]}+{len(self.group) - 1}/{self.shard or '*'}"
         return f"{self.table}/{self.session_id}/{self.shard or '*'}"
 
 
@@ -355,6 +355,8 @@ class UnitScan:
             return
         ids = rows.column(self.id_col)
         self._written.append(id_hashes(ids))
+        if len(self._written) >= 256:  # one array, not one per page (pages may be one row)
+            self._written = [np.concatenate(self._written)]
         self._written_sorted = None
         top = pc.max(ids).as_py()
         if self._max_written is None or top > self._max_written:

@@ -61,6 +61,30 @@ def test_synthetic_cluster_round_trip_with_shards(tmp_path):
         assert meta[META_VERSION_KEY] == str(FORMAT_VERSION).encode()
 
 
+def test_many_sessions_are_listed_in_groups(tmp_path, monkeypatch):
+    """Given 40 small sessions (more than ALONE_SESSIONS) and groups of 8 with room for 2 pages
+    of 50 rows, when exported with --all, then sessions are listed a group at a time (OR
+    filters; a group over 100 rows halved until it fits), every row is there once, and the
+    server's counts are the selection's total instead of one call per session."""
+    from aksnap.exporter import plan
+
+    monkeypatch.setattr(plan, "GROUP_SESSIONS", 8)
+    monkeypatch.setattr(plan, "GROUP_PAGES", 2)
+    cluster = synthetic_cluster(2000, n_sessions=40, seed=5)
+    with SimulatedControlPlane(cluster) as cp:
+        ep = cp.start()
+        s = export(ep, tmp_path / "b", all_sessions=True, page_size=50, jobs=3)
+        view = cp.view()
+    assert_bundle_equals_view(s.path, view)
+    m = read_manifest(s.path).to_dict()
+    units = m["consistency"]["tasks"]["units"]
+    assert 5 <= units < 40  # 5 groups of 8 (50 tasks a session: halved to fit 100 rows)
+    assert m["consistency"]["tasks"]["rescans"] == 0
+    assert sum(m["consistency"]["server_task_counts_at_end"].values()) == s.rows["tasks"]
+    assert all(x["server_task_counts_at_end"] is None for x in m["sessions"])
+    assert sum(x["tasks"] for x in m["sessions"]) == s.rows["tasks"] == 2000
+
+
 def test_selection_exports_only_the_named_session(tmp_path):
     cluster = synthetic_cluster(400, n_sessions=3, seed=1)
     with SimulatedControlPlane(cluster) as cp:
