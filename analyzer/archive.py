@@ -220,9 +220,10 @@ class Archive:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def connect(self, memory_limit: str | None = None, threads: int | None = None):
-        """A DuckDB connection with one view per dataset (hive partitioned: a ``run`` column),
-        restricted to the runs that have a runs row."""
+    def connect(self, memory_limit: str | None = None, threads: int | None = None,
+                datasets: Sequence[str] = DATASETS):
+        """A DuckDB connection with one view per dataset asked for (hive partitioned: a ``run``
+        column), restricted to the runs that have a runs row."""
         import duckdb
 
         if not self.run_ids():
@@ -235,21 +236,23 @@ class Archive:
             config["memory_limit"] = memory_limit
         con = duckdb.connect(config=config)
         con.execute("SET TimeZone = 'UTC'")
-        for name in DATASETS:
+        con.execute("SET enable_progress_bar = false")
+        for name in dict.fromkeys(("runs", *datasets)):
             # the relation API takes the path as a value (no SQL built from it); run ids hold
-            # letters and a dash, so hive partitioning keeps ``run`` a string
-            con.read_parquet(self.dataset_glob(name), hive_partitioning=True,
-                             union_by_name=True).create_view(f"{name}_all")
+            # letters and a dash, so hive partitioning keeps ``run`` a string. Every file of a
+            # dataset has the format's one schema: no union_by_name (it reads every footer)
+            con.read_parquet(self.dataset_glob(name), hive_partitioning=True).create_view(f"{name}_all")
         con.execute("CREATE VIEW runs AS SELECT * FROM runs_all")
-        for name in (*TABLES, "labels"):
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_all "
-                        "WHERE run IN (SELECT run FROM runs_all)")
+        for name in datasets:
+            if name != "runs":
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_all "
+                            "WHERE run IN (SELECT run FROM runs_all)")
         return con
 
     def runs(self) -> list[dict[str, Any]]:
         if not self.run_ids():
             return []
-        con = self.connect()
+        con = self.connect(datasets=("runs",))
         try:
             return con.sql("SELECT run_id, exported_at, core_version, api_version, labels, "
                            "sessions, tasks, results, manifest_digest, source FROM runs "

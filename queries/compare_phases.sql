@@ -17,25 +17,23 @@ WITH p AS (
     FROM tasks t
     JOIN selected_runs s ON t.run = s.run
 ), a AS (
+    -- both fractions of a phase from one sort
     SELECT run, partition_id,
-           quantile_cont(waiting, 0.5) AS w50, quantile_cont(waiting, 0.9) AS w90,
-           quantile_cont(queued, 0.5) AS q50, quantile_cont(queued, 0.9) AS q90,
-           quantile_cont(dispatch, 0.5) AS d50, quantile_cont(dispatch, 0.9) AS d90,
-           quantile_cont(fetching, 0.5) AS f50, quantile_cont(fetching, 0.9) AS f90,
-           quantile_cont(processing, 0.5) AS p50, quantile_cont(processing, 0.9) AS p90,
-           quantile_cont(finishing, 0.5) AS e50, quantile_cont(finishing, 0.9) AS e90
+           quantile_cont(waiting, [0.5, 0.9]) AS w, quantile_cont(queued, [0.5, 0.9]) AS q,
+           quantile_cont(dispatch, [0.5, 0.9]) AS d, quantile_cont(fetching, [0.5, 0.9]) AS f,
+           quantile_cont(processing, [0.5, 0.9]) AS p, quantile_cont(finishing, [0.5, 0.9]) AS e
     FROM p
     GROUP BY run, partition_id
 )
-SELECT run, 'phase.waiting.p50' AS metric, partition_id AS scope, w50 AS value, 'lower' AS better FROM a
-UNION ALL SELECT run, 'phase.waiting.p90', partition_id, w90, 'lower' FROM a
-UNION ALL SELECT run, 'phase.queued.p50', partition_id, q50, 'lower' FROM a
-UNION ALL SELECT run, 'phase.queued.p90', partition_id, q90, 'lower' FROM a
-UNION ALL SELECT run, 'phase.dispatch.p50', partition_id, d50, 'lower' FROM a
-UNION ALL SELECT run, 'phase.dispatch.p90', partition_id, d90, 'lower' FROM a
-UNION ALL SELECT run, 'phase.fetching.p50', partition_id, f50, 'lower' FROM a
-UNION ALL SELECT run, 'phase.fetching.p90', partition_id, f90, 'lower' FROM a
-UNION ALL SELECT run, 'phase.processing.p50', partition_id, p50, 'lower' FROM a
-UNION ALL SELECT run, 'phase.processing.p90', partition_id, p90, 'lower' FROM a
-UNION ALL SELECT run, 'phase.finishing.p50', partition_id, e50, 'lower' FROM a
-UNION ALL SELECT run, 'phase.finishing.p90', partition_id, e90, 'lower' FROM a
+SELECT run, 'phase.waiting.p50' AS metric, partition_id AS scope, w[1] AS value, 'lower' AS better FROM a
+UNION ALL SELECT run, 'phase.waiting.p90', partition_id, w[2], 'lower' FROM a
+UNION ALL SELECT run, 'phase.queued.p50', partition_id, q[1], 'lower' FROM a
+UNION ALL SELECT run, 'phase.queued.p90', partition_id, q[2], 'lower' FROM a
+UNION ALL SELECT run, 'phase.dispatch.p50', partition_id, d[1], 'lower' FROM a
+UNION ALL SELECT run, 'phase.dispatch.p90', partition_id, d[2], 'lower' FROM a
+UNION ALL SELECT run, 'phase.fetching.p50', partition_id, f[1], 'lower' FROM a
+UNION ALL SELECT run, 'phase.fetching.p90', partition_id, f[2], 'lower' FROM a
+UNION ALL SELECT run, 'phase.processing.p50', partition_id, p[1], 'lower' FROM a
+UNION ALL SELECT run, 'phase.processing.p90', partition_id, p[2], 'lower' FROM a
+UNION ALL SELECT run, 'phase.finishing.p50', partition_id, e[1], 'lower' FROM a
+UNION ALL SELECT run, 'phase.finishing.p90', partition_id, e[2], 'lower' FROM a

@@ -1,15 +1,19 @@
 -- name: compare_runs
--- purpose: `aksnap compare`'s run family over a whole archive at once: per run (every session
---          of the run together), the task count, failed (the status_sets failed set), retried
---          and still incomplete tasks, the wall time (first created_at -> last ended_at), the
---          makespan (first started_at -> last ended_at) and the throughput (ended tasks per
---          second of wall time); one row per run and metric, with the metric's better
---          direction. Written once in DuckDB's dialect and run on Spark through SQLGlot.
+-- purpose: `aksnap compare`'s per-run families over a whole archive at once, in one scan of
+--          the task rows: per run (every session of the run together) the task count, failed
+--          (the status_sets failed set), retried and still incomplete tasks; the wall time
+--          (first created_at -> last ended_at), the makespan (first started_at -> last
+--          ended_at), the throughput (ended tasks per second of wall time); the failed tasks
+--          that ran (started_at set: the origins), those failed by propagation (never
+--          started) and the distinct error messages of the failures that ran. One row per run
+--          and metric, with the metric's better direction. Written once in DuckDB's dialect
+--          and run on Spark through SQLGlot.
 -- params: none (reads the archive views tasks and status_sets, and selected_runs)
 -- views: selected_runs(run, pos) the runs compared, in order
 -- columns: run, metric, scope, value, better
 WITH t AS (
-    SELECT t.run, t.status, t.created_at, t.started_at, t.ended_at, v.failed, v.incomplete
+    SELECT t.run, t.status, t.created_at, t.started_at, t.ended_at, v.failed, v.incomplete,
+           coalesce(nullif(trim(t.output_error), ''), nullif(trim(t.status_message), '')) AS message
     FROM tasks t
     JOIN selected_runs s ON t.run = s.run
     JOIN status_sets v ON v.tbl = 'tasks' AND v.status = t.status
@@ -21,7 +25,10 @@ WITH t AS (
            count(*) FILTER (WHERE incomplete) AS incomplete,
            count(ended_at) AS ended,
            (epoch_us(max(ended_at)) - epoch_us(min(created_at))) / 1e6 AS wall_s,
-           (epoch_us(max(ended_at)) - epoch_us(min(started_at))) / 1e6 AS makespan_s
+           (epoch_us(max(ended_at)) - epoch_us(min(started_at))) / 1e6 AS makespan_s,
+           count(*) FILTER (WHERE failed AND started_at IS NOT NULL) AS failed_ran,
+           count(*) FILTER (WHERE failed AND started_at IS NULL) AS propagated,
+           count(DISTINCT CASE WHEN failed AND started_at IS NOT NULL THEN message END) AS messages
     FROM t
     GROUP BY run
 )
@@ -32,3 +39,6 @@ UNION ALL SELECT run, 'tasks.incomplete', '', CAST(incomplete AS DOUBLE), 'lower
 UNION ALL SELECT run, 'time.wall_s', '', wall_s, 'lower' FROM a
 UNION ALL SELECT run, 'time.makespan_s', '', makespan_s, 'lower' FROM a
 UNION ALL SELECT run, 'throughput.tasks_per_s', '', ended / nullif(wall_s, 0), 'higher' FROM a
+UNION ALL SELECT run, 'errors.failed_ran', '', CAST(failed_ran AS DOUBLE), 'lower' FROM a
+UNION ALL SELECT run, 'errors.propagated', '', CAST(propagated AS DOUBLE), 'lower' FROM a
+UNION ALL SELECT run, 'errors.messages', '', CAST(messages AS DOUBLE), 'lower' FROM a
