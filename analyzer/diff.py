@@ -14,7 +14,8 @@ whatever its share). Each metric has a better direction (durations, failures, re
 throughput: higher); figures with none (completed counts, pods, the graph's shape) are
 ``changed`` rather than better or worse.
 
-Each bundle is measured in turn and its graph dropped before the next, so two 1M-task bundles
+The two bundles are measured in two threads: the SQL of one runs while the other's graph is
+built, but the graphs take turns (a lock; each dropped once measured), so two 1M-task bundles
 never hold two graphs in memory.
 """
 
@@ -241,11 +242,21 @@ def match_sessions(keys_a: list[dict[str, Any]], keys_b: list[dict[str, Any]],
 
 # -- measuring one bundle ---------------------------------------------------------------------------
 
-def measure(snap, session_ids: Sequence[str]) -> dict[tuple[str, str, str], float | None]:
+def measure(snap, session_ids: Sequence[str], graph_lock=None) -> dict[tuple[str, str, str], float | None]:
     """Every compared figure of the named sessions of one bundle: {(session, metric, scope):
-    value}. SQL over every task row at once, then the critical paths, vectorised."""
-    from . import critical_path as cp
+    value}. SQL over every task row at once, then (holding ``graph_lock``, so that two bundles
+    never hold two graphs) the critical paths and spawn depths, vectorised; the graph is
+    dropped once measured."""
+    import contextlib
 
+    out = measure_sql(snap, session_ids)
+    with graph_lock or contextlib.nullcontext():
+        out.update(measure_graph(snap, session_ids))
+        _release_graph(snap)
+    return out
+
+
+def measure_sql(snap, session_ids: Sequence[str]) -> dict[tuple[str, str, str], float | None]:
     wanted = set(session_ids)
     out: dict[tuple[str, str, str], float | None] = {}
 
@@ -274,7 +285,59 @@ def measure(snap, session_ids: Sequence[str]) -> dict[tuple[str, str, str], floa
         put(r["session_id"], metric, r["error_class"], r["tasks"])
     for r in snap.query("diff_sessions").to_pylist():
         put(r["session_id"], r["metric"], "", r["value"])
-    ids = [s for s in session_ids]
+    return out
+
+
+def spawn_depths(parent: np.ndarray) -> np.ndarray:
+    """Each task's depth in the spawn tree (a client task is 0), by pointer jumping: log2(depth)
+    vectorised steps, whatever the tree's shape."""
+    d = (parent >= 0).astype(np.int64)
+    p = np.asarray(parent, dtype=np.int64).copy()
+    while True:
+        alive = np.flatnonzero(p >= 0)
+        if not len(alive):
+            return d
+        d_next, p_next = d.copy(), np.full_like(p, -1)
+        d_next[alive] += d[p[alive]]
+        p_next[alive] = p[p[alive]]
+        d, p = d_next, p_next
+
+
+def measure_graph(snap, session_ids: Sequence[str]) -> dict[tuple[str, str, str], float | None]:
+    """The critical path of each session (length, seconds by segment) and its tasks per spawn
+    depth (first attempts), from the graph."""
+    from . import critical_path as cp
+
+    out: dict[tuple[str, str, str], float | None] = {}
+
+    def put(sid, metric, value):
+        out[(sid, metric, "")] = float(value)
+
+    ids = list(session_ids)
+    g = snap.graph
+    T = g.n_tasks
+    code_of = {name: i for i, name in enumerate(g.sessions.to_pylist())}
+    first = np.asarray(g.previous_attempt[:T]) < 0
+    depth = spawn_depths(np.asarray(g.parent[:T]))[first]
+    codes = np.asarray(g.session_of[:T])[first]
+    width = int(depth.max()) + 1 if len(depth) else 1
+    per = np.bincount(codes * width + depth, minlength=len(code_of) * width).reshape(-1, width)
+    # fan-out: subtasks per spawning task (first attempts; a retry keeps its first parent)
+    parent = np.asarray(g.parent[:T])
+    spawned = first & (parent >= 0)
+    kids = np.bincount(parent[spawned], minlength=T)
+    spawners = np.flatnonzero(kids)
+    spawner_code = np.asarray(g.session_of[:T])[spawners]
+    for sid in ids:
+        if sid not in code_of:
+            continue
+        k = code_of[sid]
+        for d in np.flatnonzero(per[k]).tolist():
+            put(sid, f"graph.depth.{d}", per[k, d])
+        n = kids[spawners[spawner_code == k]]
+        for stat, v in (("p50", np.quantile(n, 0.5) if len(n) else 0),
+                        ("p90", np.quantile(n, 0.9) if len(n) else 0), ("max", n.max() if len(n) else 0)):
+            put(sid, f"graph.fan_out.{stat}", v)
     p = cp.compute(snap, ids)
     on_path = np.bincount(p.k, weights=p.is_task, minlength=len(ids))
     seconds = np.bincount(p.seg_k * len(cp.SEGMENTS) + p.seg_name,
@@ -283,9 +346,9 @@ def measure(snap, session_ids: Sequence[str]) -> dict[tuple[str, str, str], floa
     for i, sid in enumerate(ids):
         if p.last[i] < 0:
             continue
-        put(sid, "critical_path.length", "", on_path[i])
+        put(sid, "critical_path.length", on_path[i])
         for c, name in enumerate(cp.SEGMENTS):
-            put(sid, f"critical_path.{name.replace(' ', '_')}_s", "", seconds[i, c])
+            put(sid, f"critical_path.{name.replace(' ', '_')}_s", seconds[i, c])
     return out
 
 
@@ -366,10 +429,16 @@ def build(snap_a, snap_b, session_a: str | None = None, session_b: str | None = 
     keys_a = snap_a.query("diff_session_keys").to_pylist()
     keys_b = snap_b.query("diff_session_keys").to_pylist()
     pairs = match_sessions(keys_a, keys_b, session_a, session_b, names)
-    ma = measure(snap_a, [p["session_a"] for p in pairs])
-    _release_graph(snap_a)
-    mb = measure(snap_b, [p["session_b"] for p in pairs])
-    _release_graph(snap_b)
+    # B's SQL runs while A's graph is built (DuckDB and numpy release the GIL); the graphs
+    # themselves take turns, so peak memory is one graph, not two
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Lock
+
+    lock = Lock()
+    with ThreadPoolExecutor(2, thread_name_prefix="aksnap-diff") as pool:
+        fa = pool.submit(measure, snap_a, [p["session_a"] for p in pairs], lock)
+        fb = pool.submit(measure, snap_b, [p["session_b"] for p in pairs], lock)
+        ma, mb = fa.result(), fb.result()
     rows = compare(ma, mb, pairs, user)
     for p in pairs:
         p["headline"] = _headline(rows, p)

@@ -9,9 +9,12 @@
 WITH t AS (
     SELECT session_id, count(*) AS tasks, min(created_at) AS first_created,
            mode(application_name) AS app, mode(application_version) AS ver,
-           mode(application_namespace) AS ns,
-           list_sort(list_distinct(list(partition_id))) AS parts
+           mode(application_namespace) AS ns
     FROM tasks
+    GROUP BY session_id
+), tp AS (
+    SELECT session_id, list_sort(list(partition_id)) AS parts
+    FROM (SELECT DISTINCT session_id, partition_id FROM tasks WHERE partition_id IS NOT NULL)
     GROUP BY session_id
 ), s AS (
     SELECT session_id, options.application_name AS app, options.application_version AS ver,
@@ -23,9 +26,10 @@ SELECT coalesce(s.session_id, t.session_id) AS session_id,
        coalesce(nullif(s.app, ''), t.app, '') AS application_name,
        coalesce(nullif(s.ver, ''), t.ver, '') AS application_version,
        coalesce(nullif(s.ns, ''), t.ns, '') AS application_namespace,
-       coalesce(s.parts, t.parts, []) AS partitions,
+       coalesce(s.parts, tp.parts, []) AS partitions,
        coalesce(t.tasks, 0) AS tasks,
        t.first_created
 FROM s FULL JOIN t ON s.session_id = t.session_id
+LEFT JOIN tp ON tp.session_id = t.session_id
 WHERE $session_id::VARCHAR IS NULL OR coalesce(s.session_id, t.session_id) = $session_id::VARCHAR
 ORDER BY first_created NULLS LAST, session_id;
