@@ -309,6 +309,9 @@ class RawClient:
         self.conn = conn
         self.retry = retry or RetryPolicy()
         self.max_receive = max_receive
+        # Pages are sized to the receive limit as configured; raising it for one heavy row
+        # must not make every later page (and the memory that holds it) 64 times bigger.
+        self.page_receive = max_receive
         self.max_receive_ceiling = max(max_receive, max_receive_ceiling)
         # The control plane's send limit, once one of its refusals has told it (bytes).
         self.server_limit: int | None = None

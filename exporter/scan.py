@@ -240,8 +240,10 @@ class UnitScan:
         return _pow2_floor(max(1, min(AUTO_MAX_PAGE, fits)))
 
     def _byte_target(self) -> float:
-        """Bytes a page should stay under: a share of the smaller of the two limits known."""
-        limit = self.client.max_receive
+        """Bytes a page should stay under: a share of the smaller of the two limits known
+        (aksnap's receive limit as configured, not as raised for a single heavy row)."""
+        limit = min(self.client.max_receive, getattr(self.client, "page_receive",
+                                                     self.client.max_receive))
         if self.client.server_limit:
             limit = min(limit, self.client.server_limit)
         return limit * PAGE_BYTES_TARGET
