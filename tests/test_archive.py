@@ -152,3 +152,14 @@ def test_an_archive_of_another_version_is_refused(tmp_path):
     with pytest.raises(AnalysisError, match="archive version 99"):
         archive.Archive.open(arc)
     assert os.path.isdir(Path(arc) / "runs")
+
+
+def test_a_packed_file_of_a_bundle_is_the_same_run(tmp_path):
+    """Given a bundle and the packed file of it, when both are added, then the second is the
+    same run (the id comes from the manifest, not from the file that carried it)."""
+    pack = pytest.importorskip("aksnap.pack")
+    b = small(tmp_path / "b", 1)
+    packed = pack.pack(b, tmp_path / "b.aksnap").path
+    rows = archive.add(tmp_path / "arc", [b, packed])
+    assert [r["status"] for r in rows] == ["added", "already present"]
+    assert rows[0]["run_id"] == rows[1]["run_id"]
