@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aksnap.bundle import TABLES, BundleError
+from aksnap.bundle_writer import fsync_dir
 
 from .snapshot import AnalysisError, Snapshot, _parse_time
 
@@ -216,7 +217,7 @@ class Archive:
                     return  # another add of the same bundle won the race: it is in
                 raise AnalysisError(f"cannot write run {run_id} into {self.root} "
                                     f"({e.strerror}); check the space and permissions") from None
-        _fsync_dir(self.root / "runs")
+        fsync_dir(self.root / "runs")
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -275,19 +276,6 @@ def _copy_hashing(src: str, dst: Path, chunk: int = 4 << 20) -> str:
         out.flush()
         os.fsync(out.fileno())
     return h.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def add(archive: str | os.PathLike, bundles: Sequence[str | os.PathLike],

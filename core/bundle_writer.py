@@ -87,7 +87,8 @@ def _rename2(src: Path, dst: Path, flags: int) -> bool:
     raise OSError(err, os.strerror(err), str(dst))
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """fsync a directory (its entries), ignoring file systems that refuse it."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -333,14 +334,14 @@ class BundleWriter:
                 f.write(manifest.to_json())
                 f.flush()
                 os.fsync(f.fileno())
-            _fsync_dir(self.tmp)
+            fsync_dir(self.tmp)
         except OSError as e:
             raise BundleError(os_error_sentence(e, self.out, "write the bundle")) from None
         with _signals_held():
             self._move_into_place()
             self.state = "committed"
             self._done = True
-            _fsync_dir(self.out.parent)
+            fsync_dir(self.out.parent)
             if self.replaced:
                 remove_bundle_dir(self.tmp)  # now holds the old bundle
         return self.out
