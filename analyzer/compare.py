@@ -29,7 +29,7 @@ from aksnap.bundle import status_sets_table
 from .archive import Archive, parse_labels
 from .common import Section, render_data, render_sections
 from .diff import markdown_table
-from .snapshot import AnalysisError
+from .snapshot import AnalysisError, duckdb_type
 
 #: metric family -> the query computing it (one query per family, over the whole archive)
 FAMILIES = {"tasks": "compare_runs", "time": "compare_runs", "throughput": "compare_runs",
@@ -78,7 +78,7 @@ class DuckEngine:
 
     def table(self, name: str, t: pa.Table) -> None:
         """A few rows of our own, from bound lists (not con.register: that imports pandas)."""
-        types = {c: _duck_type(t.schema.field(c).type) for c in t.column_names}
+        types = {c: duckdb_type(t.schema.field(c).type) for c in t.column_names}
         select = ", ".join(f"unnest(${c})::{types[c]} AS {c}" for c in t.column_names)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}",
                          {c: t[c].to_pylist() for c in t.column_names})
@@ -97,16 +97,6 @@ class DuckEngine:
 
     def close(self) -> None:
         self.con.close()
-
-
-def _duck_type(t: pa.DataType) -> str:
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_integer(t):
-        return "BIGINT"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    return "VARCHAR"
 
 
 class SparkEngine:

@@ -98,16 +98,19 @@ def _small_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> 
     imports pandas when it registers any Python object, 0.3 s of every command's start when
     pandas is installed."""
     cols = table.column_names  # identifiers of our own tables, never user input
-    select = ", ".join(f"unnest(${c})::{_sql_type(table.schema.field(c).type)} AS {c}" for c in cols)
+    select = ", ".join(f"unnest(${c})::{duckdb_type(table.schema.field(c).type)} AS {c}" for c in cols)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select}",
                 {c: table[c].to_pylist() for c in cols})
 
 
-def _sql_type(t: pa.DataType) -> str:
+def duckdb_type(t: pa.DataType) -> str:
+    """The DuckDB type a column of our own small tables is cast to."""
     if pa.types.is_boolean(t):
         return "BOOLEAN"
     if pa.types.is_integer(t):
         return "BIGINT"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
     if pa.types.is_timestamp(t):
         return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
     return "VARCHAR"
