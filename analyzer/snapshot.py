@@ -181,6 +181,7 @@ class Snapshot:
             raise BundleError(f"{root} cannot be read ({str(e).strip().splitlines()[0]}); "
                               "`aksnap check` lists its problems") from None
         snap = cls(bundle, con, problems)
+        snap.path = root  # what the user named: a packed file stays the file, not the cache
         if not collect_problems:
             snap._check_vocabulary()
         snap.verified = bool(verify or collect_problems)
