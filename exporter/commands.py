@@ -132,6 +132,12 @@ def export_command(
     messages: str = typer.Option("classes", "--messages", metavar="classes|drop|keep",
                                  help="With --redact: what to do with error texts and status "
                                  "messages (see aksnap redact)."),
+    map_out: Optional[Path] = typer.Option(None, "--map", help="With --redact: also write the "
+                                           "pseudonym -> original table (Parquet) to FILE, for "
+                                           "the sender alone; never inside the bundle.",
+                                           show_default=False, metavar="FILE"),
+    keep_ids: bool = typer.Option(False, "--keep-ids", help="With --redact: keep session, task "
+                                  "and result ids as they are."),
     output: Optional[str] = output_option(FORMATS),
     fmt: Optional[str] = typer.Option(None, "--format", "-f", hidden=True, show_default=False,
                                       help="Deprecated: use -o/--output."),
@@ -160,16 +166,19 @@ def export_command(
 
     progress = None
     redaction = None
-    if redact or key_file is not None:
+    if (redact or key_file is not None) and not (redact and key_file is not None):
+        raise fail("--redact and --key-file go together: --redact --key-file KEY "
+                   "(aksnap redact --new-key creates a key)")
+    if (map_out is not None or keep_ids) and not redact:
+        raise fail("--map and --keep-ids go with --redact --key-file KEY")
+    if redact:
         from aksnap.redact import MESSAGE_MODES, Redaction, load_key
 
-        if not (redact and key_file is not None):
-            raise fail("--redact and --key-file go together: --redact --key-file KEY "
-                       "(aksnap redact --new-key creates a key)")
         if messages.lower() not in MESSAGE_MODES:
             raise fail(f"unknown --messages mode {messages!r}; use {', '.join(MESSAGE_MODES)}")
         try:
-            redaction = Redaction(load_key(key_file), messages.lower())
+            redaction = Redaction(load_key(key_file), messages.lower(), keep_ids=keep_ids,
+                                  map_out=map_out)
         except BundleError as e:
             raise fail(str(e)) from None
     _terminate_like_ctrl_c()

@@ -280,6 +280,8 @@ def test_message_classes_keep_the_shape_and_replace_what_identifies():
     (["redact", "{t}/nothing", "--out", "{t}/o", "--key-file", "{t}/key"], "does not exist"),
     (["redact", "{fb}", "--out", "{fb}", "--key-file", "{t}/key"], "already exists"),
     (["export", "--endpoint", "127.0.0.1:1", "--all", "--out", "{t}/e", "--redact"], "--key-file"),
+    (["export", "--endpoint", "127.0.0.1:1", "--all", "--out", "{t}/e", "--map", "{t}/m.parquet"],
+     "go with --redact"),
 ])
 def test_bad_input_is_one_sentence(tmp_path, argv, words):
     fb = failure_bundle(tmp_path / "fb")
@@ -291,3 +293,23 @@ def test_bad_input_is_one_sentence(tmp_path, argv, words):
     assert r.stderr.startswith("aksnap: error: ") and r.stderr.count("\n") == 1, r.stderr
     assert words in r.stderr and "Traceback" not in r.output
     assert not (tmp_path / "o").exists() and not (tmp_path / "e").exists()
+
+
+def test_export_redact_map_traces_pseudonyms_back(tmp_path):
+    """Given a live control plane, when `export --redact --key-file K --map M` runs, then the
+    bundle holds pseudonyms only and M maps each back to the original id (for the sender)."""
+    from aksnap.fixtures.server import SimulatedControlPlane, synthetic_cluster
+
+    (tmp_path / "key").write_bytes(KEY)
+    cluster = synthetic_cluster(50, seed=4)
+    originals = set(cluster.tasks.column("id").to_pylist())
+    with SimulatedControlPlane(cluster) as cp:
+        r = runner.invoke(app, ["export", "--endpoint", cp.start(), "--all", "--out",
+                                str(tmp_path / "b"), "--quiet", "--redact", "--key-file",
+                                str(tmp_path / "key"), "--map", str(tmp_path / "map.parquet")])
+    assert r.exit_code == 0, r.output
+    redacted = set(pq.read_table(tmp_path / "b" / "tasks.parquet").column("task_id").to_pylist())
+    assert not redacted & originals
+    pairs = pq.read_table(tmp_path / "map.parquet").to_pylist()
+    back = {p[c] for p in pairs for c in p if p[c] in originals}
+    assert back == originals
