@@ -47,7 +47,6 @@ from aksnap.bundle import (
     MAX_MANIFEST_BYTES,
     TABLES,
     BundleError,
-    Manifest,
     OpenBundle,
     parse_manifest,
 )
@@ -515,10 +514,13 @@ def open_packed(path: str | os.PathLike) -> Path:
     return final
 
 
-def unpack(path: str | os.PathLike, out: str | os.PathLike) -> Path:
+def unpack(path: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> Path:
     """Extract the packed file ``path`` into a new bundle directory ``out`` (refused if it
-    exists), with the same checks as :func:`open_packed`; atomic (hidden sibling renamed)."""
-    from aksnap.bundle_writer import _RENAME_NOREPLACE, _rename2
+    exists, unless ``overwrite`` and it is a bundle: then exchanged atomically, as
+    ``export --overwrite`` does), with the same checks as :func:`open_packed`; atomic (hidden
+    sibling renamed)."""
+    from aksnap.bundle_writer import (_RENAME_EXCHANGE, _RENAME_NOREPLACE, _rename2,
+                                      remove_bundle_dir, replaceable_problem)
 
     path = Path(path)
     out = Path(os.path.abspath(out))
@@ -529,8 +531,12 @@ def unpack(path: str | os.PathLike, out: str | os.PathLike) -> Path:
                           "file (aksnap pack writes one)")
     if not is_packed(path):
         raise BundleError(f"{path} is not a packed bundle (no zip archive); aksnap pack writes one")
-    if os.path.lexists(out):
-        raise BundleError(f"{out} already exists; choose another --out")
+    replace = os.path.lexists(out)
+    if replace and not overwrite:
+        raise BundleError(f"{out} already exists; choose another --out (or --overwrite to "
+                          "replace a bundle)")
+    if replace and replaceable_problem(out):
+        raise BundleError(replaceable_problem(out))
     if not out.parent.is_dir():
         raise BundleError(f"cannot create {out}: the directory {out.parent} does not exist")
     packed = _Packed(path)
@@ -540,7 +546,19 @@ def unpack(path: str | os.PathLike, out: str | os.PathLike) -> Path:
             os.mkdir(tmp, 0o777)
             packed.extract_into(tmp)
             try:
-                if not _rename2(tmp, out, _RENAME_NOREPLACE):
+                if replace and os.path.lexists(out):
+                    why = replaceable_problem(out)
+                    if why:
+                        raise BundleError(f"{why} (it changed while unpacking)")
+                    if not _rename2(tmp, out, _RENAME_EXCHANGE):
+                        raise BundleError(f"cannot replace {out} atomically on this file "
+                                          "system; remove it first, then unpack")
+                    if replaceable_problem(tmp) is not None:  # never delete a user's files
+                        _rename2(tmp, out, _RENAME_EXCHANGE)
+                        raise BundleError(f"{out} changed into something that is not a "
+                                          "bundle while unpacking; it was left as it is")
+                    remove_bundle_dir(tmp)  # now the replaced bundle
+                elif not _rename2(tmp, out, _RENAME_NOREPLACE):
                     if os.path.lexists(out):
                         raise FileExistsError(errno.EEXIST, "exists")
                     os.rename(tmp, out)
@@ -612,7 +630,10 @@ def register(app) -> None:
         file: Path = typer.Argument(..., help="A packed bundle (written by aksnap pack).",
                                     show_default=False, metavar="FILE"),
         out: Path = typer.Option(..., "--out", help="Bundle directory to create (refused if "
-                                 "it exists).", show_default=False, metavar="DIR"),
+                                 "it exists, unless --overwrite).", show_default=False,
+                                 metavar="DIR"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle "
+                                       "at --out (only a bundle; atomically)."),
         output: Optional[str] = output_option(formats),
     ) -> None:
         """Extract a packed bundle into a bundle directory, after every safety check.
@@ -629,7 +650,7 @@ def register(app) -> None:
         try:
             fmt = resolve_format(output, formats)
             started = time.perf_counter()
-            path = unpack(file, out)
+            path = unpack(file, out, overwrite=overwrite)
             from aksnap.bundle import read_manifest
 
             m = read_manifest(path)

@@ -217,3 +217,26 @@ def test_a_cached_extraction_removed_by_hand_is_extracted_again(fb, tmp_path):
     d = open_packed(f)
     os.unlink(d / "tasks.parquet")
     assert open_packed(f) == d and (d / "tasks.parquet").is_file()
+
+
+def test_unpack_overwrite_replaces_only_a_bundle(tmp_path):
+    """Given a bundle at --out, `unpack --overwrite` replaces it atomically; a folder that is
+    not a bundle is refused even with --overwrite, and its files survive."""
+    from aksnap.analyzer.testing import failure_bundle
+
+    fb = failure_bundle(tmp_path / "fb")
+    packed = tmp_path / "fb.aksnap"
+    assert runner.invoke(app, ["pack", str(fb), "--out", str(packed)]).exit_code == 0
+    other = failure_bundle(tmp_path / "other")
+    r = runner.invoke(app, ["unpack", str(packed), "--out", str(other)])
+    assert r.exit_code == 2 and "already exists" in r.stderr
+    r = runner.invoke(app, ["unpack", str(packed), "--out", str(other), "--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert (other / "manifest.json").read_bytes() == (fb / "manifest.json").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fb", "fb.aksnap", "other"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    r = runner.invoke(app, ["unpack", str(packed), "--out", str(mine), "--overwrite"])
+    assert r.exit_code == 2 and "not an aksnap bundle" in r.stderr
+    assert (mine / "notes.txt").read_text() == "keep me"
