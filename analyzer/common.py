@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from aksnap.output import render_kv, render_rows, to_json, to_yaml
+
+if TYPE_CHECKING:  # annotations only: numpy is imported where the arrays are made
+    import numpy as np
 
 
 def micros(t: datetime | None) -> int:
