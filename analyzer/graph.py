@@ -124,20 +124,32 @@ def _ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
     return np.repeat(lo - starts, cnt) + np.arange(total, dtype=np.int64)
 
 
-def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
-    """Every node reachable from ``start`` along the CSR adjacency, sorted.
+class _Scratch:
+    """Work arrays for many traversals of one graph: allocated once, left clean after each."""
+
+    def __init__(self, n: int):
+        self.seen = np.zeros(n, dtype=bool)
+        self.slot = np.empty(n, dtype=np.int64)
+
+
+def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start,
+           scratch: _Scratch | None = None) -> np.ndarray:
+    """Every node reachable from ``start`` along the CSR adjacency (sorted; unsorted when a
+    ``scratch`` is passed, for callers that traverse many times and only sum or count).
 
     Level by level, each level one vectorised gather, duplicates dropped by marking (no sort);
     a stretch of nodes with exactly one neighbour (a chain) is followed step by step without
     the per-level array overhead, so a 100,000-level chain costs what its nodes cost, not
     100,000 rounds of numpy calls. The start nodes are not in the answer unless a cycle leads
-    back to them."""
-    seen = np.zeros(n, dtype=bool)
-    slot = np.empty(n, dtype=np.int64)  # scratch: drops duplicates within a level
+    back to them. With ``scratch`` the cost is what is reached, not the graph's size."""
+    own = scratch is None
+    sc = _Scratch(n) if own else scratch
+    seen, slot = sc.seen, sc.slot
+    parts: list[np.ndarray] = []
     front = np.unique(np.atleast_1d(np.asarray(start, dtype=np.int64)))
     while len(front):
         if len(front) == 1:
-            x = int(front[0])
+            x, steps = int(front[0]), []
             while True:
                 lo = int(ptr[x])
                 if int(ptr[x + 1]) - lo != 1:
@@ -146,7 +158,10 @@ def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
                 if seen[y]:
                     break
                 seen[y] = True
+                steps.append(y)
                 x = y
+            if steps:
+                parts.append(np.array(steps, dtype=np.int64))
             front = np.array([x], dtype=np.int64)
         lo = ptr[front]
         nxt = nbr[_ranges(lo, ptr[front + 1] - lo)]
@@ -155,8 +170,14 @@ def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
             slot[nxt] = np.arange(len(nxt))
             nxt = nxt[slot[nxt] == np.arange(len(nxt))]
         seen[nxt] = True
+        if len(nxt):
+            parts.append(nxt)
         front = nxt
-    return np.flatnonzero(seen)
+    if own:
+        return np.flatnonzero(seen)
+    found = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    seen[found] = False  # clean for the next traversal
+    return found
 
 
 def _peels_completely(ptr: np.ndarray, nbr: np.ndarray, n: int) -> bool:
@@ -326,7 +347,10 @@ class TaskGraph:
             meta = json.loads((path / "meta.json").read_text())
             if not _cache_trusted(self._snap, meta):
                 return False
-            arrays = {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in self._CACHED}
+            # plain ndarray views of the maps: np.memmap's Python-level __getitem__ would make
+            # every scalar access of a traversal step slow
+            arrays = {k: np.load(path / f"{k}.npy", mmap_mode="r").view(np.ndarray)
+                      for k in self._CACHED}
             ids = pa.ipc.open_file(pa.memory_map(str(path / "ids.arrow"))).read_all()["id"]
         except (OSError, ValueError, KeyError):
             return False
@@ -742,8 +766,9 @@ class TaskGraph:
                 keep = keep[:max_traversals]
             walk = ends[need][keep]
             sums = np.zeros((len(walk) + 1, k), dtype=np.int64)  # last row: not walked
+            scratch = _Scratch(self.n)
             for i, a in enumerate(walk.tolist()):
-                sums[i] = w[self.descendants(a)].sum(axis=0)
+                sums[i] = w[_reach(self.out_ptr, self.out_dst, self.n, a, scratch)].sum(axis=0)
             srt = np.argsort(walk)
             pos = np.searchsorted(walk[srt], ends[need])
             pos = np.minimum(pos, max(len(walk) - 1, 0))
