@@ -80,15 +80,20 @@ def _top_root_causes(snap, mask: np.ndarray, top: int) -> dict[int, list[dict[st
     explains = sums[:, 0]
     sess = g.session_of[origins]
     order = np.lexsort((g.id_rank(origins), -explains, sess))
-    sess_o = sess[order]
-    first = np.r_[0, np.flatnonzero(sess_o[1:] != sess_o[:-1]) + 1]
-    pos = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
-    picked = order[pos < top]
+    picked = _first_per_session(sess, order, top)
     out: dict[int, list[dict[str, Any]]] = {}
     for code in np.unique(sess[picked]).tolist():
         nodes = origins[picked[sess[picked] == code]]
         out[code] = describe.root_cause_rows(snap, nodes, None)[:top]
     return out
+
+
+def _first_per_session(sess: np.ndarray, order: np.ndarray, top: int) -> np.ndarray:
+    """The first ``top`` of ``order`` (grouped by session, ranked within) in each session."""
+    sess_o = sess[order]
+    first = np.r_[0, np.flatnonzero(sess_o[1:] != sess_o[:-1]) + 1]
+    pos = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
+    return order[pos < top]
 
 
 def _top_blockers(snap, r: blockers_mod.Ranking, top: int) -> dict[int, list[dict[str, Any]]]:
@@ -98,10 +103,7 @@ def _top_blockers(snap, r: blockers_mod.Ranking, top: int) -> dict[int, list[dic
         return {}
     sess = g.session_of[r.nodes]
     order = np.argsort(sess, kind="stable")
-    sess_o = sess[order]
-    first = np.r_[0, np.flatnonzero(sess_o[1:] != sess_o[:-1]) + 1]
-    pos = np.arange(len(order)) - np.repeat(first, np.diff(np.r_[first, len(order)]))
-    picked = order[pos < top]
+    picked = _first_per_session(sess, order, top)
     out: dict[int, list[dict[str, Any]]] = {}
     for code in np.unique(sess[picked]).tolist():
         mine = picked[sess[picked] == code]
