@@ -18,7 +18,6 @@ as index arrays: they explain *when* a task came to exist, not what it reads. Bo
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import rustworkx as rx
 
+from aksnap.analyzer.cache import cache_entry
 from aksnap.bundle import (
     RESULT_FAILED_STATUSES,
     RESULT_STATUSES,
@@ -219,23 +219,12 @@ CACHE_VERSION = "graph-v3"
 
 
 def _cache_path(snap) -> Path | None:
-    """Where this bundle's index cache lives (``$AKSNAP_CACHE_DIR``, else the user cache
-    directory): a directory of ``.npy`` arrays read memory-mapped, the ids in Arrow IPC and a
-    ``meta.json``; None when caching is off (``AKSNAP_CACHE_DIR=""``).
-
-    Keyed by the tables' checksums, sizes and row counts: the content, not the manifest's
-    bytes (which a copied and edited bundle keeps). A cache is used only when the files are
-    proven to be that content: by the checksum verification every answer waits for, or, with
-    ``--no-verify``, by the files' identity (device, inode, size, mtime) recorded at build."""
-    root = os.environ.get("AKSNAP_CACHE_DIR")
-    if root == "":
-        return None
-    if root is None:
-        root = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "aksnap")
-    tables = snap.manifest.tables
-    content = json.dumps([[t, e.sha256, e.bytes, e.rows] for t, e in sorted(tables.items())])
-    key = hashlib.sha256(content.encode()).hexdigest()[:24]
-    return Path(root) / f"{CACHE_VERSION}-{key}"
+    """Where this bundle's index cache lives (:mod:`aksnap.analyzer.cache`): a directory of
+    ``.npy`` arrays read memory-mapped, the ids in Arrow IPC and a ``meta.json``; None when
+    caching is off (``AKSNAP_CACHE_DIR=""``). A cache is used only when the files are proven to
+    be the content it was built for: by the checksum verification every answer waits for, or,
+    with ``--no-verify``, by the files' identity (device, inode, size, mtime) recorded at build."""
+    return cache_entry(snap.manifest, CACHE_VERSION)
 
 
 def _cache_trusted(snap, meta: dict) -> bool:

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aksnap import queries
+from aksnap.analyzer.cache import remember_vocabulary_good, vocabulary_known_good
 from aksnap.bundle import (
     RESULT_STATUSES,
     SESSION_STATUSES,
@@ -145,6 +146,9 @@ class Snapshot:
                               + (f" (and {len(p) - 1} more)" if len(p) > 1 else "")
                               + "; re-export it, or pass --no-verify to read it anyway")
         self._verification = None
+        if getattr(self, "_vocabulary_checked", False):
+            remember_vocabulary_good(self.manifest)
+            self._vocabulary_checked = False
 
     @classmethod
     def open(cls, path: str | os.PathLike, verify: bool = True,
@@ -182,8 +186,11 @@ class Snapshot:
                               "`aksnap check` lists its problems") from None
         snap = cls(bundle, con, problems)
         snap.path = root  # what the user named: a packed file stays the file, not the cache
-        if not collect_problems:
+        if not collect_problems and not (verify and vocabulary_known_good(bundle.manifest)):
+            # a content with these checksums passed it before; the verification below proves
+            # the files are that content before any answer is shown
             snap._check_vocabulary()
+            snap._vocabulary_checked = True  # remembered once the checksums prove the content
         snap.verified = bool(verify or collect_problems)
         if verify and not collect_problems:
             # Hashing hundreds of MiB runs in a thread (hashlib releases the GIL) while the

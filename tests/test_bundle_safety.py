@@ -471,6 +471,44 @@ def test_an_edited_copy_does_not_reuse_the_originals_cache(tmp_path, monkeypatch
         assert s.graph.status_name(0) == "COMPLETED"
 
 
+def test_the_vocabulary_check_is_skipped_only_for_verified_content_that_passed_it(tmp_path, monkeypatch):
+    """Given a bundle that passed the vocabulary check and its checksum verification, a later
+    verified open skips the check (the checksums prove the same content); an open with
+    --no-verify always checks, and an edited copy keeping the original's checksums is refused
+    by the verification before any answer, and never marked good."""
+    from aksnap.analyzer import cache
+
+    monkeypatch.setenv("AKSNAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "CACHE_MIN_ROWS", 0)
+    checks = []
+    real = Snapshot._check_vocabulary
+    monkeypatch.setattr(Snapshot, "_check_vocabulary", lambda self: (checks.append(self.path), real(self)))
+    b = small(tmp_path / "b")
+    with Snapshot.open(b) as s:
+        s.wait_verified()
+    assert checks == [b] and cache.vocabulary_known_good(read_manifest(b))
+    with Snapshot.open(b) as s:
+        assert s.sql("SELECT status FROM tasks").column(0).to_pylist() == ["COMPLETED"]
+    assert checks == [b]  # skipped: the same verified content
+    with Snapshot.open(b, verify=False):
+        pass
+    assert checks == [b, b]  # --no-verify proves nothing about the content: checked
+
+    copy = tmp_path / "copy"
+    shutil.copytree(b, copy)
+    shutil.rmtree(tmp_path / "cache")
+    t = _tasks(copy)
+    i = t.schema.get_field_index("status")
+    pq.write_table(t.set_column(i, t.schema.field(i), pa.array(["ERROR"])), copy / "tasks.parquet")
+    rewrite_manifest(copy, lambda m: m["tables"]["tasks"].update(
+        bytes=(copy / "tasks.parquet").stat().st_size))
+    with Snapshot.open(copy) as s:  # the vocabulary is fine; the checksum is not
+        with pytest.raises(BundleError, match="fails its checksum"):
+            s.wait_verified()
+    assert checks == [b, b, copy]
+    assert not cache.vocabulary_known_good(read_manifest(copy))
+
+
 def test_bundles_follow_the_umask(tmp_path):
     old = os.umask(0o022)
     try:
