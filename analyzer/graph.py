@@ -215,7 +215,7 @@ def _chain_length(pointer: np.ndarray) -> np.ndarray:
     return dist
 
 
-CACHE_VERSION = "graph-v3"
+CACHE_VERSION = "graph-v4"  # v4: ids as two record batches (tasks, results)
 
 
 def _cache_path(snap) -> Path | None:
@@ -225,6 +225,18 @@ def _cache_path(snap) -> Path | None:
     be the content it was built for: by the checksum verification every answer waits for, or,
     with ``--no-verify``, by the files' identity (device, inode, size, mtime) recorded at build."""
     return cache_entry(snap.manifest, CACHE_VERSION)
+
+
+def _write_npy(path: Path, a: np.ndarray) -> None:
+    """``np.save`` through one raw ``write`` of the array's bytes (no intermediate copy)."""
+    from numpy.lib import format as npy
+
+    a = np.ascontiguousarray(a)
+    with open(path, "wb", buffering=0) as f:
+        npy.write_array_header_1_0(f, npy.header_data_from_array_1_0(a))
+        view = memoryview(a.reshape(-1).view(np.uint8))
+        while view:
+            view = view[f.write(view):]
 
 
 def _cache_trusted(snap, meta: dict) -> bool:
@@ -311,13 +323,15 @@ class TaskGraph:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
             self._missing_nodes = np.array([n for n, _ in self.missing_refs], dtype=np.int64)
-            self.expected_out_result, self.result_creator, self.in_ptr  # computed before saving
             for k in self._CACHED:
-                np.save(tmp / f"{k}.npy", np.ascontiguousarray(getattr(self, k)))
-            ids = pa.table({"id": pa.concat_arrays([self.task_ids.cast(pa.string()),
-                                                     self.result_ids.cast(pa.string())])})
-            with pa.OSFile(str(tmp / "ids.arrow"), "wb") as f, pa.ipc.new_file(f, ids.schema) as w:
-                w.write_table(ids)
+                _write_npy(tmp / f"{k}.npy", getattr(self, k))
+            # the two id arrays as two record batches of one file: no 100 MB concatenation
+            tids, rids = (a if a.type == pa.string() else a.cast(pa.string())
+                          for a in (self.task_ids, self.result_ids))
+            schema = pa.schema([("id", pa.string())])
+            with pa.OSFile(str(tmp / "ids.arrow"), "wb") as f, pa.ipc.new_file(f, schema) as w:
+                w.write_batch(pa.record_batch([tids], schema=schema))
+                w.write_batch(pa.record_batch([rids], schema=schema))
             meta = {"n_tasks": self.n_tasks, "n_results": self.n_results,
                     "identity": [list(i) for i in self._snap.bundle.identity()],
                     "sessions": self.sessions.to_pylist(),
@@ -340,15 +354,17 @@ class TaskGraph:
             # every scalar access of a traversal step slow
             arrays = {k: np.load(path / f"{k}.npy", mmap_mode="r").view(np.ndarray)
                       for k in self._CACHED}
-            ids = pa.ipc.open_file(pa.memory_map(str(path / "ids.arrow"))).read_all()["id"]
-        except (OSError, ValueError, KeyError):
+            reader = pa.ipc.open_file(pa.memory_map(str(path / "ids.arrow")))
+            batches = [reader.get_batch(i).column(0) for i in range(reader.num_record_batches)]
+        except (OSError, ValueError, KeyError, pa.ArrowException):
             return False
+        T, R = meta["n_tasks"], meta["n_results"]
+        if [len(b) for b in batches] != [T, R]:
+            return False  # not this cache version's layout: rebuilt (and rewritten) instead
         for k, v in arrays.items():
             setattr(self, k, v)
-        T, R = meta["n_tasks"], meta["n_results"]
         self.n_tasks, self.n_results, self.n = T, R, T + R
-        ids = _single(ids)
-        self.task_ids, self.result_ids = ids.slice(0, T), ids.slice(T, R)
+        self.task_ids, self.result_ids = batches
         self.sessions = pa.array(meta["sessions"], pa.string())
         self.missing_refs = list(zip(self._missing_nodes.tolist(), meta["missing_texts"]))
         self._acyclic = meta.get("acyclic")
@@ -413,8 +429,9 @@ class TaskGraph:
             if created_by is None:
                 created_by = self._read("results", ["created_by"])["created_by"]
             self.result_creator = _np_index(pc.index_in(created_by, value_set=self.task_ids))
-        elif name in ("in_ptr", "in_src", "out_ptr", "out_dst"):
+        elif name in ("in_ptr", "in_src"):
             self.in_ptr, self.in_src = _csr(self.dst, self.src, self.n)
+        elif name in ("out_ptr", "out_dst"):
             self.out_ptr, self.out_dst = _csr(self.src, self.dst, self.n)
         else:
             raise AttributeError(name)
