@@ -7,13 +7,15 @@
 -- views: selected_runs(run, pos) the runs compared, in order
 -- columns: run, metric, scope, value, better
 WITH p AS (
+    -- integer microseconds: exact quantiles of integers sort about a third faster than of
+    -- doubles (20 M task rows); the seconds are taken after interpolating
     SELECT t.run, coalesce(t.partition_id, '') AS partition_id,
-           (epoch_us(submitted_at) - epoch_us(created_at)) / 1e6 AS waiting,
-           (epoch_us(acquired_at) - epoch_us(submitted_at)) / 1e6 AS queued,
-           (epoch_us(fetched_at) - epoch_us(acquired_at)) / 1e6 AS dispatch,
-           (epoch_us(started_at) - epoch_us(fetched_at)) / 1e6 AS fetching,
-           (epoch_us(processed_at) - epoch_us(started_at)) / 1e6 AS processing,
-           (epoch_us(ended_at) - epoch_us(processed_at)) / 1e6 AS finishing
+           epoch_us(submitted_at) - epoch_us(created_at) AS waiting,
+           epoch_us(acquired_at) - epoch_us(submitted_at) AS queued,
+           epoch_us(fetched_at) - epoch_us(acquired_at) AS dispatch,
+           epoch_us(started_at) - epoch_us(fetched_at) AS fetching,
+           epoch_us(processed_at) - epoch_us(started_at) AS processing,
+           epoch_us(ended_at) - epoch_us(processed_at) AS finishing
     FROM tasks t
     JOIN selected_runs s ON t.run = s.run
 ), a AS (
@@ -25,15 +27,15 @@ WITH p AS (
     FROM p
     GROUP BY run, partition_id
 )
-SELECT run, 'phase.waiting.p50' AS metric, partition_id AS scope, w[1] AS value, 'lower' AS better FROM a
-UNION ALL SELECT run, 'phase.waiting.p90', partition_id, w[2], 'lower' FROM a
-UNION ALL SELECT run, 'phase.queued.p50', partition_id, q[1], 'lower' FROM a
-UNION ALL SELECT run, 'phase.queued.p90', partition_id, q[2], 'lower' FROM a
-UNION ALL SELECT run, 'phase.dispatch.p50', partition_id, d[1], 'lower' FROM a
-UNION ALL SELECT run, 'phase.dispatch.p90', partition_id, d[2], 'lower' FROM a
-UNION ALL SELECT run, 'phase.fetching.p50', partition_id, f[1], 'lower' FROM a
-UNION ALL SELECT run, 'phase.fetching.p90', partition_id, f[2], 'lower' FROM a
-UNION ALL SELECT run, 'phase.processing.p50', partition_id, p[1], 'lower' FROM a
-UNION ALL SELECT run, 'phase.processing.p90', partition_id, p[2], 'lower' FROM a
-UNION ALL SELECT run, 'phase.finishing.p50', partition_id, e[1], 'lower' FROM a
-UNION ALL SELECT run, 'phase.finishing.p90', partition_id, e[2], 'lower' FROM a
+SELECT run, 'phase.waiting.p50' AS metric, partition_id AS scope, w[1] / 1e6 AS value, 'lower' AS better FROM a
+UNION ALL SELECT run, 'phase.waiting.p90', partition_id, w[2] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.queued.p50', partition_id, q[1] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.queued.p90', partition_id, q[2] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.dispatch.p50', partition_id, d[1] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.dispatch.p90', partition_id, d[2] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.fetching.p50', partition_id, f[1] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.fetching.p90', partition_id, f[2] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.processing.p50', partition_id, p[1] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.processing.p90', partition_id, p[2] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.finishing.p50', partition_id, e[1] / 1e6, 'lower' FROM a
+UNION ALL SELECT run, 'phase.finishing.p90', partition_id, e[2] / 1e6, 'lower' FROM a
