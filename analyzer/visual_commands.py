@@ -1,0 +1,91 @@
+"""CLI commands that draw a bundle: ``aksnap graph`` (DOT, GraphML, JSON), ``aksnap trace``
+(Chrome/Perfetto trace) and ``aksnap report`` (one self-contained HTML page). Registered by
+aksnap.cli; each parses its options and calls one function of the analyzer (graphfile.write,
+trace.write, report.write), so a notebook does the same by importing it. A file is written
+atomically (temporary sibling, then renamed); a cut to a size limit is one sentence on stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from aksnap.output import output_option
+
+from .commands import _errors, _output, _verify_opt
+
+_BUNDLE = typer.Argument(..., help="Bundle directory or packed file (written by `aksnap export` "
+                         "or `aksnap pack`).", show_default=False, metavar="BUNDLE")
+_SUMMARY_FORMATS = ("table", "json", "yaml")
+
+
+def _session_opt():
+    return typer.Option(None, "--session", "-s", help="Only this session (a unique prefix is "
+                        "enough).", show_default=False, metavar="SESSION_ID")
+
+
+def _result_opt(what: str):
+    return typer.Option(None, "--result", "-r", help=f"Only this result's upstream ({what}; a "
+                        "unique prefix is enough).", show_default=False, metavar="RESULT_ID")
+
+
+def _out_opt(example: str):
+    return typer.Option(..., "--out", help=f"The file to write (replaced atomically), e.g. "
+                        f"{example}.", show_default=False, metavar="FILE")
+
+
+def _say(info: dict, fmt: str) -> None:
+    from aksnap.output import render_kv, to_json, to_yaml
+
+    note = info.get("note")
+    if note:
+        typer.echo(note, err=True)
+    if fmt == "table":
+        typer.echo(render_kv([(k, v) for k, v in info.items() if k != "note" and v is not None]))
+    else:
+        typer.echo((to_json if fmt == "json" else to_yaml)(info).rstrip("\n"))
+
+
+def graph_command(bundle: Path = _BUNDLE,
+                  out: Path = _out_opt("graph.dot"),
+                  fmt: str = typer.Option("dot", "--format", "-f", help="dot (Graphviz), graphml "
+                                          "(Gephi, yEd, networkx) or json (nodes and edges).",
+                                          metavar="dot|graphml|json"),
+                  session: Optional[str] = _session_opt(),
+                  result: Optional[str] = _result_opt("the tasks and results it depends on"),
+                  max_nodes: int = typer.Option(-1, "--max-nodes", help="Write at most N nodes "
+                                                "(default 5000 for dot, 200000 otherwise; 0: "
+                                                "every one); a cut is said on stderr.",
+                                                show_default=False, metavar="N"),
+                  output: Optional[str] = output_option(_SUMMARY_FORMATS),
+                  no_verify: bool = _verify_opt()) -> None:
+    """Write the task/data graph (the whole bundle, one session, or one result's upstream) as
+    Graphviz DOT, GraphML or JSON: tasks and results as nodes (status, session, partition, pod,
+    message, times), data, payload, produces, spawn and retry edges. Every bundle string is
+    escaped for the format, so hostile ids and messages cannot break the file. Prints what was
+    written.
+
+    Example: aksnap graph ./run.aksnap --result 0b5e2c1a --out lineage.dot && dot -Tsvg lineage.dot > l.svg
+    """
+    from aksnap.analyzer import graphfile
+    from aksnap.analyzer.snapshot import AnalysisError, Snapshot
+
+    with _errors():
+        summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
+        fmt = fmt.lower()
+        if fmt not in graphfile.FORMATS:
+            raise AnalysisError(f"--format {fmt!r} is not a graph format; use dot, graphml or json")
+        if max_nodes < -1:
+            raise AnalysisError(f"--max-nodes {max_nodes} is negative; give a count, or 0 for no cap")
+        snap = Snapshot.open(bundle, verify=not no_verify)
+        info = graphfile.write(snap, out, fmt, session, result, max_nodes)
+    _say(info, summary_fmt)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("graph")(graph_command)
+
+
+__all__ = ["register", "graph_command"]
