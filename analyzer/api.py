@@ -26,7 +26,7 @@ __all__ = [
     "overview", "render_overview", "lineage", "render_lineage", "lineage_dot", "lineage_summary",
     "root_causes", "render_root_causes", "blockers", "render_blockers", "critical_path",
     "render_critical_path", "task", "render_task", "check", "render_check", "diff", "render_diff",
-    "graph_file",
+    "graph_file", "trace_file",
 ]
 
 
@@ -96,6 +96,16 @@ def graph_file(snap, out, fmt: str = "dot", session_id: str | None = None,
     from . import graphfile
 
     return graphfile.write(_snap(snap), out, fmt, session_id, result_id, max_nodes)
+
+
+def trace_file(snap, out, session_id: str | None = None, result_id: str | None = None,
+               max_tasks: int | None = 200_000) -> dict[str, Any]:
+    """``aksnap trace``: write the run as a Chrome/Perfetto JSON trace to ``out`` (one session,
+    one result's upstream, or all; at most ``max_tasks`` tasks, 0 or None: all). Returns what
+    was written (``note``: how it was limited, if it was)."""
+    from . import trace
+
+    return trace.write(_snap(snap), out, session_id, result_id, max_tasks)
 
 
 def root_causes(snap: Snapshot, result_id: str | None = None,

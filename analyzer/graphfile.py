@@ -341,8 +341,9 @@ def to_json(snap, sel: Selection) -> str:
     return "".join(_json_parts(snap, sel))
 
 
-def write_atomically(out: Path, parts) -> int:
-    """Write the text parts to ``out`` through a temporary sibling file; return the bytes."""
+def write_atomically(out: Path, parts, binary: bool = False) -> int:
+    """Write the parts (text; with ``binary``, bytes-like or text) to ``out`` through a
+    temporary sibling file renamed into place; return the size written."""
     out = Path(out)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
@@ -351,8 +352,11 @@ def write_atomically(out: Path, parts) -> int:
     size = 0
     try:
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from the reader it is for
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+        with (os.fdopen(fd, "wb") if binary else
+              os.fdopen(fd, "w", encoding="utf-8", newline="\n")) as f:
             for p in parts:
+                if binary and isinstance(p, str):
+                    p = p.encode("utf-8")
                 f.write(p)
                 size += len(p)
         os.replace(tmp, out)

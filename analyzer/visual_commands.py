@@ -84,8 +84,39 @@ def graph_command(bundle: Path = _BUNDLE,
     _say(info, summary_fmt)
 
 
+def trace_command(bundle: Path = _BUNDLE,
+                  out: Path = _out_opt("trace.json"),
+                  session: Optional[str] = _session_opt(),
+                  result: Optional[str] = _result_opt("the tasks that produced what it reads, "
+                                                      "with their retried attempts"),
+                  max_tasks: int = typer.Option(200_000, "--max-tasks", help="Write at most N "
+                                                "tasks, the first by start (0: every one; a "
+                                                "million tasks is about 0.5 GB of JSON).",
+                                                metavar="N"),
+                  output: Optional[str] = output_option(_SUMMARY_FORMATS),
+                  no_verify: bool = _verify_opt()) -> None:
+    """Write the run as a Chrome/Perfetto trace (JSON trace event format; open it in
+    ui.perfetto.dev or chrome://tracing): one track per pod (slots of the partition when pods
+    are unknown), each task a slice with its dispatch, fetching, processing and finishing
+    phases nested, waiting and queued as counters (and slices on small traces), data
+    dependencies as flow arrows from producer to consumer, retries linked. A limited trace
+    (--session, --result, --max-tasks) says so in the file and on stderr.
+
+    Example: aksnap trace ./run.aksnap --session 6f1c --out trace.json
+    """
+    from aksnap.analyzer import trace
+    from aksnap.analyzer.snapshot import Snapshot
+
+    with _errors():
+        summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
+        snap = Snapshot.open(bundle, verify=not no_verify)
+        info = trace.write(snap, out, session, result, max_tasks)
+    _say(info, summary_fmt)
+
+
 def register(app: typer.Typer) -> None:
     app.command("graph")(graph_command)
+    app.command("trace")(trace_command)
 
 
-__all__ = ["register", "graph_command"]
+__all__ = ["register", "graph_command", "trace_command"]
