@@ -114,9 +114,42 @@ def trace_command(bundle: Path = _BUNDLE,
     _say(info, summary_fmt)
 
 
+def report_command(bundle: Path = _BUNDLE,
+                   out: Path = _out_opt("report.html"),
+                   session: Optional[str] = typer.Option(None, "--session", "-s", help="Only this "
+                                                         "session (default: the 5 largest).",
+                                                         show_default=False, metavar="SESSION_ID"),
+                   result: Optional[str] = typer.Option(None, "--result", "-r", help="Draw this "
+                                                        "result's lineage first, with more of its "
+                                                        "upstream (its session is shown).",
+                                                        show_default=False, metavar="RESULT_ID"),
+                   output: Optional[str] = output_option(_SUMMARY_FORMATS),
+                   no_verify: bool = _verify_opt()) -> None:
+    """Write one self-contained HTML page (opens offline; no network: its CSS and JavaScript
+    are inlined and a Content-Security-Policy forbids loads): per session the overview, tasks
+    by status over time, throughput, phase distributions per partition, error classes with
+    examples, retries, top blockers, the critical path as a Gantt strip, and the lineage of
+    the results that matter (blocked, then failed) as an interactive DAG (click a node for its
+    detail, expand upstream; frontier and root causes highlighted), with an id search. Big
+    views are aggregated and the page says how. Every bundle string is shown as text.
+
+    Example: aksnap report ./run.aksnap --out report.html
+    """
+    from aksnap.analyzer import report
+    from aksnap.analyzer.snapshot import Snapshot
+
+    with _errors():
+        summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
+        snap = Snapshot.open(bundle, verify=not no_verify)
+        info = report.write(snap, out, session, result)
+    info = {**info, "notes": "; ".join(info["notes"])}
+    _say(info, summary_fmt)
+
+
 def register(app: typer.Typer) -> None:
     app.command("graph")(graph_command)
     app.command("trace")(trace_command)
+    app.command("report")(report_command)
 
 
-__all__ = ["register", "graph_command", "trace_command"]
+__all__ = ["register", "graph_command", "trace_command", "report_command"]
