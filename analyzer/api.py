@@ -26,7 +26,7 @@ __all__ = [
     "overview", "render_overview", "lineage", "render_lineage", "lineage_dot", "lineage_summary",
     "root_causes", "render_root_causes", "blockers", "render_blockers", "critical_path",
     "render_critical_path", "task", "render_task", "check", "render_check", "diff", "render_diff",
-    "graph_file", "trace_file",
+    "graph_file", "trace_file", "report_file",
 ]
 
 
@@ -106,6 +106,16 @@ def trace_file(snap, out, session_id: str | None = None, result_id: str | None =
     from . import trace
 
     return trace.write(_snap(snap), out, session_id, result_id, max_tasks)
+
+
+def report_file(snap, out, session_id: str | None = None,
+                result_id: str | None = None) -> dict[str, Any]:
+    """``aksnap report``: write one self-contained HTML page of the bundle to ``out`` (one
+    session, else the largest; ``result_id``'s lineage first). Returns path, bytes and the
+    notes saying what the page aggregated. The page's data alone: ``report.build(snap)``."""
+    from . import report
+
+    return report.write(_snap(snap), out, session_id, result_id)
 
 
 def root_causes(snap: Snapshot, result_id: str | None = None,

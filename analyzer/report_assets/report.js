@@ -205,11 +205,11 @@
       const a = Date.parse(at) / 1000; t0 = Math.min(t0, a); t1 = Math.max(t1, a + d);
       return [ph, a, d];
     }));
-    const span = Math.max(t1 - t0, 1e-6), x0 = 270, rowH = 16, h = steps.length * rowH + 4;
+    const span = Math.max(t1 - t0, 1e-6), x0 = 290, rowH = 16, h = steps.length * rowH + 4;
     const root = svg("svg", {width: W, height: h + 20});
     steps.forEach((s, i) => {
       const y = i * rowH + 2;
-      const label = svg("text", {x: 0, y: y + 11}, `${i + 1}. ${String(s.id).slice(0, 36)}`);
+      const label = svg("text", {x: 0, y: y + 11}, `${i + 1}. ${String(s.id).slice(0, 40)}`);
       root.appendChild(label);
       for (const [ph, a, d] of spans[i]) {
         const r = svg("rect", {x: x0 + (W - x0 - 10) * (a - t0) / span, y: y, height: rowH - 4,
