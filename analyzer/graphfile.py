@@ -29,6 +29,7 @@ from xml.sax.saxutils import escape as _xml_escape
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .graph import KIND_NAMES, NA, _ranges
 from .snapshot import AnalysisError
@@ -180,50 +181,117 @@ def select(snap, session_id: str | None = None, result_id: str | None = None,
     return sel
 
 
+# -- text, column-wise -----------------------------------------------------------------------------
+# Millions of nodes are written without Python per node: each line is built by Arrow string
+# kernels over whole columns and written from the Arrow buffer. Only the rare string that needs
+# more than ASCII quoting (non-ASCII, control characters, backslashes) goes through Python.
+
+_JSON_PLAIN = r'[^\x20\x21\x23-\x5b\x5d-\x7e]'   # anything but printable ASCII without " and \
+_XML_PLAIN = r'[^\x20-\x5b\x5d-\x7e]'              # anything but printable ASCII without \
+
+
+def _strings(values) -> pa.Array:
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.cast(pa.string())
+    return arr.cast(pa.string())
+
+
+def _fix(out: pa.Array, arr: pa.Array, pattern: str, fn) -> pa.Array:
+    bad = pc.fill_null(pc.match_substring_regex(arr, pattern), False)
+    if pc.any(bad).as_py():
+        fixed = [fn(v) for v in pc.filter(arr, bad).to_pylist()]
+        out = pc.replace_with_mask(out, bad, pa.array(fixed, pa.string()))
+    return out
+
+
+def jstr(values, null: str | None = None) -> pa.Array:
+    """Each value as a JSON string literal (quotes included), ASCII only; a null becomes
+    ``null`` when given (e.g. "null"), else the empty string's literal."""
+    arr = _strings(values)
+    filled = pc.fill_null(arr, "")
+    out = _fix(pc.binary_join_element_wise('"', filled, '"', ""), filled, _JSON_PLAIN, json.dumps)
+    if null is not None:
+        out = pc.if_else(pc.is_null(arr), null, out)
+    return out
+
+
+def xml_text(values) -> pa.Array:
+    """:func:`xml_escape` of each value, column-wise (nulls stay null)."""
+    arr = _strings(values)
+    out = arr
+    for c, ent in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&apos;")):
+        out = pc.replace_substring(out, c, ent)
+    return _fix(out, pc.fill_null(arr, ""), _XML_PLAIN, xml_escape)
+
+
+def join_lines(*parts) -> pa.Array:
+    """Literal strings and string arrays concatenated element-wise."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def text_buffer(lines: pa.Array) -> memoryview:
+    """The bytes of all elements of a string array back to back (no per-row Python)."""
+    lines = lines.cast(pa.large_string())
+    if not len(lines):
+        return memoryview(b"")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
+    return memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])]
+
+
 # -- node attributes -------------------------------------------------------------------------------
 
-def _iso(us: np.ndarray) -> list[str | None]:
-    out = np.full(len(us), None, dtype=object)
-    ok = us != NA
-    if ok.any():
-        out[ok] = np.datetime_as_string(us[ok].astype("datetime64[us]"), unit="us", timezone="UTC")
-    return out.tolist()
+def _iso(us: np.ndarray) -> pa.Array:
+    """µs since the epoch (NA: null) as ISO 8601 UTC text, column-wise."""
+    t = pa.array(np.where(us == NA, 0, us), pa.timestamp("us", tz="UTC"), mask=us == NA)
+    return pc.strftime(t, format="%Y-%m-%dT%H:%M:%SZ")
 
 
-def node_table(snap, nodes: np.ndarray) -> dict[str, list]:
-    """Columns describing ``nodes``: id, kind, status, session, partition, pod, name (results),
-    message (tasks: output error, else status message), created_at, ended_at."""
-    from .describe import failure_messages, session_ids, status_names
+def node_table(snap, nodes: np.ndarray) -> dict[str, pa.Array]:
+    """Columns (Arrow strings, null where not applicable) describing ``nodes``: id, kind,
+    status, session, partition, pod, name (results), message (tasks: output error, else
+    status message), created_at, ended_at (results: completed_at)."""
+    from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES
 
     g = snap.graph
     nodes = np.asarray(nodes, dtype=np.int64)
     t = nodes < g.n_tasks
+    order = np.concatenate([np.flatnonzero(t), np.flatnonzero(~t)])  # tasks first, then back
+    back = pa.array(np.argsort(order, kind="stable"))
     tn, rn = nodes[t], nodes[~t] - g.n_tasks
-    n = len(nodes)
+    nt, nr = len(tn), len(rn)
 
-    def spread(task_values, result_values) -> list:
-        out = np.empty(n, dtype=object)
-        out[t] = task_values
-        out[~t] = result_values
-        return out.tolist()
+    def both(task_part: pa.Array | None, result_part: pa.Array | None) -> pa.Array:
+        a = task_part if task_part is not None else pa.nulls(nt, pa.string())
+        b = result_part if result_part is not None else pa.nulls(nr, pa.string())
+        return pa.concat_arrays([_strings(a), _strings(b)]).take(back)
 
-    det = g.details.take(pa.array(tn)) if len(tn) else None
-    tcol = (lambda c: det[c].to_pylist()) if det is not None else (lambda c: [])
-    names = snap.read_columns("results", ["name"])["name"].take(pa.array(rn)).to_pylist() \
-        if len(rn) else []
+    det = g.details.take(pa.array(tn)).combine_chunks() if nt else None
+    col = (lambda c: det[c].combine_chunks() if isinstance(det[c], pa.ChunkedArray) else det[c]) \
+        if det is not None else (lambda c: pa.nulls(0, pa.string()))
+    err = pc.utf8_trim_whitespace(pc.fill_null(_strings(col("output_error")), ""))
+    msg = pc.utf8_trim_whitespace(pc.fill_null(_strings(col("status_message")), ""))
+    message = pc.if_else(pc.not_equal(err, ""), err, msg)
+    message = pc.if_else(pc.equal(message, ""), pa.scalar(None, pa.string()), message)
+    names = _strings(snap.read_columns("results", ["name"])["name"].take(pa.array(rn))) if nr else None
+    tvocab = pa.array(list(TASK_STATUSES) + ["UNKNOWN"], pa.string())
+    rvocab = pa.array(list(RESULT_STATUSES) + ["UNKNOWN"], pa.string())
+    tcodes, rcodes = g.task_status[tn], g.result_status[rn]
     ts, rts = g.task_ts, g.result_ts
-    empty: list = [None] * len(rn)
     return {
-        "id": [str(v) for v in g.node_ids(nodes)],
-        "kind": spread(["task"] * len(tn), ["result"] * len(rn)),
-        "status": [str(v) for v in status_names(g, nodes)],
-        "session_id": session_ids(g, nodes),
-        "partition_id": spread(tcol("partition_id"), empty),
-        "pod_hostname": spread(tcol("pod_hostname"), empty),
-        "name": spread([None] * len(tn), names),
-        "message": spread(failure_messages(tcol("output_error"), tcol("status_message")), empty),
-        "created_at": spread(_iso(ts["created_at"][tn]), _iso(rts["created_at"][rn])),
-        "ended_at": spread(_iso(ts["ended_at"][tn]), _iso(rts["completed_at"][rn])),
+        "id": g.node_id_array(nodes),
+        "kind": both(pa.repeat(pa.scalar("task"), nt), pa.repeat(pa.scalar("result"), nr)),
+        "status": both(tvocab.take(pa.array(np.where(tcodes < 0, len(tvocab) - 1, tcodes))),
+                       rvocab.take(pa.array(np.where(rcodes < 0, len(rvocab) - 1, rcodes)))),
+        "session_id": _strings(g.sessions.take(pa.array(g.session_of[nodes].astype(np.int64)))),
+        "partition_id": both(col("partition_id") if nt else None, None),
+        "pod_hostname": both(col("pod_hostname") if nt else None, None),
+        "name": both(None, names),
+        "message": both(message if nt else None, None),
+        "created_at": both(_iso(ts["created_at"][tn]), _iso(rts["created_at"][rn])),
+        "ended_at": both(_iso(ts["ended_at"][tn]), _iso(rts["completed_at"][rn])),
     }
 
 
@@ -266,8 +334,7 @@ _GRAPHML_KEYS = ("id", "kind", "status", "session_id", "partition_id", "pod_host
                  "message", "created_at", "ended_at")
 
 
-def _graphml_lines(snap, sel: Selection, chunk: int = 50_000) -> Iterator[str]:
-    g = snap.graph
+def _graphml_lines(snap, sel: Selection, chunk: int = 100_000) -> Iterator:
     yield '<?xml version="1.0" encoding="UTF-8"?>\n'
     yield ('<graphml xmlns="http://graphml.graphdrawing.org/xmlns" '
            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
@@ -287,50 +354,58 @@ def _graphml_lines(snap, sel: Selection, chunk: int = 50_000) -> Iterator[str]:
     for lo in range(0, len(sel.nodes), chunk):
         part = sel.nodes[lo:lo + chunk]
         cols = node_table(snap, part)
-        out = []
-        for i, n in enumerate(part.tolist()):
-            data = "".join(f'<data key="{k}">{xml_escape(cols[k][i])}</data>'
-                           for k in _GRAPHML_KEYS if cols[k][i] is not None)
-            out.append(f'    <node id="n{n}">{data}</node>\n')
-        yield "".join(out)
+        pieces = []
+        for k in _GRAPHML_KEYS:
+            text = xml_text(cols[k])
+            pieces.append(pc.fill_null(join_lines(f'<data key="{k}">', text, "</data>"), ""))
+        yield text_buffer(join_lines('    <node id="n', pc.cast(pa.array(part), pa.string()), '">',
+                                     *pieces, "</node>\n"))
+    kinds = pa.array(list(EDGE_KINDS), pa.string())
     for lo in range(0, len(sel.src), chunk):
-        yield "".join(f'    <edge source="n{a}" target="n{b}"><data key="edge_kind">{EDGE_KINDS[k]}'
-                      f'</data></edge>\n' for a, b, k in zip(sel.src[lo:lo + chunk].tolist(),
-                                                             sel.dst[lo:lo + chunk].tolist(),
-                                                             sel.kind[lo:lo + chunk].tolist()))
+        yield text_buffer(join_lines(
+            '    <edge source="n', pc.cast(pa.array(sel.src[lo:lo + chunk]), pa.string()),
+            '" target="n', pc.cast(pa.array(sel.dst[lo:lo + chunk]), pa.string()),
+            '"><data key="edge_kind">', kinds.take(pa.array(sel.kind[lo:lo + chunk])),
+            "</data></edge>\n"))
     yield "  </graph>\n</graphml>\n"
-    del g
+
+
+def _text(parts) -> str:
+    return "".join(p if isinstance(p, str) else bytes(p).decode("utf-8") for p in parts)
 
 
 def to_graphml(snap, sel: Selection) -> str:
     """The selection in GraphML (node attributes: ``_GRAPHML_KEYS``; edges: ``kind``)."""
-    return "".join(_graphml_lines(snap, sel))
+    return _text(_graphml_lines(snap, sel))
 
 
-def _json_parts(snap, sel: Selection, chunk: int = 50_000) -> Iterator[str]:
+def _separators(n: int, first: bool) -> pa.Array:
+    """What goes before each of ``n`` JSON array items: a comma but before the very first."""
+    sep = pa.repeat(pa.scalar(",\n  "), n)
+    if first and n:
+        sep = pc.if_else(pa.array(np.arange(n) == 0), "\n  ", sep)
+    return sep
+
+
+def _json_parts(snap, sel: Selection, chunk: int = 100_000) -> Iterator:
     head = {"scope": sel.scope, "nodes_total": sel.total, "nodes_written": int(len(sel.nodes)),
             "truncated": sel.truncated, "directed": True, "edge_kinds": list(EDGE_KINDS)}
     yield '{"graph": ' + json.dumps(head) + ',\n "nodes": ['
-    first = True
     for lo in range(0, len(sel.nodes), chunk):
-        part = sel.nodes[lo:lo + chunk]
-        cols = node_table(snap, part)
-        keys = list(cols)
-        rows = [json.dumps(dict(zip(keys, vals))) for vals in zip(*(cols[k] for k in keys))]
-        if rows:
-            yield ("" if first else ",") + "\n  " + ",\n  ".join(rows)
-            first = False
+        cols = node_table(snap, sel.nodes[lo:lo + chunk])
+        parts: list = []
+        for k in cols:
+            parts += [f',"{k}":' if parts else f'{{"{k}":', jstr(cols[k], null="null")]
+        yield text_buffer(join_lines(_separators(len(cols["id"]), lo == 0), *parts, "}"))
     yield '],\n "edges": ['
-    first = True
     g = snap.graph
+    kinds = pa.array(list(EDGE_KINDS), pa.string())
     for lo in range(0, len(sel.src), chunk):
-        a = g.node_ids(sel.src[lo:lo + chunk])
-        b = g.node_ids(sel.dst[lo:lo + chunk])
-        rows = [json.dumps({"source": s, "target": t, "kind": EDGE_KINDS[k]})
-                for s, t, k in zip(a, b, sel.kind[lo:lo + chunk].tolist())]
-        if rows:
-            yield ("" if first else ",") + "\n  " + ",\n  ".join(rows)
-            first = False
+        hi = min(lo + chunk, len(sel.src))
+        yield text_buffer(join_lines(
+            _separators(hi - lo, lo == 0), '{"source":', jstr(g.node_id_array(sel.src[lo:hi])),
+            ',"target":', jstr(g.node_id_array(sel.dst[lo:hi])), ',"kind":"',
+            kinds.take(pa.array(sel.kind[lo:hi])), '"}'))
     yield "]}\n"
 
 
@@ -338,7 +413,7 @@ def to_json(snap, sel: Selection) -> str:
     """The selection as JSON: ``graph`` (scope, counts, truncated), ``nodes`` (one object each,
     keyed by bundle id) and ``edges`` (source, target, kind) — networkx's
     ``node_link_graph(data, edges="edges")`` reads it."""
-    return "".join(_json_parts(snap, sel))
+    return _text(_json_parts(snap, sel))
 
 
 def write_atomically(out: Path, parts, binary: bool = False) -> int:
@@ -385,7 +460,7 @@ def write(snap, out: str | os.PathLike, fmt: str = "dot", session_id: str | None
     sel = select(snap, session_id, result_id, max_nodes)
     parts = {"dot": lambda: [to_dot(snap, sel)], "graphml": lambda: _graphml_lines(snap, sel),
              "json": lambda: _json_parts(snap, sel)}[fmt]()
-    write_atomically(Path(out), parts)
+    write_atomically(Path(out), parts, binary=True)
     return {"path": str(out), "format": fmt, "scope": sel.scope, "nodes": int(len(sel.nodes)),
             "edges": int(len(sel.src)), "nodes_total": sel.total, "truncated": sel.truncated,
             "note": sel.cut_sentence()}

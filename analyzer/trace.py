@@ -41,7 +41,8 @@ import pyarrow.compute as pc
 
 from aksnap.bundle import TASK_PHASES, TASK_STATUSES
 
-from .graph import KIND_DATA, NA
+from .graph import NA
+from .graphfile import jstr, text_buffer as _buffer  # noqa: F401 (jstr: part of this API)
 from .snapshot import AnalysisError
 
 MAX_TASKS = 200_000   # default cap on the tasks written (a 1M-task trace is ~0.8 GB of JSON)
@@ -51,26 +52,9 @@ CHUNK = 100_000
 
 ON_POD = [p for p in TASK_PHASES if p[0] in ("dispatch", "fetching", "processing", "finishing")]
 OFF_POD = [p for p in TASK_PHASES if p[0] in ("waiting", "queued")]
-_SAFE = r'[^\x20\x21\x23-\x5b\x5d-\x7e]'  # anything but printable ASCII without " and \
 
 
-# -- JSON text, column-wise ------------------------------------------------------------------------
-
-def jstr(values) -> pa.Array:
-    """Each value as a JSON string literal (quotes included; null -> ""), ASCII only."""
-    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values, pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if pa.types.is_dictionary(arr.type):
-        arr = arr.cast(pa.string())
-    arr = pc.fill_null(arr.cast(pa.string()), "")
-    out = pc.binary_join_element_wise('"', arr, '"', "")
-    bad = pc.match_substring_regex(arr, _SAFE)
-    if pc.any(bad).as_py():
-        fixed = [json.dumps(v) for v in pc.filter(arr, bad).to_pylist()]
-        out = pc.replace_with_mask(out, bad, pa.array(fixed, pa.string()))
-    return out
-
+# -- JSON text, column-wise (the helpers of graphfile: Arrow kernels, no Python per row) ----------
 
 def _num(a: np.ndarray) -> pa.Array:
     return pc.cast(pa.array(a), pa.string())
@@ -84,17 +68,8 @@ def _seconds(us: np.ndarray) -> pa.Array:
 
 
 def _join(*parts) -> pa.Array:
-    """Concatenate literal strings and string arrays element-wise, each line ended by ",\\n"."""
+    """Concatenate literal strings and string arrays element-wise, each line ended by ",\n"."""
     return pc.binary_join_element_wise(*parts, ",\n", "")
-
-
-def _buffer(lines: pa.Array) -> memoryview:
-    """The bytes of all elements of a string array, back to back (no per-row Python)."""
-    lines = lines.cast(pa.large_string()) if lines.type != pa.large_string() else lines
-    if not len(lines):
-        return memoryview(b"")
-    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)[lines.offset:lines.offset + len(lines) + 1]
-    return memoryview(lines.buffers()[2])[int(offsets[0]):int(offsets[-1])]
 
 
 # -- tracks ----------------------------------------------------------------------------------------
