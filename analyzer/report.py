@@ -273,7 +273,6 @@ def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
     edges = [[idx[a], idx[b], int(k)] for a, b, k in zip(src.tolist(), dst.tolist(), kind.tolist())
              if a in shown and b in shown]
     for k, u in enumerate(all_nodes.tolist()):  # what "expand upstream" cannot show
-
         ins = g.in_src[g.in_ptr[u]:g.in_ptr[u + 1]]
         out_nodes[k]["inputs_not_in_page"] = int(np.count_nonzero(~np.isin(ins, all_nodes)))
     from .lineage import summary_line
@@ -289,7 +288,8 @@ def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
 
 def results_that_matter(g, session_code: int, limit: int = LINEAGES) -> list[tuple[int, str]]:
     """Results of a session nobody reads (final outputs) that are blocked (incomplete) first,
-    then failed (aborted, deleted), each group by upstream size proxy (node index order)."""
+    then failed (aborted, deleted), each group in bundle order; at most ``limit``, half of
+    them kept for failed ones when there are both."""
     in_session = g.session_of[g.n_tasks:] == session_code
     sink = g.out_degree[g.n_tasks:] == 0
     has_producer = g.producer >= 0
@@ -335,6 +335,9 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
     retry_rows = _jsonable(chains.slice(0, TOP).to_pylist())
     for r in retry_rows:
         r["messages"] = [_cut(m) for m in r.get("messages") or []]
+    from . import check as check_mod
+
+    anomalies = check_mod.build(snap, sid, limit=TOP, thorough=False)
     bl = blockers_mod.build(snap, sid, limit=TOP)
     cp = cp_mod.build(snap, sid, all_steps=True)
     cps = cp["sessions"][0] if cp.get("sessions") else {}
@@ -375,6 +378,7 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
         "phases": phase_histograms(g, tasks, overview_row.get("phases", [])),
         "errors": errors, "retries": {**overview_row.get("retries", {}), "chains_shown": retry_rows},
         "root_causes": overview_row.get("root_causes", []),
+        "anomalies": {"counts": anomalies["counts"], "rows": _jsonable(anomalies["anomalies"])},
         "blockers": bl.get("blockers", [])[:TOP], "blocking_nodes": bl.get("blocking_nodes"),
         "critical_path": {"line": cps.get("line"), "wall_s": cps.get("wall_s"),
                           "task_steps": len(task_steps), "steps": steps},

@@ -16,7 +16,6 @@ import json
 from collections import defaultdict
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from aksnap.analyzer import api, trace

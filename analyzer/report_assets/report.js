@@ -393,6 +393,12 @@
       ["anomalies", fmtN(o.anomalies)], ["blocking nodes", fmtN(s.blocking_nodes)]]));
     sec.appendChild(el("p", "note", "tasks by status: " + JSON.stringify(o.tasks_by_status) +
       " · results by status: " + JSON.stringify(o.results_by_status)));
+    if (s.anomalies && s.anomalies.rows.length) {
+      sec.appendChild(el("h3", "", "Anomalies"));
+      sec.appendChild(el("p", "note", "by kind: " + JSON.stringify(s.anomalies.counts) +
+        " (aksnap check BUNDLE --session ID for every one)"));
+      sec.appendChild(table(s.anomalies.rows, [["kind"], ["object_id", "object", "id"], ["detail", "detail", "msg"]]));
+    }
     sec.appendChild(el("h3", "", "Tasks by status over time"));
     sec.appendChild(statusChart(s.timeline));
     sec.appendChild(el("h3", "", "Throughput"));
