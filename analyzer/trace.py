@@ -150,6 +150,14 @@ def _select(snap, session_id, result_id, max_tasks) -> tuple[np.ndarray, int, li
 
 # -- the events ------------------------------------------------------------------------------------
 
+def _encode(col) -> tuple[np.ndarray, list[str]]:
+    """A string column as (codes, distinct values); null counts as the empty string."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    enc = pc.dictionary_encode(pc.fill_null(arr.cast(pa.string()), ""))
+    return (enc.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+            enc.dictionary.to_pylist())
+
+
 class _Builder:
     def __init__(self, snap, tasks: np.ndarray):
         g = snap.graph
@@ -161,14 +169,8 @@ class _Builder:
         self.origin = int(known.min()) if len(known) else snap_us
         self.now = max(snap_us, int(known.max()) if len(known) else snap_us)
         det = g.details.take(pa.array(tasks)) if len(tasks) else g.details.slice(0, 0)
-        part = pc.fill_null(det["partition_id"].cast(pa.string()), "")
-        pod = pc.fill_null(det["pod_hostname"].cast(pa.string()), "")
-        self.part_enc = pc.dictionary_encode(part).combine_chunks() if isinstance(part, pa.ChunkedArray) else pc.dictionary_encode(part)
-        self.part_code = self.part_enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        pod_enc = pc.dictionary_encode(pod)
-        pod_enc = pod_enc.combine_chunks() if isinstance(pod_enc, pa.ChunkedArray) else pod_enc
-        self.pod_names = pod_enc.dictionary.to_pylist()
-        self.pod_code = pod_enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        self.part_code, self.partitions = _encode(det["partition_id"])
+        self.pod_code, self.pod_names = _encode(det["pod_hostname"])
         acq, end = self.t["acquired_at"], self.t["ended_at"]
         self.ran = acq != NA
         self.end = np.where(end != NA, np.maximum(end, acq), self.now)
@@ -195,7 +197,6 @@ class _Builder:
         self.pid = self.part_code + 1
         self.idx_of = np.full(g.n_tasks, -1, dtype=np.int64)
         self.idx_of[tasks] = np.arange(len(tasks))
-        self.partitions = self.part_enc.dictionary.to_pylist()
 
     def rel(self, us: np.ndarray) -> np.ndarray:
         return us - self.origin
