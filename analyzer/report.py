@@ -304,6 +304,23 @@ def results_that_matter(g, session_code: int, limit: int = LINEAGES) -> list[tup
 
 # -- the page's data -------------------------------------------------------------------------------
 
+def by_depth(g, tasks: np.ndarray) -> list[dict[str, Any]]:
+    """Tasks per spawn depth (0: submitted by the client) and status, counted in numpy."""
+    from aksnap.bundle import TASK_STATUSES
+
+    names = list(TASK_STATUSES) + ["UNKNOWN"]
+    depth = g.depth[tasks]
+    status = np.where(g.task_status[tasks] < 0, len(names) - 1, g.task_status[tasks])
+    keys, counts = np.unique(depth * len(names) + status, return_counts=True)
+    rows: dict[int, dict[str, Any]] = {}
+    for k, c in zip(keys.tolist(), counts.tolist()):
+        d, st = divmod(k, len(names))
+        row = rows.setdefault(d, {"depth": d, "tasks": 0})
+        row["tasks"] += c
+        row[names[st]] = c
+    return [rows[d] for d in sorted(rows)]
+
+
 def _messages(g, tasks: list[int]) -> list[str | None]:
     if not tasks:
         return []
@@ -376,6 +393,7 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
                      if k not in ("phases", "error_classes", "top_blockers", "root_causes")},
         "timeline": timeline(g, tasks, snap_us),
         "phases": phase_histograms(g, tasks, overview_row.get("phases", [])),
+        "depths": by_depth(g, tasks),
         "errors": errors, "retries": {**overview_row.get("retries", {}), "chains_shown": retry_rows},
         "root_causes": overview_row.get("root_causes", []),
         "anomalies": {"counts": anomalies["counts"], "rows": _jsonable(anomalies["anomalies"])},

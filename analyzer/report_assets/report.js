@@ -183,15 +183,17 @@
         });
         root.appendChild(svg("line", {x1: 0, y1: h, x2: w, y2: h, class: "axis"}));
         root.appendChild(svg("text", {x: 0, y: h + 12}, "0"));
-        root.appendChild(svg("text", {x: w * 4 / nb, y: h + 12}, "1ms"));
-        root.appendChild(svg("text", {x: w * 16 / nb, y: h + 12}, "1s"));
-        root.appendChild(svg("text", {x: w * 28 / nb, y: h + 12}, "17min"));
+        // bin k covers [EDGES[k], EDGES[k + 1]): 1 ms is edge 1, 1 s edge 13, 1000 s edge 25
+        for (const [k, label] of [[1, "1ms"], [13, "1s"], [25, "1000s"]]) {
+          root.appendChild(svg("line", {x1: w * k / nb, y1: h, x2: w * k / nb, y2: h + 3, class: "axis"}));
+          root.appendChild(svg("text", {x: w * k / nb, y: h + 12, "text-anchor": "middle"}, label));
+        }
         box.appendChild(root);
         row.appendChild(box);
       }
       wrap.appendChild(row);
     }
-    wrap.appendChild(el("p", "note", "durations on log-spaced bins (4 per decade, 1 ms to 1 day); " +
+    wrap.appendChild(el("p", "note", "durations on log-spaced bins (4 per decade, from 1 ms to 28 h; the first bin is under 1 ms); " +
       "aksnap query BUNDLE task_phases for every task"));
     return wrap;
   }
@@ -403,6 +405,9 @@
     sec.appendChild(statusChart(s.timeline));
     sec.appendChild(el("h3", "", "Throughput"));
     sec.appendChild(throughputChart(s.timeline));
+    sec.appendChild(el("h3", "", "Tasks by spawn depth and status"));
+    const stCols = STATUSES.concat(["UNSPECIFIED", "UNKNOWN"]).filter((k) => s.depths.some((d) => d[k]));
+    sec.appendChild(table(s.depths, [["depth", "depth (0: submitted by the client)"], ["tasks"]].concat(stCols.map((k) => [k]))));
     sec.appendChild(el("h3", "", "Phase durations per partition"));
     sec.appendChild(histograms(s.phases));
     sec.appendChild(el("h3", "", "Error classes"));
