@@ -69,7 +69,10 @@ class Page:
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         self.page.goto(path.as_uri())
-        self.page.wait_for_selector("body[data-ready='1']", timeout=20_000)
+        try:
+            self.page.wait_for_selector("body[data-ready='1']", state="attached", timeout=20_000)
+        except Exception:  # say why the page never finished drawing
+            raise AssertionError(f"the page did not draw itself: {self.problems()}") from None
 
     def problems(self) -> list:
         return self.errors + [m for m in self.console if m[0] in ("error", "warning")] + self.dialogs
