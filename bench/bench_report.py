@@ -88,8 +88,10 @@ def paint(page_path: Path, chromium: str, runs: int) -> list[dict]:
             page.goto(page_path.as_uri())
             page.wait_for_selector("body[data-ready='1']", timeout=60_000)
             load = time.perf_counter() - t0
-            fcp = page.evaluate("(performance.getEntriesByName('first-contentful-paint')[0] "
-                                "|| {startTime: NaN}).startTime")
+            # the paint entry is recorded after the frame is presented: wait for it
+            page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length",
+                                   timeout=60_000)
+            fcp = page.evaluate("performance.getEntriesByName('first-contentful-paint')[0].startTime")
             drawn = page.evaluate("performance.getEntriesByName('aksnap-drawn')[0].startTime")
             out.append({"fcp_ms": fcp, "drawn_ms": drawn, "load_s": load, "errors": len(errors),
                         "other_requests": len([u for u in requests if u != page_path.as_uri()])})
