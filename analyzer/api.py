@@ -26,6 +26,7 @@ __all__ = [
     "overview", "render_overview", "lineage", "render_lineage", "lineage_dot", "lineage_summary",
     "root_causes", "render_root_causes", "blockers", "render_blockers", "critical_path",
     "render_critical_path", "task", "render_task", "check", "render_check", "diff", "render_diff",
+    "graph_file", "trace_file", "report_file",
 ]
 
 
@@ -82,8 +83,39 @@ def lineage_summary(data: dict[str, Any]) -> str:
 
 
 def lineage_dot(snap: Snapshot, result_id: str) -> str:
+    """The upstream of a result as Graphviz DOT text (what ``lineage --dot`` writes)."""
     snap = _snap(snap)
     return _lineage.to_dot(snap, snap.resolve_id("result", result_id))
+
+
+def graph_file(snap, out, fmt: str = "dot", session_id: str | None = None,
+               result_id: str | None = None, max_nodes: int | None = -1) -> dict[str, Any]:
+    """``aksnap graph``: write the task/data graph (the bundle, a session, or a result's
+    upstream) to ``out`` as ``dot``, ``graphml`` or ``json``; ``max_nodes`` -1 is the format's
+    default cap, 0 or None none. Returns what was written (``note``: the cut, if any)."""
+    from . import graphfile
+
+    return graphfile.write(_snap(snap), out, fmt, session_id, result_id, max_nodes)
+
+
+def trace_file(snap, out, session_id: str | None = None, result_id: str | None = None,
+               max_tasks: int | None = 200_000) -> dict[str, Any]:
+    """``aksnap trace``: write the run as a Chrome/Perfetto JSON trace to ``out`` (one session,
+    one result's upstream, or all; at most ``max_tasks`` tasks, 0 or None: all). Returns what
+    was written (``note``: how it was limited, if it was)."""
+    from . import trace
+
+    return trace.write(_snap(snap), out, session_id, result_id, max_tasks)
+
+
+def report_file(snap, out, session_id: str | None = None,
+                result_id: str | None = None) -> dict[str, Any]:
+    """``aksnap report``: write one self-contained HTML page of the bundle to ``out`` (one
+    session, else the largest; ``result_id``'s lineage first). Returns path, bytes and the
+    notes saying what the page aggregated. The page's data alone: ``report.build(snap)``."""
+    from . import report
+
+    return report.write(_snap(snap), out, session_id, result_id)
 
 
 def root_causes(snap: Snapshot, result_id: str | None = None,

@@ -20,7 +20,6 @@ import numpy as np
 
 from .common import Section, fmt_seconds, longest_waiting_first, render_data, render_sections
 from .describe import frontier_rows, owner_chain, root_cause_rows
-from .graph import KIND_NAMES
 from .snapshot import AnalysisError
 
 
@@ -170,64 +169,26 @@ def _table(data: dict[str, Any], fmt: str = "table") -> str:
     ], head)
 
 
-# -- Graphviz -----------------------------------------------------------------------------------
-
-_COLORS = {"COMPLETED": "palegreen", "ERROR": "salmon", "TIMEOUT": "salmon", "CANCELLED": "grey",
-           "ABORTED": "salmon", "DELETED": "grey", "RETRIED": "khaki", "PROCESSING": "lightblue",
-           "SUBMITTED": "lightyellow", "DISPATCHED": "lightblue", "PENDING": "white",
-           "CREATED": "white"}
-
+# -- Graphviz: the same selection and writer as `aksnap graph --result` (graphfile.py) ------------
 
 def dot_escape(s: str) -> str:
-    """The text of a double-quoted Graphviz ID or label showing ``s`` exactly, on one line.
+    """See :func:`aksnap.analyzer.graphfile.dot_escape` (kept here for existing callers)."""
+    from .graphfile import dot_escape as escape
 
-    A character that is not printable (NUL, which Graphviz cannot hold at all, newlines, ANSI
-    escapes, DEL, C1, bidi overrides) becomes its visible Python escape (``\\x00``,
-    ``\\u202e``); then backslashes are doubled and quotes escaped, so that a label shows the
-    escape instead of a line break, no string ends in an escaped quote, and two distinct ids
-    never become the same node. ``&`` is written ``&amp;`` so that an id holding ``&#27;``
-    is not turned into a control character by Graphviz's entity decoding.
-    """
-    shown = "".join(c if c.isprintable() and c != "\\" else
-                    ("\\\\" if c == "\\" else repr(c)[1:-1]) for c in s)
-    return shown.replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
+    return escape(s)
+
+
+def dot_selection(snap, result_id: str, max_nodes: int = 5000):
+    """The upstream of a result as :class:`graphfile.Selection` (data edges only, as lineage
+    answers), cut to the ``max_nodes`` nearest the result."""
+    from .graphfile import select
+
+    return select(snap, result_id=result_id, max_nodes=max_nodes, extra_edges=False)
 
 
 def to_dot(snap, result_id: str, max_nodes: int = 5000) -> str:
     """The upstream subgraph of a result in Graphviz DOT (tasks as boxes, results as ellipses)."""
-    g = snap.graph
-    node = _resolve_result(snap, result_id)
-    nodes = np.append(g.ancestors(node), node)
-    truncated = len(nodes) > max_nodes
-    if truncated:  # keep the nodes nearest the result: they are the ones a reader follows
-        seen, queue = {node}, [node]
-        while queue and len(seen) < max_nodes:
-            nxt = []
-            for n in queue:
-                for p in g.inputs(n):
-                    if p not in seen and len(seen) < max_nodes:
-                        seen.add(p)
-                        nxt.append(p)
-            queue = nxt
-        nodes = np.array(sorted(seen), dtype=np.int64)
-    ids = g.node_ids(nodes)
-    lines = [f'digraph "lineage of {dot_escape(result_id)}" {{', "  rankdir=LR;",
-             '  node [fontname="Helvetica", fontsize=10, style=filled];']
-    for n, nid in zip(nodes.tolist(), ids):
-        status = g.status_name(n)
-        shape = "box" if g.is_task(n) else "ellipse"
-        # "\\n" is Graphviz's line break; the parts are escaped on their own so that a newline
-        # inside an id is shown, not obeyed.
-        label = dot_escape(f"{'task' if g.is_task(n) else 'result'} {nid}") + "\\n" + dot_escape(status)
-        extra = ", penwidth=3" if n == node else ""
-        lines.append(f'  "{dot_escape(nid)}" [shape={shape}, fillcolor={_COLORS.get(status, "white")}, '
-                     f'label="{label}"{extra}];')
-    src, dst, kind = g.subgraph_edges(nodes)
-    sid, did = g.node_ids(src), g.node_ids(dst)
-    for a, b, k in zip(sid, did, kind.tolist()):
-        style = ', style=dashed' if KIND_NAMES[k] == "payload" else ""
-        lines.append(f'  "{dot_escape(a)}" -> "{dot_escape(b)}" [label="{KIND_NAMES[k]}"{style}];')
-    if truncated:
-        lines.append(f'  "truncated" [shape=note, label="{len(nodes)} of the upstream nodes shown"];')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    from .graphfile import to_dot as write_dot
+
+    return write_dot(snap, dot_selection(snap, result_id, max_nodes),
+                     title=f"lineage of {result_id}")

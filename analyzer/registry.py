@@ -82,16 +82,19 @@ def _all_or(module: str, constant: str):
 
 
 def _write_dot(snap, data: dict, values: dict) -> None:
+    """``lineage --dot FILE``: the upstream as `aksnap graph --result ID --format dot` writes it
+    (data edges only), atomically; a cut is said on stderr."""
     dot: Optional[Path] = values.get("dot")
     if dot is None:
         return
-    from aksnap.analyzer import lineage
-    from aksnap.analyzer.snapshot import AnalysisError
+    from aksnap.analyzer import graphfile, lineage
 
-    try:
-        dot.write_text(lineage.to_dot(snap, data["result_id"]))
-    except OSError as e:
-        raise AnalysisError(f"cannot write the DOT file {str(dot)!r} ({e.strerror}); check the path") from None
+    sel = lineage.dot_selection(snap, data["result_id"])
+    graphfile.write_atomically(dot, [graphfile.to_dot(snap, sel,
+                                                      title=f"lineage of {data['result_id']}")])
+    note = sel.cut_sentence("lineage")
+    if note:
+        typer.echo(note, err=True)
 
 
 ANALYSES: dict[str, Analysis] = {a.name: a for a in [

@@ -104,8 +104,9 @@ def _register() -> None:
     from aksnap.fixtures import commands as fixture_commands
     from aksnap.exporter import commands as exporter_commands
     from aksnap.analyzer import commands as analyzer_commands
+    from aksnap.analyzer import visual_commands
 
-    for module in (fixture_commands, exporter_commands, analyzer_commands):
+    for module in (fixture_commands, exporter_commands, analyzer_commands, visual_commands):
         module.register(app)
     __import__("aksnap.demo", fromlist=["register"]).register(app)  # demo ties the layers together
     # sharing a bundle (docs/sharing.md): format-level, no layer needed

@@ -1,1 +1,30 @@
-"""Shared pytest configuration. Layer-specific fixtures live in the test modules that use them."""
+"""Shared pytest configuration. Layer-specific fixtures live in the test modules that use them;
+the exported `demo` and `hostile` scenarios, read by several drawing commands, live here."""
+
+import pytest
+
+
+def _export_scenario(name: str, out, seed: int = 1):
+    """Serve a seeded scenario over real gRPC with the simulated control plane, export it."""
+    from aksnap.exporter import export
+    from aksnap.fixtures.scenarios import build_scenario
+    from aksnap.fixtures.server import SimulatedControlPlane
+
+    sc = build_scenario(name, seed=seed)
+    with SimulatedControlPlane(sc) as cp:
+        export(cp.start("127.0.0.1", 0), out, all_sessions=True)
+    return out, sc.truth
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory):
+    """The `demo` scenario (a failure chain and a blocked result), exported over real gRPC:
+    (bundle path, truth). Shared by the graph, trace and report tests."""
+    return _export_scenario("demo", tmp_path_factory.mktemp("demo") / "bundle")
+
+
+@pytest.fixture(scope="session")
+def hostile_bundle(tmp_path_factory):
+    """The `hostile` scenario (markup, scripts, NUL, bidi overrides in messages, result names,
+    host names, application fields), exported over real gRPC: (bundle path, truth)."""
+    return _export_scenario("hostile", tmp_path_factory.mktemp("hostile") / "bundle")

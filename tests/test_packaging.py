@@ -69,3 +69,8 @@ def test_install_imports_from_any_directory(tmp_path, mode):
         r = subprocess.run([str(py), "-c", "import aksnap.queries as q; print(len(q.names()))"],
                            cwd=elsewhere, capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stderr
+        # the report page's CSS and JavaScript are package data, inlined into every report
+        r = subprocess.run([str(py), "-c", "from aksnap.analyzer import report; "
+                            "print(len(report._asset('report.js')), len(report._asset('report.css')))"],
+                           cwd=elsewhere, capture_output=True, text=True, env=env)
+        assert r.returncode == 0 and all(int(n) > 1000 for n in r.stdout.split()), r.stderr

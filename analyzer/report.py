@@ -1,0 +1,509 @@
+"""``aksnap report``: one self-contained HTML page of a bundle, to open offline and forward.
+
+``build(snap, session_id=None, result_id=None)`` gathers plain data from the existing analyses
+(overview, blockers, critical path, lineage: their Python API, nothing recomputed here) plus
+the aggregates a page needs (tasks by status over time bins, completions per bin, phase
+histograms per partition, lineage DAGs laid out in layers); ``render(data)`` puts it into one
+HTML file with its CSS and JavaScript inlined (``report_assets/``), and ``write(snap, out, ...)``
+does both, atomically.
+
+Safety: the bundle's strings travel only inside one ``<script type="application/json">``
+element, JSON-encoded with ``<``, ``>``, ``&``, U+2028 and U+2029 escaped (nothing in it can
+close the element), and the page's script puts every one of them into the DOM with
+``textContent`` or an SVG text node, never as markup. A Content-Security-Policy meta forbids
+every load (``default-src 'none'``); the page's own style and script run by a per-page nonce.
+
+Scale: everything shown is aggregated or capped (time bins, histograms, the top 20 of each
+table, DAGs of at most :data:`DAG_NODES` nodes nearest the result, the id search over the ids
+in the page, plus every id when the bundle holds at most :data:`INDEX_MAX` nodes); the page says
+what was aggregated and which command shows the detail.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import secrets
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from aksnap.bundle import TASK_PHASES
+
+from .graph import NA, _ranges
+from .snapshot import AnalysisError
+
+TIME_BINS = 120          # instants of the status-over-time and throughput charts
+HIST_EDGES = np.concatenate([[0.0], 10.0 ** np.arange(-3.0, 5.01, 0.25)])  # seconds, log bins
+TOP = 20                 # rows of each table
+DAG_NODES = 250          # nodes of a lineage DAG embedded in the page
+DAG_VISIBLE_DEPTH = 3    # hops from the result shown before "expand upstream"
+LINEAGES = 4             # results that matter, per session
+SESSIONS_SHOWN = 5       # sessions in full (the largest); --session for another
+INDEX_MAX = 60_000       # below this many nodes, every id is searchable in the page
+MESSAGE_CHARS = 2_000    # a message longer than this is cut in the page (with its length)
+
+STATUS_ORDER = ["PENDING", "SUBMITTED", "DISPATCHED", "PROCESSING", "COMPLETED", "RETRIED",
+                "ERROR", "TIMEOUT", "CANCELLED", "CANCELLING", "PAUSED", "CREATING", "UNSPECIFIED"]
+
+
+def _iso(us: int) -> str | None:
+    from .common import to_time
+
+    t = to_time(int(us)) if us != NA else None
+    return t.isoformat() if t else None
+
+
+def _cut(s: str | None) -> str | None:
+    if s is None or len(s) <= MESSAGE_CHARS:
+        return s
+    return s[:MESSAGE_CHARS] + f" ... [{len(s) - MESSAGE_CHARS} more characters; aksnap task ID]"
+
+
+def _jsonable(v):
+    from aksnap.output import _jsonable as plain
+
+    return plain(v)
+
+
+# -- aggregates ------------------------------------------------------------------------------------
+
+def timeline(g, tasks: np.ndarray, snapshot_us: int, bins: int = TIME_BINS) -> dict[str, Any]:
+    """Tasks by status at ``bins + 1`` instants (the definition of queries/status_over_time.sql:
+    PENDING [created, submitted), SUBMITTED [submitted, acquired), DISPATCHED [acquired,
+    started), PROCESSING [started, ended), then the final status), and the tasks ending in each
+    bin, completed or not. Counted with sorted timestamps and binary search: no per-task work."""
+    from aksnap.bundle import TASK_STATUSES
+
+    ts = g.task_ts
+    c = ts["created_at"][tasks]
+    keep = c != NA
+    tasks, c = tasks[keep], c[keep]
+    if not len(tasks):
+        return {"t0": None, "bin_s": 0, "times_s": [], "counts": {}, "completed": [], "failed": []}
+    end = ts["ended_at"][tasks]
+    t0 = int(c.min())
+    t1 = int(max(end[end != NA].max() if (end != NA).any() else t0, c.max()))
+    grid = t0 + ((t1 - t0) * np.arange(bins + 1) // bins)
+    big = np.iinfo(np.int64).max
+    sub, acq, sta = (ts[k][tasks] for k in ("submitted_at", "acquired_at", "started_at"))
+
+    def entered(x: np.ndarray) -> np.ndarray:  # tasks that entered a state by each instant
+        return np.searchsorted(np.sort(np.where(x == NA, big, x)), grid, side="right")
+
+    # a task leaves a state when it enters any later one (a missing timestamp: the next known)
+    e_end = np.where(end == NA, big, end)
+    e_sta = np.minimum(np.where(sta == NA, big, sta), e_end)
+    e_acq = np.minimum(np.where(acq == NA, big, acq), e_sta)
+    e_sub = np.minimum(np.where(sub == NA, big, sub), e_acq)
+    n_created, n_sub, n_acq, n_sta = (entered(x) for x in (c, e_sub, e_acq, e_sta))
+    counts = {"PENDING": n_created - n_sub, "SUBMITTED": n_sub - n_acq,
+              "DISPATCHED": n_acq - n_sta}
+    status = g.task_status[tasks]
+    n_end_total = np.zeros(len(grid), dtype=np.int64)
+    for code in np.unique(status).tolist():
+        name = TASK_STATUSES[code] if code >= 0 else "UNKNOWN"
+        m = status == code
+        n = np.searchsorted(np.sort(e_end[m]), grid, side="right")
+        counts[name] = counts.get(name, 0) + n
+        n_end_total += n
+    counts["PROCESSING"] = n_sta - n_end_total
+    order = [s for s in STATUS_ORDER if s in counts] + sorted(set(counts) - set(STATUS_ORDER))
+    done = status == TASK_STATUSES.index("COMPLETED")
+    edges = grid.copy()
+    edges[-1] += 1
+    comp = np.histogram(end[(end != NA) & done], bins=edges)[0]
+    fail = np.histogram(end[(end != NA) & ~done], bins=edges)[0]
+    return {"t0": _iso(t0), "bin_s": (t1 - t0) / bins / 1e6,
+            "times_s": ((grid - t0) / 1e6).round(3).tolist(),
+            "counts": {k: np.asarray(counts[k]).astype(int).tolist() for k in order
+                       if np.asarray(counts[k]).any()},
+            "completed": comp.tolist(), "failed": fail.tolist(), "snapshot_s":
+            round((snapshot_us - t0) / 1e6, 3) if snapshot_us else None}
+
+
+def phase_histograms(g, tasks: np.ndarray, percentiles: list[dict]) -> list[dict[str, Any]]:
+    """Per partition and phase: a histogram of durations over log-spaced bins (seconds), with
+    the percentiles of the overview (queries/phase_percentiles.sql)."""
+    parts = g.details["partition_id"].take(pa.array(tasks)).combine_chunks()
+    enc = parts.dictionary_encode()
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    names = enc.dictionary.to_pylist()
+    pct = {(r["partition_id"], r["phase"]): r for r in percentiles}
+    ts = g.task_ts
+    out = []
+    for k, part in enumerate(names):
+        sel = tasks[codes == k]
+        for phase, a, b in TASK_PHASES:
+            x, y = ts[a][sel], ts[b][sel]
+            ok = (x != NA) & (y != NA) & (y >= x)
+            d = (y[ok] - x[ok]) / 1e6
+            if not len(d):
+                continue
+            hist = np.histogram(np.clip(d, 0, HIST_EDGES[-1]), bins=HIST_EDGES)[0]
+            p = pct.get((part, phase), {})
+            out.append({"partition_id": part, "phase": phase, "tasks": int(len(d)),
+                        "hist": hist.tolist(), "p50_s": p.get("p50_s"), "p90_s": p.get("p90_s"),
+                        "max_s": p.get("max_s", float(d.max()))})
+    return out
+
+
+# -- lineage DAGs ----------------------------------------------------------------------------------
+
+def _hops(g, node: int) -> np.ndarray:
+    """Fewest data hops from every upstream node down to ``node`` (-1: not upstream), one
+    vectorised breadth-first level at a time."""
+    dist = np.full(g.n, -1, dtype=np.int64)
+    dist[node] = 0
+    front, d = np.array([node], dtype=np.int64), 0
+    while len(front):
+        lo = g.in_ptr[front]
+        nxt = g.in_src[_ranges(lo, g.in_ptr[front + 1] - lo)]
+        nxt = np.unique(nxt[dist[nxt] < 0])
+        d += 1
+        dist[nxt] = d
+        front = nxt
+    return dist
+
+
+def _path_down(g, start: int, dist: np.ndarray) -> list[int]:
+    """A fewest-hops path from ``start`` down to the node of hop 0 (each step to an output one
+    hop nearer: one exists for every node a breadth-first search reached)."""
+    path, u = [start], start
+    while dist[u] > 0:
+        outs = g.out_dst[g.out_ptr[u]:g.out_ptr[u + 1]]
+        nearer = outs[dist[outs] == dist[u] - 1]
+        if not len(nearer):
+            break
+        u = int(nearer.min())
+        path.append(u)
+    return path
+
+
+def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
+    """The result's lineage (the `lineage` analysis) and its upstream DAG for the page: the
+    nodes nearest the result, the frontier and root causes with a path down to the result,
+    positions in layers (x: hops from the result), which are visible at first."""
+    from . import lineage as lineage_mod
+    from .describe import session_ids, status_names, task_columns
+
+    g = snap.graph
+    lin = lineage_mod.build(snap, result_id, frontier_limit=TOP)
+    target = g.n_tasks + g.result_index(result_id)
+    dist = _hops(g, target)
+    up = np.flatnonzero(dist >= 0)
+    near = up[np.lexsort((up, dist[up]))][:cap]  # the nearest first
+    marked: dict[int, set] = {}
+    for role, rows in (("frontier", lin["frontier"]), ("root", lin["root_causes"])):
+        for r in rows[:TOP]:
+            if r["kind"] == "task":
+                i = g.task_index(r["id"])
+            else:
+                j = g.result_index(r["id"])
+                i = g.n_tasks + j if j >= 0 else -1
+            if i >= 0 and dist[i] >= 0:
+                marked.setdefault(i, set()).add(role)
+    paths = {m: _path_down(g, m, dist) for m in marked}
+    keep = set(near.tolist())
+    for p in paths.values():
+        keep.update(p)
+    hop = {u: int(dist[u]) for u in keep}
+    all_nodes = np.array(sorted(hop), dtype=np.int64)
+    total_up = int(lin["upstream"]["tasks"] + lin["upstream"]["results"] + 1)
+    # layers: x = hops from the result; order within a layer by the mean row of successors
+    layer_of = {u: hop[u] for u in all_nodes.tolist()}
+    src, dst, kind = g.subgraph_edges(all_nodes)
+    succ: dict[int, list[int]] = {}
+    for a, b in zip(src.tolist(), dst.tolist()):
+        succ.setdefault(a, []).append(b)
+    row: dict[int, float] = {target: 0.0}
+    layers: dict[int, list[int]] = {}
+    for u, h in layer_of.items():
+        layers.setdefault(h, []).append(u)
+    for h in sorted(layers):
+        us = layers[h]
+        if h:
+            us.sort(key=lambda u: (np.mean([row[v] for v in succ.get(u, []) if v in row])
+                                   if any(v in row for v in succ.get(u, [])) else 1e9, u))
+        for k, u in enumerate(us):
+            row[u] = float(k)
+    # visibility: a few hops, plus every marked node and its path to the result
+    visible = {u for u, h in layer_of.items() if h <= DAG_VISIBLE_DEPTH}
+    for p in paths.values():
+        visible.update(p)
+    ids = g.node_ids(all_nodes)
+    statuses = status_names(g, all_nodes).tolist()
+    sess = session_ids(g, all_nodes)
+    t = all_nodes[all_nodes < g.n_tasks]
+    tcols = task_columns(g, t, ["partition_id", "pod_hostname", "output_error", "status_message"]) \
+        if len(t) else {}
+    tpos = {u: k for k, u in enumerate(t.tolist())}
+    in_total = (g.in_ptr[all_nodes + 1] - g.in_ptr[all_nodes]).tolist()
+    shown = set(all_nodes.tolist())
+    idx = {u: k for k, u in enumerate(all_nodes.tolist())}
+    front = {r["id"]: r for r in lin["frontier"]}
+    roots = {r["id"]: r for r in lin["root_causes"]}
+    out_nodes = []
+    for k, u in enumerate(all_nodes.tolist()):
+        task = u < g.n_tasks
+        ts = g.task_ts if task else g.result_ts
+        j = u if task else u - g.n_tasks
+        d = {"id": ids[k], "kind": "task" if task else "result", "status": statuses[k],
+             "session_id": sess[k], "layer": layer_of[u], "row": row[u],
+             "visible": u in visible, "frontier": "frontier" in marked.get(u, ()),
+             "root": "root" in marked.get(u, ()), "target": u == target,
+             "created_at": _iso(ts["created_at"][j]),
+             "ended_at": _iso(ts["ended_at"][j] if task else ts["completed_at"][j]),
+             "inputs": in_total[k]}
+        if task:
+            p = tpos[u]
+            d.update(partition_id=tcols["partition_id"][p], pod=tcols["pod_hostname"][p],
+                     message=_cut((tcols["output_error"][p] or tcols["status_message"][p] or "")
+                                  .strip()) or None,
+                     started_at=_iso(ts["started_at"][j]), attempt=int(g.attempt[u]))
+        if ids[k] in front:
+            f = front[ids[k]]
+            d.update(waiting_for=f.get("waiting_for"), in_status_s=f.get("in_status_s"))
+        if ids[k] in roots:
+            d.update(explains=roots[ids[k]].get("explains"))
+        out_nodes.append(d)
+    edges = [[idx[a], idx[b], int(k)] for a, b, k in zip(src.tolist(), dst.tolist(), kind.tolist())
+             if a in shown and b in shown]
+    for k, u in enumerate(all_nodes.tolist()):  # what "expand upstream" cannot show
+        ins = g.in_src[g.in_ptr[u]:g.in_ptr[u + 1]]
+        out_nodes[k]["inputs_not_in_page"] = int(np.count_nonzero(~np.isin(ins, all_nodes)))
+    from .lineage import summary_line
+
+    return {"result_id": result_id, "status": lin["status"], "summary": summary_line(lin),
+            "upstream_nodes": total_up, "nodes_in_page": len(out_nodes),
+            "percent_complete": lin["upstream"]["percent_complete"],
+            "frontier_total": lin["frontier_total"], "frontier": _jsonable(lin["frontier"]),
+            "root_causes": _jsonable([{k: v for k, v in r.items() if k != "path"}
+                                      for r in lin["root_causes"][:TOP]]),
+            "nodes": out_nodes, "edges": edges}
+
+
+def results_that_matter(g, session_code: int, limit: int = LINEAGES) -> list[tuple[int, str]]:
+    """Results of a session nobody reads (final outputs) that are blocked (incomplete) first,
+    then failed (aborted, deleted), each group in bundle order; at most ``limit``, half of
+    them kept for failed ones when there are both."""
+    in_session = g.session_of[g.n_tasks:] == session_code
+    sink = g.out_degree[g.n_tasks:] == 0
+    has_producer = g.producer >= 0
+    blocked = np.flatnonzero(in_session & sink & has_producer & ~g.complete[g.n_tasks:]
+                             & ~g.bad[g.n_tasks:])
+    failed = np.flatnonzero(in_session & sink & g.bad[g.n_tasks:])
+    picks = [(int(j), "blocked") for j in blocked[:limit]]
+    picks = picks[:limit - min(len(failed), limit // 2)]  # room for the failed ones
+    picks += [(int(j), "failed") for j in failed[:limit - len(picks)]]
+    return picks
+
+
+# -- the page's data -------------------------------------------------------------------------------
+
+def by_depth(g, tasks: np.ndarray) -> list[dict[str, Any]]:
+    """Tasks per spawn depth (0: submitted by the client) and status, counted in numpy."""
+    from aksnap.bundle import TASK_STATUSES
+
+    names = list(TASK_STATUSES) + ["UNKNOWN"]
+    depth = g.depth[tasks]
+    status = np.where(g.task_status[tasks] < 0, len(names) - 1, g.task_status[tasks])
+    keys, counts = np.unique(depth * len(names) + status, return_counts=True)
+    rows: dict[int, dict[str, Any]] = {}
+    for k, c in zip(keys.tolist(), counts.tolist()):
+        d, st = divmod(k, len(names))
+        row = rows.setdefault(d, {"depth": d, "tasks": 0})
+        row["tasks"] += c
+        row[names[st]] = c
+    return [rows[d] for d in sorted(rows)]
+
+
+def _messages(g, tasks: list[int]) -> list[str | None]:
+    if not tasks:
+        return []
+    det = g.details.take(pa.array(np.asarray(tasks, dtype=np.int64)))
+    return [_cut((e or m or "").strip()) or None for e, m in
+            zip(det["output_error"].to_pylist(), det["status_message"].to_pylist())]
+
+
+def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[str]) -> dict:
+    from . import blockers as blockers_mod
+    from . import critical_path as cp_mod
+
+    g = snap.graph
+    sid = overview_row["session_id"]
+    code = g.sessions.to_pylist().index(sid)
+    tasks = np.flatnonzero(g.session_of[:g.n_tasks] == code)
+    snap_us = 0
+    if snap.snapshot_time is not None:
+        from .common import micros
+
+        snap_us = micros(snap.snapshot_time)
+    errors = overview_row.get("error_classes", [])[:TOP]
+    ex = [g.task_index(e["example_task_id"]) for e in errors if e.get("example_task_id")]
+    msgs = dict(zip(ex, _messages(g, [i for i in ex if i >= 0])))
+    for e in errors:
+        e["example_message"] = msgs.get(g.task_index(e["example_task_id"])) \
+            if e.get("example_task_id") else None
+    chains = snap.query("retry_chains", {"session_id": sid})
+    retry_rows = _jsonable(chains.slice(0, TOP).to_pylist())
+    for r in retry_rows:
+        r["messages"] = [_cut(m) for m in r.get("messages") or []]
+    from . import check as check_mod
+
+    anomalies = check_mod.build(snap, sid, limit=TOP, thorough=False)
+    bl = blockers_mod.build(snap, sid, limit=TOP)
+    cp = cp_mod.build(snap, sid, all_steps=True)
+    cps = cp["sessions"][0] if cp.get("sessions") else {}
+    steps = []
+    task_steps = [s for s in cps.get("steps") or [] if s.get("kind") == "task"]
+    for s in task_steps[:200]:
+        i = g.task_index(s["id"])
+        bars = {}
+        for phase, a, b in TASK_PHASES:
+            x, y = g.task_ts[a][i], g.task_ts[b][i]
+            if x != NA and y != NA and y >= x:
+                bars[phase] = [_iso(x), round((y - x) / 1e6, 6)]
+        steps.append({"id": s["id"], "edge": s.get("edge"), "status": s.get("status"),
+                      "total": s.get("total"), "share": s.get("share"), "phases": bars})
+    if len(task_steps) > 200:
+        notes.append(f"critical path of session {sid}: the first 200 of {len(task_steps)} tasks "
+                     f"drawn (aksnap critical-path --session {sid} --all for every one)")
+    picks = results_that_matter(g, code)
+    if result_id is not None and g.session_id(g.n_tasks + g.result_index(result_id)) == sid:
+        picks = [(g.result_index(result_id), "asked")] + [p for p in picks
+                                                          if p[0] != g.result_index(result_id)]
+    if not picks and cps.get("last_result"):
+        picks = [(g.result_index(cps["last_result"]), "last result")]
+    lineages = []
+    for j, why in picks[:LINEAGES]:
+        rid = g.node_id(g.n_tasks + j)
+        dag = lineage_dag(snap, rid, cap=DAG_NODES * (4 if why == "asked" else 1))
+        dag["why"] = why
+        if dag["upstream_nodes"] > dag["nodes_in_page"]:
+            notes.append(f"lineage of {rid}: {dag['nodes_in_page']} of its {dag['upstream_nodes']} "
+                         f"upstream nodes in the page, the nearest (aksnap report --result {rid} "
+                         f"shows more, aksnap graph --result {rid} writes every one)")
+        lineages.append(dag)
+    return {
+        "overview": {k: v for k, v in overview_row.items()
+                     if k not in ("phases", "error_classes", "top_blockers", "root_causes")},
+        "timeline": timeline(g, tasks, snap_us),
+        "phases": phase_histograms(g, tasks, overview_row.get("phases", [])),
+        "depths": by_depth(g, tasks),
+        "errors": errors, "retries": {**overview_row.get("retries", {}), "chains_shown": retry_rows},
+        "root_causes": overview_row.get("root_causes", []),
+        "anomalies": {"counts": anomalies["counts"], "rows": _jsonable(anomalies["anomalies"])},
+        "blockers": bl.get("blockers", [])[:TOP], "blocking_nodes": bl.get("blocking_nodes"),
+        "critical_path": {"line": cps.get("line"), "wall_s": cps.get("wall_s"),
+                          "task_steps": len(task_steps), "steps": steps},
+        "lineages": lineages,
+    }
+
+
+def build(snap, session_id: str | None = None, result_id: str | None = None) -> dict[str, Any]:
+    """The page's data (plain, JSON-ready): meta, sessions in full (``session_id``, else the
+    :data:`SESSIONS_SHOWN` largest), the id index, and notes saying what was aggregated."""
+    from aksnap import __version__
+
+    from . import overview as overview_mod
+
+    g = snap.graph
+    if session_id is not None:
+        session_id = snap.resolve_id("session", session_id)
+        snap.require_session(session_id)
+    if result_id is not None:
+        result_id = snap.resolve_id("result", result_id)
+        if g.result_index(result_id) < 0:
+            raise AnalysisError(f"result {result_id!r} is not in {snap.path}")
+        if session_id is None:
+            session_id = g.session_id(g.n_tasks + g.result_index(result_id))
+    notes = [f"tasks by status and throughput over {TIME_BINS} time bins per session; phase "
+             "durations as histograms over log-spaced bins; tables show their first "
+             f"{TOP} rows (the aksnap command named in each section lists every one)"]
+    all_ids = snap.session_ids()
+    if session_id is not None:
+        chosen = [session_id]
+    else:
+        sizes = np.bincount(g.session_of[:g.n_tasks], minlength=len(g.sessions))
+        order = np.argsort(-sizes, kind="stable")[:SESSIONS_SHOWN]
+        chosen = [g.sessions[int(i)].as_py() for i in order]
+        chosen = [s for s in chosen if s in all_ids] or all_ids[:SESSIONS_SHOWN]
+        if len(all_ids) > SESSIONS_SHOWN:
+            notes.append(f"{len(all_ids)} sessions: the {SESSIONS_SHOWN} largest shown "
+                         "(aksnap report --session ID for another, aksnap analyze for all)")
+    sessions = []
+    for sid in chosen:
+        ov = overview_mod.build(snap, sid)
+        row = _jsonable(ov["sessions"][0])
+        sessions.append(_session_data(snap, row, result_id, notes))
+    meta = {"bundle": str(snap.path), "snapshot_time": _jsonable(snap.snapshot_time),
+            "format_version": snap.manifest.format_version, "generator": f"aksnap {__version__}",
+            "redacted": None, "sessions_total": len(all_ids), "tasks": g.n_tasks,
+            "results": g.n_results}
+    if snap.manifest.redaction:
+        from .check import redaction_line
+
+        meta["redacted"] = redaction_line(snap.manifest.redaction)
+    index = None
+    if g.n <= INDEX_MAX:
+        from .describe import status_names
+
+        nodes = np.arange(g.n, dtype=np.int64)
+        index = {"ids": [str(i) for i in g.node_ids(nodes)],
+                 "status": status_names(g, nodes).tolist(), "tasks": g.n_tasks}
+    else:
+        notes.append(f"the id search covers the ids shown in this page ({g.n} ids in the "
+                     "bundle); aksnap task ID or aksnap lineage BUNDLE ID for any other")
+    return {"meta": meta, "notes": notes, "sessions": sessions, "index": index}
+
+
+# -- HTML ------------------------------------------------------------------------------------------
+
+def _asset(name: str) -> str:
+    return resources.files("aksnap.analyzer").joinpath("report_assets", name).read_text("utf-8")
+
+
+def script_json(data: Any) -> str:
+    """``data`` as JSON safe inside a ``<script>`` element: ASCII, and ``<``, ``>``, ``&``
+    (and U+2028/2029, by ensure_ascii) as ``\\u`` escapes, so no string can close the element
+    or open a comment."""
+    text = json.dumps(_jsonable(data), ensure_ascii=True, separators=(",", ":"), allow_nan=False,
+                      default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render(data: dict[str, Any]) -> str:
+    nonce = secrets.token_urlsafe(18)
+    csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+           "img-src data:; base-uri 'none'; form-action 'none'")
+    title = "aksnap report"
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp)}">\n'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f'<meta name="referrer" content="no-referrer">\n'
+            f'<title>{title}</title>\n<style nonce="{nonce}">\n{_asset("report.css")}\n</style>\n'
+            f'</head>\n<body>\n<header><h1>{title}</h1><div id="meta"></div>'
+            '<input id="search" type="search" placeholder="search an id (prefix)" '
+            'autocomplete="off" spellcheck="false"><div id="hits"></div></header>\n'
+            '<main id="main"><noscript>This report draws itself with JavaScript; the data is '
+            'in the script element "data".</noscript></main>\n'
+            '<aside id="detail" hidden></aside>\n'
+            f'<script type="application/json" id="data">{script_json(data)}</script>\n'
+            f'<script nonce="{nonce}">\n{_asset("report.js")}\n</script>\n</body>\n</html>\n')
+
+
+def write(snap, out, session_id: str | None = None, result_id: str | None = None) -> dict[str, Any]:
+    """Build the page and write it to ``out`` atomically; returns path, bytes, sessions,
+    lineages and notes (what was aggregated)."""
+    from .graphfile import write_atomically
+
+    data = build(snap, session_id, result_id)
+    text = render(data)
+    size = write_atomically(Path(out), [text.encode("utf-8")], binary=True)
+    return {"path": str(out), "bytes": size, "sessions": len(data["sessions"]),
+            "lineages": sum(len(s["lineages"]) for s in data["sessions"]),
+            "notes": data["notes"]}
