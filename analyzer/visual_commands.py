@@ -48,11 +48,16 @@ def _say(info: dict, fmt: str) -> None:
         typer.echo((to_json if fmt == "json" else to_yaml)(info).rstrip("\n"))
 
 
+_SUFFIX_FORMATS = {".dot": "dot", ".gv": "dot", ".graphml": "graphml", ".json": "json"}
+
+
 def graph_command(bundle: Path = _BUNDLE,
                   out: Path = _out_opt("graph.dot"),
-                  fmt: str = typer.Option("dot", "--format", "-f", help="dot (Graphviz), graphml "
-                                          "(Gephi, yEd, networkx) or json (nodes and edges).",
-                                          metavar="dot|graphml|json"),
+                  fmt: Optional[str] = typer.Option(None, "--format", help="dot (Graphviz), "
+                                                    "graphml (Gephi, yEd, networkx) or json "
+                                                    "(nodes and edges); default: from --out's "
+                                                    "suffix (.dot/.gv, .graphml, .json), else dot.",
+                                                    metavar="dot|graphml|json", show_default=False),
                   session: Optional[str] = _session_opt(),
                   result: Optional[str] = _result_opt("the tasks and results it depends on"),
                   max_nodes: int = typer.Option(-1, "--max-nodes", help="Write at most N nodes "
@@ -74,7 +79,8 @@ def graph_command(bundle: Path = _BUNDLE,
 
     with _errors():
         summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
-        fmt = fmt.lower()
+        # no -f here: elsewhere -f is the deprecated spelling of -o (the answer's format)
+        fmt = (fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), "dot")).lower()
         if fmt not in graphfile.FORMATS:
             raise AnalysisError(f"--format {fmt!r} is not a graph format; use dot, graphml or json")
         if max_nodes < -1:
