@@ -16,7 +16,8 @@ What runs, each in its own process:
    and then once more in the other order (the figures are the better of two);
 4. the two bundles compared table by table, sorted by id (they must be equal).
 
-Prints one table: per way of exporting, seconds, CPU seconds, task and result rows fetched
+Prints one table: per way of exporting, seconds, CPU seconds (the exporter's process, and the
+server's meanwhile: the cluster's cost), task and result rows fetched
 (the update's figure from its manifest, the full export's is every row) and their share.
 Not a test: the figures depend on the machine (and on what else it runs).
 """
@@ -95,8 +96,20 @@ SERVER = textwrap.dedent("""
 """)
 
 
-def cli(*args: str) -> tuple[float, float, dict]:
-    """Run ``aksnap ARGS -q -o json`` as a process: (wall seconds, CPU seconds, summary)."""
+SERVER_PID = 0
+
+
+def server_cpu() -> float:
+    """CPU seconds the simulated control plane has used so far (Linux /proc)."""
+    with open(f"/proc/{SERVER_PID}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cli(*args: str) -> tuple[float, float, dict, float]:
+    """Run ``aksnap ARGS -q -o json`` as a process: (wall seconds, CPU seconds, summary, the
+    server's CPU seconds meanwhile)."""
+    srv = server_cpu()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "aksnap", *args, "-q", "-o", "json"],
@@ -106,7 +119,7 @@ def cli(*args: str) -> tuple[float, float, dict]:
     if r.returncode != 0:
         raise SystemExit(f"aksnap {' '.join(args)} failed: {r.stderr.strip()}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, json.loads(r.stdout)
+    return wall, cpu, json.loads(r.stdout), server_cpu() - srv
 
 
 def same_content(a: str, b: str) -> bool:
@@ -133,14 +146,16 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(args.tasks), str(args.open),
                                str(args.new)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
+    global SERVER_PID
+    SERVER_PID = server.pid
     try:
         ep, session, still = server.stdout.readline().split()
         parent = os.path.join(tmp, "parent")
-        wall_p, cpu_p, s_p = cli("export", "--endpoint", ep, "--session", session, "--out", parent)
+        wall_p, cpu_p, s_p, srv_p = cli("export", "--endpoint", ep, "--session", session, "--out", parent)
         server.stdin.write("advance\n")
         server.stdin.flush()
         changed = int(server.stdout.readline())
-        runs: dict[str, list[tuple[float, float, dict]]] = {"update": [], "full": []}
+        runs: dict[str, list[tuple[float, float, dict, float]]] = {"update": [], "full": []}
         for order in (("update", "full"), ("full", "update")):
             for way in order:
                 out = os.path.join(tmp, way)
@@ -163,11 +178,13 @@ def main() -> None:
     print(f"{args.tasks:,} tasks, {args.tasks * 2:,} results; {int(still):,} tasks open in the "
           f"parent, {changed:,} completed since and {int(args.tasks * args.new):,} submitted "
           f"since (their results too)")
-    print(f"{'run':<26}{'seconds':>9}{'cpu s':>8}{'rows fetched':>15}{'share':>8}")
-    print(f"{'full export (parent)':<26}{wall_p:>9.2f}{cpu_p:>8.2f}"
+    print(f"{'run':<24}{'seconds':>9}{'cpu s':>8}{'server cpu s':>14}{'rows fetched':>15}"
+          f"{'share':>8}")
+    print(f"{'full export (parent)':<24}{wall_p:>9.2f}{cpu_p:>8.2f}{srv_p:>14.2f}"
           f"{s_p['rows']['tasks'] + s_p['rows']['results']:>15,}{'100 %':>8}")
-    print(f"{'full export (now)':<26}{full[0]:>9.2f}{full[1]:>8.2f}{held:>15,}{'100 %':>8}")
-    print(f"{'export --update':<26}{upd[0]:>9.2f}{upd[1]:>8.2f}{fetched:>15,}"
+    print(f"{'full export (now)':<24}{full[0]:>9.2f}{full[1]:>8.2f}{full[3]:>14.2f}{held:>15,}"
+          f"{'100 %':>8}")
+    print(f"{'export --update':<24}{upd[0]:>9.2f}{upd[1]:>8.2f}{upd[3]:>14.2f}{fetched:>15,}"
           f"{100 * fetched / held:>7.2f}%")
     print(f"update equals the full export (every table, sorted by id): {equal}")
     print(f"update: {upd[2]['update']['refetched_by_id']} asked for by id, "

@@ -237,9 +237,11 @@ class _Parent:
                                       columns=["session_id"]).column("session_id").to_pylist()
         self.open_ids: dict[str, dict[str, pa.Array]] = {}
         self.deleted: dict[str, dict[str, int]] = {}
+        self.ids: dict[str, pa.Table] = {}   # id and session of every row, read once
         for table in TABLES:
             key = ID_COLUMN[table]
             cols = pq.read_table(opened.file(table), columns=[key, "session_id", "status"])
+            self.ids[table] = cols.select([key, "session_id"])
             status = cols.column("status")
             if table == "tasks":
                 can_change = pc.invert(pc.is_in(status, value_set=pa.array(TASK_FINAL_STATUSES)))
@@ -462,7 +464,7 @@ class _Refetch:
             key = ID_COLUMN[table]
             new = fetched[table]
             new_per = _counts_by(new.column("session_id").combine_chunks())
-            old_cols = pq.read_table(self.parent.opened.file(table), columns=[key, "session_id"])
+            old_cols = self.parent.ids[table]
             stale = pc.is_in(old_cols.column(key), value_set=new.column(key).combine_chunks())
             old_per = _counts_by(old_cols.filter(pc.invert(stale)).column("session_id")
                                  .combine_chunks())
