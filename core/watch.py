@@ -402,8 +402,10 @@ def watch_command(
         raise fail(str(e), code=e.exit_code)
     live = None
     on_update = None
+    latest: list = []
     if fmt == "json" and not once:
         def on_update(st, _last=[0]):  # one line per reconcile
+            latest[:] = [st]
             if st["reconciles"] != _last[0]:
                 _last[0] = st["reconciles"]
                 sys.stdout.write(to_json(st).replace("\n", " ") + "\n")
@@ -430,6 +432,9 @@ def watch_command(
     except KeyboardInterrupt:
         if live is not None:
             live.stop()
+        if latest:  # -o json: the state when interrupted, the last line
+            sys.stdout.write(to_json(latest[0]).replace("\n", " ") + "\n")
+            sys.stdout.flush()
         where = f"; the bundles so far are in {record}" if record is not None else ""
         raise fail(f"watch interrupted{where}", code=130)
     except WatchError as e:
