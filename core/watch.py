@@ -28,7 +28,7 @@ import typer
 
 from aksnap.output import output_option
 
-FORMATS = ("table", "json")
+FORMATS = ("table", "json", "yaml")
 DEFAULT_INTERVAL = 5.0
 _TASK_COLUMNS = ["task_id", "session_id", "status", "created_at", "started_at", "ended_at",
                  "submitted_at"]
@@ -378,14 +378,14 @@ def watch_command(
     Follows Events.GetEvents and reconciles every --interval seconds with the incremental
     export. Exits 0 when the result completes (a session: every task final, none failed),
     1 when it fails, 130 on Ctrl-C. -o json prints one JSON state per reconcile (one line
-    each); --once -o json prints one refreshed state.
+    each), -o yaml one YAML document each; --once -o json prints one refreshed state.
 
     Example: aksnap watch --endpoint 10.0.0.1:5001 --result 7f3e... --record ./run-42-series
     """
     import sys
 
     from aksnap.cli import fail
-    from aksnap.output import FormatError, resolve_format, to_json
+    from aksnap.output import FormatError, resolve_format, to_json, to_yaml
 
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
@@ -403,13 +403,21 @@ def watch_command(
     live = None
     on_update = None
     latest: list = []
-    if fmt == "json" and not once:
-        def on_update(st, _last=[0]):  # one line per reconcile
+
+    def emit(st) -> None:
+        """One state: a JSON line, or a YAML document (``---`` first)."""
+        if fmt == "json":
+            sys.stdout.write(to_json(st).replace("\n", " ") + "\n")
+        else:
+            sys.stdout.write("---\n" + to_yaml(st).rstrip("\n") + "\n")
+        sys.stdout.flush()
+
+    if fmt in ("json", "yaml") and not once:
+        def on_update(st, _last=[0]):  # one state per reconcile
             latest[:] = [st]
             if st["reconciles"] != _last[0]:
                 _last[0] = st["reconciles"]
-                sys.stdout.write(to_json(st).replace("\n", " ") + "\n")
-                sys.stdout.flush()
+                emit(st)
     elif fmt == "table" and not once:
         from rich.console import Console
         from rich.live import Live
@@ -432,9 +440,8 @@ def watch_command(
     except KeyboardInterrupt:
         if live is not None:
             live.stop()
-        if latest:  # -o json: the state when interrupted, the last line
-            sys.stdout.write(to_json(latest[0]).replace("\n", " ") + "\n")
-            sys.stdout.flush()
+        if latest:  # -o json|yaml: the state when interrupted, last
+            emit(latest[0])
         where = f"; the bundles so far are in {record}" if record is not None else ""
         raise fail(f"watch interrupted{where}", code=130)
     except WatchError as e:
@@ -447,6 +454,8 @@ def watch_command(
     if once:
         if fmt == "json":
             typer.echo(to_json(res.state))
+        elif fmt == "yaml":
+            typer.echo(to_yaml(res.state))
         else:
             from rich.console import Console
 

@@ -191,6 +191,11 @@ def test_cli_once_json_record_and_refusals(htcmock, tmp_path):
         tasks, _ = truth(cp, session)
         assert doc["tasks"] == len(tasks) and doc["reconciles"] == 1
         assert doc["analysis"]["frontier"] and doc["eta_basis"]
+        import yaml
+
+        r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", session, "--once",
+                                "-o", "yaml"])
+        assert r.exit_code == 0 and yaml.safe_load(r.stdout)["tasks"] == len(tasks)
         # --record: a bundle per reconcile, each the update of the one before
         stop = threading.Event()
         threading.Timer(3 * INTERVAL + 2, stop.set).start()
