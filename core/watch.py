@@ -400,6 +400,13 @@ def watch_command(
                                   client_key and str(client_key), config=config)
     except ExportError as e:
         raise fail(str(e), code=e.exit_code)
+    import signal
+
+    def on_term(signum, frame):  # a pod eviction, a CI timeout: as Ctrl-C
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_term)
     live = None
     on_update = None
     latest: list = []

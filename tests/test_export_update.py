@@ -186,3 +186,21 @@ def test_cli_update_prints_the_rows_fetched_and_refuses_a_new_selection(htcmock,
     assert r.exit_code == 2 and "--session does not go with it" in r.output
     r = runner.invoke(app, ["export", "--all"])
     assert r.exit_code == 2 and "missing option --out DIR" in r.output
+
+
+def test_update_through_outages_still_equals_a_full_export(tmp_path):
+    """Given a control plane failing 20 % of calls UNAVAILABLE (seeded), when a bundle is
+    updated, then the retried calls give the same bundle as a full export (also retried)."""
+    from aksnap.fixtures.server import Faults
+
+    scenario = build_scenario("htcmock", seed=9, tasks=600)
+    end = scenario.cluster.end_time
+    with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
+        ep = cp.start()
+        export(ep, tmp_path / "p", all_sessions=True, page_size=64)
+        cp.at = 0.7 * end
+        cp.faults = Faults(unavailable_rate=0.2, seed=3)
+        up = update(tmp_path / "p", tmp_path / "u", page_size=64)
+        full = export(ep, tmp_path / "f", all_sessions=True, page_size=64)
+    assert read_manifest(up.path).consistency["retries"] > 0
+    assert_same_content(up.path, full.path)
