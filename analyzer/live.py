@@ -154,7 +154,9 @@ class LiveState:
                         continue
                     tasks.codes[i] = code
                 if failed_t[code]:
-                    self._note_failure(obj, value)
+                    # before the first reconcile the events replay the session: its failures
+                    # are not new
+                    self._note_failure(obj, value, initial=self.reconciled_at is None)
             elif kind == "result":
                 code = rcode.get(value, 0)
                 i = results.index.get(obj)

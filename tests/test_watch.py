@@ -233,3 +233,24 @@ def test_ctrl_c_exits_130_with_a_sentence(htcmock):
     assert proc.returncode == 130
     assert err.strip() == "aksnap: error: watch interrupted" or "watch interrupted" in err
     assert "Traceback" not in err
+
+
+def test_failures_before_the_watch_are_not_new_and_later_ones_are():
+    """The replay and the first reconcile describe the past: their failures are known, not
+    new; a task failing afterwards is listed once, however many times events repeat it."""
+    st = LiveState("s")
+    st.apply([("task", "old-fail", "ERROR"), ("task", "ok", "PROCESSING")])
+    import pyarrow as pa
+
+    tasks = pa.table({"task_id": ["old-fail", "ok"], "session_id": ["s", "s"],
+                      "status": ["ERROR", "PROCESSING"],
+                      "created_at": pa.array([None, None], pa.timestamp("us", tz="UTC")),
+                      "ended_at": pa.array([None, None], pa.timestamp("us", tz="UTC"))})
+    results = pa.table({"result_id": ["r"], "session_id": ["s"], "status": ["CREATED"],
+                        "owner_task_id": ["ok"]})
+    st.load(tasks, results)
+    assert st.view()["new_failures"] == []
+    st.apply([("task", "ok", "ERROR"), ("task", "ok", "ERROR"), ("task", "ok", "PROCESSING")])
+    v = st.view()
+    assert [f["task_id"] for f in v["new_failures"]] == ["ok"]
+    assert v["tasks_by_status"] == {"ERROR": 2} and st.events_ignored == 1  # stale: ignored
