@@ -82,6 +82,14 @@ def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
             if p.name is not None:
                 v = values[p.dest]
                 kwargs[p.name] = p.to_build(v) if p.to_build else v
+        if a.name == "analyze":
+            from . import series
+
+            if series.series_members(values["bundle"]) is not None:
+                # a directory of bundles recorded by `aksnap watch --record`: its states
+                data = series.build(values["bundle"], kwargs.get("session_id"))
+                typer.echo(series.render(data, fmt, section))
+                return
         snaps = [Snapshot.open(values.pop(name), **open_kwargs) for name in a.bundles]
         data = a.build(*snaps, **kwargs)
         if a.after is not None:

@@ -105,7 +105,8 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
         line, and the anomaly count. Over more than 20 sessions: a summary (totals, and the
         sessions standing out by failures, waiting and wall time; -o csv gives one row per
         session, --session one session in full). Sections: sessions (csv's default), phases,
-        error_classes, root_causes, top_blockers.
+        error_classes, root_causes, top_blockers. Given a directory recorded by `aksnap watch
+        --record`: the tasks by status over time, one row per recorded state (section states).
 
         Example: aksnap analyze ./run.aksnap -o json""",
         (_session(),)),

@@ -305,20 +305,23 @@ class Manifest:
     # Set only in a redacted bundle (aksnap redact, export --redact): what was redacted, how,
     # the key's fingerprint (docs/sharing.md). Absent from other manifests.
     redaction: dict[str, Any] | None = None
+    # Set only in a bundle written by ``aksnap export --update``: its parent bundle (digest,
+    # export times) and what was fetched again (docs/bundle-format.md). Absent otherwise.
+    update: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     _OPTIONAL = {  # field -> the JSON types it may have (None always allowed)
         "written_at": str, "snapshot": str, "exported_at": str, "export_finished_at": str,
         "latest_timestamp": str, "armonik_versions": dict, "source": dict, "selection": dict,
         "sessions": list, "exporter": dict, "consistency": dict, "warnings": list,
-        "redaction": dict,
+        "redaction": dict, "update": dict,
     }
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT_NAME, "format_version": self.format_version}
         for name in self._OPTIONAL:
-            if name == "redaction" and self.redaction is None:
-                continue  # only a redacted bundle says so
+            if name in ("redaction", "update") and getattr(self, name) is None:
+                continue  # only a redacted (an updated) bundle says so
             out[name] = getattr(self, name)
         for k, v in self.extra.items():
             out.setdefault(k, v)
@@ -327,6 +330,12 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, default=str)
+
+    def digest(self) -> str:
+        """SHA-256 of the manifest's canonical JSON: names the bundle's content (its tables'
+        checksums, times, selection), whatever directory or packed file holds it."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @classmethod
     def from_dict(cls, obj: Any, where: str = "the manifest") -> "Manifest":

@@ -109,6 +109,7 @@ def _register() -> None:
     for module in (fixture_commands, exporter_commands, analyzer_commands, visual_commands):
         module.register(app)
     __import__("aksnap.demo", fromlist=["register"]).register(app)  # demo ties the layers together
+    __import__("aksnap.watch", fromlist=["register"]).register(app)  # so does watch
     # sharing a bundle (docs/sharing.md): format-level, no layer needed
     __import__("aksnap.pack", fromlist=["register"]).register(app)
     __import__("aksnap.redact", fromlist=["register"]).register(app)

@@ -1,6 +1,6 @@
 """Exporter: reads an ArmoniK control plane over gRPC and writes a bundle.
 
-Never imports duckdb, rustworkx or the analyzer. The public API is :func:`export`; it is
+Never imports duckdb, rustworkx or the analyzer. The public API is :func:`export` and :func:`update` (``export --update``); it is
 loaded lazily so that ``aksnap --help`` does not pay for gRPC and ptars.
 """
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["export", "ExportSummary", "ExportError", "SelectionError", "TlsFiles",
+__all__ = ["export", "update", "ExportSummary", "ExportError", "SelectionError", "TlsFiles",
            "RetryPolicy", "resolve_connection"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from aksnap.exporter.api import ExportSummary, export
+    from aksnap.exporter.incremental import update
     from aksnap.exporter.client import (ExportError, RetryPolicy, SelectionError, TlsFiles,
                                         resolve_connection)
 
@@ -22,6 +23,10 @@ def __getattr__(name: str) -> Any:
         from aksnap.exporter import api
 
         return getattr(api, name)
+    if name == "update":
+        from aksnap.exporter import incremental
+
+        return incremental.update
     if name in ("ExportError", "SelectionError", "TlsFiles", "RetryPolicy", "resolve_connection"):
         from aksnap.exporter import client
 

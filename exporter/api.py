@@ -74,6 +74,7 @@ class ExportSummary:
     sessions: list[str]
     warnings: list[str] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict, repr=False)  # as written (JSON)
+    update: dict[str, Any] | None = None  # export --update: the manifest's update record
 
     @property
     def rows_per_s(self) -> float:
@@ -87,7 +88,8 @@ class ExportSummary:
         return {"path": str(self.path), "snapshot": self.snapshot, "rows": self.rows,
                 "bytes": self.bytes, "seconds": round(self.seconds, 3),
                 "rows_per_s": round(self.rows_per_s), "tasks_per_s": round(self.tasks_per_s),
-                "sessions": self.sessions, "warnings": self.warnings}
+                "sessions": self.sessions, "warnings": self.warnings,
+                **({"update": self.update} if self.update is not None else {})}
 
 
 def export(endpoint: str | Connection | None, out: str | os.PathLike, *,

@@ -80,8 +80,15 @@ def _output_format(output: Optional[str], fmt: Optional[str]) -> str:
 
 
 def export_command(
-    out: Path = typer.Option(..., "--out", help="Bundle directory to create (refused if it "
-                             "exists, unless --overwrite).", show_default=False, metavar="DIR"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Bundle directory to create (refused "
+                                       "if it exists, unless --overwrite). With --update: "
+                                       "where the refreshed bundle goes (default: replace "
+                                       "BUNDLE).", show_default=False, metavar="DIR"),
+    update_bundle: Optional[Path] = typer.Option(
+        None, "--update", metavar="BUNDLE", help="Refresh BUNDLE from the cluster it came from "
+        "(its recorded endpoint unless --endpoint is given), fetching only the tasks and "
+        "results that were not final in it and those created since; the selection is "
+        "BUNDLE's.", show_default=False),
     endpoint: Optional[str] = typer.Option(None, "--endpoint", "-e", help="Control plane "
                                            "HOST:PORT (default: AK_ENDPOINT, then the -c/AKCONFIG "
                                            "file, then armonik-cli's config file).",
@@ -148,6 +155,8 @@ def export_command(
     The summary goes to stdout (-o table|json|yaml), progress bars to stderr.
 
     Example: aksnap export --endpoint 10.0.0.1:5001 --session 3f2a... --out ./run-42 -o json
+
+    Refresh it later (reads only what can have changed): aksnap export --update ./run-42
     """
     import os
 
@@ -181,23 +190,55 @@ def export_command(
                                   map_out=map_out)
         except BundleError as e:
             raise fail(str(e)) from None
+    if update_bundle is not None:
+        chosen = [name for name, given in (("--session", session), ("--all", all_sessions),
+                                           ("--status", status),
+                                           ("--created-after", created_after),
+                                           ("--created-before", created_before),
+                                           ("--redact", redact)) if given]
+        if chosen:
+            raise fail(f"--update refreshes the bundle's own selection; {chosen[0]} does not "
+                       "go with it (export to a new --out to change the selection)")
+    elif out is None:
+        raise fail("missing option --out DIR: the bundle directory to create (or --update "
+                   "BUNDLE to refresh an existing bundle)")
     _terminate_like_ctrl_c()
+    where = out if out is not None else update_bundle
     try:
-        conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
-                                  client_certificate and str(client_certificate),
-                                  client_key and str(client_key), config=config)
-        if not quiet:
-            progress = RichProgress()
-        summary = export(conn, out, sessions=session or (), all_sessions=all_sessions,
-                         status=status, created_after=created_after,
-                         created_before=created_before, page_size=page_size, jobs=jobs,
-                         overwrite=overwrite, progress=progress,
-                         max_receive_ceiling=max_message_size, redaction=redaction)
+        if update_bundle is not None:
+            from aksnap.exporter.incremental import update
+
+            conn, tls = None, None
+            if endpoint is not None or certificate_authority or client_certificate or config:
+                # The bundle's own endpoint unless one is given; certificates from the options
+                # or the config file either way.
+                conn = resolve_connection(endpoint or "bundle:0", certificate_authority
+                                          and str(certificate_authority),
+                                          client_certificate and str(client_certificate),
+                                          client_key and str(client_key), config=config)
+                if endpoint is None:
+                    tls, conn = conn.tls, None
+            if not quiet:
+                progress = RichProgress()
+            summary = update(update_bundle, out, endpoint=conn, tls=tls, page_size=page_size,
+                             jobs=jobs, overwrite=overwrite, progress=progress,
+                             max_receive_ceiling=max_message_size)
+        else:
+            conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
+                                      client_certificate and str(client_certificate),
+                                      client_key and str(client_key), config=config)
+            if not quiet:
+                progress = RichProgress()
+            summary = export(conn, out, sessions=session or (), all_sessions=all_sessions,
+                             status=status, created_after=created_after,
+                             created_before=created_before, page_size=page_size, jobs=jobs,
+                             overwrite=overwrite, progress=progress,
+                             max_receive_ceiling=max_message_size, redaction=redaction)
     except KeyboardInterrupt as e:
         # ExportInterrupted knows what is at --out; an earlier interrupt came before anything
         # was written.
         raise fail(str(e) if str(e) else f"the export was interrupted; nothing was written to "
-                   f"{out}{' (the existing bundle is untouched)' if os.path.lexists(out) else ''}",
+                   f"{where}{' (the existing bundle is untouched)' if os.path.lexists(where) else ''}",
                    code=130)
     except ExportError as e:
         raise fail(str(e), code=e.exit_code)
@@ -223,7 +264,20 @@ def render_summary(summary, fmt: str) -> str:
         return to_yaml(summary.as_dict())
     m = summary.manifest["tables"]
     rows = [{"table": t, "rows": m[t]["rows"], "bytes": _human(m[t]["bytes"])} for t in m]
-    return "\n".join([render_rows(rows, "table", ["table", "rows", "bytes"]), render_kv([
+    extra = []
+    if summary.update is not None:
+        u = summary.update
+        fetched = sum(u["rows_fetched"].values())
+        held = sum(m[t]["rows"] for t in u["rows_fetched"])
+        share = f" ({100 * fetched / held:.1f} % of the {held:,} task and result rows)" if held else ""
+        extra = [("updated from", f"{u['parent']['digest'][:12]}... exported at "
+                                  f"{u['parent']['exported_at']}"),
+                 ("rows fetched", f"{fetched:,}{share}"),
+                 ("rows kept", f"{sum(u['rows_kept'].values()):,}")]
+        if u["rescanned_sessions"] or u["new_sessions"]:
+            extra.append(("read whole", f"{len(u['new_sessions'])} new, "
+                                        f"{len(u['rescanned_sessions'])} rescanned sessions"))
+    return "\n".join([render_rows(rows, "table", ["table", "rows", "bytes"]), render_kv(extra + [
         ("bundle", str(summary.path)),
         ("snapshot", summary.snapshot),
         ("sessions", len(summary.sessions)),

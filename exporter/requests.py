@@ -92,6 +92,43 @@ def hex_filters(table: str, session_id: str):
     return mod.Filters(**{"or": ands})
 
 
+def _session_cond(table: str, session_id: str):
+    mod, field, _, session_name = _TABLES[table]
+    return mod.FilterField(field=field(session_name),
+                           filter_string=fc.FilterString(value=session_id, operator=_STR_EQ))
+
+
+def ids_filters(table: str, session_id: str, ids: Sequence[str]):
+    """Rows of one session whose id is one of ``ids`` (one AND per id: the session condition
+    lets Core and the simulator narrow each alternative by the session before the id)."""
+    mod, field, id_name, _ = _TABLES[table]
+    session = _session_cond(table, session_id)
+    return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": [session, mod.FilterField(
+        field=field(id_name), filter_string=fc.FilterString(value=i, operator=_STR_EQ))]})
+        for i in ids]})
+
+
+def created_since_filters(table: str, session_ids: Sequence[str], since: datetime):
+    """Rows of any of ``session_ids`` created at or after ``since`` (the cluster's clock)."""
+    mod, field, _, _ = _TABLES[table]
+    cond = mod.FilterField(field=field("CREATED_AT"), filter_date=fc.FilterDate(
+        value=_ts(since), operator=fc.FILTER_DATE_OPERATOR_AFTER_OR_EQUAL))
+    return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": [_session_cond(table, s), cond]})
+                                 for s in session_ids]})
+
+
+def status_filters(table: str, session_ids: Sequence[str], status: str):
+    """Rows of any of ``session_ids`` in ``status`` (a name without the enum prefix)."""
+    mod, field, _, _ = _TABLES[table]
+    prefix = "TASK_STATUS_" if table == "tasks" else "RESULT_STATUS_"
+    enum = mod.FilterStatus.DESCRIPTOR.fields_by_name["value"].enum_type
+    cond = mod.FilterField(field=field("STATUS"), filter_status=mod.FilterStatus(
+        value=enum.values_by_name[prefix + status].number,
+        operator=fc.FILTER_STATUS_OPERATOR_EQUAL))
+    return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": [_session_cond(table, s), cond]})
+                                 for s in session_ids]})
+
+
 def list_request(table: str, filters, page: int, page_size: int):
     if table == "tasks":
         return tasks_common_pb2.ListTasksRequest(

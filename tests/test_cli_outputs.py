@@ -32,6 +32,7 @@ NO_ANSWER = {
     "version": "one line: the version",
     "simulate": "serves a control plane until Ctrl-C; its first line is the endpoint",
     "demo": "a report for people, the analyses of `analyze` and `lineage` in table form",
+    "watch": "follows a live run until it ends; --once -o json|yaml: tests/test_watch.py",
 }
 
 

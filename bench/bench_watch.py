@@ -1,0 +1,195 @@
+"""How many events per second ``aksnap watch`` keeps up with, and at what CPU cost.
+
+    python bench/bench_watch.py                  # htcmock 200,000 tasks from t=260 s, x10, 30 s
+    python bench/bench_watch.py --tasks 20000 --at 0 --speed 20 --seconds 15
+
+What runs, each in its own process:
+
+1. ``aksnap simulate --scenario htcmock --realtime --at T --speed X`` (the simulated control
+   plane, its clock running X times the wall clock from simulated second T: by default half
+   way through a 200,000-task run, so the watch's subscription first receives the replay of
+   about 178,000 tasks and 310,000 results, as fast as the server sends, then live updates);
+2. the watch's event path alone in its own process (``EventFollower`` into ``LiveState.apply``,
+   exactly what ``aksnap watch`` runs between reconciles) for ``--seconds``: events/s received
+   and its CPU (``/proc``), with the server's CPU beside it;
+3. then, against a fresh server (the same run from the same instant), ``aksnap watch
+   --session S -o json --interval I`` as a whole process (reconciles and analyses included),
+   for ``--seconds``, then SIGINT;
+   its last JSON line says how many events it received;
+4. in this process, the watcher's own ceiling: the same event path (protobuf parse of each
+   serialized ``EventSubscriptionResponse``, the follower's tuple, ``LiveState.apply``) over
+   200,000 recorded events, with no server: events per second on one core.
+
+The figure to read: events/s received by the watch while its CPU stays well under one core
+(the server, written in Python, is the one that cannot send faster: gRPC Python sends each
+event as its own message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+
+def cpu_of(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+FOLLOW = """
+import sys, time, threading
+from aksnap.analyzer.live import LiveState
+from aksnap.exporter.client import resolve_connection
+from aksnap.exporter.follow import EventFollower
+ep, session, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
+state = LiveState(session)
+lock = threading.Lock()
+def sink(batch):
+    with lock:
+        state.apply(batch)
+f = EventFollower(resolve_connection(ep), session, sink)
+t0 = time.perf_counter(); c0 = time.process_time()
+f.start(); time.sleep(seconds); f.stop()
+wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+print(f.stats.events, wall, cpu, state.tasks.n, f.stats.drops, flush=True)
+"""
+
+
+def ceiling(n: int = 200_000) -> float:
+    """Events per second of the watcher's event path on one core, no gRPC."""
+    import random
+
+    from armonik.protogen.common import events_common_pb2 as ev
+
+    from aksnap.analyzer.live import LiveState
+    from aksnap.exporter.follow import _RESULT_STATUS, _TASK_STATUS
+
+    rnd = random.Random(0)
+    ids = [f"{rnd.getrandbits(128):032x}" for _ in range(n // 4)]
+    raw = []
+    for k in range(n):
+        i = ids[k % len(ids)]
+        if k % 3 == 0:
+            m = ev.EventSubscriptionResponse(session_id="s", task_status_update=dict(
+                task_id=i, status=rnd.choice([2, 3, 4, 9])))
+        elif k % 3 == 1:
+            m = ev.EventSubscriptionResponse(session_id="s", new_task=dict(
+                task_id=i, payload_id=i, status=12, expected_output_keys=[i], parent_task_ids=["s"]))
+        else:
+            m = ev.EventSubscriptionResponse(session_id="s", result_status_update=dict(
+                result_id=i, status=2))
+        raw.append(m.SerializeToString())
+    state = LiveState("s")
+    parse = ev.EventSubscriptionResponse.FromString
+    t0 = time.process_time()
+    batch = []
+    for b in raw:
+        e = parse(b)
+        kind = e.WhichOneof("update")
+        if kind == "task_status_update":
+            u = e.task_status_update
+            batch.append(("task", u.task_id, _TASK_STATUS.get(u.status)))
+        elif kind == "new_task":
+            u = e.new_task
+            batch.append(("task", u.task_id, _TASK_STATUS.get(u.status)))
+        else:
+            u = e.result_status_update
+            batch.append(("result", u.result_id, _RESULT_STATUS.get(u.status)))
+        if len(batch) >= 4096:
+            state.apply(batch)
+            batch = []
+    state.apply(batch)
+    return n / (time.process_time() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=200_000)
+    ap.add_argument("--at", type=float, default=260.0, help="simulated second to start from")
+    ap.add_argument("--speed", type=float, default=10.0)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--interval", type=float, default=5.0)
+    args = ap.parse_args()
+
+    def serve():
+        server = subprocess.Popen([sys.executable, "-m", "aksnap", "simulate", "--scenario",
+                                   "htcmock", "--tasks", str(args.tasks), "--seed", "1",
+                                   "--realtime", "--at", str(args.at), "--speed",
+                                   str(args.speed)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ep = server.stdout.readline().strip()
+        import grpc
+        from armonik.client import ArmoniKSessions
+
+        with grpc.insecure_channel(ep) as ch:
+            session = ArmoniKSessions(ch).list_sessions()[1][0].session_id
+        return server, ep, session
+
+    def stop(server):
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    # the event path alone (a fresh server: the same run from the same instant)
+    server, ep, session = serve()
+    try:
+        srv0 = cpu_of(server.pid)
+        out = subprocess.run([sys.executable, "-c", FOLLOW, ep, session, str(args.seconds)],
+                             capture_output=True, text=True, timeout=args.seconds + 60)
+        f_events, f_wall, f_cpu, f_tasks, f_drops = out.stdout.split()
+        f_events, f_wall, f_cpu = int(f_events), float(f_wall), float(f_cpu)
+        f_srv = cpu_of(server.pid) - srv0
+    finally:
+        stop(server)
+    # the whole aksnap watch (another fresh server)
+    server, ep, session = serve()
+    try:
+        srv0 = cpu_of(server.pid)
+        watcher = subprocess.Popen([sys.executable, "-m", "aksnap", "watch", "--endpoint", ep,
+                                    "--session", session, "-o", "json", "--interval",
+                                    str(args.interval)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        t0 = time.perf_counter()
+        lines = []
+        import threading
+
+        reader = threading.Thread(target=lambda: lines.extend(watcher.stdout), daemon=True)
+        reader.start()
+        time.sleep(args.seconds)
+        wall = time.perf_counter() - t0
+        cpu = cpu_of(watcher.pid)
+        srv = cpu_of(server.pid) - srv0
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(timeout=60)
+        reader.join(timeout=10)
+    finally:
+        stop(server)
+    states = [json.loads(x) for x in lines if x.startswith("{")]
+    if not states:
+        raise SystemExit("the watch printed no state")
+    last = states[-1]
+    ev = last["events"]
+    rate = ev["received"] / wall
+    print(f"htcmock {args.tasks:,} tasks from t={args.at:g} s at x{args.speed:g}; each run "
+          f"{args.seconds:g} s")
+    print(f"{'':<38}{'event path':>12}{'aksnap watch':>14}")
+    print(f"{'events received':<38}{f_events:>12,}{ev['received']:>14,}")
+    print(f"{'events/s received':<38}{f_events / f_wall:>12,.0f}{rate:>14,.0f}")
+    print(f"{'its CPU (share of one core)':<38}{f_cpu / f_wall:>11.0%} {cpu / wall:>13.0%}")
+    print(f"{'server CPU meanwhile (share of a core)':<38}{f_srv / f_wall:>11.0%} {srv / wall:>13.0%}")
+    print(f"{'stream drops':<38}{f_drops:>12}{ev['drops']:>14}")
+    print(f"aksnap watch: reconciles {last['reconciles']} (every {args.interval:g} s; last took "
+          f"{last['last_reconcile_s']} s), {last['tasks']:,} tasks seen, "
+          f"{last['percent_complete']} % complete")
+    print(f"event path ceiling, one core, no gRPC: {ceiling():,.0f} events/s (parse + apply)")
+
+if __name__ == "__main__":
+    main()

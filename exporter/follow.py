@@ -1,0 +1,163 @@
+"""Following a session live: ArmoniK's ``Events.GetEvents`` stream, resubscribed when it drops.
+
+:class:`EventFollower` is a thread that subscribes to one session's events and hands them on
+in batches of plain tuples (no protobuf object outlives the loop that read it):
+
+- ``("task", task_id, status)`` for NEW_TASK and TASK_STATUS_UPDATE (status as the bundle
+  spells it: ``COMPLETED``);
+- ``("result", result_id, status)`` for NEW_RESULT and RESULT_STATUS_UPDATE;
+- ``("owner", result_id, owner_task_id)`` for RESULT_OWNER_UPDATE.
+
+The stream has no order, may lose or repeat events, and ends when the control plane restarts
+(``docs/simulator-server.md`` compares it with Core's): the follower resubscribes with backoff
+(a new subscription replays the session) and counts what happened; the watcher reconciles
+with list calls anyway. gRPC only: the state and the analysis live elsewhere (``aksnap watch``
+ties them together).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import grpc
+from armonik.protogen.common import events_common_pb2, result_status_pb2, task_status_pb2
+
+from aksnap.exporter.client import Connection, RawClient, SelectionError, open_channel
+from aksnap.exporter.decode import decode_page
+from aksnap.exporter.requests import list_request
+
+__all__ = ["EventFollower", "FollowStats", "result_session"]
+
+_EVENTS_PATH = "/armonik.api.grpc.v1.events.Events/GetEvents"
+_TASK_STATUS = {v.number: v.name.removeprefix("TASK_STATUS_")
+                for v in task_status_pb2.DESCRIPTOR.enum_types_by_name["TaskStatus"].values}
+_RESULT_STATUS = {v.number: v.name.removeprefix("RESULT_STATUS_")
+                  for v in result_status_pb2.DESCRIPTOR.enum_types_by_name["ResultStatus"].values}
+# Hand events on at least this often, or once this many are waiting.
+FLUSH_S = 0.05
+FLUSH_EVENTS = 4096
+# Backoff between subscriptions after the stream ended or failed.
+RETRY_FIRST_S, RETRY_MAX_S = 0.1, 5.0
+
+Batch = list[tuple[str, str, str]]
+
+
+@dataclass
+class FollowStats:
+    events: int = 0          # events received (every subscription)
+    subscriptions: int = 0   # streams opened (1 + resubscriptions)
+    drops: int = 0           # streams that ended or failed while the follower ran
+    last_error: str = ""     # the last failure, as gRPC said it
+
+
+class EventFollower(threading.Thread):
+    """Subscribe to ``session_id``'s events on ``conn`` and call ``sink(batch)`` from this
+    thread with each batch of tuples (see the module docstring) until :meth:`stop`."""
+
+    def __init__(self, conn: Connection, session_id: str, sink: Callable[[Batch], None],
+                 on_subscribe: Callable[[], None] | None = None):
+        super().__init__(name="aksnap-events", daemon=True)
+        self.conn, self.session_id, self.sink = conn, session_id, sink
+        self.on_subscribe = on_subscribe or (lambda: None)
+        self.stats = FollowStats()
+        self._stop = threading.Event()
+        self._call = None
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            if self._call is not None:
+                self._call.cancel()
+
+    def run(self) -> None:
+        wait = RETRY_FIRST_S
+        request = events_common_pb2.EventSubscriptionRequest(session_id=self.session_id)
+        parse = events_common_pb2.EventSubscriptionResponse.FromString
+        while not self._stop.is_set():
+            channel = open_channel(self.conn, 64 * 2**20)
+            try:
+                stream = channel.unary_stream(
+                    _EVENTS_PATH, request_serializer=lambda m: m.SerializeToString(),
+                    response_deserializer=parse)
+                with self._lock:
+                    if self._stop.is_set():
+                        break
+                    self._call = stream(request)
+                self.stats.subscriptions += 1
+                self.on_subscribe()
+                got = self._drain(self._call)
+                if got:
+                    wait = RETRY_FIRST_S
+                if not self._stop.is_set():
+                    self.stats.drops += 1
+                    self.stats.last_error = "the stream ended"
+            except grpc.RpcError as e:
+                if self._stop.is_set():
+                    break
+                self.stats.drops += 1
+                self.stats.last_error = f"{e.code().name}: {e.details()}" if hasattr(e, "code") else str(e)
+            finally:
+                with self._lock:
+                    self._call = None
+                channel.close()
+            if self._stop.wait(wait):
+                break
+            wait = min(RETRY_MAX_S, wait * 2)
+
+    def _drain(self, call) -> int:
+        """Read one subscription until it ends; events go out in batches."""
+        batch: Batch = []
+        last = time.monotonic()
+        n = 0
+        tstat, rstat = _TASK_STATUS, _RESULT_STATUS
+        append = batch.append
+        for e in call:
+            kind = e.WhichOneof("update")
+            if kind == "task_status_update":
+                u = e.task_status_update
+                append(("task", u.task_id, tstat.get(u.status, "UNSPECIFIED")))
+            elif kind == "new_task":
+                u = e.new_task
+                append(("task", u.task_id, tstat.get(u.status, "UNSPECIFIED")))
+            elif kind == "result_status_update":
+                u = e.result_status_update
+                append(("result", u.result_id, rstat.get(u.status, "UNSPECIFIED")))
+            elif kind == "new_result":
+                u = e.new_result
+                append(("result", u.result_id, rstat.get(u.status, "UNSPECIFIED")))
+            elif kind == "result_owner_update":
+                u = e.result_owner_update
+                append(("owner", u.result_id, u.current_owner_id))
+            n += 1
+            now = time.monotonic()
+            if len(batch) >= FLUSH_EVENTS or now - last >= FLUSH_S:
+                self.stats.events += len(batch)
+                self.sink(batch)
+                batch = []
+                append = batch.append
+                last = now
+        if batch:
+            self.stats.events += len(batch)
+            self.sink(batch)
+        return n
+
+
+def result_session(client: RawClient, result_id: str) -> str:
+    """The session of ``result_id`` (ListResults on its id); SelectionError when unknown."""
+    from armonik.protogen.common import filters_common_pb2 as fc
+    from armonik.protogen.common import results_fields_pb2, results_filters_pb2 as rf
+
+    field = results_fields_pb2.ResultField(result_raw_field=results_fields_pb2.ResultRawField(
+        field=results_fields_pb2.RESULT_RAW_ENUM_FIELD_RESULT_ID))
+    filters = rf.Filters(**{"or": [rf.FiltersAnd(**{"and": [rf.FilterField(
+        field=field, filter_string=fc.FilterString(
+            value=result_id, operator=fc.FILTER_STRING_OPERATOR_EQUAL))]})]})
+    rows = decode_page("results", client.call("results", list_request("results", filters, 0, 1))).rows
+    if not rows.num_rows:
+        raise SelectionError(f"unknown result id {result_id} at {client.conn.endpoint}; check the "
+                          "id (aksnap lineage in a bundle, or armonik result list)")
+    return rows.column("session_id")[0].as_py()

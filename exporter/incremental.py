@@ -1,0 +1,475 @@
+"""``update()``: refresh a bundle from its cluster, fetching only what can have changed.
+
+A full export of a 1M-task session reads every row again although most of them are final and
+cannot change any more (ArmoniK never changes a task in a final status, nor a result that is
+COMPLETED or ABORTED except by deleting it). An update reads, per session of the previous
+bundle (the *parent*):
+
+1. the tasks and results that were not final in the parent, by id (``TASK_ID EQ`` alternatives,
+   ``IDS_PER_REQUEST`` ids a request, each narrowed by the session);
+2. the tasks and results created since the parent was taken (``CREATED_AT >= cutoff``); the
+   cutoff is on the cluster's clock, computed from the parent alone, so the exporter's clock
+   never matters: ``latest_timestamp`` (a timestamp the cluster wrote, so at most the
+   cluster's time when the parent's export ended) minus the parent's export duration minus
+   ``CLOCK_MARGIN_S``: at most the cluster's time when the parent's export began, so a row
+   the parent could not have seen is always after it;
+3. the results DELETED since (a count by status; the rows only when it grew).
+
+It merges them with the parent's other rows (Arrow: ``is_in`` on the ids, row group by row
+group, no Python per row) and writes a new bundle through :class:`BundleWriter`, atomically.
+Sessions that the selection now covers and the parent did not are exported whole; sessions it
+no longer covers are dropped (a full export with the same selection would do the same).
+
+Each updated session is checked against the server's counts, taken before and after the
+fetches: fewer merged rows than the server had before means a row was missed, more than it
+had after means rows were deleted (a purged session): either way that session is exported
+whole instead, and the manifest says so (``update.rescanned_sessions``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from aksnap.bundle import (
+    RESULT_INCOMPLETE_STATUSES,
+    TASK_FINAL_STATUSES,
+    BundleError,
+    OpenBundle,
+    utc_now_iso,
+)
+from aksnap.bundle_writer import BundleWriter, replaceable_problem
+from aksnap.exporter.api import (
+    DEFAULT_JOBS,
+    DEFAULT_MAX_RECEIVE_CEILING,
+    ExportInterrupted,
+    ExportSummary,
+    _check_out,
+    _check_sizes,
+    _server_counts,
+    _summary,
+)
+from aksnap.exporter.client import (
+    DEFAULT_MAX_RECEIVE,
+    Connection,
+    ExportError,
+    RawClient,
+    RetryPolicy,
+    SelectionError,
+    TlsFiles,
+    resolve_connection,
+)
+from aksnap.exporter.decode import ID_COLUMN, versions_from_raw
+from aksnap.exporter.manifest import ExportRecord, build_manifest
+from aksnap.exporter.plan import TABLES, session_groups
+from aksnap.exporter.requests import (
+    all_partitions_filters,
+    created_since_filters,
+    ids_filters,
+    row_filters,
+    sessions_filters,
+    status_filters,
+    versions_request,
+)
+from aksnap.exporter.runner import Progress, ScanContext, Tallies, scan_sessions
+from aksnap.exporter.scan import Unit, UnitReport, UnitScan
+from aksnap.exporter.selection import Selection, count, read_whole, resolve_sessions
+
+__all__ = ["update", "CLOCK_MARGIN_S", "IDS_PER_REQUEST"]
+
+#: Ids per ``TASK_ID EQ`` request: about 100 bytes of filter each (50 KiB a request).
+IDS_PER_REQUEST = 500
+#: Slack on the cluster's clock for the created-since cutoff (clocks of Core's pods differ).
+CLOCK_MARGIN_S = 5.0
+#: Old rows are merged this many at a time.
+MERGE_BATCH_ROWS = 128 * 1024
+#: A result in one of these statuses cannot change, except to DELETED (counted separately).
+_RESULT_SETTLED = ("COMPLETED", "ABORTED")
+
+
+def _parse(ts: str | None) -> datetime | None:
+    if not ts:
+        return None
+    try:
+        dt = datetime.fromisoformat(ts)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def cutoff_of(manifest) -> datetime | None:
+    """The cluster-clock instant at or before which the parent's export began (None: the
+    parent holds no timestamp, so every row is fetched again)."""
+    latest = _parse(manifest.latest_timestamp)
+    if latest is None:
+        return None
+    began, ended = _parse(manifest.exported_at), _parse(manifest.export_finished_at)
+    took = (ended - began).total_seconds() if began and ended and ended >= began else 0.0
+    return latest - timedelta(seconds=took + CLOCK_MARGIN_S)
+
+
+def _selection_of(manifest, where: Path) -> Selection:
+    sel = manifest.selection or {}
+    try:
+        return Selection.of(sel.get("sessions") or (), bool(sel.get("all")), sel.get("status"),
+                            sel.get("created_after"), sel.get("created_before"))
+    except SelectionError:
+        raise SelectionError(f"{where} records no selection of sessions (it was not written by "
+                             "aksnap export), so it cannot be updated; export it again with "
+                             "--session or --all") from None
+
+
+def _connection(endpoint: str | Connection | None, tls: TlsFiles | None, manifest,
+                where: Path) -> Connection:
+    """The given endpoint, else the one the parent came from (with the certificates of the
+    options, ``AK_*`` or the config file: never armonik-cli's default file's, which belong
+    to its own endpoint)."""
+    if isinstance(endpoint, Connection):
+        return endpoint
+    recorded = (manifest.source or {}).get("endpoint")
+    if endpoint is None and not recorded:
+        raise SelectionError(f"{where} does not record the endpoint it was exported from; "
+                             "pass --endpoint HOST:PORT")
+    conn = resolve_connection(endpoint or recorded)
+    if tls is not None:
+        conn = Connection(conn.endpoint, tls)
+    if endpoint is None and (manifest.source or {}).get("tls") and conn.tls is None:
+        raise SelectionError(f"{where} was exported over TLS from {recorded}; pass "
+                             "--certificate-authority (and --client-certificate/--client-key "
+                             "for mutual TLS) to update it")
+    return conn
+
+
+def _target(bundle: Path, out: str | os.PathLike | None, overwrite: bool,
+            packed: bool) -> tuple[Path, bool]:
+    """Where the new bundle goes, and whether it replaces one: ``out``, else ``bundle``."""
+    if out is not None:
+        return _check_out(out, overwrite), overwrite
+    if packed:
+        raise SelectionError(f"{bundle} is a packed file; an update writes a bundle "
+                             "directory: pass --out DIR")
+    target = Path(os.path.abspath(bundle))
+    why = replaceable_problem(target)
+    if why:
+        raise SelectionError(why)
+    return target, True
+
+
+class _Collector:
+    """Batches handed over by the units' threads, per table."""
+
+    def __init__(self) -> None:
+        self.batches: dict[str, list[pa.RecordBatch]] = {t: [] for t in TABLES}
+        self.lock = threading.Lock()
+
+    def __call__(self, table: str, batch: pa.RecordBatch) -> None:
+        with self.lock:
+            self.batches[table].append(batch)
+
+    def table(self, table: str, schema: pa.Schema) -> pa.Table:
+        got = self.batches[table]
+        return pa.Table.from_batches(got, schema=schema) if got else schema.empty_table()
+
+
+def _last_per_id(rows: pa.Table, id_col: str) -> pa.Table:
+    """One row per id, the last one fetched (rows arrive in fetch order)."""
+    if rows.num_rows <= 1:
+        return rows
+    idx = pa.table({"id": rows.column(id_col),
+                    "i": pa.array(np.arange(rows.num_rows, dtype=np.int64))})
+    last = idx.group_by("id").aggregate([("i", "max")]).column("i_max")
+    if len(last) == rows.num_rows:
+        return rows
+    return rows.take(pa.array(np.sort(last.to_numpy())))
+
+
+def _counts_by(values: pa.Array | pa.ChunkedArray) -> dict[str, int]:
+    if len(values) == 0:
+        return {}
+    vc = pc.value_counts(values)
+    return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+
+
+def _server_rows(client: RawClient, table: str, sessions: list[str]) -> dict[tuple[str, ...], int]:
+    """Rows of ``table`` the server has, per plan group of sessions (a count query each)."""
+    out = {}
+    for group in session_groups(sessions):
+        f = (row_filters(table, group[0]) if len(group) == 1
+             else sessions_filters(table, group))
+        out[tuple(group)] = count(client, table, f)
+    return out
+
+
+def _run_units(ctx: ScanContext, units: list[Unit], sink) -> list[UnitReport]:
+    if not units:
+        return []
+    on_rows = ctx.progress.advance if ctx.progress is not None else None
+    with ThreadPoolExecutor(max_workers=ctx.jobs, thread_name_prefix="aksnap-update") as pool:
+        futures = [pool.submit(UnitScan(ctx.client, u, sink, ctx.page_size, ctx.max_rescans,
+                                        on_rows, ctx.cancelled).run) for u in units]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            ctx.cancelled.set()
+            for f in futures:
+                f.cancel()
+            raise
+
+
+class _Parent:
+    """What the update needs of the parent bundle: per table, the ids that can still change,
+    per session, and the row counts per session."""
+
+    def __init__(self, opened: OpenBundle):
+        self.opened = opened
+        self.manifest = opened.manifest
+        self.sessions = pq.read_table(opened.file("sessions"),
+                                      columns=["session_id"]).column("session_id").to_pylist()
+        self.open_ids: dict[str, dict[str, pa.Array]] = {}
+        self.deleted: dict[str, dict[str, int]] = {}
+        self.ids: dict[str, pa.Table] = {}   # id and session of every row, read once
+        for table in TABLES:
+            key = ID_COLUMN[table]
+            cols = pq.read_table(opened.file(table), columns=[key, "session_id", "status"])
+            self.ids[table] = cols.select([key, "session_id"])
+            status = cols.column("status")
+            if table == "tasks":
+                can_change = pc.invert(pc.is_in(status, value_set=pa.array(TASK_FINAL_STATUSES)))
+            else:
+                can_change = pc.is_in(status, value_set=pa.array(RESULT_INCOMPLETE_STATUSES))
+                self.deleted = {"results": _counts_by(
+                    cols.filter(pc.equal(status, "DELETED")).column("session_id")
+                    .combine_chunks())}
+            moving = cols.filter(can_change)
+            per = {}
+            if moving.num_rows:
+                sess = moving.column("session_id").combine_chunks()
+                ids = moving.column(key).combine_chunks()
+                enc = sess.dictionary_encode()
+                codes = enc.indices.to_numpy(zero_copy_only=False)
+                order = np.argsort(codes, kind="stable")
+                bounds = np.searchsorted(codes[order], np.arange(len(enc.dictionary) + 1))
+                sorted_ids = ids.take(pa.array(order))
+                for k, s in enumerate(enc.dictionary.to_pylist()):
+                    per[s] = sorted_ids.slice(bounds[k], bounds[k + 1] - bounds[k])
+            self.open_ids[table] = per
+
+
+def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
+           endpoint: str | Connection | None = None, tls: TlsFiles | None = None,
+           page_size: int | None = None, jobs: int = DEFAULT_JOBS, overwrite: bool = False,
+           progress: Progress | None = None, retry: RetryPolicy | None = None,
+           max_receive: int | None = None,
+           max_receive_ceiling: int = DEFAULT_MAX_RECEIVE_CEILING,
+           max_rescans: int = 2) -> ExportSummary:
+    """Refresh ``bundle`` from its cluster into ``out`` (default: replace ``bundle``, only once
+    the new one is complete). The new bundle holds what a full export with the parent's
+    selection would hold now; its manifest's ``update`` record names the parent (digest,
+    export times) and what was fetched. ``endpoint`` defaults to the one the parent records.
+    Raises :class:`SelectionError` (nothing written) for a bundle that cannot be updated,
+    :class:`ExportError` when the cluster cannot be read; ``bundle`` is never harmed."""
+    started, started_at = time.perf_counter(), utc_now_iso()
+    _check_sizes(page_size, jobs, max_receive_ceiling)
+    src = Path(bundle)
+    try:
+        opened = OpenBundle.open(src)
+    except BundleError as e:
+        raise SelectionError(str(e)) from None
+    try:
+        m = opened.manifest
+        if m.redaction is not None:
+            raise SelectionError(f"{src} is a redacted bundle: its ids are pseudonyms the "
+                                 "cluster does not know; update the original bundle, then "
+                                 "redact the result")
+        selection = _selection_of(m, src)
+        target, replace = _target(src, out, overwrite, packed=src.is_file())
+        conn = _connection(endpoint, tls, m, src)
+        parent = _Parent(opened)
+        cancelled = threading.Event()
+        receive = min(max_receive or DEFAULT_MAX_RECEIVE, max_receive_ceiling)
+        with RawClient(conn, retry=retry, cancelled=cancelled, max_receive=receive,
+                       max_receive_ceiling=max_receive_ceiling) as client:
+            ctx = ScanContext(client, page_size, jobs, max_rescans, cancelled, progress)
+            versions = versions_from_raw(client.call("versions", versions_request()))
+            chosen = resolve_sessions(client, selection, cancelled)
+            partitions = read_whole(client, "partitions", all_partitions_filters(), cancelled)
+            record = ExportRecord(started_at, versions, conn, selection, chosen, page_size, jobs)
+            writer = BundleWriter(target, overwrite=replace, row_group_size=256 * 1024)
+            try:
+                path = _write(writer, ctx, record, partitions, parent)
+            except KeyboardInterrupt:
+                writer.abort()
+                raise ExportInterrupted(writer.interruption_sentence()) from None
+            except BaseException:
+                writer.abort()
+                raise
+    finally:
+        opened.close()
+    summary = _summary(path, time.perf_counter() - started, chosen.ids)
+    summary.update = summary.manifest.get("update")
+    return summary
+
+
+def _write(writer: BundleWriter, ctx: ScanContext, record: ExportRecord, partitions: pa.Table,
+           parent: _Parent) -> Path:
+    chosen = record.sessions.ids
+    before = set(parent.sessions)
+    known = [s for s in chosen if s in before]
+    cutoff = cutoff_of(parent.manifest)
+    refetch = _Refetch(ctx, parent, known, cutoff)
+    fetched = refetch.run()
+    rescan = set(refetch.inconsistent(fetched))
+    known = [s for s in known if s not in rescan]
+    whole = [s for s in chosen if s not in before or s in rescan]
+
+    writer.write("sessions", record.sessions.table)
+    writer.write("partitions", partitions)
+    tallies = Tallies()
+    kept: dict[str, int] = {}
+    keep = pa.array(known, pa.string())
+    for table in TABLES:
+        key = ID_COLUMN[table]
+        new = fetched[table].filter(pc.is_in(fetched[table].column("session_id"), value_set=keep))
+        fresh_ids = new.column(key).combine_chunks()
+        kept[table] = 0
+        pf = pq.ParquetFile(parent.opened.file(table))
+        for batch in pf.iter_batches(batch_size=MERGE_BATCH_ROWS):
+            mask = pc.is_in(batch.column("session_id"), value_set=keep)
+            if len(fresh_ids):
+                mask = pc.and_(mask, pc.invert(pc.is_in(batch.column(key), value_set=fresh_ids)))
+            rows = batch.filter(mask)
+            if rows.num_rows:
+                writer.write(table, rows)
+                tallies.add(table, rows)
+                kept[table] += rows.num_rows
+        if new.num_rows:
+            writer.write(table, new)
+            tallies.add(table, new)
+    reports = list(refetch.reports)
+    if whole:
+        more, scan_reports = scan_sessions(ctx, writer, whole)
+        _merge_tallies(tallies, more)
+        reports += scan_reports
+    elif ctx.progress is not None:
+        ctx.progress.close()
+    record.tallies, record.reports = tallies, reports
+    record.server_counts = _server_counts(ctx.client, chosen)
+    record.stats = ctx.client.stats
+    manifest = build_manifest(record)
+    fetched_rows = {t: sum(r.rows for r in reports if r.name.startswith(t + "/")) for t in TABLES}
+    pm = parent.manifest
+    manifest.update = {
+        "parent": {"digest": pm.digest(), "exported_at": pm.exported_at,
+                   "export_finished_at": pm.export_finished_at,
+                   "latest_timestamp": pm.latest_timestamp, "snapshot": pm.snapshot,
+                   "rows": {t: pm.tables[t].rows for t in TABLES},
+                   "generation": int((pm.update or {}).get("generation", 0))},
+        "generation": int((pm.update or {}).get("generation", 0)) + 1,
+        "created_since": cutoff.isoformat() if cutoff else None,
+        "refetched_by_id": {t: refetch.asked[t] for t in TABLES},
+        "rows_fetched": fetched_rows,
+        "rows_kept": kept,
+        "deleted_results_refetched": refetch.deleted_sessions,
+        "new_sessions": [s for s in chosen if s not in before],
+        "dropped_sessions": [s for s in parent.sessions if s not in set(chosen)],
+        "rescanned_sessions": sorted(rescan),
+    }
+    return writer.commit(manifest)
+
+
+def _merge_tallies(into: Tallies, other: Tallies) -> None:
+    for name in ("session_tasks", "session_open", "session_results"):
+        d = getattr(into, name)
+        for k, v in getattr(other, name).items():
+            d[k] = d.get(k, 0) + v
+    if other.latest is not None and (into.latest is None or other.latest > into.latest):
+        into.latest = other.latest
+
+
+class _Refetch:
+    """The fetches of an update, and the counts that check them."""
+
+    def __init__(self, ctx: ScanContext, parent: _Parent, sessions: list[str],
+                 cutoff: datetime | None):
+        self.ctx, self.parent, self.sessions, self.cutoff = ctx, parent, sessions, cutoff
+        self.reports: list[UnitReport] = []
+        self.asked = {t: 0 for t in TABLES}
+        self.deleted_sessions: list[str] = []
+        self.before: dict[str, dict[tuple[str, ...], int]] = {}
+
+    def _units(self) -> list[Unit]:
+        units = []
+        for table in TABLES:
+            per = self.parent.open_ids[table]
+            for s in self.sessions:
+                ids = per.get(s)
+                if ids is None or not len(ids):
+                    continue
+                for k in range(0, len(ids), IDS_PER_REQUEST):
+                    chunk = ids.slice(k, IDS_PER_REQUEST).to_pylist()
+                    self.asked[table] += len(chunk)
+                    units.append(Unit(table, s, ids_filters(table, s, chunk),
+                                      f"ids{k // IDS_PER_REQUEST}", len(chunk)))
+            for group in session_groups(self.sessions):
+                if self.cutoff is None:
+                    f = (row_filters(table, group[0]) if len(group) == 1
+                         else sessions_filters(table, group))
+                else:
+                    f = created_since_filters(table, group, self.cutoff)
+                units.append(Unit(table, group[0] if len(group) == 1 else None, f,
+                                  "created-since", 0, group=() if len(group) == 1 else tuple(group)))
+        # Results deleted since the parent (COMPLETED -> DELETED): only when their count grew.
+        was = self.parent.deleted.get("results", {})
+        for group in session_groups(self.sessions):
+            now = count(self.ctx.client, "results", status_filters("results", group, "DELETED"))
+            if now > sum(was.get(s, 0) for s in group):
+                self.deleted_sessions += group
+                units.append(Unit("results", group[0] if len(group) == 1 else None,
+                                  status_filters("results", group, "DELETED"), "deleted", now,
+                                  group=() if len(group) == 1 else tuple(group)))
+        return units
+
+    def run(self) -> dict[str, pa.Table]:
+        from aksnap.bundle import SCHEMAS
+
+        if not self.sessions:
+            return {t: SCHEMAS[t].empty_table() for t in TABLES}
+        self.before = {t: _server_rows(self.ctx.client, t, self.sessions) for t in TABLES}
+        units = self._units()
+        if self.ctx.progress is not None:
+            for table in TABLES:
+                self.ctx.progress.start(table, sum(u.expected for u in units if u.table == table))
+        sink = _Collector()
+        self.reports = _run_units(self.ctx, units, sink)
+        return {t: _last_per_id(sink.table(t, SCHEMAS[t]), ID_COLUMN[t]) for t in TABLES}
+
+    def inconsistent(self, fetched: dict[str, pa.Table]) -> list[str]:
+        """Sessions whose merged rows disagree with the server's counts: fewer than it had
+        before the fetches (a row was missed) or more than it has now (rows were deleted)."""
+        if not self.sessions:
+            return []
+        after = {t: _server_rows(self.ctx.client, t, self.sessions) for t in TABLES}
+        bad: list[str] = []
+        for table in TABLES:
+            key = ID_COLUMN[table]
+            new = fetched[table]
+            new_per = _counts_by(new.column("session_id").combine_chunks())
+            old_cols = self.parent.ids[table]
+            stale = pc.is_in(old_cols.column(key), value_set=new.column(key).combine_chunks())
+            old_per = _counts_by(old_cols.filter(pc.invert(stale)).column("session_id")
+                                 .combine_chunks())
+            for group, n_before in self.before[table].items():
+                merged = sum(old_per.get(s, 0) + new_per.get(s, 0) for s in group)
+                if merged < n_before or merged > after[table][group]:
+                    bad += [s for s in group if s not in bad]
+        return bad

@@ -1,0 +1,256 @@
+"""``aksnap watch``: the watched state converges to the server's truth, whatever the events do.
+
+Given a seeded htcmock session served over real gRPC with its clock frozen, a watch runs in a
+thread with a short reconcile interval while the event stream loses, duplicates and reorders
+events and drops every few hundred events (or the server restarts on the same port); the
+clock is moved on; then within one reconcile interval (plus the reconcile's own time) every
+task's and result's status in the watcher equals the server's view. The exit codes, --once,
+--record and Ctrl-C are checked through the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from aksnap.analyzer.live import LiveState
+from aksnap.bundle import read_manifest, verify_bundle
+from aksnap.cli import app
+from aksnap.fixtures.scenarios import build_scenario
+from aksnap.fixtures.server import Faults, SimulatedControlPlane
+from aksnap.watch import watch
+
+INTERVAL = 0.6
+NASTY = dict(events_loss_rate=0.3, events_duplicate_rate=0.2, events_reorder_window=16,
+             events_drop_after=150, seed=5)
+
+
+def truth(cp, session):
+    """Every task's and result's status in the session, as the server has them now."""
+    import pyarrow.compute as pc
+
+    v = cp.view()
+    t = v.tasks.filter(pc.equal(v.tasks.column("session_id"), session))
+    r = v.results.filter(pc.equal(v.results.column("session_id"), session))
+    tasks = {i: s.removeprefix("TASK_STATUS_") for i, s in
+             zip(t.column("id").to_pylist(), t.column("status").to_pylist())}
+    results = {i: s.removeprefix("RESULT_STATUS_") for i, s in
+               zip(r.column("result_id").to_pylist(), r.column("status").to_pylist())}
+    return tasks, results
+
+
+def watched(state: LiveState):
+    from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES
+
+    t, r = state.tasks, state.results
+    return ({t.ids[i]: TASK_STATUSES[t.codes[i]] for i in range(t.n)},
+            {r.ids[i]: RESULT_STATUSES[r.codes[i]] for i in range(r.n)})
+
+
+class Watching:
+    """watch() in a thread, its updates counted."""
+
+    def __init__(self, endpoint, session):
+        self.state = LiveState(session)
+        self.stop = threading.Event()
+        self.updates: list[dict] = []
+        self.result = None
+        self.thread = threading.Thread(target=self._run, args=(endpoint, session), daemon=True)
+        self.thread.start()
+
+    def _run(self, endpoint, session):
+        self.result = watch(endpoint, session_id=session, interval=INTERVAL, stop=self.stop,
+                            state=self.state, on_update=self.updates.append)
+
+    def reconciles(self) -> int:
+        return self.updates[-1]["reconciles"] if self.updates else 0
+
+    def wait_reconciles(self, n: int, timeout: float = 30) -> None:
+        end = time.time() + timeout
+        while self.reconciles() < n and time.time() < end and self.thread.is_alive():
+            time.sleep(0.05)
+        assert self.reconciles() >= n, "no reconcile came"
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=30)
+
+
+def converges(w: Watching, cp, session, changed_at: float) -> float:
+    """Seconds from ``changed_at`` until the watcher equals the server (fails after 2
+    intervals plus the time a reconcile takes)."""
+    want = truth(cp, session)
+    limit = changed_at + 2 * INTERVAL + 5
+    while time.time() < limit:
+        if watched(w.state) == want:
+            return time.time() - changed_at
+        time.sleep(0.05)
+    got = watched(w.state)
+    wrong = [k for k, v in want[0].items() if got[0].get(k) != v]
+    raise AssertionError(f"not converged: {len(wrong)} tasks differ, e.g. {wrong[:3]}; "
+                         f"{len(got[0])} watched vs {len(want[0])} tasks")
+
+
+@pytest.fixture()
+def htcmock():
+    scenario = build_scenario("htcmock", seed=6, tasks=300)
+    return scenario, scenario.truth["session"], scenario.cluster.end_time
+
+
+def test_state_converges_despite_lost_duplicated_reordered_events_and_drops(htcmock):
+    """Given events lost (30 %), duplicated (20 %), reordered (windows of 16) and a stream
+    that drops every 150 events, when the frozen clock moves twice, then each time the
+    watcher equals the server within one reconcile interval (plus the reconcile), and the
+    follower resubscribed after the drops."""
+    scenario, session, end = htcmock
+    with SimulatedControlPlane(scenario, at=0.2 * end, faults=Faults(**NASTY)) as cp:
+        ep = cp.start()
+        w = Watching(ep, session)
+        try:
+            w.wait_reconciles(1)
+            for frac in (0.5, 0.8):
+                cp.at = frac * end
+                took = converges(w, cp, session, time.time())
+                assert took < 2 * INTERVAL + 5
+            ev = w.updates[-1]["events"]
+            assert ev["subscriptions"] >= 2 and ev["drops"] >= 1
+        finally:
+            w.close()
+
+
+def test_state_converges_after_the_server_restarts(htcmock):
+    """Given a watch, when the control plane stops and a new one (the clock moved on) starts
+    on the same port, then the follower resubscribes, the reconciles resume (their outage
+    retried) and the state equals the new server's."""
+    scenario, session, end = htcmock
+    cp = SimulatedControlPlane(scenario, at=0.3 * end)
+    ep = cp.start()
+    port = int(ep.rsplit(":", 1)[1])
+    w = Watching(ep, session)
+    try:
+        w.wait_reconciles(1)
+        cp.stop()
+        time.sleep(2 * INTERVAL)
+        cp = SimulatedControlPlane(scenario, at=0.7 * end)
+        cp.start(port=port)
+        before = w.reconciles()
+        w.wait_reconciles(before + 1)
+        converges(w, cp, session, time.time())
+        assert w.updates[-1]["events"]["subscriptions"] >= 2
+    finally:
+        w.close()
+        cp.stop()
+
+
+def test_a_session_watch_ends_0_when_every_task_completed_and_1_after_failures():
+    ok = build_scenario("chain", seed=1, tasks=20)
+    with SimulatedControlPlane(ok, at=ok.cluster.end_time + 1) as cp:
+        res = watch(cp.start(), session_id=ok.truth["session"], interval=INTERVAL, max_s=30)
+    assert res.code == 0 and res.state["percent_complete"] == 100.0
+    bad = build_scenario("failures", seed=1)
+    with SimulatedControlPlane(bad) as cp:
+        res = watch(cp.start(), session_id=bad.truth["main_session"], interval=INTERVAL, max_s=30)
+    assert res.code == 1 and res.state["failed_tasks"] > 0
+    causes = {c["id"] for c in res.state["analysis"]["root_causes"]}
+    assert causes & set(bad.truth["root_cause_tasks"])
+
+
+def test_a_result_watch_ends_when_the_result_completes_or_fails():
+    """A watched result ends the watch as soon as it is known complete (0) or failed (1):
+    here the clock is moved past its completion while the watch runs."""
+    sc = build_scenario("demo", seed=0)
+    with SimulatedControlPlane(sc, at=sc.snapshot_at) as cp:
+        ep = cp.start()
+        res = watch(ep, result_id=sc.truth["failed_result"], interval=INTERVAL, max_s=30)
+        assert res.code == 1 and res.state["result_status"] == "ABORTED"
+        stop_at = time.time() + 1.0
+        mover = threading.Timer(0.5, lambda: setattr(cp, "at", sc.cluster.end_time + 1))
+        mover.start()
+        res = watch(ep, result_id=sc.truth["straggler_result"], interval=INTERVAL, max_s=30)
+        mover.join()
+    assert res.code == 0 and res.state["result_status"] == "COMPLETED"
+    assert time.time() >= stop_at - 0.6
+
+
+def test_cli_once_json_record_and_refusals(htcmock, tmp_path):
+    scenario, session, end = htcmock
+    runner = CliRunner()
+    with SimulatedControlPlane(scenario, at=0.4 * end) as cp:
+        ep = cp.start()
+        r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", session, "--once",
+                                "-o", "json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        tasks, _ = truth(cp, session)
+        assert doc["tasks"] == len(tasks) and doc["reconciles"] == 1
+        assert doc["analysis"]["frontier"] and doc["eta_basis"]
+        import yaml
+
+        r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", session, "--once",
+                                "-o", "yaml"])
+        assert r.exit_code == 0 and yaml.safe_load(r.stdout)["tasks"] == len(tasks)
+        # --record: a bundle per reconcile, each the update of the one before
+        stop = threading.Event()
+        threading.Timer(3 * INTERVAL + 2, stop.set).start()
+        res = watch(ep, session_id=session, interval=INTERVAL, record=tmp_path / "series",
+                    stop=stop)
+        assert len(res.bundles) >= 2
+        ms = [read_manifest(b) for b in res.bundles]
+        assert ms[0].update is None and ms[1].update["parent"]["digest"] == ms[0].digest()
+        assert all(verify_bundle(b) == [] for b in res.bundles)
+        r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", session, "--record",
+                                str(tmp_path / "series")])
+        assert r.exit_code == 2 and "not empty" in r.output
+        r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", session, "--result", "x"])
+        assert r.exit_code == 2 and "--session ID or --result ID" in r.output
+        r = runner.invoke(app, ["watch", "--endpoint", ep, "--result", "no-such-result", "--once"])
+        assert r.exit_code == 2 and "unknown result id no-such-result" in r.output
+
+
+def test_ctrl_c_exits_130_with_a_sentence(htcmock):
+    scenario, session, end = htcmock
+    with SimulatedControlPlane(scenario, at=0.4 * end) as cp:
+        ep = cp.start()
+        proc = subprocess.Popen([sys.executable, "-m", "aksnap", "watch", "--endpoint", ep,
+                                 "--session", session, "-o", "json", "--interval", "0.5"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = proc.stdout.readline()  # the first reconcile's state
+            assert json.loads(first)["session_id"] == session
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130
+    assert err.strip() == "aksnap: error: watch interrupted" or "watch interrupted" in err
+    assert "Traceback" not in err
+
+
+def test_failures_before_the_watch_are_not_new_and_later_ones_are():
+    """The replay and the first reconcile describe the past: their failures are known, not
+    new; a task failing afterwards is listed once, however many times events repeat it."""
+    st = LiveState("s")
+    st.apply([("task", "old-fail", "ERROR"), ("task", "ok", "PROCESSING")])
+    import pyarrow as pa
+
+    tasks = pa.table({"task_id": ["old-fail", "ok"], "session_id": ["s", "s"],
+                      "status": ["ERROR", "PROCESSING"],
+                      "created_at": pa.array([None, None], pa.timestamp("us", tz="UTC")),
+                      "ended_at": pa.array([None, None], pa.timestamp("us", tz="UTC"))})
+    results = pa.table({"result_id": ["r"], "session_id": ["s"], "status": ["CREATED"],
+                        "owner_task_id": ["ok"]})
+    st.load(tasks, results)
+    assert st.view()["new_failures"] == []
+    st.apply([("task", "ok", "ERROR"), ("task", "ok", "ERROR"), ("task", "ok", "PROCESSING")])
+    v = st.view()
+    assert [f["task_id"] for f in v["new_failures"]] == ["ok"]
+    assert v["tasks_by_status"] == {"ERROR": 2} and st.events_ignored == 1  # stale: ignored
