@@ -6,7 +6,10 @@ COMPLETED or ABORTED except by deleting it). An update reads, per session of the
 bundle (the *parent*):
 
 1. the tasks and results that were not final in the parent, by id (``TASK_ID EQ`` alternatives,
-   ``IDS_PER_REQUEST`` ids a request, each narrowed by the session);
+   ``IDS_PER_REQUEST`` ids a request, each narrowed by the session); a session with more than
+   ``WHOLE_SESSION_SHARE`` of a table's rows still open (a run caught early) is exported whole
+   instead: one scan costs less than thousands of calls of 500 alternatives each
+   (``update.mostly_open_sessions``);
 2. the tasks and results created since the parent was taken (``CREATED_AT >= cutoff``); the
    cutoff is on the cluster's clock, computed from the parent alone, so the exporter's clock
    never matters: ``latest_timestamp`` (a timestamp the cluster wrote, so at most the
@@ -89,6 +92,10 @@ __all__ = ["update", "CLOCK_MARGIN_S", "IDS_PER_REQUEST"]
 
 #: Ids per ``TASK_ID EQ`` request: about 100 bytes of filter each (50 KiB a request).
 IDS_PER_REQUEST = 500
+# Above this share of a session's rows (of one table) still open in the parent, those rows are
+# read with the session's scan instead of by id. Measured on a live 1M-task htcmock session a
+# third open: by id 109 s (1,800 calls the server evaluates as 500-way ORs), whole 28 s.
+WHOLE_SESSION_SHARE = 0.25
 #: Slack on the cluster's clock for the created-since cutoff (clocks of Core's pods differ).
 CLOCK_MARGIN_S = 5.0
 #: Old rows are merged this many at a time.
@@ -264,6 +271,19 @@ class _Parent:
                     per[s] = sorted_ids.slice(bounds[k], bounds[k + 1] - bounds[k])
             self.open_ids[table] = per
 
+    def mostly_open(self, sessions: list[str]) -> list[str]:
+        """Sessions with more than ``WHOLE_SESSION_SHARE`` of a table's rows still open (and
+        more than one request's worth): exported whole, which is cheaper than by id."""
+        out = []
+        for table in TABLES:
+            rows = _counts_by(self.ids[table].column("session_id").combine_chunks())
+            for s in sessions:
+                n_open = len(self.open_ids[table].get(s, ()))
+                if n_open > IDS_PER_REQUEST and n_open > WHOLE_SESSION_SHARE * rows.get(s, 0) \
+                        and s not in out:
+                    out.append(s)
+        return out
+
 
 def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
            endpoint: str | Connection | None = None, tls: TlsFiles | None = None,
@@ -324,13 +344,14 @@ def _write(writer: BundleWriter, ctx: ScanContext, record: ExportRecord, partiti
            parent: _Parent) -> Path:
     chosen = record.sessions.ids
     before = set(parent.sessions)
-    known = [s for s in chosen if s in before]
+    busy = parent.mostly_open([s for s in chosen if s in before])
+    known = [s for s in chosen if s in before and s not in busy]
     cutoff = cutoff_of(parent.manifest)
     refetch = _Refetch(ctx, parent, known, cutoff)
     fetched = refetch.run()
     rescan = set(refetch.inconsistent(fetched))
     known = [s for s in known if s not in rescan]
-    whole = [s for s in chosen if s not in before or s in rescan]
+    whole = [s for s in chosen if s not in before or s in rescan or s in busy]
 
     writer.write("sessions", record.sessions.table)
     writer.write("partitions", partitions)
@@ -377,6 +398,7 @@ def _write(writer: BundleWriter, ctx: ScanContext, record: ExportRecord, partiti
         "generation": int((pm.update or {}).get("generation", 0)) + 1,
         "created_since": cutoff.isoformat() if cutoff else None,
         "refetched_by_id": {t: refetch.asked[t] for t in TABLES},
+        "mostly_open_sessions": busy,
         "rows_fetched": fetched_rows,
         "rows_kept": kept,
         "deleted_results_refetched": refetch.deleted_sessions,

@@ -72,6 +72,32 @@ def test_update_equals_a_full_export_at_the_same_instant(htcmock, tmp_path):
     assert up.update == u and up.as_dict()["update"] == u
 
 
+def test_a_session_caught_early_is_exported_whole_not_by_id(htcmock, tmp_path, monkeypatch):
+    """Given a parent where more than WHOLE_SESSION_SHARE of a session's rows are still open,
+    when it is updated, then that session is read whole (one scan, not thousands of by-id
+    calls), the manifest says so, and the bundle still equals a full export; below the share
+    the same update asks by id."""
+    from aksnap.exporter import incremental
+
+    cp, ep, end = htcmock
+    cp.at = 0.25 * end
+    export(ep, tmp_path / "p", all_sessions=True, page_size=100)
+    cp.at = 0.5 * end
+    monkeypatch.setattr(incremental, "IDS_PER_REQUEST", 10)
+    monkeypatch.setattr(incremental, "WHOLE_SESSION_SHARE", 0.0)
+    up = update(tmp_path / "p", tmp_path / "u", page_size=100)
+    full = export(ep, tmp_path / "f", all_sessions=True, page_size=100)
+    assert_same_content(up.path, full.path)
+    u = read_manifest(up.path).update
+    assert u["mostly_open_sessions"] == [read_manifest(tmp_path / "p").sessions[0]["session_id"]]
+    assert u["refetched_by_id"] == {t: 0 for t in u["refetched_by_id"]}
+    assert sum(u["rows_kept"].values()) == 0
+
+    monkeypatch.setattr(incremental, "WHOLE_SESSION_SHARE", 1.0)
+    again = read_manifest(update(tmp_path / "p", tmp_path / "u2", page_size=100).path).update
+    assert again["mostly_open_sessions"] == [] and again["refetched_by_id"]["tasks"] > 0
+
+
 def test_update_in_place_replaces_the_bundle_and_chains_generations(htcmock, tmp_path):
     """Without --out the bundle is replaced (atomically, by the writer's exchange); a second
     update names the first as its parent; a final run fetches nothing new by id."""
