@@ -108,6 +108,56 @@ def ceiling(n: int = 200_000) -> float:
     return n / (time.process_time() - t0)
 
 
+def first_view(serve, stop, args) -> None:
+    """``aksnap watch -o json`` as a whole process against a fresh server: when each state
+    line arrives (the first: the first complete view, a reconcile taken), what each
+    reconcile took, and the CPU of the watch and the server."""
+    import threading
+
+    server, ep, session = serve()
+    arrivals: list = []
+    try:
+        srv0 = cpu_of(server.pid)
+        t0 = time.perf_counter()
+        watcher = subprocess.Popen([sys.executable, "-m", "aksnap", "watch", "--endpoint", ep,
+                                    "--session", session, "-o", "json", "--interval",
+                                    str(args.interval)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def read():
+            for line in watcher.stdout:
+                arrivals.append((time.perf_counter() - t0, line))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        while time.perf_counter() - t0 < args.seconds and watcher.poll() is None:
+            time.sleep(0.2)
+        wall = time.perf_counter() - t0
+        cpu = cpu_of(watcher.pid) if watcher.poll() is None else float("nan")
+        srv = cpu_of(server.pid) - srv0
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(timeout=60)
+        reader.join(timeout=10)
+    finally:
+        stop(server)
+    states = [(t, json.loads(x)) for t, x in arrivals if x.startswith("{")]
+    print(f"htcmock {args.tasks:,} tasks from t={args.at:g} s at x{args.speed:g}; aksnap watch "
+          f"--interval {args.interval:g} for {args.seconds:g} s")
+    seen = set()
+    print(f"{'state':>5} {'arrived s':>10} {'reconcile s':>12} {'rows fetched':>13} {'tasks':>9} "
+          f"{'events':>10}  parts")
+    for t, st in states:
+        if st["reconciles"] in seen:
+            continue
+        seen.add(st["reconciles"])
+        print(f"{st['reconciles']:>5} {t:>10.1f} {st['last_reconcile_s']:>12} "
+              f"{st['rows_fetched'] or 0:>13,} {st['tasks']:>9,} {st['events']['received']:>10,}  "
+              f"{st.get('last_reconcile_parts')}")
+    if not states:
+        print("no complete view within the run")
+    print(f"watch CPU {cpu / wall:.0%} of a core, server CPU {srv / wall:.0%} of a core")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=200_000)
@@ -115,6 +165,8 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--first-view", action="store_true", help="only the whole watch: when the "
+                    "first complete view and each reconcile arrive")
     args = ap.parse_args()
 
     def serve():
@@ -138,6 +190,9 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
 
+    if args.first_view:
+        first_view(serve, stop, args)
+        return
     # the event path alone (a fresh server: the same run from the same instant)
     server, ep, session = serve()
     try:

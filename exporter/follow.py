@@ -29,7 +29,7 @@ from aksnap.exporter.client import Connection, RawClient, SelectionError, open_c
 from aksnap.exporter.decode import decode_page
 from aksnap.exporter.requests import list_request
 
-__all__ = ["EventFollower", "FollowStats", "result_session"]
+__all__ = ["EventFollower", "FollowStats", "result_session", "subscription_request"]
 
 _EVENTS_PATH = "/armonik.api.grpc.v1.events.Events/GetEvents"
 _TASK_STATUS = {v.number: v.name.removeprefix("TASK_STATUS_")
@@ -55,12 +55,19 @@ class FollowStats:
 
 class EventFollower(threading.Thread):
     """Subscribe to ``session_id``'s events on ``conn`` and call ``sink(batch)`` from this
-    thread with each batch of tuples (see the module docstring) until :meth:`stop`."""
+    thread with each batch of tuples (see the module docstring) until :meth:`stop`.
+
+    ``results``: which results' events to ask for: ``"all"`` (default), ``"none"`` (task events
+    only: ``returned_events`` NEW_TASK and TASK_STATUS_UPDATE), or a result id (a
+    ``results_filters`` on that id: its NEW_RESULT, status and owner updates, and every task
+    event). Each subscription replays the session's tasks and results first, so asking for
+    fewer result events makes the replay (and the server's work) that much smaller."""
 
     def __init__(self, conn: Connection, session_id: str, sink: Callable[[Batch], None],
-                 on_subscribe: Callable[[], None] | None = None):
+                 on_subscribe: Callable[[], None] | None = None, results: str = "all"):
         super().__init__(name="aksnap-events", daemon=True)
         self.conn, self.session_id, self.sink = conn, session_id, sink
+        self.results = results
         self.on_subscribe = on_subscribe or (lambda: None)
         self.stats = FollowStats()
         self._stop = threading.Event()
@@ -75,7 +82,7 @@ class EventFollower(threading.Thread):
 
     def run(self) -> None:
         wait = RETRY_FIRST_S
-        request = events_common_pb2.EventSubscriptionRequest(session_id=self.session_id)
+        request = subscription_request(self.session_id, self.results)
         parse = events_common_pb2.EventSubscriptionResponse.FromString
         while not self._stop.is_set():
             channel = open_channel(self.conn, 64 * 2**20)
@@ -146,16 +153,33 @@ class EventFollower(threading.Thread):
         return n
 
 
-def result_session(client: RawClient, result_id: str) -> str:
-    """The session of ``result_id`` (ListResults on its id); SelectionError when unknown."""
+def _result_id_filter(result_id: str):
     from armonik.protogen.common import filters_common_pb2 as fc
     from armonik.protogen.common import results_fields_pb2, results_filters_pb2 as rf
 
     field = results_fields_pb2.ResultField(result_raw_field=results_fields_pb2.ResultRawField(
         field=results_fields_pb2.RESULT_RAW_ENUM_FIELD_RESULT_ID))
-    filters = rf.Filters(**{"or": [rf.FiltersAnd(**{"and": [rf.FilterField(
+    return rf.Filters(**{"or": [rf.FiltersAnd(**{"and": [rf.FilterField(
         field=field, filter_string=fc.FilterString(
             value=result_id, operator=fc.FILTER_STRING_OPERATOR_EQUAL))]})]})
+
+
+def subscription_request(session_id: str, results: str = "all"):
+    """The ``EventSubscriptionRequest`` of :class:`EventFollower` (see its ``results``)."""
+    from armonik.protogen.common import events_common_pb2 as ec
+
+    if results == "all":
+        return ec.EventSubscriptionRequest(session_id=session_id)
+    if results == "none":
+        return ec.EventSubscriptionRequest(session_id=session_id, returned_events=[
+            ec.EVENTS_ENUM_NEW_TASK, ec.EVENTS_ENUM_TASK_STATUS_UPDATE])
+    return ec.EventSubscriptionRequest(session_id=session_id,
+                                       results_filters=_result_id_filter(results))
+
+
+def result_session(client: RawClient, result_id: str) -> str:
+    """The session of ``result_id`` (ListResults on its id); SelectionError when unknown."""
+    filters = _result_id_filter(result_id)
     rows = decode_page("results", client.call("results", list_request("results", filters, 0, 1))).rows
     if not rows.num_rows:
         raise SelectionError(f"unknown result id {result_id} at {client.conn.endpoint}; check the "
