@@ -20,6 +20,14 @@ What runs, each in its own process:
    serialized ``EventSubscriptionResponse``, the follower's tuple, ``LiveState.apply``) over
    200,000 recorded events, with no server: events per second on one core.
 
+With ``--first-view``, only a whole ``aksnap watch -o json`` against a fresh server, for
+``--seconds``: when each state line arrived (counted from the watch's start: the first one is
+the first complete view), what each reconcile took and in which steps (export or update,
+reading back, analyses), the rows it fetched and the events received by then::
+
+    python bench/bench_watch.py --first-view --seconds 90
+    python bench/bench_watch.py --first-view --tasks 1000000 --at 200 --speed 1 --seconds 240
+
 The figure to read: events/s received by the watch while its CPU stays well under one core
 (the server, written in Python, is the one that cannot send faster: gRPC Python sends each
 event as its own message).
@@ -141,13 +149,14 @@ def first_view(serve, stop, args) -> None:
     finally:
         stop(server)
     states = [(t, json.loads(x)) for t, x in arrivals if x.startswith("{")]
-    print(f"htcmock {args.tasks:,} tasks from t={args.at:g} s at x{args.speed:g}; aksnap watch "
+    clock = "frozen" if args.frozen else f"at x{args.speed:g}"
+    print(f"htcmock {args.tasks:,} tasks from t={args.at:g} s {clock}; aksnap watch "
           f"--interval {args.interval:g} for {args.seconds:g} s")
     seen = set()
     print(f"{'state':>5} {'arrived s':>10} {'reconcile s':>12} {'rows fetched':>13} {'tasks':>9} "
           f"{'events':>10}  parts")
     for t, st in states:
-        if st["reconciles"] in seen:
+        if st["reconciles"] in seen or not st["reconciles"]:
             continue
         seen.add(st["reconciles"])
         print(f"{st['reconciles']:>5} {t:>10.1f} {st['last_reconcile_s']:>12} "
@@ -165,6 +174,9 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--frozen", action="store_true", help="the server's clock stands still at "
+                    "--at (each reconcile then refetches the same open rows: the reconcile's "
+                    "own cost, without a busy server)")
     ap.add_argument("--first-view", action="store_true", help="only the whole watch: when the "
                     "first complete view and each reconcile arrive")
     args = ap.parse_args()
@@ -172,8 +184,9 @@ def main() -> None:
     def serve():
         server = subprocess.Popen([sys.executable, "-m", "aksnap", "simulate", "--scenario",
                                    "htcmock", "--tasks", str(args.tasks), "--seed", "1",
-                                   "--realtime", "--at", str(args.at), "--speed",
-                                   str(args.speed)],
+                                   "--at", str(args.at)]
+                                  + ([] if args.frozen else ["--realtime", "--speed",
+                                                             str(args.speed)]),
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         ep = server.stdout.readline().strip()
         import grpc

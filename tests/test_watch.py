@@ -303,3 +303,22 @@ def test_the_stream_opens_after_the_first_capture_and_asks_for_task_events_only(
             f.join(timeout=10)
             assert {o for k, o, _ in got if k == "result"} == want
             assert {o for k, o, _ in got if k == "task"} == tasks
+
+
+def test_without_record_a_mostly_open_session_is_reexported_not_updated(htcmock):
+    """Refetching open rows by id (500 a request) costs the server more than paging through
+    every row once many are open. Given a frozen session with at least 10 % of its rows open
+    and no --record, then every reconcile fetches every row (a full export), and the state is
+    still the server's."""
+    scenario, session, end = htcmock
+    with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
+        ep = cp.start()
+        w = Watching(ep, session)
+        try:
+            w.wait_reconciles(2)
+            first = next(u for u in w.updates if u["reconciles"] == 1)
+            assert w.updates[-1]["rows_fetched"] == first["rows_fetched"] \
+                == first["tasks"] + first["results"]
+            assert watched(w.state) == truth(cp, session)
+        finally:
+            w.close()
