@@ -273,7 +273,8 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
         # The first reconcile runs alone: a new subscription replays the whole session (every
         # task and result as NEW_*, as Core does), which keeps the server busy for as long as
         # it takes to send; a capture taken meanwhile competed with it (a 200,000-task live
-        # session: 28 s instead of 14 s to the first complete view). Subscribing after it loses
+        # session on the simulator: the first complete view after 30 s, 17-20 s alone; see
+        # docs/watch.md). Subscribing after it loses
         # nothing: the replay is the state as of the subscription.
         # The events asked for: a session's tasks (its results are as of the last reconcile:
         # the replay of a result per task output and input more than doubled the stream), or
