@@ -112,9 +112,13 @@ def report_file(snap, out, session_id: str | None = None,
                 result_id: str | None = None) -> dict[str, Any]:
     """``aksnap report``: write one self-contained HTML page of the bundle to ``out`` (one
     session, else the largest; ``result_id``'s lineage first). Returns path, bytes and the
-    notes saying what the page aggregated. The page's data alone: ``report.build(snap)``."""
-    from . import report
+    notes saying what the page aggregated. The page's data alone: ``report.build(snap)``.
+    ``snap`` may also be the path of a series recorded by ``aksnap watch --record``: the page
+    of its latest bundle plus its recorded states (``report.write_series``)."""
+    from . import report, series
 
+    if not isinstance(snap, Snapshot) and series.series_members(snap) is not None:
+        return report.write_series(snap, out, session_id, result_id)
     return report.write(_snap(snap), out, session_id, result_id)
 
 

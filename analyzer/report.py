@@ -5,7 +5,8 @@
 the aggregates a page needs (tasks by status over time bins, completions per bin, phase
 histograms per partition, lineage DAGs laid out in layers); ``render(data)`` puts it into one
 HTML file with its CSS and JavaScript inlined (``report_assets/``), and ``write(snap, out, ...)``
-does both, atomically.
+does both, atomically. ``write_series(dir, out, ...)`` does the same for a series recorded by
+``aksnap watch --record``: the page of its latest bundle plus the recorded states (``replay``).
 
 Safety: the bundle's strings travel only inside one ``<script type="application/json">``
 element, JSON-encoded with ``<``, ``>``, ``&``, U+2028 and U+2029 escaped (nothing in it can
@@ -461,6 +462,40 @@ def build(snap, session_id: str | None = None, result_id: str | None = None) -> 
     return {"meta": meta, "notes": notes, "sessions": sessions, "index": index}
 
 
+# -- a recorded series ----------------------------------------------------------------------------
+
+def replay(series_dir, session_id: str | None = None) -> dict[str, Any]:
+    """The states of a recorded series for the page: :func:`aksnap.analyzer.series.build`'s rows
+    (one per recorded state: instant on the cluster's clock, tasks per status, percent complete,
+    rows fetched), and the span they cover."""
+    from . import series
+
+    data = series.build(series_dir, session_id)
+    rows = series.state_rows(data)
+    times = [r["at"] for r in rows if r["at"]]
+    return {"series": str(series_dir), "session_id": session_id, "states": len(rows),
+            "from": times[0] if times else None, "to": times[-1] if times else None,
+            "statuses": data["statuses"], "rows": rows}
+
+
+def write_series(series_dir, out, session_id: str | None = None, result_id: str | None = None,
+                 verify: bool = True) -> dict[str, Any]:
+    """The report of a series recorded by ``aksnap watch --record``: the page of its latest
+    bundle plus a section of tasks by status over time as recorded (one point per state)."""
+    from . import series
+    from .snapshot import Snapshot
+
+    members = series.series_members(series_dir)
+    if members is None:
+        raise AnalysisError(f"{series_dir} is not a recorded series (a directory of bundles "
+                            "written by aksnap watch --record)")
+    snap = Snapshot.open(members[-1], verify=verify)
+    if session_id is not None:
+        session_id = snap.resolve_id("session", session_id)
+    return write(snap, out, session_id, result_id,
+                 replay_data=replay(series_dir, session_id))
+
+
 # -- HTML ------------------------------------------------------------------------------------------
 
 def _asset(name: str) -> str:
@@ -496,14 +531,22 @@ def render(data: dict[str, Any]) -> str:
             f'<script nonce="{nonce}">\n{_asset("report.js")}\n</script>\n</body>\n</html>\n')
 
 
-def write(snap, out, session_id: str | None = None, result_id: str | None = None) -> dict[str, Any]:
+def write(snap, out, session_id: str | None = None, result_id: str | None = None,
+          replay_data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the page and write it to ``out`` atomically; returns path, bytes, sessions,
-    lineages and notes (what was aggregated)."""
+    lineages and notes (what was aggregated). ``replay_data`` (:func:`replay`) adds the
+    recorded states of a series."""
     from .graphfile import write_atomically
 
     data = build(snap, session_id, result_id)
+    info: dict[str, Any] = {}
+    if replay_data is not None:
+        data["replay"] = replay_data
+        data["meta"]["series"] = replay_data["series"]
+        info = {"recorded_states": replay_data["states"], "recorded_from": replay_data["from"],
+                "recorded_to": replay_data["to"]}
     text = render(data)
     size = write_atomically(Path(out), [text.encode("utf-8")], binary=True)
     return {"path": str(out), "bytes": size, "sessions": len(data["sessions"]),
             "lineages": sum(len(s["lineages"]) for s in data["sessions"]),
-            "notes": data["notes"]}
+            **info, "notes": data["notes"]}

@@ -85,7 +85,10 @@ def build(path: str | os.PathLike, session_id: str | None = None) -> dict[str, A
             "statuses": order, "states": states}
 
 
-def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+def state_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per recorded state (what ``aksnap analyze DIR`` prints; the report draws
+    the same rows): bundle, at, elapsed_s, tasks, percent_complete, a count per status,
+    rows_fetched."""
     out = []
     for s in data["states"]:
         row = {k: s[k] for k in ("bundle", "at", "elapsed_s", "tasks", "percent_complete")}
@@ -98,7 +101,7 @@ def _rows(data: dict[str, Any]) -> list[dict[str, Any]]:
 def sections(data: dict[str, Any]) -> list[Section]:
     cols = ["bundle", "at", "elapsed_s", "tasks", "percent_complete", *data["statuses"],
             "rows_fetched"]
-    return [Section("states", _rows(data), cols, "tasks by status over time",
+    return [Section("states", state_rows(data), cols, "tasks by status over time",
                     ["elapsed_s", "tasks", "percent_complete", *data["statuses"], "rows_fetched"])]
 
 

@@ -139,15 +139,21 @@ def report_command(bundle: Path = _BUNDLE,
     detail, expand upstream; frontier and root causes highlighted), with an id search. Big
     views are aggregated and the page says how. Every bundle string is shown as text.
 
+    BUNDLE may be a series recorded by `aksnap watch --record DIR`: the page of its latest
+    bundle, plus tasks by status over time as recorded (one point per recorded state).
+
     Example: aksnap report ./run.aksnap --out report.html
     """
-    from aksnap.analyzer import report
+    from aksnap.analyzer import report, series
     from aksnap.analyzer.snapshot import Snapshot
 
     with _errors():
         summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
-        snap = Snapshot.open(bundle, verify=not no_verify)
-        info = report.write(snap, out, session, result)
+        if series.series_members(bundle) is not None:
+            info = report.write_series(bundle, out, session, result, verify=not no_verify)
+        else:
+            snap = Snapshot.open(bundle, verify=not no_verify)
+            info = report.write(snap, out, session, result)
     info = {**info, "notes": "; ".join(info["notes"])}
     _say(info, summary_fmt)
 

@@ -20,6 +20,14 @@ What runs, each in its own process:
    serialized ``EventSubscriptionResponse``, the follower's tuple, ``LiveState.apply``) over
    200,000 recorded events, with no server: events per second on one core.
 
+With ``--first-view``, only a whole ``aksnap watch -o json`` against a fresh server, for
+``--seconds``: when each state line arrived (counted from the watch's start: the first one is
+the first complete view), what each reconcile took and in which steps (export or update,
+reading back, analyses), the rows it fetched and the events received by then::
+
+    python bench/bench_watch.py --first-view --seconds 90
+    python bench/bench_watch.py --first-view --tasks 1000000 --at 200 --speed 1 --seconds 240
+
 The figure to read: events/s received by the watch while its CPU stays well under one core
 (the server, written in Python, is the one that cannot send faster: gRPC Python sends each
 event as its own message).
@@ -108,6 +116,57 @@ def ceiling(n: int = 200_000) -> float:
     return n / (time.process_time() - t0)
 
 
+def first_view(serve, stop, args) -> None:
+    """``aksnap watch -o json`` as a whole process against a fresh server: when each state
+    line arrives (the first: the first complete view, a reconcile taken), what each
+    reconcile took, and the CPU of the watch and the server."""
+    import threading
+
+    server, ep, session = serve()
+    arrivals: list = []
+    try:
+        srv0 = cpu_of(server.pid)
+        t0 = time.perf_counter()
+        watcher = subprocess.Popen([sys.executable, "-m", "aksnap", "watch", "--endpoint", ep,
+                                    "--session", session, "-o", "json", "--interval",
+                                    str(args.interval)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def read():
+            for line in watcher.stdout:
+                arrivals.append((time.perf_counter() - t0, line))
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        while time.perf_counter() - t0 < args.seconds and watcher.poll() is None:
+            time.sleep(0.2)
+        wall = time.perf_counter() - t0
+        cpu = cpu_of(watcher.pid) if watcher.poll() is None else float("nan")
+        srv = cpu_of(server.pid) - srv0
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(timeout=60)
+        reader.join(timeout=10)
+    finally:
+        stop(server)
+    states = [(t, json.loads(x)) for t, x in arrivals if x.startswith("{")]
+    clock = "frozen" if args.frozen else f"at x{args.speed:g}"
+    print(f"htcmock {args.tasks:,} tasks from t={args.at:g} s {clock}; aksnap watch "
+          f"--interval {args.interval:g} for {args.seconds:g} s")
+    seen = set()
+    print(f"{'state':>5} {'arrived s':>10} {'reconcile s':>12} {'rows fetched':>13} {'tasks':>9} "
+          f"{'events':>10}  parts")
+    for t, st in states:
+        if st["reconciles"] in seen or not st["reconciles"]:
+            continue
+        seen.add(st["reconciles"])
+        print(f"{st['reconciles']:>5} {t:>10.1f} {st['last_reconcile_s']:>12} "
+              f"{st['rows_fetched'] or 0:>13,} {st['tasks']:>9,} {st['events']['received']:>10,}  "
+              f"{st.get('last_reconcile_parts')}")
+    if not states:
+        print("no complete view within the run")
+    print(f"watch CPU {cpu / wall:.0%} of a core, server CPU {srv / wall:.0%} of a core")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=200_000)
@@ -115,13 +174,19 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--frozen", action="store_true", help="the server's clock stands still at "
+                    "--at (each reconcile then refetches the same open rows: the reconcile's "
+                    "own cost, without a busy server)")
+    ap.add_argument("--first-view", action="store_true", help="only the whole watch: when the "
+                    "first complete view and each reconcile arrive")
     args = ap.parse_args()
 
     def serve():
         server = subprocess.Popen([sys.executable, "-m", "aksnap", "simulate", "--scenario",
                                    "htcmock", "--tasks", str(args.tasks), "--seed", "1",
-                                   "--realtime", "--at", str(args.at), "--speed",
-                                   str(args.speed)],
+                                   "--at", str(args.at)]
+                                  + ([] if args.frozen else ["--realtime", "--speed",
+                                                             str(args.speed)]),
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         ep = server.stdout.readline().strip()
         import grpc
@@ -138,6 +203,9 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             server.kill()
 
+    if args.first_view:
+        first_view(serve, stop, args)
+        return
     # the event path alone (a fresh server: the same run from the same instant)
     server, ep, session = serve()
     try:

@@ -221,3 +221,70 @@ def test_result_option_draws_that_lineage_first(demo_bundle, tmp_path):
     r = runner.invoke(app, ["report", str(bundle), "--out", str(tmp_path / "x.html"), "-r", "nope"])
     assert r.exit_code == 2 and r.stderr.startswith("aksnap: error: ")
     assert not (tmp_path / "x.html").exists()
+
+
+@pytest.fixture(scope="module")
+def recorded_series(tmp_path_factory):
+    """A series as `aksnap watch --record` writes it: an export of a frozen htcmock run at 20 %
+    of its span, then incremental updates at 60 % and at its end."""
+    from aksnap.exporter import export, update
+    from aksnap.fixtures.scenarios import build_scenario
+    from aksnap.fixtures.server import SimulatedControlPlane
+
+    d = tmp_path_factory.mktemp("series") / "run"
+    d.mkdir()
+    sc = build_scenario("htcmock", seed=8, tasks=200)
+    end = sc.cluster.end_time
+    with SimulatedControlPlane(sc, at=0.2 * end) as cp:
+        ep = cp.start()
+        prev = export(ep, d / "00000-a", sessions=[sc.truth["session"]]).path
+        for k, frac in enumerate((0.6, 1.0), 1):
+            cp.at = frac * end
+            prev = update(prev, d / f"{k:05d}-b").path
+    out = tmp_path_factory.mktemp("report") / "series.html"
+    info = _report(d, out)
+    return d, out, info
+
+
+def _page_data(path):
+    text = path.read_text()
+    m = re.search(r'<script type="application/json" id="data">(.*?)</script>', text, re.S)
+    return json.loads(m.group(1))
+
+
+def test_report_of_a_recorded_series_replays_its_states(recorded_series):
+    """Given a recorded series of three states, when reported (CLI and Python API), then the
+    page is the latest bundle's report plus the recorded states, whose rows equal what
+    `aksnap analyze DIR` computes (analyzer/series.py), between the first and last instant."""
+    from aksnap.analyzer import api, series
+
+    d, out, info = recorded_series
+    want = series.state_rows(series.build(d))
+    data = _page_data(out)
+    assert data["replay"]["rows"] == json.loads(json.dumps(want))
+    assert data["replay"]["states"] == info["recorded_states"] == 3
+    assert (data["replay"]["from"], data["replay"]["to"]) == (want[0]["at"], want[-1]["at"])
+    assert want[0]["percent_complete"] < want[-1]["percent_complete"] == 100.0
+    assert data["meta"]["bundle"].endswith("00002-b")  # the latest recorded bundle
+    assert data["sessions"][0]["overview"]["tasks"] == want[-1]["tasks"]
+    assert api.report_file(d, out.with_name("api.html"))["recorded_states"] == 3
+    plain = _report(d / "00002-b", out.with_name("plain.html"))
+    assert "recorded_states" not in plain and "replay" not in _page_data(out.with_name("plain.html"))
+
+
+def test_recorded_states_section_renders_without_errors(browser, recorded_series, tmp_path):
+    """Given the series' report in Chromium, then the recorded-states section says how many
+    states it came from and between which instants, draws a point per state, and the page logs
+    no error."""
+    d, out, info = recorded_series
+    p = Page(browser, out)
+    try:
+        assert p.problems() == []
+        text = p.page.inner_text("#replay")
+        assert f"From 3 recorded states between {info['recorded_from']} and {info['recorded_to']}" in text
+        assert p.page.locator("#replay svg circle").count() == 3
+        assert p.page.locator("#replay svg polygon").count() >= 2
+        p.page.screenshot(path=str(tmp_path / "series.png"), full_page=True)
+        assert p.requests == [out.as_uri()]
+    finally:
+        p.page.close()

@@ -254,3 +254,71 @@ def test_failures_before_the_watch_are_not_new_and_later_ones_are():
     v = st.view()
     assert [f["task_id"] for f in v["new_failures"]] == ["ok"]
     assert v["tasks_by_status"] == {"ERROR": 2} and st.events_ignored == 1  # stale: ignored
+
+
+def test_the_stream_opens_after_the_first_capture_and_asks_for_task_events_only(htcmock,
+                                                                             monkeypatch):
+    """A subscription replays the whole session (every task and result), which kept the server
+    busy while the first capture ran. Given a session watch, then its follower starts only
+    once the first export returned, asking for task events only; given the follower asked
+    for one result, it gets every task's events and that result's alone."""
+    import aksnap.exporter as exporter_pkg
+    from aksnap.exporter.client import resolve_connection
+    from aksnap.exporter.follow import EventFollower
+
+    scenario, session, end = htcmock
+    order = []
+    real_export, real_start = exporter_pkg.export, EventFollower.start
+
+    def export(*a, **k):
+        s = real_export(*a, **k)
+        order.append("exported")
+        return s
+
+    def start(self):
+        order.append(("subscribed", self.results))
+        return real_start(self)
+
+    monkeypatch.setattr(exporter_pkg, "export", export)
+    monkeypatch.setattr(EventFollower, "start", start)
+    with SimulatedControlPlane(scenario, at=0.5 * end) as cp:
+        ep = cp.start()
+        res = watch(ep, session_id=session, interval=INTERVAL, max_s=2.5)
+        assert order[:2] == ["exported", ("subscribed", "none")]
+        monkeypatch.setattr(EventFollower, "start", real_start)
+        target = truth(cp, session)[1]
+        rid = next(iter(target))
+        for results, want in (("none", set()), (rid, {rid})):
+            got = []
+            f = EventFollower(resolve_connection(ep), session, got.extend, results=results)
+            f.start()
+            deadline = time.time() + 30
+            tasks = set(truth(cp, session)[0])
+            while time.time() < deadline and not (
+                    {o for k, o, _ in got if k == "task"} == tasks
+                    and {o for k, o, _ in got if k == "result"} == want):
+                time.sleep(0.05)
+            time.sleep(0.3)  # (nothing else comes)
+            f.stop()
+            f.join(timeout=10)
+            assert {o for k, o, _ in got if k == "result"} == want
+            assert {o for k, o, _ in got if k == "task"} == tasks
+
+
+def test_without_record_a_mostly_open_session_is_reexported_not_updated(htcmock):
+    """Refetching open rows by id (500 a request) costs the server more than paging through
+    every row once many are open. Given a frozen session with at least 10 % of its rows open
+    and no --record, then every reconcile fetches every row (a full export), and the state is
+    still the server's."""
+    scenario, session, end = htcmock
+    with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
+        ep = cp.start()
+        w = Watching(ep, session)
+        try:
+            w.wait_reconciles(2)
+            first = next(u for u in w.updates if u["reconciles"] == 1)
+            assert w.updates[-1]["rows_fetched"] == first["rows_fetched"] \
+                == first["tasks"] + first["results"]
+            assert watched(w.state) == truth(cp, session)
+        finally:
+            w.close()

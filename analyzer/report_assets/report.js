@@ -109,7 +109,7 @@
     g.appendChild(svg("text", {x: x0 - 4, y: 12, "text-anchor": "end"}, ymax));
     if (ylabel) g.appendChild(svg("text", {x: x0 + 4, y: 12}, ylabel));
   }
-  function statusChart(tl) {
+  function statusChart(tl, note) {
     const wrap = el("div");
     const names = Object.keys(tl.counts);
     const n = tl.times_s.length;
@@ -137,8 +137,8 @@
     axes(root, W - 10, h, x0, fmtS(tmax), fmtN(ymax), "", "tasks");
     wrap.appendChild(legend(names.map((k) => [k, COLORS[k] || "#888"])));
     wrap.appendChild(root);
-    wrap.appendChild(el("p", "note", `${n} instants, one every ${fmtS(tl.bin_s)} from ${tl.t0} ` +
-      "(queries/status_over_time.sql's definition; aksnap query BUNDLE status_over_time for the table)"));
+    wrap.appendChild(el("p", "note", note || (`${n} instants, one every ${fmtS(tl.bin_s)} from ${tl.t0} ` +
+      "(queries/status_over_time.sql's definition; aksnap query BUNDLE status_over_time for the table)")));
     return wrap;
   }
   function throughputChart(tl) {
@@ -162,6 +162,47 @@
     wrap.appendChild(root);
     return wrap;
   }
+  // A recorded series (aksnap watch --record): one point per recorded state, as the watch saw it.
+  function percentChart(times, pct) {
+    const h = 100, x0 = 50, n = times.length, tmax = times[n - 1] || 1;
+    const root = svg("svg", {width: W, height: h + 24, role: "img"});
+    const X = (t) => x0 + (W - x0 - 10) * t / tmax, Y = (v) => h - (h - 6) * v / 100;
+    const line = svg("polyline", {points: times.map((t, i) => X(t) + "," + Y(pct[i])).join(" "),
+      fill: "none", stroke: COLORS.COMPLETED, "stroke-width": 2});
+    root.appendChild(line);
+    for (let i = 0; i < n; i++) {
+      const c = svg("circle", {cx: X(times[i]), cy: Y(pct[i]), r: 3, fill: COLORS.COMPLETED});
+      c.appendChild(svg("title", {}, `${fmtS(times[i])}: ${pct[i]} % complete`));
+      root.appendChild(c);
+    }
+    axes(root, W - 10, h, x0, fmtS(tmax), "100 %", "", "complete");
+    return root;
+  }
+  function replaySection(rp) {
+    const sec = el("section", "session replay");
+    sec.id = "replay";
+    sec.appendChild(el("h2", "", "Tasks by status over time, as recorded"));
+    sec.appendChild(el("p", "", `From ${fmtN(rp.states)} recorded states between ${rp.from || "?"} and ` +
+      `${rp.to || "?"} (the cluster's clock), in ${rp.series}` +
+      (rp.session_id ? `, session ${rp.session_id}` : "") + "; the rest of this page is the latest one."));
+    const rows = rp.rows.filter((r) => r.elapsed_s !== null && r.elapsed_s !== undefined);
+    const counts = {};
+    for (const k of rp.statuses) counts[k] = rows.map((r) => r[k] || 0);
+    const times = rows.map((r) => r.elapsed_s);
+    sec.appendChild(statusChart({times_s: times, counts: counts}, `${rows.length} recorded states, ` +
+      "one point each (aksnap analyze DIR for the table)"));
+    if (rows.length) {
+      sec.appendChild(el("h3", "", "Percent complete, as recorded"));
+      sec.appendChild(percentChart(times, rows.map((r) => r.percent_complete)));
+    }
+    const det = el("details");
+    det.appendChild(el("summary", "", "the recorded states"));
+    det.appendChild(table(rp.rows, [["bundle"], ["at"], ["elapsed_s", "elapsed", "s"], ["tasks"],
+      ["percent_complete", "% complete"]].concat(rp.statuses.map((k) => [k])).concat([["rows_fetched", "rows fetched"]])));
+    sec.appendChild(det);
+    return sec;
+  }
+  if (DATA.replay) main.appendChild(replaySection(DATA.replay));
   const EDGES = [0]; for (let e = -3; e <= 5.001; e += 0.25) EDGES.push(Math.pow(10, e));
   function histograms(phases) {
     const wrap = el("div");
