@@ -245,7 +245,9 @@ def main() -> None:
         raise SystemExit("the watch printed no state")
     last = states[-1]
     ev = last["events"]
-    rate = ev["received"] / wall
+    # the stream opens after the first reconcile: the rate is the watch's own, received since
+    # its first subscription up to its last state line
+    rate = ev["per_s"]
     print(f"htcmock {args.tasks:,} tasks from t={args.at:g} s at x{args.speed:g}; each run "
           f"{args.seconds:g} s")
     print(f"{'':<38}{'event path':>12}{'aksnap watch':>14}")

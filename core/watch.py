@@ -239,7 +239,10 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
             st["events"] = {"received": fs.events, "subscriptions": fs.subscriptions,
                             "drops": fs.drops, "applied": state.events_applied,
                             "ignored_stale": state.events_ignored,
-                            "per_s": round(fs.events / max(1e-9, time.time() - started), 1)}
+                            # since the first subscription (it opens after the first
+                            # reconcile): the rate the stream delivered, not diluted by it
+                            "per_s": round(fs.events / max(1e-9, time.time() - (
+                                fs.subscribed_at or started)), 1)}
         st.update({k: v for k, v in info.items()})
         st["recorded"] = [str(p) for p in rec.bundles] if record is not None else []
         return st

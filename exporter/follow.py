@@ -18,6 +18,7 @@ ties them together).
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Callable
@@ -50,6 +51,7 @@ class FollowStats:
     subscriptions: int = 0   # streams opened (1 + resubscriptions)
     drops: int = 0           # streams that ended or failed while the follower ran
     last_error: str = ""     # the last failure, as gRPC said it
+    subscribed_at: float = 0.0  # time.time() of the first subscription (0: none yet)
 
 
 class EventFollower(threading.Thread):
@@ -121,6 +123,8 @@ class EventFollower(threading.Thread):
                         break
                     self._call = stream(request)
                 self.stats.subscriptions += 1
+                if not self.stats.subscribed_at:
+                    self.stats.subscribed_at = time.time()
                 self.on_subscribe()
                 got = self._drain(self._call)
                 if got:
