@@ -124,6 +124,22 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
     _check_sizes(page_size, jobs, max_receive_ceiling)
     out = _check_out(out, overwrite)
     conn = _connection(endpoint, tls)
+    path, chosen = run_into_bundle(conn, selection, started_at, out, overwrite, _write_bundle,
+                                   page_size=page_size, jobs=jobs, progress=progress,
+                                   retry=retry, max_receive=max_receive,
+                                   max_receive_ceiling=max_receive_ceiling,
+                                   max_rescans=max_rescans)
+    return _summary(path, time.perf_counter() - started, chosen.ids)
+
+
+def run_into_bundle(conn: Connection, selection: Selection, started_at: str,
+                    out: Path, overwrite: bool, write, *, page_size: int | None, jobs: int,
+                    progress: Progress | None, retry: RetryPolicy | None,
+                    max_receive: int | None, max_receive_ceiling: int, max_rescans: int):
+    """What every export shares: connect, read the versions, resolve the selection and the
+    partitions, then ``write(writer, ctx, record, partitions) -> path`` into a
+    :class:`BundleWriter` at ``out``, aborted on any failure (Ctrl-C: a sentence saying which
+    bundle is there). Returns (path, chosen sessions)."""
     cancelled = threading.Event()
     # Pages are sized to the receive limit: never above the ceiling the user allows.
     receive = min(max_receive or DEFAULT_MAX_RECEIVE, max_receive_ceiling)
@@ -134,16 +150,16 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
         chosen = resolve_sessions(client, selection, cancelled)
         partitions = read_whole(client, "partitions", all_partitions_filters(), cancelled)
         record = ExportRecord(started_at, versions, conn, selection, chosen, page_size, jobs)
-        bundle = BundleWriter(out, overwrite=overwrite, row_group_size=256 * 1024)
+        writer = BundleWriter(out, overwrite=overwrite, row_group_size=256 * 1024)
         try:
-            path = _write_bundle(bundle, ctx, record, partitions)
+            path = write(writer, ctx, record, partitions)
         except KeyboardInterrupt:
-            bundle.abort()
-            raise ExportInterrupted(bundle.interruption_sentence()) from None
+            writer.abort()
+            raise ExportInterrupted(writer.interruption_sentence()) from None
         except BaseException:
-            bundle.abort()
+            writer.abort()
             raise
-    return _summary(path, time.perf_counter() - started, chosen.ids)
+    return path, chosen
 
 
 def _export_redacted(redaction: "Redaction", endpoint, out, overwrite: bool,

@@ -37,7 +37,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -55,38 +54,34 @@ from aksnap.bundle_writer import BundleWriter, replaceable_problem
 from aksnap.exporter.api import (
     DEFAULT_JOBS,
     DEFAULT_MAX_RECEIVE_CEILING,
-    ExportInterrupted,
     ExportSummary,
     _check_out,
     _check_sizes,
     _server_counts,
     _summary,
+    run_into_bundle,
 )
 from aksnap.exporter.client import (
-    DEFAULT_MAX_RECEIVE,
     Connection,
-    ExportError,
     RawClient,
     RetryPolicy,
     SelectionError,
     TlsFiles,
     resolve_connection,
 )
-from aksnap.exporter.decode import ID_COLUMN, versions_from_raw
+from aksnap.exporter.decode import ID_COLUMN
 from aksnap.exporter.manifest import ExportRecord, build_manifest
 from aksnap.exporter.plan import TABLES, session_groups
 from aksnap.exporter.requests import (
-    all_partitions_filters,
     created_since_filters,
     ids_filters,
     row_filters,
     sessions_filters,
     status_filters,
-    versions_request,
 )
 from aksnap.exporter.runner import Progress, ScanContext, Tallies, scan_sessions
 from aksnap.exporter.scan import Unit, UnitReport, UnitScan
-from aksnap.exporter.selection import Selection, count, read_whole, resolve_sessions
+from aksnap.exporter.selection import Selection, count
 
 __all__ = ["update", "CLOCK_MARGIN_S", "IDS_PER_REQUEST"]
 
@@ -315,24 +310,12 @@ def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
         target, replace = _target(src, out, overwrite, packed=src.is_file())
         conn = _connection(endpoint, tls, m, src)
         parent = _Parent(opened)
-        cancelled = threading.Event()
-        receive = min(max_receive or DEFAULT_MAX_RECEIVE, max_receive_ceiling)
-        with RawClient(conn, retry=retry, cancelled=cancelled, max_receive=receive,
-                       max_receive_ceiling=max_receive_ceiling) as client:
-            ctx = ScanContext(client, page_size, jobs, max_rescans, cancelled, progress)
-            versions = versions_from_raw(client.call("versions", versions_request()))
-            chosen = resolve_sessions(client, selection, cancelled)
-            partitions = read_whole(client, "partitions", all_partitions_filters(), cancelled)
-            record = ExportRecord(started_at, versions, conn, selection, chosen, page_size, jobs)
-            writer = BundleWriter(target, overwrite=replace, row_group_size=256 * 1024)
-            try:
-                path = _write(writer, ctx, record, partitions, parent)
-            except KeyboardInterrupt:
-                writer.abort()
-                raise ExportInterrupted(writer.interruption_sentence()) from None
-            except BaseException:
-                writer.abort()
-                raise
+        path, chosen = run_into_bundle(
+            conn, selection, started_at, target, replace,
+            lambda writer, ctx, record, partitions: _write(writer, ctx, record, partitions, parent),
+            page_size=page_size, jobs=jobs, progress=progress, retry=retry,
+            max_receive=max_receive, max_receive_ceiling=max_receive_ceiling,
+            max_rescans=max_rescans)
     finally:
         opened.close()
     summary = _summary(path, time.perf_counter() - started, chosen.ids)
