@@ -28,7 +28,6 @@ import pyarrow.compute as pc
 from aksnap.bundle import (
     RESULT_FAILED_STATUSES,
     RESULT_STATUSES,
-    TASK_FAILED_STATUSES,
     TASK_FINAL_STATUSES,
     TASK_STATUSES,
 )
