@@ -116,10 +116,10 @@ def ceiling(n: int = 200_000) -> float:
     return n / (time.process_time() - t0)
 
 
-def first_view(serve, stop, args) -> None:
-    """``aksnap watch -o json`` as a whole process against a fresh server: when each state
-    line arrives (the first: the first complete view, a reconcile taken), what each
-    reconcile took, and the CPU of the watch and the server."""
+def timed_watch(serve, stop, args) -> tuple[list, float, float, float]:
+    """``aksnap watch -o json`` as a whole process against a fresh server for ``--seconds``
+    (or until it exits), then SIGINT: (when each stdout line arrived, counted from its start;
+    wall seconds; its CPU seconds, nan if it had exited; the server's CPU seconds meanwhile)."""
     import threading
 
     server, ep, session = serve()
@@ -148,6 +148,13 @@ def first_view(serve, stop, args) -> None:
         reader.join(timeout=10)
     finally:
         stop(server)
+    return arrivals, wall, cpu, srv
+
+
+def first_view(serve, stop, args) -> None:
+    """When each state line of a whole watch arrives (the first: the first complete view, a
+    reconcile taken), what each reconcile took, and the CPU of the watch and the server."""
+    arrivals, wall, cpu, srv = timed_watch(serve, stop, args)
     states = [(t, json.loads(x)) for t, x in arrivals if x.startswith("{")]
     clock = "frozen" if args.frozen else f"at x{args.speed:g}"
     print(f"htcmock {args.tasks:,} tasks from t={args.at:g} s {clock}; aksnap watch "
@@ -218,29 +225,8 @@ def main() -> None:
     finally:
         stop(server)
     # the whole aksnap watch (another fresh server)
-    server, ep, session = serve()
-    try:
-        srv0 = cpu_of(server.pid)
-        watcher = subprocess.Popen([sys.executable, "-m", "aksnap", "watch", "--endpoint", ep,
-                                    "--session", session, "-o", "json", "--interval",
-                                    str(args.interval)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        t0 = time.perf_counter()
-        lines = []
-        import threading
-
-        reader = threading.Thread(target=lambda: lines.extend(watcher.stdout), daemon=True)
-        reader.start()
-        time.sleep(args.seconds)
-        wall = time.perf_counter() - t0
-        cpu = cpu_of(watcher.pid)
-        srv = cpu_of(server.pid) - srv0
-        watcher.send_signal(signal.SIGINT)
-        watcher.wait(timeout=60)
-        reader.join(timeout=10)
-    finally:
-        stop(server)
-    states = [json.loads(x) for x in lines if x.startswith("{")]
+    arrivals, wall, cpu, srv = timed_watch(serve, stop, args)
+    states = [json.loads(x) for _, x in arrivals if x.startswith("{")]
     if not states:
         raise SystemExit("the watch printed no state")
     last = states[-1]
