@@ -65,7 +65,8 @@ def cli(*args):
 
 def assert_sentence(r, *words, code=None):
     assert r.exit_code != 0 if code is None else r.exit_code == code, r.output
-    assert "Traceback" not in r.output and r.exception is None or isinstance(r.exception, SystemExit), r.output
+    assert "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), (r.exception, r.output)
     for w in words:
         assert w in r.output, (w, r.output)
 
