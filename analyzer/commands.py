@@ -138,17 +138,18 @@ def sql_command(bundle: Path = _BUNDLE,
                 param: List[str] = typer.Option([], "--param", "-p", help="Bind $k to v (repeatable).",
                                                 metavar="k=v"),
                 output: Optional[str] = output_option(), wide: bool = wide_option(),
-                allow_external: bool = typer.Option(False, "--allow-external", help="Let the SQL "
-                                                    "read and write files outside the bundle, "
-                                                    "install and load extensions (off: only the "
-                                                    "bundle's tables are readable)."),
+                allow_external: bool = typer.Option(False, "--allow-external", help="Lift the "
+                                                    "sandbox: the SQL may read and write any "
+                                                    "file (the bundle's too), install and load "
+                                                    "extensions. Only for SQL you wrote."),
                 memory_limit: str = typer.Option("4GB", "--memory-limit", help="Most memory DuckDB "
                                                  "may use.", metavar="SIZE"),
                 fmt: Optional[str] = _format_opt(), no_verify: bool = _verify_opt()) -> None:
     """Run SQL (DuckDB) over the bundle's views; parameters are bound, never pasted. The SQL
-    runs sandboxed: it reads the bundle's tables and nothing else (no other file read or
-    written, no COPY, ATTACH, INSTALL or LOAD, configuration locked, --memory-limit); to save
-    an answer use -o csv > FILE, or --allow-external.
+    runs sandboxed: DuckDB holds no path (the tables reach it as Arrow datasets), so nothing
+    is read or written but the bundle's tables; SQL that redefines a view gets no answer;
+    configuration locked, --memory-limit. To save an answer use -o csv > FILE;
+    --allow-external lifts the sandbox (only for SQL you wrote: it may write any file).
 
     Example: aksnap sql ./run.aksnap "SELECT status, count(*) AS n FROM tasks GROUP BY ALL"
     """

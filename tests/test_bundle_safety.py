@@ -71,6 +71,24 @@ def assert_sentence(r, *words, code=None):
         assert w in r.output, (w, r.output)
 
 
+def test_assert_sentence_fails_on_a_traceback_or_an_exception():
+    """The helper every refusal here goes through must fail when a command crashed: it once
+    read `A and B or C`, which passed on any SystemExit whatever the output held."""
+    class Result:
+        exit_code, output, exception = 2, "aksnap: error: a sentence\n", None
+
+    assert_sentence(Result(), "sentence", code=2)
+    crashed = Result()
+    crashed.output = "Traceback (most recent call last):\n  ...\nOSError: disk full\n"
+    crashed.exception = SystemExit(2)
+    with pytest.raises(AssertionError):
+        assert_sentence(crashed, code=2)
+    raised = Result()
+    raised.exception = OSError("disk full")
+    with pytest.raises(AssertionError):
+        assert_sentence(raised, "sentence", code=2)
+
+
 @pytest.fixture(scope="module")
 def server():
     with SimulatedControlPlane(synthetic_cluster(200, n_sessions=1, seed=3)) as cp:

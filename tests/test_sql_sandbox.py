@@ -121,3 +121,132 @@ def test_sql_does_not_load_the_graph(fb):
             "'grpc') if m in sys.modules]\nassert not bad, bad\n") % str(fb)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+# -- Writing is impossible by construction (issue 17, item 1) --------------------------------------
+#
+# `EXPLAIN ANALYZE COPY ... TO 'B/tasks.parquet'` once rewrote a bundle: the statement check saw
+# an EXPLAIN, and DuckDB could write the table files because it was allowed to read them. Every
+# wrapper below is tried with every writing statement against every file of the bundle, the
+# bundle directory and a path outside it; and against the views. Twice: through the whole
+# sandbox, and with the statement check switched off, to prove the construction alone holds.
+
+WRAPPERS = (
+    "{s}",
+    "EXPLAIN {s}",
+    "EXPLAIN ANALYZE {s}",
+    "EXPLAIN (ANALYZE) {s}",
+    "PREPARE p AS {s}; EXECUTE p",
+    "WITH x AS (SELECT 1) {s}",
+    "SELECT 1; {s}",
+    "{s}; SELECT count(*) AS n FROM tasks",
+)
+
+WRITES = (
+    "COPY (SELECT 1 AS a) TO '{t}' (FORMAT csv, USE_TMP_FILE false)",
+    "COPY (SELECT 1 AS a) TO '{t}' (FORMAT parquet)",
+    "COPY tasks TO '{t}' (FORMAT parquet, OVERWRITE_OR_IGNORE)",
+    "EXPORT DATABASE '{t}'",
+    "ATTACH '{t}' AS x",
+    "CREATE TABLE z AS SELECT * FROM read_text('{t}')",
+)
+
+REDEFINITIONS = (
+    "DROP VIEW tasks",
+    "CREATE OR REPLACE VIEW tasks AS SELECT 'COMPLETED' AS status",
+    "CREATE OR REPLACE TEMP VIEW tasks AS SELECT 'COMPLETED' AS status",
+    "CREATE OR REPLACE VIEW task_phases AS SELECT 1 AS total",
+    "CREATE SCHEMA s",
+    "CREATE MACRO status_sets() AS TABLE SELECT 1",
+    "ALTER VIEW result_producers RENAME TO gone",
+    "INSERT INTO status_sets VALUES ('tasks', 'X', true, true, true, true)",
+    "SET search_path = 'temp'",
+)
+
+
+def _targets(fb, tmp_path) -> list[str]:
+    return [*(str(p) for p in sorted(fb.iterdir())), str(fb), str(tmp_path / "outside.csv")]
+
+
+def _truth(fb) -> tuple:
+    with Snapshot.open(fb) as snap:
+        return _answers(snap)
+
+
+def _answers(snap) -> tuple:
+    return (snap.sql("SELECT status, count(*) AS n FROM tasks GROUP BY ALL ORDER BY ALL").to_pylist(),
+            snap.sql("SELECT count(*) AS n FROM task_phases").to_pylist(),
+            snap.sql("SELECT count(*) AS n FROM result_producers").to_pylist(),
+            snap.sql("SELECT count(*) AS n FROM status_sets").to_pylist())
+
+
+def _attack(snap, statements) -> list[str]:
+    """Each statement must be refused; the ones that were not, returned."""
+    got_through = []
+    for sql in statements:
+        try:
+            snap.sql(sql)
+        except AnalysisError:
+            continue
+        got_through.append(sql)
+    return got_through
+
+
+@pytest.mark.parametrize("statement_check", [True, False], ids=["sandbox", "construction-alone"])
+def test_no_wrapper_writes_a_bundle_file_an_outside_path_or_the_views(fb, tmp_path, monkeypatch,
+                                                                        statement_check):
+    """Given the failure bundle and a sandboxed snapshot, when every wrapper (plain, EXPLAIN,
+    EXPLAIN ANALYZE, PREPARE/EXECUTE, a CTE, several statements in one string) runs every
+    writing statement at every file of the bundle, the bundle itself and an outside path, then
+    no file changes or appears, and the views answer as before; with the statement check off,
+    the same holds (DuckDB has no path it may write, and a changed catalog withholds the
+    answer)."""
+    before, truth = _digest(fb), _truth(fb)
+    if not statement_check:
+        monkeypatch.setattr(Snapshot, "_check_statements", lambda self, text: None)
+    writes = [w.format(t=t) for w in WRITES for t in _targets(fb, tmp_path)]
+    statements = [wrap.format(s=s) for wrap in WRAPPERS for s in (*writes, *REDEFINITIONS)]
+    with Snapshot.open(fb) as snap:
+        snap.sandbox()
+        through = _attack(snap, statements)
+        if not statement_check:
+            # a plain EXPLAIN plans a statement without running it: harmless, and the only
+            # kind DuckDB itself lets through
+            through = [s for s in through if not s.startswith("EXPLAIN ") or "ANALYZE" in s]
+        # statements that are invalid SQL under a wrapper fail too; none may succeed
+        assert through == [], through[:5]
+        assert _answers(snap) == truth
+    assert _digest(fb) == before
+    assert not (tmp_path / "outside.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_reported_attack_through_the_cli_is_refused_and_the_bundle_intact(tmp_path):
+    """The issue's reproduction, whole: `aksnap sql B "EXPLAIN ANALYZE COPY (select 1 as a) TO
+    'B/tasks.parquet' (FORMAT csv, USE_TMP_FILE false)"` exits 2 with one sentence and
+    tasks.parquet keeps every byte."""
+    fb = failure_bundle(tmp_path / "own.aksnap")
+    before = _digest(fb)
+    for sql in (f"EXPLAIN ANALYZE COPY (select 1 as a) TO '{fb}/tasks.parquet' "
+                "(FORMAT csv, USE_TMP_FILE false)",
+                "EXPLAIN ANALYZE CREATE TABLE t AS SELECT 1", "DROP VIEW tasks", "LOAD json",
+                "EXPLAIN ANALYZE CREATE OR REPLACE VIEW tasks AS SELECT 1 AS task_id; "
+                "SELECT count(*) FROM tasks"):
+        r = runner.invoke(app, ["sql", str(fb), sql])
+        assert r.exit_code == 2, (sql, r.output)
+        assert r.stderr.startswith("aksnap: error: ") and r.stderr.count("\n") == 1, (sql, r.stderr)
+    assert _digest(fb) == before
+
+
+def test_a_redefined_view_never_answers(fb, monkeypatch):
+    """Given the statement check switched off (so only the catalog fingerprint stands), when one
+    string redefines `tasks` and then counts it, then no answer is given, and the next
+    statement reads the bundle's own `tasks` again."""
+    monkeypatch.setattr(Snapshot, "_check_statements", lambda self, text: None)
+    truth = _truth(fb)
+    with Snapshot.open(fb) as snap:
+        snap.sandbox()
+        with pytest.raises(AnalysisError, match="answer is withheld"):
+            snap.sql("CREATE OR REPLACE TEMP VIEW tasks AS SELECT 'COMPLETED' AS status; "
+                     "SELECT status, count(*) AS n FROM tasks GROUP BY ALL")
+        assert _answers(snap) == truth
