@@ -88,38 +88,50 @@ def lineage_dot(snap: Snapshot, result_id: str) -> str:
     return _lineage.to_dot(snap, snap.resolve_id("result", result_id))
 
 
+def _read_paths(snap_or_path) -> tuple:
+    """The path a file writer must never replace: the bundle or packed file given by path."""
+    return () if isinstance(snap_or_path, Snapshot) else (snap_or_path,)
+
+
 def graph_file(snap, out, fmt: str = "dot", session_id: str | None = None,
-               result_id: str | None = None, max_nodes: int | None = -1) -> dict[str, Any]:
+               result_id: str | None = None, max_nodes: int | None = -1,
+               overwrite: bool = False) -> dict[str, Any]:
     """``aksnap graph``: write the task/data graph (the bundle, a session, or a result's
     upstream) to ``out`` as ``dot``, ``graphml`` or ``json``; ``max_nodes`` -1 is the format's
-    default cap, 0 or None none. Returns what was written (``note``: the cut, if any)."""
+    default cap, 0 or None none. An existing file at ``out`` is replaced only with
+    ``overwrite`` (else BundleError). Returns what was written (``note``: the cut, if any)."""
     from . import graphfile
 
-    return graphfile.write(_snap(snap), out, fmt, session_id, result_id, max_nodes)
+    return graphfile.write(_snap(snap), out, fmt, session_id, result_id, max_nodes,
+                           overwrite=overwrite, sources=_read_paths(snap))
 
 
 def trace_file(snap, out, session_id: str | None = None, result_id: str | None = None,
-               max_tasks: int | None = 200_000) -> dict[str, Any]:
+               max_tasks: int | None = 200_000, overwrite: bool = False) -> dict[str, Any]:
     """``aksnap trace``: write the run as a Chrome/Perfetto JSON trace to ``out`` (one session,
-    one result's upstream, or all; at most ``max_tasks`` tasks, 0 or None: all). Returns what
-    was written (``note``: how it was limited, if it was)."""
+    one result's upstream, or all; at most ``max_tasks`` tasks, 0 or None: all). An existing
+    file at ``out`` is replaced only with ``overwrite`` (else BundleError). Returns what was
+    written (``note``: how it was limited, if it was)."""
     from . import trace
 
-    return trace.write(_snap(snap), out, session_id, result_id, max_tasks)
+    return trace.write(_snap(snap), out, session_id, result_id, max_tasks, overwrite=overwrite,
+                       sources=_read_paths(snap))
 
 
 def report_file(snap, out, session_id: str | None = None,
-                result_id: str | None = None) -> dict[str, Any]:
+                result_id: str | None = None, overwrite: bool = False) -> dict[str, Any]:
     """``aksnap report``: write one self-contained HTML page of the bundle to ``out`` (one
     session, else the largest; ``result_id``'s lineage first). Returns path, bytes and the
     notes saying what the page aggregated. The page's data alone: ``report.build(snap)``.
     ``snap`` may also be the path of a series recorded by ``aksnap watch --record``: the page
-    of its latest bundle plus its recorded states (``report.write_series``)."""
+    of its latest bundle plus its recorded states (``report.write_series``). An existing file
+    at ``out`` is replaced only with ``overwrite`` (else BundleError)."""
     from . import report, series
 
     if not isinstance(snap, Snapshot) and series.series_members(snap) is not None:
-        return report.write_series(snap, out, session_id, result_id)
-    return report.write(_snap(snap), out, session_id, result_id)
+        return report.write_series(snap, out, session_id, result_id, overwrite=overwrite)
+    return report.write(_snap(snap), out, session_id, result_id, overwrite=overwrite,
+                        sources=_read_paths(snap))
 
 
 def root_causes(snap: Snapshot, result_id: str | None = None,

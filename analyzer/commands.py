@@ -90,7 +90,9 @@ def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
                 data = series.build(values["bundle"], kwargs.get("session_id"))
                 typer.echo(series.render(data, fmt, section))
                 return
-        snaps = [Snapshot.open(values.pop(name), **open_kwargs) for name in a.bundles]
+        if a.before is not None:
+            a.before(values)
+        snaps = [Snapshot.open(values[name], **open_kwargs) for name in a.bundles]
         data = a.build(*snaps, **kwargs)
         if a.after is not None:
             a.after(snaps[0], data, values)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -416,39 +415,36 @@ def to_json(snap, sel: Selection) -> str:
     return _text(_json_parts(snap, sel))
 
 
-def write_atomically(out: Path, parts, binary: bool = False) -> int:
-    """Write the parts (text; with ``binary``, bytes-like or text) to ``out`` through a
-    temporary sibling file renamed into place; return the size written."""
-    out = Path(out)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
-    except OSError as e:
-        raise AnalysisError(f"cannot write {str(out)!r} ({e.strerror}); check the path") from None
+def write_atomically(out: Path, parts, binary: bool = False, overwrite: bool = False,
+                     sources=(), option: str = "--out") -> int:
+    """Write the parts (text; with ``binary``, bytes-like or text) to ``out`` through
+    :func:`aksnap.output.atomic_output` (an existing file only with ``overwrite``; never
+    through a link, into a bundle or over ``sources``; all or nothing); return the size
+    written. Raises BundleError, one sentence."""
+    from aksnap.output import atomic_output
+
     size = 0
-    try:
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the file from the reader it is for
-        with (os.fdopen(fd, "wb") if binary else
-              os.fdopen(fd, "w", encoding="utf-8", newline="\n")) as f:
-            for p in parts:
-                if binary and isinstance(p, str):
-                    p = p.encode("utf-8")
-                f.write(p)
-                size += len(p)
-        os.replace(tmp, out)
-    except OSError as e:
-        os.unlink(tmp) if os.path.exists(tmp) else None
-        raise AnalysisError(f"cannot write {str(out)!r} ({e.strerror}); check the path") from None
-    except BaseException:
-        os.unlink(tmp) if os.path.exists(tmp) else None
-        raise
+    with atomic_output(out, overwrite=overwrite, option=option, sources=sources) as f:
+        for p in parts:
+            if isinstance(p, str):
+                p = p.encode("utf-8")
+            f.write(p)
+            size += len(p)
     return size
 
 
 def write(snap, out: str | os.PathLike, fmt: str = "dot", session_id: str | None = None,
-          result_id: str | None = None, max_nodes: int | None = -1) -> dict[str, Any]:
+          result_id: str | None = None, max_nodes: int | None = -1,
+          overwrite: bool = False, sources=()) -> dict[str, Any]:
     """Write the graph (see :func:`select`) to ``out`` in ``fmt``; ``max_nodes`` -1 is the
-    format's default (:data:`DEFAULT_MAX_NODES`), 0 or None no cap. Returns what was written:
-    path, format, scope, nodes, edges, nodes_total, truncated and, when cut, the sentence."""
+    format's default (:data:`DEFAULT_MAX_NODES`), 0 or None no cap; an existing file at
+    ``out`` is replaced only with ``overwrite``; ``sources``: other paths read, never written
+    (the packed file the bundle came from). Returns what was written: path, format, scope,
+    nodes, edges, nodes_total, truncated and, when cut, the sentence."""
+    from aksnap.output import check_output_file
+
+    sources = (snap.path, *sources)
+    check_output_file(out, overwrite=overwrite, sources=sources)  # before the work
     if fmt not in FORMATS:
         raise AnalysisError(f"unknown graph format {fmt!r}; use one of {', '.join(FORMATS)}")
     if max_nodes is not None and max_nodes < 0:
@@ -460,7 +456,7 @@ def write(snap, out: str | os.PathLike, fmt: str = "dot", session_id: str | None
     sel = select(snap, session_id, result_id, max_nodes)
     parts = {"dot": lambda: [to_dot(snap, sel)], "graphml": lambda: _graphml_lines(snap, sel),
              "json": lambda: _json_parts(snap, sel)}[fmt]()
-    write_atomically(Path(out), parts, binary=True)
+    write_atomically(Path(out), parts, binary=True, overwrite=overwrite, sources=sources)
     return {"path": str(out), "format": fmt, "scope": sel.scope, "nodes": int(len(sel.nodes)),
             "edges": int(len(sel.src)), "nodes_total": sel.total, "truncated": sel.truncated,
             "note": sel.cut_sentence()}

@@ -46,6 +46,7 @@ class Analysis:
     open_kwargs: dict = field(default_factory=dict)  # Snapshot.open(...) beyond verify
     exit_code: Optional[Callable[[dict], int]] = None  # non-zero exit from the answer
     after: Optional[Callable[[Any, dict, dict], None]] = None  # side effect (lineage --dot)
+    before: Optional[Callable[[dict], None]] = None  # checks before the bundle is read (--dot)
     # the bundles it reads, as positional arguments (``build`` gets one Snapshot each, in order):
     # one for most analyses, two for ``diff`` (A and B)
     bundles: tuple[str, ...] = ("bundle",)
@@ -81,6 +82,16 @@ def _all_or(module: str, constant: str):
         importlib.import_module(f"aksnap.analyzer.{module}"), constant)
 
 
+def _check_dot(values: dict) -> None:
+    """``lineage --dot FILE``: refused before any work when FILE exists (unless --overwrite),
+    is a link, a directory, a FIFO, or the bundle read (:func:`aksnap.output.check_output_file`)."""
+    if values.get("dot") is not None:
+        from aksnap.output import check_output_file
+
+        check_output_file(values["dot"], overwrite=values.get("overwrite", False), option="--dot",
+                          sources=(values["bundle"],))
+
+
 def _write_dot(snap, data: dict, values: dict) -> None:
     """``lineage --dot FILE``: the upstream as `aksnap graph --result ID --format dot` writes it
     (data edges only), atomically; a cut is said on stderr."""
@@ -91,7 +102,9 @@ def _write_dot(snap, data: dict, values: dict) -> None:
 
     sel = lineage.dot_selection(snap, data["result_id"])
     graphfile.write_atomically(dot, [graphfile.to_dot(snap, sel,
-                                                      title=f"lineage of {data['result_id']}")])
+                                                      title=f"lineage of {data['result_id']}")],
+                               overwrite=values.get("overwrite", False), option="--dot",
+                               sources=(snap.path, values["bundle"]))
     note = sel.cut_sentence("lineage")
     if note:
         typer.echo(note, err=True)
@@ -122,13 +135,16 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
                                                 "is enough, any case).", show_default=False,
                                                 metavar="RESULT_ID"), name="result_id"),
          Param("dot", Optional[Path], typer.Option(None, "--dot", help="Also write the upstream "
-                                                   "subgraph to FILE (Graphviz DOT).",
+                                                   "subgraph to FILE (Graphviz DOT; refused if "
+                                                   "it exists, unless --overwrite).",
                                                    show_default=False, metavar="FILE")),
+         Param("overwrite", bool, typer.Option(False, "--overwrite", help="Replace an existing "
+                                               "--dot FILE (a regular file only).")),
          Param("all_frontier", bool, typer.Option(False, "--all", help="Describe every node of the "
                                                   "blocking frontier (default: the 50 longest "
                                                   "waiting; all are counted)."),
                name="frontier_limit", to_build=_all_or("lineage", "FRONTIER_SHOWN"))),
-        after=_write_dot),
+        before=_check_dot, after=_write_dot),
     Analysis(
         "blockers", "blockers",
         """Incomplete work ranked by how many incomplete downstream results each blocking node

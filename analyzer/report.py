@@ -479,9 +479,11 @@ def replay(series_dir, session_id: str | None = None) -> dict[str, Any]:
 
 
 def write_series(series_dir, out, session_id: str | None = None, result_id: str | None = None,
-                 verify: bool = True) -> dict[str, Any]:
+                 verify: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """The report of a series recorded by ``aksnap watch --record``: the page of its latest
     bundle plus a section of tasks by status over time as recorded (one point per state)."""
+    from aksnap.output import check_output_file
+
     from . import series
     from .snapshot import Snapshot
 
@@ -489,11 +491,13 @@ def write_series(series_dir, out, session_id: str | None = None, result_id: str 
     if members is None:
         raise AnalysisError(f"{series_dir} is not a recorded series (a directory of bundles "
                             "written by aksnap watch --record)")
+    check_output_file(out, overwrite=overwrite, sources=members)
     snap = Snapshot.open(members[-1], verify=verify)
     if session_id is not None:
         session_id = snap.resolve_id("session", session_id)
     return write(snap, out, session_id, result_id,
-                 replay_data=replay(series_dir, session_id))
+                 replay_data=replay(series_dir, session_id), overwrite=overwrite,
+                 sources=members)
 
 
 # -- HTML ------------------------------------------------------------------------------------------
@@ -532,12 +536,18 @@ def render(data: dict[str, Any]) -> str:
 
 
 def write(snap, out, session_id: str | None = None, result_id: str | None = None,
-          replay_data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build the page and write it to ``out`` atomically; returns path, bytes, sessions,
-    lineages and notes (what was aggregated). ``replay_data`` (:func:`replay`) adds the
-    recorded states of a series."""
+          replay_data: dict[str, Any] | None = None, overwrite: bool = False,
+          sources=()) -> dict[str, Any]:
+    """Build the page and write it to ``out`` atomically (an existing file only with
+    ``overwrite``); returns path, bytes, sessions, lineages and notes (what was aggregated).
+    ``replay_data`` (:func:`replay`) adds the recorded states of a series; ``sources``: other
+    paths read, never written (the series' bundles)."""
+    from aksnap.output import check_output_file
+
     from .graphfile import write_atomically
 
+    sources = (snap.path, *sources)
+    check_output_file(out, overwrite=overwrite, sources=sources)  # before the work
     data = build(snap, session_id, result_id)
     info: dict[str, Any] = {}
     if replay_data is not None:
@@ -546,7 +556,8 @@ def write(snap, out, session_id: str | None = None, result_id: str | None = None
         info = {"recorded_states": replay_data["states"], "recorded_from": replay_data["from"],
                 "recorded_to": replay_data["to"]}
     text = render(data)
-    size = write_atomically(Path(out), [text.encode("utf-8")], binary=True)
+    size = write_atomically(Path(out), [text.encode("utf-8")], binary=True,
+                            overwrite=overwrite, sources=sources)
     return {"path": str(out), "bytes": size, "sessions": len(data["sessions"]),
             "lineages": sum(len(s["lineages"]) for s in data["sessions"]),
             **info, "notes": data["notes"]}

@@ -385,14 +385,21 @@ def _events(b: _Builder, queue_slices: bool) -> Iterator[pa.Array]:
 
 
 def write(snap, out: str | os.PathLike, session_id: str | None = None,
-          result_id: str | None = None, max_tasks: int | None = MAX_TASKS) -> dict[str, Any]:
+          result_id: str | None = None, max_tasks: int | None = MAX_TASKS,
+          overwrite: bool = False, sources=()) -> dict[str, Any]:
     """Write the trace of ``snap`` (one session, one result's upstream, or everything; at most
-    ``max_tasks`` tasks, the first by start; 0 or None: no cap) to ``out``, atomically.
-    Returns what was written: path, tasks, tasks_total, events, bytes, limited and ``note``
-    (the sentence to show when limited)."""
+    ``max_tasks`` tasks, the first by start; 0 or None: no cap) to ``out``, atomically; an
+    existing file at ``out`` is replaced only with ``overwrite``; ``sources``: other paths
+    read, never written (the packed file the bundle came from). Returns what was written:
+    path, tasks, tasks_total, events, bytes, limited and ``note`` (the sentence to show when
+    limited)."""
     from aksnap import __version__
+    from aksnap.output import check_output_file
 
     from .graphfile import write_atomically
+
+    sources = (snap.path, *sources)
+    check_output_file(out, overwrite=overwrite, sources=sources)  # before the work
 
     if session_id is not None:
         session_id = snap.resolve_id("session", session_id)
@@ -428,7 +435,8 @@ def write(snap, out: str | os.PathLike, session_id: str | None = None,
         counts["events"] += 1
         yield json.dumps(last) + "\n]}\n"
 
-    size = write_atomically(Path(out), parts(), binary=True)
+    size = write_atomically(Path(out), parts(), binary=True, overwrite=overwrite,
+                            sources=sources)
     note = (f"aksnap: the trace holds {limited}" if limited else None)
     return {"path": str(out), "tasks": int(len(tasks)), "tasks_total": int(total),
             "events": counts["events"], "bytes": size, "limited": limited, "note": note}

@@ -2,7 +2,10 @@
 (Chrome/Perfetto trace) and ``aksnap report`` (one self-contained HTML page). Registered by
 aksnap.cli; each parses its options and calls one function of the analyzer (graphfile.write,
 trace.write, report.write), so a notebook does the same by importing it. A file is written
-atomically (temporary sibling, then renamed); a cut to a size limit is one sentence on stderr.
+atomically (temporary sibling, fsynced, then renamed; :func:`aksnap.output.atomic_output`),
+never over an existing file without --overwrite, never through a symbolic link, into a
+directory, a FIFO or a bundle; --out is checked before the bundle is read. A cut to a size
+limit is one sentence on stderr.
 """
 
 from __future__ import annotations
@@ -32,8 +35,21 @@ def _result_opt(what: str):
 
 
 def _out_opt(example: str):
-    return typer.Option(..., "--out", help=f"The file to write (replaced atomically), e.g. "
-                        f"{example}.", show_default=False, metavar="FILE")
+    return typer.Option(..., "--out", help=f"The file to write, e.g. {example} (refused if it "
+                        "exists, unless --overwrite; written atomically).", show_default=False,
+                        metavar="FILE")
+
+
+def _overwrite_opt():
+    return typer.Option(False, "--overwrite", help="Replace an existing --out file (a regular "
+                        "file only: never a link, a directory or the bundle read).")
+
+
+def _check_out(out: Path, overwrite: bool, bundle: Path) -> None:
+    """Refuse --out before any work (reading the bundle can take long)."""
+    from aksnap.output import check_output_file
+
+    check_output_file(out, overwrite=overwrite, sources=(bundle,))
 
 
 def _say(info: dict, fmt: str) -> None:
@@ -64,6 +80,7 @@ def graph_command(bundle: Path = _BUNDLE,
                                                 "(default 5000 for dot, 200000 otherwise; 0: "
                                                 "every one); a cut is said on stderr.",
                                                 show_default=False, metavar="N"),
+                  overwrite: bool = _overwrite_opt(),
                   output: Optional[str] = output_option(_SUMMARY_FORMATS),
                   no_verify: bool = _verify_opt()) -> None:
     """Write the task/data graph (the whole bundle, one session, or one result's upstream) as
@@ -79,6 +96,7 @@ def graph_command(bundle: Path = _BUNDLE,
 
     with _errors():
         summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
+        _check_out(out, overwrite, bundle)
         # no -f here: elsewhere -f is the deprecated spelling of -o (the answer's format)
         fmt = (fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), "dot")).lower()
         if fmt not in graphfile.FORMATS:
@@ -86,7 +104,8 @@ def graph_command(bundle: Path = _BUNDLE,
         if max_nodes < -1:
             raise AnalysisError(f"--max-nodes {max_nodes} is negative; give a count, or 0 for no cap")
         snap = Snapshot.open(bundle, verify=not no_verify)
-        info = graphfile.write(snap, out, fmt, session, result, max_nodes)
+        info = graphfile.write(snap, out, fmt, session, result, max_nodes, overwrite=overwrite,
+                               sources=(bundle,))
     _say(info, summary_fmt)
 
 
@@ -99,6 +118,7 @@ def trace_command(bundle: Path = _BUNDLE,
                                                 "tasks, the first by start (0: every one; a "
                                                 "million tasks is about 0.5 GB of JSON).",
                                                 metavar="N"),
+                  overwrite: bool = _overwrite_opt(),
                   output: Optional[str] = output_option(_SUMMARY_FORMATS),
                   no_verify: bool = _verify_opt()) -> None:
     """Write the run as a Chrome/Perfetto trace (JSON trace event format; open it in
@@ -115,8 +135,10 @@ def trace_command(bundle: Path = _BUNDLE,
 
     with _errors():
         summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
+        _check_out(out, overwrite, bundle)
         snap = Snapshot.open(bundle, verify=not no_verify)
-        info = trace.write(snap, out, session, result, max_tasks)
+        info = trace.write(snap, out, session, result, max_tasks, overwrite=overwrite,
+                           sources=(bundle,))
     _say(info, summary_fmt)
 
 
@@ -129,6 +151,7 @@ def report_command(bundle: Path = _BUNDLE,
                                                         "result's lineage first, with more of its "
                                                         "upstream (its session is shown).",
                                                         show_default=False, metavar="RESULT_ID"),
+                   overwrite: bool = _overwrite_opt(),
                    output: Optional[str] = output_option(_SUMMARY_FORMATS),
                    no_verify: bool = _verify_opt()) -> None:
     """Write one self-contained HTML page (opens offline; no network: its CSS and JavaScript
@@ -149,11 +172,14 @@ def report_command(bundle: Path = _BUNDLE,
 
     with _errors():
         summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
+        _check_out(out, overwrite, bundle)
         if series.series_members(bundle) is not None:
-            info = report.write_series(bundle, out, session, result, verify=not no_verify)
+            info = report.write_series(bundle, out, session, result, verify=not no_verify,
+                                       overwrite=overwrite)
         else:
             snap = Snapshot.open(bundle, verify=not no_verify)
-            info = report.write(snap, out, session, result)
+            info = report.write(snap, out, session, result, overwrite=overwrite,
+                                sources=(bundle,))
     info = {**info, "notes": "; ".join(info["notes"])}
     _say(info, summary_fmt)
 

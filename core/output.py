@@ -11,21 +11,31 @@ and may hold terminal escapes (``ESC]0;...BEL`` retitles a terminal), NULs or bi
   keeps every other character. Use ``--format json`` for the exact text;
 - JSON: ``json.dumps`` with ``ensure_ascii`` writes every non-ASCII and control character as
   ``\\uXXXX``, so the document is exact and plain ASCII.
+
+A file a command writes at a path the user names (``graph``, ``trace``, ``report --out``,
+``lineage --dot``) goes through :func:`atomic_output`: never over an existing file without
+``overwrite``, never through a symbolic link, into a directory, a FIFO or a bundle, and
+never half-written (a temporary sibling, fsynced, renamed into place).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+import secrets
 import shutil
+import stat
 import sys
 import unicodedata
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 #: Every output format, as armonik-cli names them; a command offers the ones that fit it.
 FORMATS = ("table", "json", "yaml", "csv")
@@ -258,3 +268,140 @@ def render_kv(pairs: Iterable[tuple[str, Any]]) -> str:
     room = None if _wide else max(20, (_terminal_width() or 1002) - w - 2)
     return "\n".join(f"{_pad(k, w)}  {_cell(v) if room is None else clip(_cell(v), room)}"
                      for k, v in pairs)
+
+
+# -- files the user names --------------------------------------------------------------------
+
+def _bundle_error(message: str):
+    from aksnap.bundle import BundleError
+
+    return BundleError(message)
+
+
+def _same_or_inside(path: Path, source: Path) -> str | None:
+    """How ``path`` relates to ``source`` as the file system resolves both: ``is`` (the same
+    file), ``is inside`` (``source`` is a directory holding it), else None."""
+    try:
+        real = path.parent.resolve() / path.name
+        src = source.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if real == src:
+        return "is"
+    if src in real.parents and src.is_dir():
+        return "is inside"
+    return None
+
+
+def check_output_file(out: str | os.PathLike, *, overwrite: bool = False, option: str = "--out",
+                      sources: Iterable[str | os.PathLike] = ()) -> Path:
+    """The absolute path a command may write ``out`` at, or BundleError (one sentence).
+
+    Refused whatever ``overwrite`` says: a symbolic link (aksnap never writes through one,
+    nor replaces it), a directory, anything but a regular file (a FIFO would block the
+    writer; a device would receive the bytes), a path that is one of ``sources`` (the bundle,
+    packed file or series the command reads) or inside one, a path inside any aksnap bundle
+    (a bundle holds its own files only), a parent directory that does not exist. An existing
+    regular file is refused unless ``overwrite``."""
+    out = Path(os.path.abspath(out))
+    for source in sources:
+        how = _same_or_inside(out, Path(os.path.abspath(source)))
+        if how is not None:
+            raise _bundle_error(f"{option} {out} {how} {source}, which this command reads; "
+                                "write it elsewhere")
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:  # a parent is a file (ENOTDIR), a loop, no permission
+        raise _bundle_error(f"cannot write {option} {out}: {e.strerror}; choose another "
+                            f"{option}") from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise _bundle_error(f"{option} {out} is a symbolic link (to {os.readlink(out)}); "
+                                "aksnap never writes through one: give the file's own path or "
+                                "another name")
+        if stat.S_ISDIR(st.st_mode):
+            raise _bundle_error(f"{option} {out} is a directory; give a file name")
+        if not stat.S_ISREG(st.st_mode):
+            raise _bundle_error(f"{option} {out} is not a regular file (a FIFO, socket or "
+                                f"device); choose another {option}")
+        if not overwrite:
+            raise _bundle_error(f"{out} already exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise _bundle_error(f"cannot write {out}: the directory {out.parent} does not exist")
+    if _is_bundle_dir(out.parent):
+        raise _bundle_error(f"{option} {out} is inside the bundle {out.parent} (a bundle holds "
+                            "its own files only); write it elsewhere")
+    return out
+
+
+def _is_bundle_dir(directory: Path) -> bool:
+    """Whether ``directory`` holds an aksnap manifest (its ``format`` is ours; a web app's
+    manifest.json is not one)."""
+    from aksnap.bundle import FORMAT_NAME, MANIFEST
+
+    try:
+        fd = os.open(directory / MANIFEST, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a FIFO would block
+                return False
+            head = f.read(1 << 20)
+        return json.loads(head).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def atomic_output(out: str | os.PathLike, *, overwrite: bool = False, option: str = "--out",
+                  sources: Iterable[str | os.PathLike] = ()) -> Iterator[BinaryIO]:
+    """A binary file to write ``out`` through: checked first (:func:`check_output_file`),
+    written as a hidden sibling ``.<name>.partial-<pid>-<random>`` (created exclusively, never
+    following a link, with the usual permissions), fsynced, then renamed into place in one
+    step when the ``with`` body ends without an exception. Without ``overwrite`` the rename
+    refuses a file that appeared meanwhile (a hard link, no-replace); with it, the old file
+    is replaced whole. An exception (disk full, Ctrl-C, a bug) leaves the old file, or
+    nothing, and removes the sibling; an OSError becomes a BundleError sentence."""
+    from aksnap.bundle_writer import fsync_dir, os_error_sentence
+
+    out = check_output_file(out, overwrite=overwrite, option=option, sources=sources)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except OSError as e:
+        raise _bundle_error(os_error_sentence(e, out, "write")) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        if overwrite:
+            os.replace(tmp, out)
+        else:
+            _rename_noreplace(tmp, out)
+        fsync_dir(out.parent)
+    except OSError as e:
+        raise _bundle_error(os_error_sentence(e, out, "write")) from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _rename_noreplace(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` to ``out`` unless something is at ``out`` by now (another writer)."""
+    try:
+        os.link(tmp, out)
+    except FileExistsError:
+        raise _bundle_error(f"{out} appeared while aksnap wrote it; it was left as it is "
+                            "(pass --overwrite to replace it)") from None
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK,
+                           errno.ENOSYS, errno.EXDEV):
+            raise
+        # a file system without hard links: the check and the rename are two steps
+        if os.path.lexists(out):
+            raise _bundle_error(f"{out} appeared while aksnap wrote it; it was left as it is "
+                                "(pass --overwrite to replace it)") from None
+        os.rename(tmp, out)

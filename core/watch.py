@@ -9,14 +9,22 @@ LiveState` and :func:`~aksnap.analyzer.live.analyze` turn both into what is show
 
 Between reconciles the events move the statuses (they may be lost, repeated, stale or out of
 order: each reconcile replaces the state with the cluster's truth, and the events that
-arrived while it ran are applied again on top). Every reconcile is a bundle: kept in
-``--record DIR`` (one per interval, each the update of the previous one), else in a temporary
-directory that only holds the last.
+arrived while it ran are applied again on top). Every reconcile is a bundle: with
+``--record DIR`` each new state is kept there (each the update of the previous one; a state
+equal to the last recorded one is not recorded again), the last ``--keep`` of them as bundles
+and every one as a line of ``DIR/states.jsonl`` (:mod:`aksnap.analyzer.series`), and the
+recording stops, the watch going on, before the file system's free space would fall below
+``--min-free``; without it, in a temporary directory that only holds the last.
+
+An error that will not go away (an unknown session or result, a refused selection, unusable
+connection settings) ends the watch at once (:class:`WatchError`, exit 2); one that may (the
+control plane unavailable) is shown and retried at the next interval.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -41,12 +49,23 @@ FULL_EXPORT_OPEN_SHARE = 0.1
 _TASK_COLUMNS = ["task_id", "session_id", "status", "created_at", "started_at", "ended_at",
                  "submitted_at"]
 _RESULT_COLUMNS = ["result_id", "session_id", "status", "owner_task_id"]
+#: ``--record``: how many recorded states keep their bundle (the newest); every state keeps its
+#: line in ``DIR/states.jsonl``. 0: every bundle.
+DEFAULT_KEEP = 10
+#: ``--record``: the free space (bytes, or a share of the file system as ``"5%"``) the recording
+#: leaves on DIR's file system; below it, the recording stops and the watch goes on.
+DEFAULT_MIN_FREE = "1GiB"
 
 
 class WatchError(Exception):
-    """The watch cannot start or go on; one sentence."""
+    """The watch cannot start or go on; one sentence. ``exit_code`` 2 for a mistake that will
+    not go away (unknown id, bad option), 1 for a refresh that failed (--once)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -57,37 +76,62 @@ class WatchResult:
 
     code: Optional[int]
     state: dict[str, Any]
-    bundles: list[str] = field(default_factory=list)
+    bundles: list[str] = field(default_factory=list)  # recorded bundles still in DIR
+    #: why the recording stopped (free space), else None
+    recording_stopped: Optional[str] = None
 
 
 class _Reconciler:
     """Reconciles in a thread: export (first) or update (then) into the next bundle, then reads
-    back the columns the live state needs, and analyses the bundle."""
+    back the columns the live state needs, and analyses the bundle.
+
+    Recording (``record``): a new state is kept in DIR (a line in ``states.jsonl``, its bundle
+    among the last ``keep``), one equal to the last recorded is dropped, and before each
+    reconcile the free space of DIR's file system is checked against ``min_free``: when the
+    next bundle (as large as the last) would leave less, the recording stops (:attr:`stopped`
+    says why) and the reconciles go on in a temporary directory, as without ``--record``."""
 
     def __init__(self, conn, session_id: str, result_id: Optional[str], record: Optional[Path],
-                 keep: bool, jobs: int):
-        import tempfile
-
+                 keep: int, jobs: int, min_free: Optional[tuple[str, float]] = None):
         self.conn, self.session_id, self.result_id = conn, session_id, result_id
-        self.keep, self.jobs = keep, jobs
-        self.dir = record if record is not None else Path(tempfile.mkdtemp(prefix="aksnap-watch-"))
-        self.temp = record is None
-        self.bundles: list[Path] = []
+        self.record, self.keep, self.min_free, self.jobs = record, keep, min_free, jobs
+        self.dir = record
+        self.temp = False
+        if record is None:
+            self._scratch_dir()
+        self.last: Optional[Path] = None            # the newest bundle: the next update's parent
+        self.recorded: list[Path] = []              # recorded bundles still in DIR
+        self.scratch: list[Path] = []               # bundles in the temporary directory
+        self.states = 0                             # states recorded (lines of states.jsonl)
+        self.unchanged = 0                          # reconciles equal to the last recorded state
+        self.stopped: Optional[str] = None          # why the recording stopped
+        self._last_state = None                     # the last recorded state, sorted by id
         self.seq = 0
         self.thread: Optional[threading.Thread] = None
         self.outcome: Optional[tuple] = None      # (tables, analysis, path, seconds, rows fetched)
         self.error: Optional[str] = None
+        self.permanent = False                     # the error will not go away by retrying
         self.started_at = 0.0
         self.count = 0
         self.parts: dict[str, float] = {}          # what the last reconcile's steps took
         self.open_share = 1.0                      # of the last bundle's rows, still open
+
+    def _scratch_dir(self) -> None:
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix="aksnap-watch-"))
+        self.temp = True
+
+    @property
+    def recording(self) -> bool:
+        return self.record is not None and self.stopped is None
 
     @property
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
     def start(self) -> None:
-        self.outcome, self.error = None, None
+        self.outcome, self.error, self.permanent = None, None, False
         self.started_at = time.time()
         self.thread = threading.Thread(target=self._run, name="aksnap-reconcile", daemon=True)
         self.thread.start()
@@ -96,27 +140,46 @@ class _Reconciler:
         self.started_at = time.time()
         self._run()
         if self.error:
-            raise WatchError(self.error)
+            raise WatchError(self.error, exit_code=2 if self.permanent else 1)
+
+    def _low_space(self) -> Optional[str]:
+        """Why the next state must not be recorded (DIR's file system too full), else None."""
+        from aksnap.pack import human
+
+        usage = shutil.disk_usage(self.record)
+        text, value = self.min_free or ("", 0.0)
+        floor = value * usage.total if text.endswith("%") else value
+        need = _bundle_bytes(self.recorded[-1]) if self.recorded else 0
+        if usage.free - need >= floor:
+            return None
+        return (f"stopped recording into {self.record}: {human(usage.free)} free on its file "
+                f"system, and the next state (about {human(need)}) would leave less than "
+                f"--min-free {text}; the {self.states} states recorded are kept, and the "
+                "watch goes on without recording")
 
     def _run(self) -> None:
         import pyarrow.parquet as pq
 
         from aksnap.analyzer.live import analyze
-        from aksnap.bundle_writer import remove_bundle_dir
         from aksnap.exporter import export, update
         from aksnap.exporter.client import ExportError
 
         t0 = time.perf_counter()
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        out = self.dir / f"{self.seq:05d}-{stamp}"
         try:
+            if self.recording:
+                self.stopped = self._low_space()
+                if self.stopped is not None:
+                    self._scratch_dir()  # never fill the disk: the recording is over
+            out = self.dir / f"{self.seq:05d}-{stamp}"
             # --record keeps the chain of updates (each bundle names its parent and what it
             # cost); otherwise the cheaper way to the same rows
-            if not self.bundles or (not self.keep and self.open_share >= FULL_EXPORT_OPEN_SHARE):
+            if self.last is None or (not self.recording
+                                     and self.open_share >= FULL_EXPORT_OPEN_SHARE):
                 s = export(self.conn, out, sessions=[self.session_id], jobs=self.jobs)
                 fetched = s.rows["tasks"] + s.rows["results"]
             else:
-                s = update(self.bundles[-1], out, endpoint=self.conn, jobs=self.jobs)
+                s = update(self.last, out, endpoint=self.conn, jobs=self.jobs)
                 fetched = sum(s.update["rows_fetched"].values())
             t1 = time.perf_counter()
             tables = (pq.read_table(out / "tasks.parquet", columns=_TASK_COLUMNS),
@@ -129,7 +192,11 @@ class _Reconciler:
                 analysis = {"error": f"the analysis failed: {e}"}
             self.parts = {"export_s": round(t1 - t0, 3), "read_s": round(t2 - t1, 3),
                           "analyze_s": round(time.perf_counter() - t2, 3)}
-        except (ExportError, OSError) as e:
+            shown = self._keep(out, tables)
+        except ExportError as e:
+            self.error, self.permanent = str(e), e.exit_code == 2
+            return
+        except OSError as e:
             self.error = str(e)
             return
         except Exception as e:  # noqa: BLE001 - a bundle error: shown, retried next interval
@@ -137,19 +204,94 @@ class _Reconciler:
             return
         self.seq += 1
         self.count += 1
-        self.bundles.append(out)
-        if not self.keep:
-            while len(self.bundles) > 1:
-                remove_bundle_dir(self.bundles.pop(0))
-        self.outcome = (tables, analysis, str(out), time.perf_counter() - t0, fetched)
+        self.outcome = (tables, analysis, str(shown), time.perf_counter() - t0, fetched)
+
+    def _keep(self, out: Path, tables) -> Path:
+        """File the new bundle ``out``; return the bundle that holds this state."""
+        from aksnap.analyzer import series
+        from aksnap.bundle_writer import remove_bundle_dir
+
+        if not self.recording:
+            for old in self.scratch:
+                remove_bundle_dir(old)
+            self.scratch = [out]
+            self.last = out
+            return out
+        state = _sorted_state(tables)
+        if self._last_state is not None and _same_state(state, self._last_state):
+            remove_bundle_dir(out)  # a frozen session is not recorded again and again
+            self.unchanged += 1
+            return self.last
+        try:
+            series.append_state(self.record, out)
+        except BaseException:
+            remove_bundle_dir(out)  # a state is recorded with its line or not at all
+            raise
+        self.states += 1
+        self._last_state = state
+        self.recorded.append(out)
+        self.last = out
+        while self.keep and len(self.recorded) > self.keep:
+            remove_bundle_dir(self.recorded.pop(0))  # its state stays in states.jsonl
+        return out
+
+    def wait(self, timeout: float = 30) -> None:
+        """Let a reconcile in flight finish (a recorded state is filed whole, never left as
+        a partial directory or a bundle without its line)."""
+        if self.thread is not None:
+            self.thread.join(timeout=timeout)
 
     def close(self) -> None:
+        self.wait()
         if self.temp:
-            import shutil
-
-            if self.thread is not None:
-                self.thread.join(timeout=30)
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _bundle_bytes(bundle: Path) -> int:
+    """The bytes of a bundle's files (what the next one will be about)."""
+    total = 0
+    for p in bundle.iterdir():
+        try:
+            total += p.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def _sorted_state(tables):
+    """The state a reconcile read (ids, statuses, times), in id order: two reconciles of an
+    unchanged session give equal tables whatever order the server listed the rows in."""
+    tasks, results = tables
+    return (tasks.sort_by("task_id").combine_chunks(),
+            results.sort_by("result_id").combine_chunks())
+
+
+def _same_state(a, b) -> bool:
+    return all(x.num_rows == y.num_rows and x.equals(y) for x, y in zip(a, b))
+
+
+def parse_min_free(value) -> tuple[str, float]:
+    """``--min-free``: ``"1GiB"``, ``"500MB"``, a number of bytes, or ``"5%"`` of the file
+    system; (the text, bytes or the share as a fraction)."""
+    from aksnap.bundle import BundleError
+    from aksnap.pack import parse_size
+
+    text = str(value).strip()
+    if text in ("0", "0B", "0%"):
+        return text, 0.0  # no floor: record until the disk is full (the export then fails)
+    if text.endswith("%"):
+        try:
+            pct = float(text[:-1])
+        except ValueError:
+            pct = -1.0
+        if not 0 <= pct < 100:
+            raise WatchError(f"--min-free {value!r} is not a share of the disk; write e.g. 5%")
+        return text, pct / 100
+    try:
+        return text, float(parse_size(text))
+    except BundleError:
+        raise WatchError(f"--min-free {value!r} is not a size; write e.g. 1GiB, 500MB or "
+                         "5%") from None
 
 
 def _open_share(tasks, results) -> float:
@@ -193,15 +335,24 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
           interval: float = DEFAULT_INTERVAL, once: bool = False, record=None, tls=None,
           jobs: int = 2, on_update: Optional[Callable[[dict[str, Any]], None]] = None,
           stop: Optional[threading.Event] = None, max_s: Optional[float] = None,
-          state=None) -> WatchResult:
+          state=None, keep: Optional[int] = None, min_free=None,
+          on_notice: Optional[Callable[[str], None]] = None) -> WatchResult:
     """Follow ``session_id`` (or the session of ``result_id``) at ``endpoint`` until it ends.
 
     ``on_update(state)`` is called with the state (plain data) after every reconcile and about
     every ``interval / 5`` seconds between them. Returns when the result completes or fails
     (``code`` 0 or 1), when every task of the session is final (1 if any failed), after one
     reconcile with ``once``, when ``stop`` is set or after ``max_s`` seconds (``code`` None).
-    ``record``: a new or empty directory that keeps one bundle per reconcile. ``state``: a
-    :class:`aksnap.analyzer.live.LiveState` of the caller's to fill (to read its statuses).
+    Raises WatchError at once for an error retrying cannot cure (an unknown session or
+    result: exit code 2); a refresh that fails otherwise is shown and retried.
+    ``record``: a new or empty directory that keeps each new state: its bundle (the last
+    ``keep``, default :data:`DEFAULT_KEEP`; 0 every one) and a line of ``states.jsonl``
+    (every state). Before each state the free space of its file system is checked: when
+    the next bundle would leave less than ``min_free`` (bytes, ``"1GiB"``, ``"5%"``; default
+    :data:`DEFAULT_MIN_FREE`), the recording stops and the watch goes on: ``on_notice``
+    gets the sentence once, and the state's ``recording.stopped`` and the result's
+    ``recording_stopped`` say it. ``state``: a :class:`aksnap.analyzer.live.LiveState` of
+    the caller's to fill (to read its statuses).
     """
     from aksnap.analyzer.live import LiveState
     from aksnap.exporter.client import Connection, ExportError, RawClient, resolve_connection
@@ -211,6 +362,13 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
         raise WatchError("watch one thing: --session ID or --result ID")
     if interval <= 0:
         raise WatchError(f"--interval must be > 0 seconds (got {interval})")
+    if record is None and (keep is not None or min_free is not None):
+        raise WatchError("--keep and --min-free apply to a recording; add --record DIR")
+    if keep is None:
+        keep = DEFAULT_KEEP
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+        raise WatchError(f"--keep {keep!r} must be a count of bundles (0: every one)")
+    floor = parse_min_free(DEFAULT_MIN_FREE if min_free is None else min_free)
     record = _check_record(Path(record) if record is not None else None)
     conn = endpoint if isinstance(endpoint, Connection) else resolve_connection(endpoint)
     if tls is not None:
@@ -223,11 +381,11 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
         state = LiveState(session_id, result_id)
     else:
         state.session_id, state.result_id = session_id, result_id
-    rec = _Reconciler(conn, session_id, result_id, record, keep=record is not None, jobs=jobs)
+    rec = _Reconciler(conn, session_id, result_id, record, keep=keep, jobs=jobs, min_free=floor)
+    announced: list[str] = []
     pending: deque = deque()
     replay: list = []
     follower = None
-    shown: dict[str, Any] = {}
     info: dict[str, Any] = {"reconciles": 0, "last_reconcile_s": None,
                             "last_reconcile_parts": {}, "rows_fetched": None,
                             "bundle": None, "analysis": {}, "error": None}
@@ -244,8 +402,24 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
                             "per_s": round(fs.events / max(1e-9, time.time() - (
                                 fs.subscribed_at or started)), 1)}
         st.update({k: v for k, v in info.items()})
-        st["recorded"] = [str(p) for p in rec.bundles] if record is not None else []
+        st["recorded"] = [str(p) for p in rec.recorded]
+        if record is not None:
+            st["recording"] = {"dir": str(record), "keep": rec.keep, "min_free": floor[0],
+                               "states": rec.states, "bundles_kept": len(rec.recorded),
+                               "unchanged_not_recorded": rec.unchanged, "stopped": rec.stopped}
         return st
+
+    def announce() -> None:
+        """The sentence saying the recording stopped, once."""
+        if rec.stopped is not None and not announced:
+            announced.append(rec.stopped)
+            if on_notice is not None:
+                on_notice(rec.stopped)
+
+    def result(code) -> WatchResult:
+        rec.wait()  # what DIR holds when the watch returns
+        announce()
+        return WatchResult(code, snapshot(), [str(p) for p in rec.recorded], rec.stopped)
 
     def take(outcome) -> None:
         tables, analysis, path, seconds, fetched = outcome
@@ -262,13 +436,10 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     started = time.time()
     try:
         if once:
-            try:
-                rec.run_now()
-            except ExportError as e:
-                raise WatchError(str(e)) from None
+            rec.run_now()  # WatchError: 2 for an unknown id, 1 for a refresh that failed
+            announce()
             take(rec.outcome)
-            shown = snapshot()
-            return WatchResult(None, shown, [str(p) for p in rec.bundles] if record else [])
+            return result(None)
 
         def sink(batch):
             pending.append(batch)
@@ -296,6 +467,10 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
                 if rec.thread is not None:  # a reconcile in flight (or not yet taken)
                     replay.append(batch)
             if rec.thread is not None and not rec.running:
+                if rec.error is not None and rec.permanent:
+                    # an unknown session, a refused selection: retrying cannot help
+                    raise WatchError(rec.error)
+                announce()
                 if not follower.is_alive() and follower.ident is None:
                     follower.start()  # after the first reconcile (taken or failed)
                 if rec.outcome is not None:
@@ -303,7 +478,8 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
                     rec.outcome = None
                     code = state.outcome()
                 elif rec.error is not None:
-                    info["error"] = rec.error
+                    # the control plane unavailable, a network cut: said, and tried again
+                    info["error"] = f"{rec.error}; retrying every {interval:g} s"
                     rec.error = None
                 rec.thread = None
                 replay.clear()
@@ -325,8 +501,7 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
             if max_s is not None and now - started >= max_s:
                 break
             stop.wait(0.02 if pending else 0.05)
-        shown = snapshot()
-        return WatchResult(code, shown, [str(p) for p in rec.bundles] if record else [])
+        return result(code)
     finally:
         if follower is not None:
             follower.stop()
@@ -391,6 +566,12 @@ def render_view(st: dict[str, Any]):
             f"{st['rows_fetched']} rows fetched)")
     if st.get("error"):
         foot += f"; last refresh failed: {st['error']}"
+    rec = st.get("recording")
+    if rec:
+        foot += (f"; recording stopped ({rec['states']} states kept in {rec['dir']})"
+                 if rec["stopped"] else
+                 f"; recorded {rec['states']} states in {rec['dir']} ({rec['bundles_kept']} "
+                 f"bundles kept, {rec['unchanged_not_recorded']} unchanged not recorded)")
     parts.append(Text(safe_text(foot), style="dim"))
     return Group(*parts)
 
@@ -407,10 +588,22 @@ def watch_command(
     interval: float = typer.Option(DEFAULT_INTERVAL, "--interval", help="Seconds between "
                                    "reconciles (list calls, incremental)."),
     once: bool = typer.Option(False, "--once", help="One refreshed state, then exit 0."),
-    record: Optional[Path] = typer.Option(None, "--record", metavar="DIR", help="Keep a bundle "
-                                          "per reconcile in DIR (new or empty), each the "
-                                          "incremental update of the previous one.",
+    record: Optional[Path] = typer.Option(None, "--record", metavar="DIR", help="Record each "
+                                          "new state in DIR (new or empty): a bundle, the "
+                                          "incremental update of the previous one, and a line "
+                                          "of DIR/states.jsonl (a state equal to the last "
+                                          "recorded one is not recorded again).",
                                           show_default=False),
+    keep: Optional[int] = typer.Option(None, "--keep", metavar="N", help="With --record: keep "
+                                       f"the bundles of the last N states (default "
+                                       f"{DEFAULT_KEEP}; 0: every one); older states keep "
+                                       "their line in states.jsonl, so `aksnap analyze DIR` "
+                                       "still shows every state.", show_default=False),
+    min_free: Optional[str] = typer.Option(None, "--min-free", metavar="SIZE|N%", help="With "
+                                           "--record: stop recording (the watch goes on) before "
+                                           "the free space of DIR's file system would fall "
+                                           f"below SIZE (default {DEFAULT_MIN_FREE}; e.g. "
+                                           "500MB, 5%, 0 for no floor).", show_default=False),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML connection file, "
                                           "as AKCONFIG.", show_default=False, metavar="FILE"),
     certificate_authority: Optional[Path] = typer.Option(None, "--certificate-authority",
@@ -436,7 +629,7 @@ def watch_command(
     import sys
 
     from aksnap.cli import fail
-    from aksnap.output import FormatError, resolve_format, to_json, to_yaml
+    from aksnap.output import FormatError, resolve_format, safe_text, to_json, to_yaml
 
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     try:
@@ -494,7 +687,9 @@ def watch_command(
                     console.print(render_view(st))
     try:
         res = watch(conn, session_id=session, result_id=result, interval=interval, once=once,
-                    record=record, on_update=on_update)
+                    record=record, on_update=on_update, keep=keep, min_free=min_free,
+                    on_notice=lambda sentence: typer.echo(f"aksnap: {safe_text(sentence)}",
+                                                          err=True))
     except KeyboardInterrupt:
         if live is not None:
             live.stop()

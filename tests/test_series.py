@@ -79,3 +79,70 @@ def test_a_directory_that_is_no_series_is_still_a_bundle_error(tmp_path):
     assert series.series_members(tmp_path / "empty") is None
     r = runner.invoke(app, ["analyze", str(tmp_path / "empty")])
     assert r.exit_code == 2 and "manifest.json" in r.output
+
+
+@pytest.fixture()
+def pruned(recorded, tmp_path):
+    """The recorded series with a states.jsonl line per bundle (as the watch appends them),
+    then its two oldest bundles removed (as --keep 2 prunes them)."""
+    import shutil
+
+    d, session = recorded
+    copy = tmp_path / "run"
+    shutil.copytree(d, copy)
+    for p in series.series_members(copy):
+        series.append_state(copy, p)
+    full = series.build(copy)
+    for p in series.series_members(copy)[:2]:
+        shutil.rmtree(p)
+    return copy, full
+
+
+def test_pruned_bundles_keep_their_rows_from_states_jsonl(pruned):
+    """Given a series whose two oldest bundles were pruned, then `analyze DIR` has the same
+    rows as before pruning (counts, instants, elapsed, cost), saying which bundles are
+    kept; the table says how many states came from states.jsonl."""
+    d, full = pruned
+    data = series.build(d)
+    strip = [{k: v for k, v in s.items() if k != "kept"} for s in data["states"]]
+    assert strip == [{k: v for k, v in s.items() if k != "kept"} for s in full["states"]]
+    assert [s["kept"] for s in data["states"]] == [False, False, True, True]
+    assert data["bundles"] == 4 and data["kept"] == 2
+    r = runner.invoke(app, ["analyze", str(d)])
+    assert r.exit_code == 0 and "2 of them pruned by --keep" in r.stdout
+    r = runner.invoke(app, ["analyze", str(d), "-o", "csv"])
+    assert r.stdout.splitlines()[0].endswith(",rows_fetched,kept")
+
+
+def test_a_torn_last_line_is_skipped_and_a_forged_line_is_a_sentence(pruned):
+    """Given a crash while a line was appended (a torn last line), then the series reads as
+    before (that state's bundle is still there); given a line that is no recorded state (a
+    status aksnap does not know, a negative count, a path for a name), then one sentence
+    naming the file and the line, exit 2."""
+    d, full = pruned
+    f = d / series.STATES_FILE
+    good = f.read_text()
+    f.write_text(good + '{"bundle": "00004-x", "at": nu')
+    assert len(series.build(d)["states"]) == 4
+    for bad in ('{"bundle": "00009-x", "at": null, "rows_fetched": 1, '
+                '"tasks_by_session": {"s": {"HACKED": 1}}}',
+                '{"bundle": "00009-x", "at": null, "rows_fetched": 1, '
+                '"tasks_by_session": {"s": {"COMPLETED": -5}}}',
+                '{"bundle": "../../etc", "at": null, "rows_fetched": 1, "tasks_by_session": {}}',
+                'not json'):
+        f.write_text(good + bad + "\n" + good.splitlines()[-1] + "\n")
+        r = runner.invoke(app, ["analyze", str(d)])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert f"{f} line 5 is not a recorded state" in r.stderr
+
+
+def test_members_sort_by_their_number_past_99999(tmp_path, recorded):
+    """Given bundles 99999-... and 100000-... (a week of 5 s reconciles), then 100000 comes
+    last."""
+    import shutil
+
+    d, _ = recorded
+    src = series.series_members(d)[0]
+    for name in ("99999-a", "100000-b"):
+        shutil.copytree(src, tmp_path / name)
+    assert [p.name for p in series.series_members(tmp_path)] == ["99999-a", "100000-b"]

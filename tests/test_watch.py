@@ -196,8 +196,9 @@ def test_cli_once_json_record_and_refusals(htcmock, tmp_path):
         r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", session, "--once",
                                 "-o", "yaml"])
         assert r.exit_code == 0 and yaml.safe_load(r.stdout)["tasks"] == len(tasks)
-        # --record: a bundle per reconcile, each the update of the one before
+        # --record: a bundle per new state, each the update of the one before
         stop = threading.Event()
+        threading.Timer(1.5 * INTERVAL, lambda: setattr(cp, "at", 0.5 * end)).start()
         threading.Timer(3 * INTERVAL + 2, stop.set).start()
         res = watch(ep, session_id=session, interval=INTERVAL, record=tmp_path / "series",
                     stop=stop)
@@ -322,3 +323,227 @@ def test_without_record_a_mostly_open_session_is_reexported_not_updated(htcmock)
             assert watched(w.state) == truth(cp, session)
         finally:
             w.close()
+
+
+# -- --record: retention, unchanged states, the disk-space guard ---------------------------
+
+
+class Recording(Watching):
+    """watch(record=...) in a thread; its notices kept."""
+
+    def __init__(self, endpoint, session, record, **kw):
+        self.notices: list[str] = []
+        self.record, self.kw = record, kw
+        super().__init__(endpoint, session)
+
+    def _run(self, endpoint, session):
+        self.result = watch(endpoint, session_id=session, interval=0.3, stop=self.stop,
+                            state=self.state, on_update=self.updates.append, record=self.record,
+                            on_notice=self.notices.append, **self.kw)
+
+    def settle(self, extra: int = 2) -> None:
+        """Wait for ``extra`` more reconciles: one may have begun before a change."""
+        self.wait_reconciles(self.reconciles() + extra)
+
+
+def _bundles(d):
+    """The recorded bundles (not the hidden directory of a reconcile in flight)."""
+    return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _counts(cp, session):
+    from collections import Counter
+
+    return dict(Counter(truth(cp, session)[0].values()))
+
+
+def test_record_keep_3_leaves_three_bundles_and_every_state_of_the_series(htcmock, tmp_path):
+    """Given a frozen htcmock session recorded with --keep 3, when several reconciles see no
+    change, then one state only is recorded (a frozen session does not fill the disk); when
+    the clock then moves five times, then DIR holds exactly the last 3 bundles, yet
+    `aksnap analyze DIR` (and the report) still has every state in order, each with the
+    server's counts at that time, the pruned ones from states.jsonl."""
+    from aksnap.analyzer import series
+
+    scenario, session, end = htcmock
+    d = tmp_path / "series"
+    with SimulatedControlPlane(scenario, at=0.2 * end) as cp:
+        ep = cp.start()
+        w = Recording(ep, session, d, keep=3)
+        try:
+            w.wait_reconciles(4)
+            st = w.updates[-1]["recording"]
+            assert st["states"] == 1 and st["unchanged_not_recorded"] >= 3
+            assert len(_bundles(d)) == 1
+            want = [_counts(cp, session)]
+            for frac in (0.3, 0.4, 0.5, 0.6, 0.7):
+                cp.at = frac * end
+                want.append(_counts(cp, session))
+                w.settle()
+        finally:
+            w.close()
+    assert w.result is not None and w.notices == []
+    assert sorted(p.name for p in d.iterdir()) == [*_bundles(d), "states.jsonl"]  # none partial
+    assert len(_bundles(d)) == 3 and [str(d / b) for b in _bundles(d)] == w.result.bundles
+    assert all(verify_bundle(d / b) == [] for b in _bundles(d))
+    data = series.build(d)
+    states = data["states"]
+    assert len(states) >= 6 and data["kept"] == 3
+    assert [s["kept"] for s in states] == [False] * (len(states) - 3) + [True] * 3
+    got = [s["tasks_by_status"] for s in states]
+    # each state the server was frozen at, in order (a reconcile running while the clock
+    # moved may add a state in between, as a live export of a moving cluster does)
+    at = [got.index(c) for c in want]
+    assert at == sorted(at) and at[0] == 0 and at[-1] == len(got) - 1, (got, want)
+    elapsed = [s["elapsed_s"] for s in states]
+    assert elapsed == sorted(elapsed) and elapsed[0] == 0
+    runner = CliRunner()
+    r = runner.invoke(app, ["analyze", str(d), "-o", "json"])
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["states"]) == len(states)
+    r = runner.invoke(app, ["report", str(d), "--out", str(tmp_path / "r.html"), "-o", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["recorded_states"] == len(states)
+
+
+def test_low_disk_stops_recording_with_one_sentence_and_keeps_the_states(htcmock, tmp_path,
+                                                                       monkeypatch):
+    """Given a recording with states, when DIR's file system gets short of space (below
+    --min-free once the next bundle is written), then the recording stops with one sentence
+    (said once), the states already written stay intact, nothing more lands in DIR while the
+    cluster moves on, and the watch goes on reconciling and showing the cluster's state."""
+    import shutil
+    from collections import namedtuple
+
+    Usage = namedtuple("Usage", "total used free")
+    free = {"bytes": 500 * 2**30}
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda path: Usage(1000 * 2**30, 1000 * 2**30 - free["bytes"],
+                                           free["bytes"]))
+    scenario, session, end = htcmock
+    d = tmp_path / "series"
+    with SimulatedControlPlane(scenario, at=0.2 * end) as cp:
+        ep = cp.start()
+        w = Recording(ep, session, d, min_free="1GiB")
+        try:
+            w.wait_reconciles(1)
+            cp.at = 0.4 * end
+            w.settle()
+            assert w.updates[-1]["recording"]["states"] >= 2
+            free["bytes"] = 2**30 + 1000  # the next bundle would go below the floor
+            w.settle(3)
+            stopped = w.updates[-1]["recording"]
+            assert stopped["stopped"] and w.notices == [stopped["stopped"]]
+            before = {b: (d / b / "manifest.json").read_bytes() for b in _bundles(d)}
+            lines = (d / "states.jsonl").read_text()
+            for frac in (0.6, 0.8):
+                went_on = w.reconciles()
+                cp.at = frac * end
+                w.settle()
+                assert w.reconciles() > went_on
+            last = w.updates[-1]
+            assert last["tasks"] == len(truth(cp, session)[0])
+        finally:
+            w.close()
+    n = stopped["states"]
+    assert len(w.notices) == 1, w.notices
+    assert w.notices[0] == (f"stopped recording into {d}: 1.1 GB free on its file system, and "
+                            f"the next state (about {w.notices[0].split('about ')[1].split(')')[0]}"
+                            f") would leave less than --min-free 1GiB; the {n} states recorded "
+                            "are kept, and the watch goes on without recording")
+    assert w.result.recording_stopped == w.notices[0] and last["recording"]["states"] == n
+    assert len(lines.splitlines()) == n and len(before) == n
+    assert {b: (d / b / "manifest.json").read_bytes() for b in _bundles(d)} == before
+    assert (d / "states.jsonl").read_text() == lines
+    assert sorted(p.name for p in d.iterdir()) == [*before, "states.jsonl"]
+    assert all(verify_bundle(d / b) == [] for b in before)
+
+
+def test_cli_low_disk_and_bad_recording_options(htcmock, tmp_path, monkeypatch):
+    """Given --once --record with less free space than --min-free, then the state is shown
+    (exit 0), stderr has the one sentence, and DIR holds nothing; --keep -1, --keep without
+    --record and a --min-free that is no size are sentences with exit 2."""
+    import shutil
+    from collections import namedtuple
+
+    scenario, session, end = htcmock
+    runner = CliRunner()
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda path: namedtuple("U", "total used free")(10**10, 10**10 - 10**8,
+                                                                       10**8))
+    with SimulatedControlPlane(scenario, at=0.4 * end) as cp:
+        ep = cp.start()
+        d = tmp_path / "low"
+        r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", session, "--once",
+                                "-o", "json", "--record", str(d), "--min-free", "5%"])
+        assert r.exit_code == 0, r.output
+        assert r.stderr.strip().startswith("aksnap: stopped recording into")
+        assert "--min-free 5%" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+        assert json.loads(r.stdout)["recording"]["stopped"] and list(d.iterdir()) == []
+    for args, say in ((["--record", str(tmp_path / "a"), "--keep", "-1"], "--keep"),
+                      (["--keep", "3"], "add --record"),
+                      (["--record", str(tmp_path / "b"), "--min-free", "lots"], "not a size")):
+        r = runner.invoke(app, ["watch", "--endpoint", "127.0.0.1:1", "--session", "s", *args])
+        assert r.exit_code == 2 and say in r.stderr and "Traceback" not in r.output, r.output
+
+
+# -- errors that retrying cannot cure end the watch at once ----------------------------------
+
+
+def test_an_unknown_session_exits_2_at_once_with_or_without_once(htcmock):
+    """Given a session id (or a prefix of one) the cluster does not know, when `aksnap watch`
+    runs without --once (and with), then it exits 2 with one sentence within seconds,
+    instead of showing "last refresh failed" forever; an unknown --result does too."""
+    from aksnap.watch import WatchError
+
+    scenario, session, end = htcmock
+    runner = CliRunner()
+    with SimulatedControlPlane(scenario, at=0.4 * end) as cp:
+        ep = cp.start()
+        t0 = time.time()
+        with pytest.raises(WatchError, match="unknown session id no-such-session") as e:
+            watch(ep, session_id="no-such-session", interval=5, max_s=60)
+        assert e.value.exit_code == 2 and time.time() - t0 < 10
+        for sid, once in (("no-such-session", []), (session[:8], []), (session[:8], ["--once"])):
+            t0 = time.time()
+            r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", sid, "--interval",
+                                    "5", *once])
+            assert r.exit_code == 2 and time.time() - t0 < 10, r.output
+            err = r.stderr.strip()
+            assert err.startswith(f"aksnap: error: unknown session id {sid}") and "\n" not in err
+        r = runner.invoke(app, ["watch", "--endpoint", ep, "--result", "no-such-result"])
+        assert r.exit_code == 2 and "unknown result id no-such-result" in r.stderr
+
+
+def test_a_transient_failure_is_said_and_retried(htcmock, monkeypatch):
+    """Given the control plane unavailable for the first two refreshes, then the watch does
+    not end: its state says the refresh failed and that it is retrying, and it shows the
+    session once the control plane answers."""
+    import aksnap.exporter as exporter_pkg
+    from aksnap.exporter.client import ExportError
+
+    scenario, session, end = htcmock
+    real = exporter_pkg.export
+    calls = []
+
+    def export(*a, **k):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise ExportError("the control plane at 127.0.0.1 stayed UNAVAILABLE after retrying")
+        return real(*a, **k)
+
+    monkeypatch.setattr(exporter_pkg, "export", export)
+    updates = []
+    with SimulatedControlPlane(scenario, at=0.4 * end) as cp:
+        ep = cp.start()
+        stop = threading.Event()
+
+        def on_update(st):
+            updates.append(st)
+            if st["reconciles"] >= 1:
+                stop.set()
+
+        res = watch(ep, session_id=session, interval=0.3, stop=stop, on_update=on_update,
+                    max_s=30)
+    errors = [u["error"] for u in updates if u["error"]]
+    assert errors and "UNAVAILABLE" in errors[0] and "retrying every 0.3 s" in errors[0]
+    assert res.state["reconciles"] >= 1 and res.state["error"] is None and len(calls) >= 3
