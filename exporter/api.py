@@ -33,11 +33,12 @@ from aksnap.exporter.client import (
     DEFAULT_MAX_RECEIVE,
     MAX_RECEIVE_CEILING,
     Connection,
+    ConnectionOptions,
     RawClient,
     RetryPolicy,
     SelectionError,
     TlsFiles,
-    resolve_connection,
+    connection_of,
 )
 from aksnap.exporter.decode import status_counts_from_raw, versions_from_raw
 from aksnap.exporter.manifest import ExportRecord, build_manifest
@@ -92,7 +93,8 @@ class ExportSummary:
                 **({"update": self.update} if self.update is not None else {})}
 
 
-def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
+def export(endpoint: "str | Connection | ConnectionOptions | None",
+           out: str | os.PathLike, *,
            sessions: Sequence[str] = (), all_sessions: bool = False, status: str | None = None,
            created_after: datetime | str | None = None, created_before: datetime | str | None = None,
            tls: TlsFiles | None = None, page_size: int | None = DEFAULT_PAGE_SIZE,
@@ -102,8 +104,10 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
            max_rescans: int = 2, redaction: "Redaction | None" = None) -> ExportSummary:
     """Export the selected sessions' tasks, results, the sessions and the partitions to a bundle.
 
-    ``endpoint`` is ``HOST:PORT`` (plaintext unless ``tls`` is given), a resolved
-    :class:`Connection`, or None (``AK_ENDPOINT``, ``AKCONFIG``, armonik-cli's config file).
+    ``endpoint`` is ``HOST:PORT`` (plaintext unless ``tls`` is given), the command's
+    :class:`ConnectionOptions`, a resolved :class:`Connection`, or None (``AK_ENDPOINT``,
+    ``AKCONFIG``, armonik-cli's config file): all but the last through
+    :func:`~aksnap.exporter.client.resolve_connection`.
     The selection is ``sessions`` (ids), ``all_sessions``, or filters on the session
     ``status`` and creation date; filters combine with ids. ``max_receive`` is aksnap's
     receive limit per response (default 4 MiB); a single row over it raises it, up to
@@ -123,7 +127,7 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
     selection = Selection.of(sessions, all_sessions, status, created_after, created_before)
     _check_sizes(page_size, jobs, max_receive_ceiling)
     out = _check_out(out, overwrite)
-    conn = _connection(endpoint, tls)
+    conn = connection_of(endpoint, tls)
     path, chosen = run_into_bundle(conn, selection, started_at, out, overwrite, _write_bundle,
                                    page_size=page_size, jobs=jobs, progress=progress,
                                    retry=retry, max_receive=max_receive,
@@ -217,14 +221,6 @@ def _check_out(out: str | os.PathLike, overwrite: bool) -> Path:
         if why:
             raise SelectionError(why)
     return out
-
-
-def _connection(endpoint: str | Connection | None, tls: TlsFiles | None) -> Connection:
-    if isinstance(endpoint, Connection):
-        return endpoint
-    # None: AK_ENDPOINT, then the AKCONFIG file, then armonik-cli's own, like armonik-cli.
-    conn = resolve_connection(endpoint)
-    return Connection(conn.endpoint, tls) if tls is not None else conn
 
 
 def _write_bundle(bundle: BundleWriter, ctx: ScanContext, record: ExportRecord,

@@ -63,11 +63,12 @@ from aksnap.exporter.api import (
 )
 from aksnap.exporter.client import (
     Connection,
+    ConnectionOptions,
     RawClient,
     RetryPolicy,
     SelectionError,
     TlsFiles,
-    resolve_connection,
+    connection_of,
 )
 from aksnap.exporter.decode import ID_COLUMN
 from aksnap.exporter.manifest import ExportRecord, build_manifest
@@ -129,27 +130,6 @@ def _selection_of(manifest, where: Path) -> Selection:
         raise SelectionError(f"{where} records no selection of sessions (it was not written by "
                              "aksnap export), so it cannot be updated; export it again with "
                              "--session or --all") from None
-
-
-def _connection(endpoint: str | Connection | None, tls: TlsFiles | None, manifest,
-                where: Path) -> Connection:
-    """The given endpoint, else the one the parent came from (with the certificates of the
-    options, ``AK_*`` or the config file: never armonik-cli's default file's, which belong
-    to its own endpoint)."""
-    if isinstance(endpoint, Connection):
-        return endpoint
-    recorded = (manifest.source or {}).get("endpoint")
-    if endpoint is None and not recorded:
-        raise SelectionError(f"{where} does not record the endpoint it was exported from; "
-                             "pass --endpoint HOST:PORT")
-    conn = resolve_connection(endpoint or recorded)
-    if tls is not None:
-        conn = Connection(conn.endpoint, tls)
-    if endpoint is None and (manifest.source or {}).get("tls") and conn.tls is None:
-        raise SelectionError(f"{where} was exported over TLS from {recorded}; pass "
-                             "--certificate-authority (and --client-certificate/--client-key "
-                             "for mutual TLS) to update it")
-    return conn
 
 
 def _target(bundle: Path, out: str | os.PathLike | None, overwrite: bool,
@@ -281,7 +261,8 @@ class _Parent:
 
 
 def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
-           endpoint: str | Connection | None = None, tls: TlsFiles | None = None,
+           endpoint: "str | Connection | ConnectionOptions | None" = None,
+           tls: TlsFiles | None = None,
            page_size: int | None = None, jobs: int = DEFAULT_JOBS, overwrite: bool = False,
            progress: Progress | None = None, retry: RetryPolicy | None = None,
            max_receive: int | None = None,
@@ -290,7 +271,10 @@ def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
     """Refresh ``bundle`` from its cluster into ``out`` (default: replace ``bundle``, only once
     the new one is complete). The new bundle holds what a full export with the parent's
     selection would hold now; its manifest's ``update`` record names the parent (digest,
-    export times) and what was fetched. ``endpoint`` defaults to the one the parent records.
+    export times) and what was fetched. ``endpoint`` (a ``HOST:PORT``, the command's
+    :class:`ConnectionOptions`, or a resolved :class:`Connection`) defaults to the one the
+    parent records; the certificates come from the options, ``AK_*`` or the config file
+    (:func:`~aksnap.exporter.client.resolve_connection`, as every command).
     Raises :class:`SelectionError` (nothing written) for a bundle that cannot be updated,
     :class:`ExportError` when the cluster cannot be read; ``bundle`` is never harmed."""
     started, started_at = time.perf_counter(), utc_now_iso()
@@ -308,7 +292,7 @@ def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
                                  "redact the result")
         selection = _selection_of(m, src)
         target, replace = _target(src, out, overwrite, packed=src.is_file())
-        conn = _connection(endpoint, tls, m, src)
+        conn = connection_of(endpoint, tls, recorded=m.source or {}, bundle=src)
         parent = _Parent(opened)
         path, chosen = run_into_bundle(
             conn, selection, started_at, target, replace,
