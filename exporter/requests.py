@@ -107,8 +107,10 @@ def ids_filters(table: str, session_id: str, ids: Sequence[str]):
 def pairs_filters(table: str, pairs: Sequence[tuple[str, str]]):
     """Rows whose (session, id) is one of ``pairs`` (one AND per pair, as ``ids_filters``)."""
     mod, field, id_name, _ = _TABLES[table]
-    return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": [_session_cond(table, s), mod.FilterField(
-        field=field(id_name), filter_string=fc.FilterString(value=i, operator=_STR_EQ))]})
+    id_field = field(id_name)
+    sessions = {s: _session_cond(table, s) for s in dict.fromkeys(s for s, _ in pairs)}
+    return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": [sessions[s], mod.FilterField(
+        field=id_field, filter_string=fc.FilterString(value=i, operator=_STR_EQ))]})
         for s, i in pairs]})
 
 
