@@ -138,7 +138,7 @@ def export_command(
     retry_for: Optional[float] = typer.Option(
         None, "--retry-for", metavar="SECONDS", help="Keep retrying an unreachable control "
         "plane for up to SECONDS in a row: at the start (by default a refused connection fails "
-        "at once) and during the export (by default about 45 s per call, 120 s of waiting in "
+        "at once) and during the export (by default 20-40 s per call, 120 s of waiting in "
         "all).", show_default=False),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at "
                                    "--out (atomically, once the new one is complete)."),

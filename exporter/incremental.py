@@ -492,8 +492,8 @@ def _write(writer: BundleWriter, ctx: ScanContext, record: ExportRecord, partiti
         n = len(parent.gone)
         manifest.warnings.append(
             f"{n} session{'s' if n > 1 else ''} of the parent bundle "
-            f"{'are' if n > 1 else 'is'} no longer at {ctx.client.conn.endpoint} (deleted from "
-            f"the cluster) and dropped: {', '.join(parent.gone[:5])}{', ...' if n > 5 else ''}")
+            f"{'are' if n > 1 else 'is'} no longer on the cluster (deleted from it) and "
+            f"dropped: {', '.join(parent.gone[:5])}{', ...' if n > 5 else ''}")
     return writer.commit(manifest)
 
 
