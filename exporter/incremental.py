@@ -378,12 +378,14 @@ def _check_same_cluster(client: RawClient, parent: _Parent, chosen: SelectedSess
     gone = [s for s in ids if s not in theirs]
     if len(gone) == len(ids):
         shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        what = (f"holds none of the {len(ids)} sessions of {where} ({shown})" if len(ids) > 1
+                else f"does not hold the session of {where} ({shown})")
         raise SelectionError(
-            f"the control plane at {ep} holds none of the {len(ids)} session"
-            f"{'s' if len(ids) > 1 else ''} of {where} ({shown}): it is not the cluster the "
-            "bundle was exported from (an edited endpoint, or a control plane restarted with "
-            "other data), or every one of those sessions was deleted; pass --endpoint "
-            "HOST:PORT of the cluster it came from, or export anew to another --out")
+            f"the control plane at {ep} {what}: it is not the cluster the bundle was exported "
+            "from (an edited endpoint, or a control plane restarted with other data), or "
+            f"{'every one of those sessions was' if len(ids) > 1 else 'the session was'} "
+            "deleted; pass --endpoint HOST:PORT of the cluster it came from, or export anew to "
+            "another --out")
     for mine in parent.session_rows.to_pylist():
         s, other = mine["session_id"], theirs.get(mine["session_id"])
         if other is None:

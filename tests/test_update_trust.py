@@ -127,7 +127,7 @@ def copy_of(bundle, to):
 def test_an_update_against_another_cluster_is_refused_and_writes_nothing(parent, tmp_path):
     """Given a parent exported from an htcmock run, and another control plane (another
     scenario, another seed), when the parent is updated with --endpoint pointing at the other
-    one, then exit 2 with one sentence saying it holds none of the parent's sessions, nothing
+    one, then exit 2 with one sentence saying it does not hold the parent's session, nothing
     at --out, the parent byte for byte as it was."""
     b, session, _ = parent
     before = files(b)
@@ -136,7 +136,7 @@ def test_an_update_against_another_cluster_is_refused_and_writes_nothing(parent,
         ep = cp.start()
         r = runner.invoke(app, ["export", "--update", str(b), "--endpoint", ep, "--out",
                                 str(tmp_path / "u"), "-q"])
-    refused(r, "holds none of", ep, session, "not the cluster")
+    refused(r, "does not hold the session of", ep, session, "not the cluster", "deleted")
     assert not (tmp_path / "u").exists()
     assert [p.name for p in tmp_path.iterdir()] == []
     assert files(b) == before
@@ -156,7 +156,7 @@ def test_an_edited_recorded_endpoint_is_refused_in_place_and_the_parent_is_untou
         (b / MANIFEST).write_text(json.dumps(m))
         before = files(b)
         r = runner.invoke(app, ["export", "--update", str(b), "-q"])
-    refused(r, "holds none of", ep)
+    refused(r, "does not hold the session of", ep, "not the cluster")
     assert files(b) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
 
@@ -210,6 +210,19 @@ def test_a_session_whose_final_tasks_are_gone_is_refused(parent, tmp_path):
     assert "absent" in msg and session in msg
     assert any(t in msg for t in gone), msg
     assert not (tmp_path / "u").exists()
+
+
+def test_a_parent_of_several_sessions_none_of_which_is_there_is_refused(tmp_path):
+    """Given a parent of several sessions and a cluster holding none of them (a control plane
+    restarted with other data), then the sentence counts them and names the first ones."""
+    with SimulatedControlPlane(build_scenario("failures", seed=1)) as cp:
+        s = export(cp.start(), tmp_path / "p", all_sessions=True)
+    with SimulatedControlPlane(build_scenario("failures", seed=2)) as cp:
+        with pytest.raises(SelectionError) as e:
+            update(tmp_path / "p", tmp_path / "u", endpoint=cp.start())
+    msg = str(e.value)
+    assert f"holds none of the {len(s.sessions)} sessions" in msg and s.sessions[0] in msg
+    assert "every one of those sessions was deleted" in msg and not (tmp_path / "u").exists()
 
 
 @pytest.mark.parametrize("by_id", [False, True], ids=["--all", "--session ids"])
