@@ -310,12 +310,43 @@ class Manifest:
     update: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    #: ``sessions[i].server_counts``: the server's own counts by status for that session,
+    #: taken after every row of the bundle was read: ``{"tasks": {STATUS: n}, "results":
+    #: {STATUS: n}}`` (``Tasks.CountTasksByStatus``; ``Results.ListResults`` counted per
+    #: status), statuses with no row left out. Optional: absent from older bundles, null for
+    #: sessions read in groups (more than 16 selected); ``consistency.server_counts`` holds
+    #: the selection's total in the same shape.
+    SERVER_COUNTS = "server_counts"
+
     _OPTIONAL = {  # field -> the JSON types it may have (None always allowed)
         "written_at": str, "snapshot": str, "exported_at": str, "export_finished_at": str,
         "latest_timestamp": str, "armonik_versions": dict, "source": dict, "selection": dict,
         "sessions": list, "exporter": dict, "consistency": dict, "warnings": list,
         "redaction": dict, "update": dict,
     }
+
+    def server_counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """Session id -> its recorded server counts (``SERVER_COUNTS``), for the sessions that
+        have them (checked when the manifest was read)."""
+        return {e["session_id"]: e[self.SERVER_COUNTS] for e in self.sessions
+                if isinstance(e, dict) and isinstance(e.get(self.SERVER_COUNTS), dict)}
+
+    @classmethod
+    def _check_server_counts(cls, sessions: list, where: str) -> None:
+        for i, e in enumerate(sessions):
+            v = e.get(cls.SERVER_COUNTS) if isinstance(e, dict) else None
+            if v is None:
+                continue
+            name = f"sessions[{i}].{cls.SERVER_COUNTS}"
+            if not isinstance(v, dict) or set(v) != {"tasks", "results"}:
+                raise BundleError(f"{where} has {name} {_describe(v)}, expected an object "
+                                  "{\"tasks\": {STATUS: count}, \"results\": {STATUS: count}}")
+            for table, counts in v.items():
+                if not isinstance(counts, dict) or not all(
+                        isinstance(k, str) and _is_count(n) for k, n in counts.items()):
+                    raise BundleError(f"{where} has {name}.{table} {_describe(counts)}, "
+                                      "expected an object of status name -> non-negative "
+                                      "integer")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT_NAME, "format_version": self.format_version}
@@ -359,6 +390,7 @@ class Manifest:
                                   f"{'a string' if typ is str else 'an object' if typ is dict else 'a list'}")
             if v is not None:
                 kwargs[name] = v
+        cls._check_server_counts(kwargs.get("sessions", []), where)
         kwargs["tables"] = cls._tables(obj.get("tables"), where)
         known = {"format", "format_version", "tables", *cls._OPTIONAL}
         kwargs["extra"] = {k: v for k, v in obj.items() if k not in known}

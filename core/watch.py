@@ -355,7 +355,7 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     the caller's to fill (to read its statuses).
     """
     from aksnap.analyzer.live import LiveState
-    from aksnap.exporter.client import Connection, ExportError, RawClient, resolve_connection
+    from aksnap.exporter.client import ExportError, RawClient, connection_of
     from aksnap.exporter.follow import EventFollower, result_session
 
     if (session_id is None) == (result_id is None):
@@ -370,9 +370,7 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
         raise WatchError(f"--keep {keep!r} must be a count of bundles (0: every one)")
     floor = parse_min_free(DEFAULT_MIN_FREE if min_free is None else min_free)
     record = _check_record(Path(record) if record is not None else None)
-    conn = endpoint if isinstance(endpoint, Connection) else resolve_connection(endpoint)
-    if tls is not None:
-        conn = Connection(conn.endpoint, tls)
+    conn = connection_of(endpoint, tls)  # the one resolver, as export and export --update
     stop = stop or threading.Event()
     if result_id is not None:
         with RawClient(conn) as client:

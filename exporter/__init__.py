@@ -9,13 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["export", "update", "ExportSummary", "ExportError", "SelectionError", "TlsFiles",
-           "RetryPolicy", "resolve_connection"]
+           "RetryPolicy", "ConnectionOptions", "resolve_connection"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from aksnap.exporter.api import ExportSummary, export
     from aksnap.exporter.incremental import update
-    from aksnap.exporter.client import (ExportError, RetryPolicy, SelectionError, TlsFiles,
-                                        resolve_connection)
+    from aksnap.exporter.client import (ConnectionOptions, ExportError, RetryPolicy,
+                                        SelectionError, TlsFiles, resolve_connection)
 
 
 def __getattr__(name: str) -> Any:
@@ -27,7 +27,8 @@ def __getattr__(name: str) -> Any:
         from aksnap.exporter import incremental
 
         return incremental.update
-    if name in ("ExportError", "SelectionError", "TlsFiles", "RetryPolicy", "resolve_connection"):
+    if name in ("ExportError", "SelectionError", "TlsFiles", "RetryPolicy", "ConnectionOptions",
+                "resolve_connection"):
         from aksnap.exporter import client
 
         return getattr(client, name)

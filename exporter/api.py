@@ -33,16 +33,18 @@ from aksnap.exporter.client import (
     DEFAULT_MAX_RECEIVE,
     MAX_RECEIVE_CEILING,
     Connection,
+    ConnectionOptions,
     RawClient,
     RetryPolicy,
     SelectionError,
     TlsFiles,
-    resolve_connection,
+    connection_of,
 )
-from aksnap.exporter.decode import status_counts_from_raw, versions_from_raw
+from aksnap.exporter.counts import Counts, server_counts
+from aksnap.exporter.decode import versions_from_raw
 from aksnap.exporter.manifest import ExportRecord, build_manifest
 from aksnap.exporter.plan import session_groups
-from aksnap.exporter.requests import all_partitions_filters, count_tasks_request, versions_request
+from aksnap.exporter.requests import all_partitions_filters, versions_request
 from aksnap.exporter.runner import Progress, ScanContext, scan_sessions
 from aksnap.exporter.selection import STATUS_NAMES, Selection, read_whole, resolve_sessions
 
@@ -92,7 +94,8 @@ class ExportSummary:
                 **({"update": self.update} if self.update is not None else {})}
 
 
-def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
+def export(endpoint: "str | Connection | ConnectionOptions | None",
+           out: str | os.PathLike, *,
            sessions: Sequence[str] = (), all_sessions: bool = False, status: str | None = None,
            created_after: datetime | str | None = None, created_before: datetime | str | None = None,
            tls: TlsFiles | None = None, page_size: int | None = DEFAULT_PAGE_SIZE,
@@ -102,8 +105,10 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
            max_rescans: int = 2, redaction: "Redaction | None" = None) -> ExportSummary:
     """Export the selected sessions' tasks, results, the sessions and the partitions to a bundle.
 
-    ``endpoint`` is ``HOST:PORT`` (plaintext unless ``tls`` is given), a resolved
-    :class:`Connection`, or None (``AK_ENDPOINT``, ``AKCONFIG``, armonik-cli's config file).
+    ``endpoint`` is ``HOST:PORT`` (plaintext unless ``tls`` is given), the command's
+    :class:`ConnectionOptions`, a resolved :class:`Connection`, or None (``AK_ENDPOINT``,
+    ``AKCONFIG``, armonik-cli's config file): all but the last through
+    :func:`~aksnap.exporter.client.resolve_connection`.
     The selection is ``sessions`` (ids), ``all_sessions``, or filters on the session
     ``status`` and creation date; filters combine with ids. ``max_receive`` is aksnap's
     receive limit per response (default 4 MiB); a single row over it raises it, up to
@@ -123,7 +128,7 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
     selection = Selection.of(sessions, all_sessions, status, created_after, created_before)
     _check_sizes(page_size, jobs, max_receive_ceiling)
     out = _check_out(out, overwrite)
-    conn = _connection(endpoint, tls)
+    conn = connection_of(endpoint, tls)
     path, chosen = run_into_bundle(conn, selection, started_at, out, overwrite, _write_bundle,
                                    page_size=page_size, jobs=jobs, progress=progress,
                                    retry=retry, max_receive=max_receive,
@@ -135,8 +140,10 @@ def export(endpoint: str | Connection | None, out: str | os.PathLike, *,
 def run_into_bundle(conn: Connection, selection: Selection, started_at: str,
                     out: Path, overwrite: bool, write, *, page_size: int | None, jobs: int,
                     progress: Progress | None, retry: RetryPolicy | None,
-                    max_receive: int | None, max_receive_ceiling: int, max_rescans: int):
-    """What every export shares: connect, read the versions, resolve the selection and the
+                    max_receive: int | None, max_receive_ceiling: int, max_rescans: int,
+                    resolve=resolve_sessions):
+    """What every export shares: connect, read the versions, resolve the selection
+    (``resolve(client, selection, cancelled)``, before anything is written) and the
     partitions, then ``write(writer, ctx, record, partitions) -> path`` into a
     :class:`BundleWriter` at ``out``, aborted on any failure (Ctrl-C: a sentence saying which
     bundle is there). Returns (path, chosen sessions)."""
@@ -147,7 +154,7 @@ def run_into_bundle(conn: Connection, selection: Selection, started_at: str,
                    max_receive_ceiling=max_receive_ceiling) as client:
         ctx = ScanContext(client, page_size, jobs, max_rescans, cancelled, progress)
         versions = versions_from_raw(client.call("versions", versions_request()))
-        chosen = resolve_sessions(client, selection, cancelled)
+        chosen = resolve(client, selection, cancelled)
         partitions = read_whole(client, "partitions", all_partitions_filters(), cancelled)
         record = ExportRecord(started_at, versions, conn, selection, chosen, page_size, jobs)
         writer = BundleWriter(out, overwrite=overwrite, row_group_size=256 * 1024)
@@ -219,14 +226,6 @@ def _check_out(out: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
-def _connection(endpoint: str | Connection | None, tls: TlsFiles | None) -> Connection:
-    if isinstance(endpoint, Connection):
-        return endpoint
-    # None: AK_ENDPOINT, then the AKCONFIG file, then armonik-cli's own, like armonik-cli.
-    conn = resolve_connection(endpoint)
-    return Connection(conn.endpoint, tls) if tls is not None else conn
-
-
 def _write_bundle(bundle: BundleWriter, ctx: ScanContext, record: ExportRecord,
                   partitions: pa.Table) -> Path:
     """Sessions and partitions first, then the scan, then the manifest, last."""
@@ -239,21 +238,12 @@ def _write_bundle(bundle: BundleWriter, ctx: ScanContext, record: ExportRecord,
     return bundle.commit(build_manifest(record))
 
 
-def _server_counts(client: RawClient, sessions: list[str]) -> dict[str, dict[str, int]]:
-    """The server's own per-status counts after the scan: a cross-check a reader can compare
-    with the rows (they differ only by tasks created or changed meanwhile). Per session for a
-    small selection; for many sessions one call per plan group (a call per session would cost
-    more than the scan), so only the selection's total is known (key ``None``)."""
-    counts: dict[str | None, dict[str, int]] = {None: {}}
-    for group in session_groups(sessions):
-        one = len(group) == 1
-        got = status_counts_from_raw(client.call(
-            "count_tasks", count_tasks_request(group[0] if one else group)))
-        if one:
-            counts[group[0]] = got
-        for status, n in got.items():
-            counts[None][status] = counts[None].get(status, 0) + n
-    return counts
+def _server_counts(client: RawClient, sessions: list[str]) -> dict[tuple[str, ...], Counts]:
+    """The server's own counts by status after the scan, per plan group (per session for a
+    small selection; for many sessions a call per session would cost more than the scan):
+    what the manifest records, for a reader to compare with the rows (they differ only by
+    tasks created or changed meanwhile)."""
+    return {tuple(g): server_counts(client, g) for g in session_groups(sessions)}
 
 
 def _summary(path: Path, seconds: float, sessions: list[str]) -> ExportSummary:

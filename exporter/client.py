@@ -14,8 +14,10 @@ own names), and armonik-cli's default config file. Precedence: option > environm
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import time
 import re
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +26,10 @@ from typing import Any, Callable
 from urllib.parse import urlparse
 
 import grpc
+
+#: Where the exporter says what the user should know while it runs (a retry): the CLI prints
+#: these on stderr; a Python caller sees them through :mod:`logging`.
+log = logging.getLogger("aksnap.exporter")
 
 # The receive limit the armonik client (and grpc) use by default; pages are sized to fit it.
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024
@@ -166,20 +172,66 @@ def _default_config() -> dict[str, Any]:
     return _load_config(path, "armonik-cli's config file")
 
 
-def resolve_connection(endpoint: str | None = None, certificate_authority: str | None = None,
-                       client_certificate: str | None = None,
-                       client_key: str | None = None,
-                       config: str | os.PathLike | None = None) -> Connection:
-    """Merge the connection settings like armonik-cli: option > ``AK_*`` environment variable
-    > the YAML file named by ``config`` (``-c/--config``) or ``AKCONFIG`` > armonik-cli's
-    default config file, which is read only when none of the others gives an endpoint (so
-    that its certificates never go to another cluster's endpoint)."""
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """The connection options as a command received them (None: not given). Every command
+    that connects hands them to :func:`resolve_connection`, the one place they are merged and
+    checked, so a mistake gets the same sentence from ``export``, ``export --update`` and
+    ``watch``; the API functions accept them as their ``endpoint``."""
+
+    endpoint: str | None = None
+    certificate_authority: str | os.PathLike | None = None
+    client_certificate: str | os.PathLike | None = None
+    client_key: str | os.PathLike | None = None
+    config: str | os.PathLike | None = None
+
+    def resolve(self, recorded: dict[str, Any] | None = None,
+                bundle: str | os.PathLike | None = None,
+                tls: TlsFiles | None = None) -> Connection:
+        return resolve_connection(self.endpoint, self.certificate_authority,
+                                  self.client_certificate, self.client_key, config=self.config,
+                                  recorded=recorded, bundle=bundle, tls=tls)
+
+
+def resolve_connection(endpoint: str | None = None,
+                       certificate_authority: str | os.PathLike | None = None,
+                       client_certificate: str | os.PathLike | None = None,
+                       client_key: str | os.PathLike | None = None,
+                       config: str | os.PathLike | None = None, *,
+                       recorded: dict[str, Any] | None = None,
+                       bundle: str | os.PathLike | None = None,
+                       tls: TlsFiles | None = None) -> Connection:
+    """The one connection resolver of every command that connects.
+
+    Merges the settings like armonik-cli: option > ``AK_*`` environment variable > the YAML
+    file named by ``config`` (``-c/--config``) or ``AKCONFIG`` > armonik-cli's default config
+    file, which is read only when none of the others gives an endpoint (so that its
+    certificates never go to another cluster's endpoint), then checks them (both halves of a
+    client certificate, readable files, no password in the endpoint).
+
+    ``recorded`` is the ``source`` record of a bundle's manifest (``export --update``,
+    ``bundle`` names it in sentences): the endpoint is ``endpoint`` if given, else the one the
+    bundle came from, never ``AK_ENDPOINT`` or a config file's (they may name another
+    cluster), and certificates never come from armonik-cli's default file; a bundle exported
+    over TLS needs certificates. ``tls`` (Python callers: PEM bytes) replaces the TLS
+    settings of the files."""
     options = dict(zip(CONFIG_KEYS, (endpoint, certificate_authority, client_certificate,
                                      client_key)))
-    layers = [options, {k: os.environ.get(f"AK_{k.upper()}") for k in CONFIG_KEYS},
-              _named_config(config)]
-    if not any(layer.get("endpoint") for layer in layers):
-        layers.append(_default_config())
+    options = {k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in options.items()}
+    env = {k: os.environ.get(f"AK_{k.upper()}") for k in CONFIG_KEYS}
+    named = _named_config(config)
+    if recorded is not None:
+        from_bundle = recorded.get("endpoint") if not endpoint else None
+        if not endpoint and not from_bundle:
+            raise SelectionError(f"{bundle} does not record the endpoint it was exported from; "
+                                 "pass --endpoint HOST:PORT")
+        layers = [{**options, "endpoint": endpoint or from_bundle},
+                  {**env, "endpoint": None}, {**named, "endpoint": None}]
+    else:
+        from_bundle = None
+        layers = [options, env, named]
+        if not any(layer.get("endpoint") for layer in layers):
+            layers.append(_default_config())
 
     def pick(key: str):
         return next((layer[key] for layer in layers if layer.get(key)), None)
@@ -189,7 +241,27 @@ def resolve_connection(endpoint: str | None = None, certificate_authority: str |
         raise ConnectionSettingsError(
             "no endpoint given; pass --endpoint HOST:PORT, set AK_ENDPOINT, name a config "
             f"file with -c/--config or AKCONFIG, or set endpoint in {armonik_cli_config_path()}")
-    return _connection(str(endpoint), ca, cert, key)  # str: a YAML file may hold a number
+    conn = _connection(str(endpoint), ca, cert, key)  # str: a YAML file may hold a number
+    if tls is not None:
+        conn = Connection(conn.endpoint, tls)
+    if from_bundle and recorded.get("tls") and conn.tls is None:
+        raise SelectionError(f"{bundle} was exported over TLS from {from_bundle}; pass "
+                             "--certificate-authority (and --client-certificate/--client-key "
+                             "for mutual TLS) to update it")
+    return conn
+
+
+def connection_of(endpoint: "str | Connection | ConnectionOptions | None",
+                  tls: TlsFiles | None = None, *, recorded: dict[str, Any] | None = None,
+                  bundle: str | os.PathLike | None = None) -> Connection:
+    """What an API function was given as its ``endpoint``, as a :class:`Connection`: one
+    already resolved as is, anything else (a ``HOST:PORT``, :class:`ConnectionOptions`, None
+    for the environment and config files) through :func:`resolve_connection`. ``tls``
+    replaces the TLS settings."""
+    if isinstance(endpoint, Connection):
+        return Connection(endpoint.endpoint, tls) if tls is not None else endpoint
+    options = endpoint if isinstance(endpoint, ConnectionOptions) else ConnectionOptions(endpoint)
+    return options.resolve(recorded, bundle, tls)
 
 
 def _connection(endpoint: str, ca, cert, key) -> Connection:
@@ -230,7 +302,15 @@ def open_channel(conn: Connection, max_receive: int = DEFAULT_MAX_RECEIVE) -> gr
 
 @dataclass
 class RetryPolicy:
-    """Exponential backoff for UNAVAILABLE and DEADLINE_EXCEEDED, within a bounded budget."""
+    """Exponential backoff for UNAVAILABLE and DEADLINE_EXCEEDED.
+
+    By default (``retry_for`` None) within a bounded budget: ``attempts`` per call and
+    ``budget_s`` of waiting for the whole export; a connection refused (or a host name that
+    does not resolve) before any call succeeded is not retried at all: nothing is there, and
+    saying so at once beats 30 silent seconds. With ``retry_for`` (``--retry-for SECONDS``)
+    every outage, the first connection included, is retried until the control plane has been
+    unreachable for that many seconds in a row; ``attempts`` and ``budget_s`` no longer
+    apply (an export that makes progress between outages goes on)."""
 
     # per call: 14 attempts wait about 20-40 s in all, long enough for a control-plane pod
     # restart (bench/faults.py restarts the server mid-export)
@@ -239,10 +319,18 @@ class RetryPolicy:
     max_s: float = 5.0
     budget_s: float = 120.0      # total time the whole export may spend waiting on retries
     deadline_s: float = 60.0     # per call
+    retry_for: float | None = None
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         d = min(self.max_s, self.initial_s * (2 ** attempt))
         return d * (0.5 + rng.random() / 2)  # jitter: many shards must not retry in lockstep
+
+    def window_s(self) -> float:
+        """The longest a call may keep retrying one outage, in seconds (for the notice)."""
+        if self.retry_for is not None:
+            return self.retry_for
+        waits = sum(min(self.max_s, self.initial_s * 2 ** a) for a in range(self.attempts - 1))
+        return min(waits, self.budget_s)
 
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -319,6 +407,10 @@ class RawClient:
         self._lock = threading.Lock()
         self._rng = random.Random(0)
         self._budget_left = self.retry.budget_s
+        # Whether a call ever succeeded (a refused connection before that means nothing is
+        # there), and whether the current outage was announced (once, not per attempt).
+        self._reached = False
+        self._announced = False
         self.cancelled = cancelled or threading.Event()
         self._old_channels: list[grpc.Channel] = []
         self._open(max_receive)
@@ -361,11 +453,12 @@ class RawClient:
     def call(self, method: str, request: Any) -> bytes:
         stub = self._stubs[method]
         attempt = 0
+        failing_since = None
         while True:
             if self.cancelled.is_set():
                 raise ExportError("the export was cancelled")
             try:
-                return stub(request, timeout=self.retry.deadline_s)
+                response = stub(request, timeout=self.retry.deadline_s)
             except grpc.RpcError as e:
                 code = e.code() if hasattr(e, "code") else None
                 if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
@@ -380,18 +473,60 @@ class RawClient:
                 mismatch = self._protocol_mismatch(e, method)
                 if mismatch is not None:
                     raise ExportError(mismatch) from None  # never transient: no retry
-                if code in RETRYABLE and attempt + 1 < self.retry.attempts:
-                    wait = self.retry.delay(attempt, self._rng)
-                    with self._lock:
-                        if self._budget_left - wait < 0:
-                            raise self._error(e, method, exhausted=True) from None
-                        self._budget_left -= wait
-                        self.stats.retries += 1
+                if code in RETRYABLE:
+                    failing_since = failing_since or time.monotonic()
+                    wait = self._retry_wait(e, method, attempt, failing_since)
                     if self.cancelled.wait(wait):
                         raise ExportError("the export was cancelled") from None
                     attempt += 1
                     continue
-                raise self._error(e, method, exhausted=code in RETRYABLE) from None
+                raise self._error(e, method) from None
+            with self._lock:
+                self._reached = True
+                self._announced = False
+            return response
+
+    def _retry_wait(self, e: grpc.RpcError, method: str, attempt: int,
+                    failing_since: float) -> float:
+        """How long to wait before the next attempt of a retryable failure, or the error to
+        raise: a refused first connection at once (unless ``retry_for``), else when the
+        attempts, the budget or ``retry_for`` are spent. Announces the outage once."""
+        details = (e.details() if hasattr(e, "details") else "") or ""
+        refused = "connection refused" in details.lower()
+        policy = self.retry
+        with self._lock:
+            if policy.retry_for is None:
+                if refused and not self._reached:
+                    raise ExportError(self._refused_sentence()) from None
+                wait = policy.delay(attempt, self._rng)
+                if attempt + 1 >= policy.attempts or self._budget_left - wait < 0:
+                    raise self._error(e, method, exhausted=True) from None
+                self._budget_left -= wait
+            else:
+                left = policy.retry_for - (time.monotonic() - failing_since)
+                if left <= 0:
+                    raise self._error(e, method, exhausted=True) from None
+                wait = min(policy.delay(attempt, self._rng), left)
+            self.stats.retries += 1
+            if not self._announced:
+                self._announced = True
+                log.warning(self._retry_notice(e, refused))
+        return wait
+
+    def _refused_sentence(self) -> str:
+        return (f"nothing accepts connections at {self.conn.endpoint} (UNAVAILABLE: connection "
+                "refused): check the endpoint's host and port and that the control plane is "
+                "up, or pass --retry-for SECONDS to wait for it")
+
+    def _retry_notice(self, e: grpc.RpcError, refused: bool) -> str:
+        code = e.code() if hasattr(e, "code") else None
+        why = ("connection refused" if refused else
+               f"{code.name if code else 'UNAVAILABLE'}: "
+               f"{' '.join(((e.details() if hasattr(e, 'details') else '') or '').split())[:160]}")
+        how = (f"for up to {self.retry.window_s():g} s" if self.retry.retry_for is not None
+               else f"for up to about {self.retry.window_s():.0f} s "
+                    "(--retry-for SECONDS to wait longer)")
+        return f"the control plane at {self.conn.endpoint} is unreachable ({why}); retrying {how}"
 
     def _protocol_mismatch(self, e: grpc.RpcError, method: str) -> str | None:
         """The sentence for a server that does not speak what aksnap speaks (TLS against
@@ -448,7 +583,9 @@ class RawClient:
             msg = (f"the control plane at {where} does not implement this call: {details}; "
                    "ArmoniK Core 0.14 or later is needed")
         elif exhausted:
-            msg = (f"the control plane at {where} stayed {name} after retrying "
+            spent = (f" for {self.retry.retry_for:g} s" if self.retry.retry_for is not None
+                     else "")
+            msg = (f"the control plane at {where} stayed {name} after retrying{spent} "
                    f"({self.stats.retries} retries): {details}; {self._hint(details)}")
         else:
             msg = f"the call to {where} failed with {name}: {details}"

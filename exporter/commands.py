@@ -8,8 +8,11 @@ the exporter itself are imported inside the command body.
 
 from __future__ import annotations
 
+import logging
+import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import typer
 
@@ -31,9 +34,14 @@ class RichProgress:
                            TimeElapsedColumn(), TimeRemainingColumn(),
                            console=Console(stderr=True), transient=False)
         self._tasks: dict[str, int] = {}
-        self._p.start()
+        self._started = False
 
     def start(self, table: str, total: int) -> None:
+        if self._p is None:
+            return
+        if not self._started:  # not before the first table: a refusal shows no empty bars
+            self._p.start()
+            self._started = True
         self._tasks[table] = self._p.add_task(table, total=max(total, 0))
 
     def advance(self, table: str, rows: int) -> None:
@@ -127,6 +135,11 @@ def export_command(
         "accepts: its 4 MiB receive limit is raised up to this for a single heavy row (a task "
         "with many data dependencies); default 256 MiB."),
     jobs: int = typer.Option(4, "--jobs", "-j", help="Shards read concurrently."),
+    retry_for: Optional[float] = typer.Option(
+        None, "--retry-for", metavar="SECONDS", help="Keep retrying an unreachable control "
+        "plane for up to SECONDS in a row: at the start (by default a refused connection fails "
+        "at once) and during the export (by default 20-40 s per call, 120 s of waiting in "
+        "all).", show_default=False),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at "
                                    "--out (atomically, once the new one is complete)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -171,7 +184,7 @@ def export_command(
         raise fail(str(e)) from None
     from aksnap.bundle import BundleError
     from aksnap.exporter.api import export
-    from aksnap.exporter.client import ExportError, resolve_connection
+    from aksnap.exporter.client import ConnectionOptions, ExportError, RetryPolicy
 
     progress = None
     redaction = None
@@ -202,38 +215,32 @@ def export_command(
     elif out is None:
         raise fail("missing option --out DIR: the bundle directory to create (or --update "
                    "BUNDLE to refresh an existing bundle)")
+    if retry_for is not None and not retry_for >= 0:
+        raise fail(f"--retry-for must be a number of seconds >= 0, not {retry_for}")
+    retry = RetryPolicy(retry_for=retry_for) if retry_for is not None else None
+    # Every command that connects hands its options to the one resolver (resolve_connection).
+    options = ConnectionOptions(endpoint, certificate_authority, client_certificate, client_key,
+                                config)
     _terminate_like_ctrl_c()
     where = out if out is not None else update_bundle
     try:
-        if update_bundle is not None:
-            from aksnap.exporter.incremental import update
+        with notices_on_stderr():
+            if not quiet:
+                progress = RichProgress()
+            if update_bundle is not None:
+                from aksnap.exporter.incremental import update
 
-            conn, tls = None, None
-            if endpoint is not None or certificate_authority or client_certificate or config:
-                # The bundle's own endpoint unless one is given; certificates from the options
-                # or the config file either way.
-                conn = resolve_connection(endpoint or "bundle:0", certificate_authority
-                                          and str(certificate_authority),
-                                          client_certificate and str(client_certificate),
-                                          client_key and str(client_key), config=config)
-                if endpoint is None:
-                    tls, conn = conn.tls, None
-            if not quiet:
-                progress = RichProgress()
-            summary = update(update_bundle, out, endpoint=conn, tls=tls, page_size=page_size,
-                             jobs=jobs, overwrite=overwrite, progress=progress,
-                             max_receive_ceiling=max_message_size)
-        else:
-            conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
-                                      client_certificate and str(client_certificate),
-                                      client_key and str(client_key), config=config)
-            if not quiet:
-                progress = RichProgress()
-            summary = export(conn, out, sessions=session or (), all_sessions=all_sessions,
-                             status=status, created_after=created_after,
-                             created_before=created_before, page_size=page_size, jobs=jobs,
-                             overwrite=overwrite, progress=progress,
-                             max_receive_ceiling=max_message_size, redaction=redaction)
+                # The bundle's own endpoint unless --endpoint is given.
+                summary = update(update_bundle, out, endpoint=options, page_size=page_size,
+                                 jobs=jobs, overwrite=overwrite, progress=progress,
+                                 max_receive_ceiling=max_message_size, retry=retry)
+            else:
+                summary = export(options, out, sessions=session or (),
+                                 all_sessions=all_sessions, status=status,
+                                 created_after=created_after, created_before=created_before,
+                                 page_size=page_size, jobs=jobs, overwrite=overwrite,
+                                 progress=progress, max_receive_ceiling=max_message_size,
+                                 redaction=redaction, retry=retry)
     except KeyboardInterrupt as e:
         # ExportInterrupted knows what is at --out; an earlier interrupt came before anything
         # was written.
@@ -252,6 +259,36 @@ def export_command(
         from aksnap.output import safe_text
 
         typer.echo(f"warning: {safe_text(w)}", err=True)
+
+
+class _StderrNotice(logging.Handler):
+    """The exporter's notices (a retry) as ``aksnap: warning: ...`` lines on stderr, looked up
+    when written (a progress display or a test may have replaced it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from aksnap.output import safe_text
+
+        try:
+            sys.stderr.write(f"aksnap: warning: {safe_text(record.getMessage())}\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - a notice must never break the export
+            pass
+
+
+@contextmanager
+def notices_on_stderr() -> Iterator[None]:
+    """Show the exporter's notices on stderr while a command runs (not hidden by --quiet:
+    they are warnings, not progress)."""
+    from aksnap.exporter.client import log
+
+    handler = _StderrNotice(logging.WARNING)
+    log.addHandler(handler)
+    propagate, log.propagate = log.propagate, False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
 
 
 def render_summary(summary, fmt: str) -> str:

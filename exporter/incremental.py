@@ -23,10 +23,15 @@ group, no Python per row) and writes a new bundle through :class:`BundleWriter`,
 Sessions that the selection now covers and the parent did not are exported whole; sessions it
 no longer covers are dropped (a full export with the same selection would do the same).
 
-Each updated session is checked against the server's counts, taken before and after the
-fetches: fewer merged rows than the server had before means a row was missed, more than it
-had after means rows were deleted (a purged session): either way that session is exported
-whole instead, and the manifest says so (``update.rescanned_sessions``).
+Before anything is written, the cluster must be the parent's (:func:`_check_same_cluster`):
+it holds the parent's sessions, the same ones (creation time, partitions, the tasks the
+parent saw final); a session deleted while others remain is dropped and said.
+
+Each updated session is checked against the server's counts by status, taken before and after
+the fetches (:mod:`aksnap.exporter.counts`): fewer merged rows than the server had before
+means a row was missed, more than it had after means rows were deleted, and a final status
+(which can only grow) outside its two counts means a parent row lies: either way that session
+is exported whole instead, and the manifest says so (``update.rescanned_sessions``, and why).
 """
 
 from __future__ import annotations
@@ -63,25 +68,37 @@ from aksnap.exporter.api import (
 )
 from aksnap.exporter.client import (
     Connection,
+    ConnectionOptions,
     RawClient,
     RetryPolicy,
     SelectionError,
     TlsFiles,
-    resolve_connection,
+    connection_of,
 )
+from aksnap.exporter.counts import Counts, disagreement, rows_counts, server_counts
 from aksnap.exporter.decode import ID_COLUMN
 from aksnap.exporter.manifest import ExportRecord, build_manifest
 from aksnap.exporter.plan import TABLES, session_groups
 from aksnap.exporter.requests import (
     created_since_filters,
     ids_filters,
+    pairs_filters,
     row_filters,
+    session_filters,
     sessions_filters,
     status_filters,
 )
 from aksnap.exporter.runner import Progress, ScanContext, Tallies, scan_sessions
 from aksnap.exporter.scan import Unit, UnitReport, UnitScan
-from aksnap.exporter.selection import Selection, count
+from aksnap.exporter.selection import (
+    IDS_PER_CALL,
+    SelectedSessions,
+    Selection,
+    count,
+    nothing_selected,
+    read_whole,
+    resolve_sessions,
+)
 
 __all__ = ["update", "CLOCK_MARGIN_S", "IDS_PER_REQUEST"]
 
@@ -93,6 +110,8 @@ IDS_PER_REQUEST = 500
 WHOLE_SESSION_SHARE = 0.25
 #: Slack on the cluster's clock for the created-since cutoff (clocks of Core's pods differ).
 CLOCK_MARGIN_S = 5.0
+#: Final tasks per session whose presence on the cluster is checked (one count per 500).
+FINAL_SAMPLE = 4
 #: Old rows are merged this many at a time.
 MERGE_BATCH_ROWS = 128 * 1024
 #: A result in one of these statuses cannot change, except to DELETED (counted separately).
@@ -129,27 +148,6 @@ def _selection_of(manifest, where: Path) -> Selection:
         raise SelectionError(f"{where} records no selection of sessions (it was not written by "
                              "aksnap export), so it cannot be updated; export it again with "
                              "--session or --all") from None
-
-
-def _connection(endpoint: str | Connection | None, tls: TlsFiles | None, manifest,
-                where: Path) -> Connection:
-    """The given endpoint, else the one the parent came from (with the certificates of the
-    options, ``AK_*`` or the config file: never armonik-cli's default file's, which belong
-    to its own endpoint)."""
-    if isinstance(endpoint, Connection):
-        return endpoint
-    recorded = (manifest.source or {}).get("endpoint")
-    if endpoint is None and not recorded:
-        raise SelectionError(f"{where} does not record the endpoint it was exported from; "
-                             "pass --endpoint HOST:PORT")
-    conn = resolve_connection(endpoint or recorded)
-    if tls is not None:
-        conn = Connection(conn.endpoint, tls)
-    if endpoint is None and (manifest.source or {}).get("tls") and conn.tls is None:
-        raise SelectionError(f"{where} was exported over TLS from {recorded}; pass "
-                             "--certificate-authority (and --client-certificate/--client-key "
-                             "for mutual TLS) to update it")
-    return conn
 
 
 def _target(bundle: Path, out: str | os.PathLike | None, overwrite: bool,
@@ -202,16 +200,6 @@ def _counts_by(values: pa.Array | pa.ChunkedArray) -> dict[str, int]:
     return dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
 
 
-def _server_rows(client: RawClient, table: str, sessions: list[str]) -> dict[tuple[str, ...], int]:
-    """Rows of ``table`` the server has, per plan group of sessions (a count query each)."""
-    out = {}
-    for group in session_groups(sessions):
-        f = (row_filters(table, group[0]) if len(group) == 1
-             else sessions_filters(table, group))
-        out[tuple(group)] = count(client, table, f)
-    return out
-
-
 def _run_units(ctx: ScanContext, units: list[Unit], sink) -> list[UnitReport]:
     if not units:
         return []
@@ -228,6 +216,29 @@ def _run_units(ctx: ScanContext, units: list[Unit], sink) -> list[UnitReport]:
             raise
 
 
+def _per_session(rows: pa.Table):
+    """(session id, its rows) for each session of ``rows``: one sort, no Python per row."""
+    if not rows.num_rows:
+        return
+    enc = rows.column("session_id").combine_chunks().dictionary_encode()
+    codes = enc.indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(enc.dictionary) + 1))
+    ordered = rows.take(pa.array(order))
+    for k, s in enumerate(enc.dictionary.to_pylist()):
+        yield s, ordered.slice(bounds[k], bounds[k + 1] - bounds[k])
+
+
+def _sample_per_session(rows: pa.Table, n: int) -> dict[str, list[tuple[str, str]]]:
+    """Up to ``n`` (task id, status) of each session, spread over its rows."""
+    out = {}
+    for s, part in _per_session(rows):
+        picks = np.unique(np.linspace(0, part.num_rows - 1, min(n, part.num_rows)).astype(int))
+        taken = part.take(pa.array(picks))
+        out[s] = list(zip(taken.column("task_id").to_pylist(), taken.column("status").to_pylist()))
+    return out
+
+
 class _Parent:
     """What the update needs of the parent bundle: per table, the ids that can still change,
     per session, and the row counts per session."""
@@ -235,43 +246,39 @@ class _Parent:
     def __init__(self, opened: OpenBundle):
         self.opened = opened
         self.manifest = opened.manifest
-        self.sessions = pq.read_table(opened.file("sessions"),
-                                      columns=["session_id"]).column("session_id").to_pylist()
+        # Who the sessions are: checked against the cluster before anything is written.
+        self.session_rows = pq.read_table(opened.file("sessions"),
+                                          columns=["session_id", "created_at", "partition_ids"])
+        self.sessions = self.session_rows.column("session_id").to_pylist()
         self.open_ids: dict[str, dict[str, pa.Array]] = {}
         self.deleted: dict[str, dict[str, int]] = {}
-        self.ids: dict[str, pa.Table] = {}   # id and session of every row, read once
+        self.final_sample: dict[str, list[tuple[str, str]]] = {}
+        # The parent's sessions the cluster no longer has (set when the update connects).
+        self.gone: list[str] = []
+        self.ids: dict[str, pa.Table] = {}   # id, session and status of every row, read once
         for table in TABLES:
             key = ID_COLUMN[table]
             cols = pq.read_table(opened.file(table), columns=[key, "session_id", "status"])
-            self.ids[table] = cols.select([key, "session_id"])
+            self.ids[table] = cols
             status = cols.column("status")
             if table == "tasks":
-                can_change = pc.invert(pc.is_in(status, value_set=pa.array(TASK_FINAL_STATUSES)))
+                final = pc.is_in(status, value_set=pa.array(TASK_FINAL_STATUSES))
+                can_change = pc.invert(final)
+                self.final_sample = _sample_per_session(cols.filter(final), FINAL_SAMPLE)
             else:
                 can_change = pc.is_in(status, value_set=pa.array(RESULT_INCOMPLETE_STATUSES))
                 self.deleted = {"results": _counts_by(
                     cols.filter(pc.equal(status, "DELETED")).column("session_id")
                     .combine_chunks())}
-            moving = cols.filter(can_change)
-            per = {}
-            if moving.num_rows:
-                sess = moving.column("session_id").combine_chunks()
-                ids = moving.column(key).combine_chunks()
-                enc = sess.dictionary_encode()
-                codes = enc.indices.to_numpy(zero_copy_only=False)
-                order = np.argsort(codes, kind="stable")
-                bounds = np.searchsorted(codes[order], np.arange(len(enc.dictionary) + 1))
-                sorted_ids = ids.take(pa.array(order))
-                for k, s in enumerate(enc.dictionary.to_pylist()):
-                    per[s] = sorted_ids.slice(bounds[k], bounds[k + 1] - bounds[k])
-            self.open_ids[table] = per
+            self.open_ids[table] = {s: rows.column(key).combine_chunks()
+                                    for s, rows in _per_session(cols.filter(can_change))}
 
     def mostly_open(self, sessions: list[str]) -> list[str]:
         """Sessions with more than ``WHOLE_SESSION_SHARE`` of a table's rows still open (and
         more than one request's worth): exported whole, which is cheaper than by id."""
         out = []
         for table in TABLES:
-            rows = _counts_by(self.ids[table].column("session_id").combine_chunks())
+            rows = _counts_by(self.ids[table].column("session_id"))
             for s in sessions:
                 n_open = len(self.open_ids[table].get(s, ()))
                 if n_open > IDS_PER_REQUEST and n_open > WHOLE_SESSION_SHARE * rows.get(s, 0) \
@@ -281,7 +288,8 @@ class _Parent:
 
 
 def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
-           endpoint: str | Connection | None = None, tls: TlsFiles | None = None,
+           endpoint: "str | Connection | ConnectionOptions | None" = None,
+           tls: TlsFiles | None = None,
            page_size: int | None = None, jobs: int = DEFAULT_JOBS, overwrite: bool = False,
            progress: Progress | None = None, retry: RetryPolicy | None = None,
            max_receive: int | None = None,
@@ -290,7 +298,10 @@ def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
     """Refresh ``bundle`` from its cluster into ``out`` (default: replace ``bundle``, only once
     the new one is complete). The new bundle holds what a full export with the parent's
     selection would hold now; its manifest's ``update`` record names the parent (digest,
-    export times) and what was fetched. ``endpoint`` defaults to the one the parent records.
+    export times) and what was fetched. ``endpoint`` (a ``HOST:PORT``, the command's
+    :class:`ConnectionOptions`, or a resolved :class:`Connection`) defaults to the one the
+    parent records; the certificates come from the options, ``AK_*`` or the config file
+    (:func:`~aksnap.exporter.client.resolve_connection`, as every command).
     Raises :class:`SelectionError` (nothing written) for a bundle that cannot be updated,
     :class:`ExportError` when the cluster cannot be read; ``bundle`` is never harmed."""
     started, started_at = time.perf_counter(), utc_now_iso()
@@ -308,19 +319,107 @@ def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
                                  "redact the result")
         selection = _selection_of(m, src)
         target, replace = _target(src, out, overwrite, packed=src.is_file())
-        conn = _connection(endpoint, tls, m, src)
+        conn = connection_of(endpoint, tls, recorded=m.source or {}, bundle=src)
         parent = _Parent(opened)
         path, chosen = run_into_bundle(
             conn, selection, started_at, target, replace,
             lambda writer, ctx, record, partitions: _write(writer, ctx, record, partitions, parent),
             page_size=page_size, jobs=jobs, progress=progress, retry=retry,
             max_receive=max_receive, max_receive_ceiling=max_receive_ceiling,
-            max_rescans=max_rescans)
+            max_rescans=max_rescans,
+            resolve=lambda client, sel, cancelled: _resolve(client, sel, cancelled, parent, src))
     finally:
         opened.close()
     summary = _summary(path, time.perf_counter() - started, chosen.ids)
     summary.update = summary.manifest.get("update")
     return summary
+
+
+def _resolve(client: RawClient, selection: Selection, cancelled: threading.Event,
+             parent: _Parent, where: Path) -> SelectedSessions:
+    """The parent's selection at the cluster, once the cluster is shown to be the parent's
+    (:func:`_check_same_cluster`); sessions the parent named that the cluster deleted are
+    dropped (``parent.gone``), not refused. Nothing is written before this returns."""
+    chosen = resolve_sessions(client, selection, cancelled, missing_ok=True)
+    parent.gone = _check_same_cluster(client, parent, chosen, cancelled, where)
+    if not chosen.ids:
+        raise SelectionError(nothing_selected(client))
+    return chosen
+
+
+def _not_the_cluster(ep: str, where: Path) -> str:
+    return (f"the control plane at {ep} is not the cluster {where} was exported from (an "
+            "edited endpoint, or a control plane restarted with other data); pass --endpoint "
+            "HOST:PORT of the cluster it came from, or export anew to another --out")
+
+
+def _check_same_cluster(client: RawClient, parent: _Parent, chosen: SelectedSessions,
+                        cancelled: threading.Event, where: Path) -> list[str]:
+    """Refuse (:class:`SelectionError`, one sentence saying which evidence) a cluster that
+    does not hold the parent's sessions; return the parent's sessions it no longer has.
+
+    ArmoniK deletes a session with its tasks and results (DeleteSession), so one session gone
+    while others remain is a deletion: dropped, and said. None of them left is another
+    cluster (or everything deleted: the sentence says both). A session that is there must be
+    the same one: its creation time and partitions never change, and the tasks the parent saw
+    final are still there (Core removes tasks only with their session: a sample of
+    ``FINAL_SAMPLE`` per session, in one count per 500)."""
+    ep = client.conn.endpoint
+    ids = parent.sessions
+    if not ids:
+        return []
+    cols = ["session_id", "created_at", "partition_ids"]
+    theirs = {r["session_id"]: r for r in chosen.table.select(cols).to_pylist()}
+    look = [s for s in ids if s not in theirs]
+    for k in range(0, len(look), IDS_PER_CALL):
+        found = read_whole(client, "sessions", session_filters(look[k:k + IDS_PER_CALL]),
+                           cancelled)
+        theirs.update((r["session_id"], r) for r in found.select(cols).to_pylist())
+    gone = [s for s in ids if s not in theirs]
+    if len(gone) == len(ids):
+        shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+        what = (f"holds none of the {len(ids)} sessions of {where} ({shown})" if len(ids) > 1
+                else f"does not hold the session of {where} ({shown})")
+        raise SelectionError(
+            f"the control plane at {ep} {what}: it is not the cluster the bundle was exported "
+            "from (an edited endpoint, or a control plane restarted with other data), or "
+            f"{'every one of those sessions was' if len(ids) > 1 else 'the session was'} "
+            "deleted; pass --endpoint HOST:PORT of the cluster it came from, or export anew to "
+            "another --out")
+    for mine in parent.session_rows.to_pylist():
+        s, other = mine["session_id"], theirs.get(mine["session_id"])
+        if other is None:
+            continue
+        if other["created_at"] != mine["created_at"]:
+            raise SelectionError(
+                f"session {s} at {ep} was created at {_iso(other['created_at'])}, but {where} "
+                f"says it was created at {_iso(mine['created_at'])}: the same id names "
+                f"another session, so {_not_the_cluster(ep, where)}")
+        if sorted(other["partition_ids"] or []) != sorted(mine["partition_ids"] or []):
+            raise SelectionError(
+                f"session {s} at {ep} runs on partitions {_names(other['partition_ids'])}, but "
+                f"{where} says {_names(mine['partition_ids'])}: the same id names another "
+                f"session, so {_not_the_cluster(ep, where)}")
+    pairs = [(s, t, st) for s in ids if s in theirs for t, st in parent.final_sample.get(s, ())]
+    for k in range(0, len(pairs), IDS_PER_REQUEST):
+        chunk = pairs[k:k + IDS_PER_REQUEST]
+        if count(client, "tasks", pairs_filters("tasks", [(s, t) for s, t, _ in chunk])) \
+                == len(chunk):
+            continue
+        for s, t, st in chunk:  # rare: name the first task that is gone
+            if count(client, "tasks", pairs_filters("tasks", [(s, t)])) == 0:
+                raise SelectionError(
+                    f"task {t} of session {s}, {st} in {where}, is absent from {ep} (ArmoniK "
+                    f"removes tasks only with their session), so {_not_the_cluster(ep, where)}")
+    return gone
+
+
+def _iso(ts) -> str:
+    return ts.isoformat() if ts is not None else "an unknown time"
+
+
+def _names(partitions) -> str:
+    return ", ".join(partitions) if partitions else "none"
 
 
 def _write(writer: BundleWriter, ctx: ScanContext, record: ExportRecord, partitions: pa.Table,
@@ -332,7 +431,7 @@ def _write(writer: BundleWriter, ctx: ScanContext, record: ExportRecord, partiti
     cutoff = cutoff_of(parent.manifest)
     refetch = _Refetch(ctx, parent, known, cutoff)
     fetched = refetch.run()
-    rescan = set(refetch.inconsistent(fetched))
+    rescan = refetch.inconsistent(fetched)  # session -> why
     known = [s for s in known if s not in rescan]
     whole = [s for s in chosen if s not in before or s in rescan or s in busy]
 
@@ -387,8 +486,16 @@ def _write(writer: BundleWriter, ctx: ScanContext, record: ExportRecord, partiti
         "deleted_results_refetched": refetch.deleted_sessions,
         "new_sessions": [s for s in chosen if s not in before],
         "dropped_sessions": [s for s in parent.sessions if s not in set(chosen)],
+        "deleted_sessions": parent.gone,
         "rescanned_sessions": sorted(rescan),
+        "rescanned_because": {s: rescan[s] for s in sorted(rescan)},
     }
+    if parent.gone:
+        n = len(parent.gone)
+        manifest.warnings.append(
+            f"{n} session{'s' if n > 1 else ''} of the parent bundle "
+            f"{'are' if n > 1 else 'is'} no longer on the cluster (deleted from it) and "
+            f"dropped: {', '.join(parent.gone[:5])}{', ...' if n > 5 else ''}")
     return writer.commit(manifest)
 
 
@@ -410,7 +517,7 @@ class _Refetch:
         self.reports: list[UnitReport] = []
         self.asked = {t: 0 for t in TABLES}
         self.deleted_sessions: list[str] = []
-        self.before: dict[str, dict[tuple[str, ...], int]] = {}
+        self.before: dict[tuple[str, ...], Counts] = {}
 
     def _units(self) -> list[Unit]:
         units = []
@@ -436,7 +543,7 @@ class _Refetch:
         # Results deleted since the parent (COMPLETED -> DELETED): only when their count grew.
         was = self.parent.deleted.get("results", {})
         for group in session_groups(self.sessions):
-            now = count(self.ctx.client, "results", status_filters("results", group, "DELETED"))
+            now = self.before[tuple(group)].by_status["results"].get("DELETED", 0)
             if now > sum(was.get(s, 0) for s in group):
                 self.deleted_sessions += group
                 units.append(Unit("results", group[0] if len(group) == 1 else None,
@@ -449,7 +556,7 @@ class _Refetch:
 
         if not self.sessions:
             return {t: SCHEMAS[t].empty_table() for t in TABLES}
-        self.before = {t: _server_rows(self.ctx.client, t, self.sessions) for t in TABLES}
+        self.before = self._server_counts()
         units = self._units()
         if self.ctx.progress is not None:
             for table in TABLES:
@@ -458,23 +565,33 @@ class _Refetch:
         self.reports = _run_units(self.ctx, units, sink)
         return {t: _last_per_id(sink.table(t, SCHEMAS[t]), ID_COLUMN[t]) for t in TABLES}
 
-    def inconsistent(self, fetched: dict[str, pa.Table]) -> list[str]:
-        """Sessions whose merged rows disagree with the server's counts: fewer than it had
-        before the fetches (a row was missed) or more than it has now (rows were deleted)."""
+    def _server_counts(self) -> dict[tuple[str, ...], Counts]:
+        return {tuple(g): server_counts(self.ctx.client, g)
+                for g in session_groups(self.sessions)}
+
+    def inconsistent(self, fetched: dict[str, pa.Table]) -> dict[str, str]:
+        """Sessions whose merged rows disagree with the server's counts, taken before and
+        after the fetches, and why (:func:`aksnap.exporter.counts.disagreement`): per table,
+        fewer rows than the server had before (a row was missed), more than it has after
+        (rows were deleted), or a status that can only grow outside its two counts (a parent
+        row that lies: its final rows are kept without being read again)."""
         if not self.sessions:
-            return []
-        after = {t: _server_rows(self.ctx.client, t, self.sessions) for t in TABLES}
-        bad: list[str] = []
+            return {}
+        after = self._server_counts()
+        merged_rows = {}
         for table in TABLES:
             key = ID_COLUMN[table]
-            new = fetched[table]
-            new_per = _counts_by(new.column("session_id").combine_chunks())
-            old_cols = self.parent.ids[table]
-            stale = pc.is_in(old_cols.column(key), value_set=new.column(key).combine_chunks())
-            old_per = _counts_by(old_cols.filter(pc.invert(stale)).column("session_id")
-                                 .combine_chunks())
-            for group, n_before in self.before[table].items():
-                merged = sum(old_per.get(s, 0) + new_per.get(s, 0) for s in group)
-                if merged < n_before or merged > after[table][group]:
-                    bad += [s for s in group if s not in bad]
+            old = self.parent.ids[table]
+            stale = pc.is_in(old.column(key), value_set=fetched[table].column(key).combine_chunks())
+            merged_rows[table] = pa.concat_tables([
+                old.filter(pc.invert(stale)).select(["session_id", "status"]),
+                fetched[table].select(["session_id", "status"]).cast(
+                    old.select(["session_id", "status"]).schema)])
+        groups = session_groups(self.sessions)
+        merged = rows_counts(merged_rows, groups)
+        bad: dict[str, str] = {}
+        for group in map(tuple, groups):
+            why = disagreement(self.before[group], merged[group], after[group])
+            if why is not None:
+                bad.update({s: why for s in group})
         return bad

@@ -10,6 +10,7 @@ from typing import Any
 from aksnap import __version__
 from aksnap.bundle import Manifest, utc_now_iso
 from aksnap.exporter.client import CallStats, Connection
+from aksnap.exporter.counts import Counts
 from aksnap.exporter.plan import TABLES
 from aksnap.exporter.runner import Tallies
 from aksnap.exporter.scan import UnitReport
@@ -31,15 +32,19 @@ class ExportRecord:
     tallies: Tallies = field(default_factory=Tallies)
     reports: list[UnitReport] = field(default_factory=list)
     stats: CallStats = field(default_factory=CallStats)
-    # The server's own counts by task status after the scan: per session (a small selection)
-    # and for the whole selection (key None).
-    server_counts: dict[str | None, dict[str, int]] = field(default_factory=dict)
+    # The server's own counts by status after the scan, per plan group of sessions (a
+    # single session each for a small selection).
+    server_counts: dict[tuple[str, ...], Counts] = field(default_factory=dict)
 
 
 def build_manifest(rec: ExportRecord) -> Manifest:
     """The typed manifest (its ``tables`` are filled by ``BundleWriter.commit``)."""
     consistency = {table: _consistency(table, rec.reports) for table in TABLES}
-    consistency["server_task_counts_at_end"] = rec.server_counts.get(None, {})
+    total = Counts()
+    for c in rec.server_counts.values():
+        total.add(c)
+    consistency["server_counts"] = total.as_manifest()
+    consistency["server_task_counts_at_end"] = consistency["server_counts"]["tasks"]
     consistency["retries"] = rec.stats.retries
     consistency["resource_exhausted"] = rec.stats.resource_exhausted
     non_final = {s: rec.tallies.session_open.get(s, 0) for s in rec.sessions.ids}
@@ -63,10 +68,12 @@ def build_manifest(rec: ExportRecord) -> Manifest:
 def _session_entries(rec: ExportRecord, non_final: dict[str, int]) -> list[dict[str, Any]]:
     status = rec.sessions.status_of()
     t = rec.tallies
+    alone = {g[0]: c.as_manifest() for g, c in rec.server_counts.items() if len(g) == 1}
     return [{"session_id": s, "status": status.get(s),
              "tasks": t.session_tasks.get(s, 0),
              "non_final_tasks": non_final[s],
-             "server_task_counts_at_end": rec.server_counts.get(s),
+             Manifest.SERVER_COUNTS: alone.get(s),
+             "server_task_counts_at_end": alone[s]["tasks"] if s in alone else None,
              "results": t.session_results.get(s, 0)} for s in rec.sessions.ids]
 
 

@@ -101,11 +101,17 @@ def _session_cond(table: str, session_id: str):
 def ids_filters(table: str, session_id: str, ids: Sequence[str]):
     """Rows of one session whose id is one of ``ids`` (one AND per id: the session condition
     lets Core and the simulator narrow each alternative by the session before the id)."""
+    return pairs_filters(table, [(session_id, i) for i in ids])
+
+
+def pairs_filters(table: str, pairs: Sequence[tuple[str, str]]):
+    """Rows whose (session, id) is one of ``pairs`` (one AND per pair, as ``ids_filters``)."""
     mod, field, id_name, _ = _TABLES[table]
-    session = _session_cond(table, session_id)
-    return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": [session, mod.FilterField(
-        field=field(id_name), filter_string=fc.FilterString(value=i, operator=_STR_EQ))]})
-        for i in ids]})
+    id_field = field(id_name)
+    sessions = {s: _session_cond(table, s) for s in dict.fromkeys(s for s, _ in pairs)}
+    return mod.Filters(**{"or": [mod.FiltersAnd(**{"and": [sessions[s], mod.FilterField(
+        field=id_field, filter_string=fc.FilterString(value=i, operator=_STR_EQ))]})
+        for s, i in pairs]})
 
 
 def created_since_filters(table: str, session_ids: Sequence[str], since: datetime):

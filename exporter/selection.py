@@ -111,20 +111,28 @@ def read_whole(client: RawClient, table: str, filters,
 
 
 def resolve_sessions(client: RawClient, selection: Selection,
-                     cancelled: threading.Event | None = None) -> SelectedSessions:
+                     cancelled: threading.Event | None = None,
+                     missing_ok: bool = False) -> SelectedSessions:
     """The selection, resolved once with ListSessions; unknown ids and an empty result are a
-    :class:`SelectionError` naming them (nothing is written yet)."""
+    :class:`SelectionError` naming them (nothing is written yet). With ``missing_ok`` (an
+    update, whose caller judges what is gone) they are not: the sessions found are returned,
+    maybe none."""
     ids = list(selection.sessions)
     tables = [read_whole(client, "sessions", selection.filters(ids[i:i + IDS_PER_CALL]), cancelled)
               for i in range(0, max(1, len(ids)), IDS_PER_CALL)]
     table = pa.concat_tables(tables)
     found = table.column("session_id").to_pylist()
-    _refuse_missing(client, selection, set(found))
     chosen = list(dict.fromkeys(found))
+    if missing_ok:
+        return SelectedSessions(table, chosen)
+    _refuse_missing(client, selection, set(found))
     if not chosen:
-        raise SelectionError("no session matches the selection at "
-                             f"{client.conn.endpoint}; nothing to export")
+        raise SelectionError(nothing_selected(client))
     return SelectedSessions(table, chosen)
+
+
+def nothing_selected(client: RawClient) -> str:
+    return f"no session matches the selection at {client.conn.endpoint}; nothing to export"
 
 
 def _refuse_missing(client: RawClient, selection: Selection, found: set[str]) -> None:

@@ -8,6 +8,7 @@ manifest is complete and the checksums hold.
 import importlib.util
 import json
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from armonik.protogen.common import objects_pb2, sessions_common_pb2, tasks_common_pb2
@@ -82,6 +83,12 @@ def test_many_sessions_are_listed_in_groups(tmp_path, monkeypatch):
     assert m["consistency"]["tasks"]["rescans"] == 0
     assert sum(m["consistency"]["server_task_counts_at_end"].values()) == s.rows["tasks"]
     assert all(x["server_task_counts_at_end"] is None for x in m["sessions"])
+    # per-status counts: the selection's total only (one set of calls per group)
+    assert all(x["server_counts"] is None for x in m["sessions"])
+    for table in ("tasks", "results"):
+        rows = pq.read_table(s.path / f"{table}.parquet", columns=["status"]).column("status")
+        want = {d["values"]: d["counts"] for d in pc.value_counts(rows).to_pylist()}
+        assert m["consistency"]["server_counts"][table] == want, table
     assert sum(x["tasks"] for x in m["sessions"]) == s.rows["tasks"] == 2000
 
 
