@@ -213,8 +213,10 @@ def restart(tasks: int, seed: int, work: Path, pauses=(0.5, 2.0, 10.0, 60.0)) ->
         srv = Server(tasks, seed, "--latency", "0.003")
         srv.start()
         out = work / f"restart-{pause}"
+        # --retry-for: a kill before the export's first call (its start-up takes about 1 s)
+        # would otherwise fail at once as "connection refused", and this row measures survival
         p = subprocess.Popen(export_cmd(f"127.0.0.1:{srv.port}", out, "--page-size", "300",
-                                        "--jobs", "2"),
+                                        "--jobs", "2", "--retry-for", "90"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
         time.sleep(1.0)
         srv.kill()

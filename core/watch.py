@@ -683,11 +683,14 @@ def watch_command(
                 if st["reconciles"] != _last[0]:
                     _last[0] = st["reconciles"]
                     console.print(render_view(st))
+    from aksnap.exporter.commands import notices_on_stderr
+
     try:
-        res = watch(conn, session_id=session, result_id=result, interval=interval, once=once,
-                    record=record, on_update=on_update, keep=keep, min_free=min_free,
-                    on_notice=lambda sentence: typer.echo(f"aksnap: {safe_text(sentence)}",
-                                                          err=True))
+        with notices_on_stderr():  # the exporter's retry notices, as `export` shows them
+            res = watch(conn, session_id=session, result_id=result, interval=interval, once=once,
+                        record=record, on_update=on_update, keep=keep, min_free=min_free,
+                        on_notice=lambda sentence: typer.echo(f"aksnap: {safe_text(sentence)}",
+                                                              err=True))
     except KeyboardInterrupt:
         if live is not None:
             live.stop()
