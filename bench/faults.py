@@ -18,6 +18,13 @@ Every process here is a whole `aksnap` process (`python -m aksnap ...`), the ser
 4. Corrupt and hostile bundles of every kind the hardening issue lists: `aksnap analyze` and
    `aksnap check` must each refuse by name (exit != 0, a sentence naming the problem, no
    traceback).
+5. Trust (nothing aksnap reads or runs may change a bundle or lie about it): `aksnap sql` with
+   every statement wrapper writing every file of the bundle and an outside path, footer
+   statistics edited and bits flipped under recomputed checksums (`check` must notice each),
+   `export --update` against another cluster and from a parent with edited rows, a packed
+   bundle whose cache entry was seeded with another bundle, an existing --out, a FIFO given as
+   a path, an endpoint where nothing listens, `watch` of an unknown session and a bounded
+   `watch --record`.
 """
 
 from __future__ import annotations
@@ -393,6 +400,210 @@ def corrupt(work: Path, tasks: int, seed: int) -> list[dict]:
     return out_rows
 
 
+# -- 5. trust: nothing aksnap reads or runs changes a bundle or lies about it (issue 17) --------
+
+def _digest(d: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.iterdir())
+            if p.is_file()}
+
+
+def _sentence(code: int, text: str) -> bool:
+    return code != 0 and "Traceback" not in text and "aksnap: error:" in text
+
+
+SANDBOX_WRAPPERS = ("{s}", "EXPLAIN ANALYZE {s}", "EXPLAIN (ANALYZE) {s}",
+                    "PREPARE p AS {s}; EXECUTE p", "SELECT 1; {s}")
+
+
+def trust_sandbox(good: Path, work: Path) -> list[dict]:
+    """`aksnap sql` with every wrapper around a COPY aimed at every file of the bundle and an
+    outside path, and around a redefinition of the tasks view."""
+    b = work / "sandbox"
+    shutil.copytree(good, b)
+    before = _digest(b)
+    outside = work / "sandbox-outside.csv"
+    out_rows = []
+    for wrap in SANDBOX_WRAPPERS:
+        targets = [*(str(p) for p in sorted(b.iterdir())), str(outside)]
+        stmts = [wrap.format(s=f"COPY (SELECT 1 AS a) TO '{t}' (FORMAT csv, USE_TMP_FILE false)")
+                 for t in targets]
+        stmts.append(wrap.format(s="CREATE OR REPLACE VIEW tasks AS SELECT 'COMPLETED' AS status")
+                     + "; SELECT count(*) FROM tasks")
+        refused = 0
+        for q in stmts:
+            code, out, err, _ = run([*AKSNAP, "sql", str(b), q])
+            refused += _sentence(code, out + err)
+        intact = _digest(b) == before and not outside.exists()
+        out_rows.append({"check": f"sql sandbox: {wrap.format(s='COPY ... TO <file>')} x "
+                                  f"{len(targets)} targets, and a view redefined",
+                         "result": f"{refused}/{len(stmts)} refused; bundle "
+                                   f"{'intact' if intact else 'CHANGED'}",
+                         "bar": "all refused, every byte intact", "ok": intact and refused == len(stmts)})
+    return out_rows
+
+
+def _footer_span(f: Path) -> tuple[int, int]:
+    data = f.read_bytes()
+    n = int.from_bytes(data[-8:-4], "little")
+    return len(data) - 8 - n, len(data)
+
+
+def _status_stat_edit(b: Path) -> str:
+    """The largest status in tasks.parquet's footer statistics replaced by a string of 'B's of
+    the same length (sorting before every status): DuckDB would prune every row group."""
+    f = b / "tasks.parquet"
+    statuses = sorted(set(pq.read_table(f, columns=["status"]).column("status").to_pylist()))
+    top = statuses[-1].encode()
+    start, _ = _footer_span(f)
+    data = bytearray(f.read_bytes())
+    footer = bytes(data[start:])
+    assert top in footer, top
+    data[start:] = footer.replace(top, b"B" * len(top))
+    f.write_bytes(bytes(data))
+    _reseal(b, "tasks")
+    return statuses[-1]
+
+
+def _flip_in(b: Path, rng: random.Random, where: str) -> int:
+    f = b / "tasks.parquet"
+    data = bytearray(f.read_bytes())
+    start, end = _footer_span(f) if where == "footer" else (4, len(data) - 8)
+    i = rng.randrange(start, end - 8 if where == "footer" else end)
+    data[i] ^= 1 << rng.randrange(8)
+    f.write_bytes(bytes(data))
+    _reseal(b, "tasks")
+    return i
+
+
+def trust_footer(good: Path, work: Path, seed: int, flips: int = 24) -> list[dict]:
+    out_rows = []
+    b = work / "footer-stat"
+    shutil.copytree(good, b)
+    top = _status_stat_edit(b)
+    code, out, err, _ = run([*AKSNAP, "check", str(b)])
+    acode, aout, aerr, _ = run([*AKSNAP, "sql", str(b), f"SELECT count(*) AS n FROM tasks WHERE status = '{top}'",
+                                "-o", "csv"])
+    truth = pq.read_table(good / "tasks.parquet", columns=["status"]).column("status").to_pylist().count(top)
+    answered = aout.strip().splitlines()[-1] if acode == 0 else f"refused (exit {acode})"
+    sql_ok = (acode != 0 and "Traceback" not in aout + aerr) or answered == str(truth)
+    out_rows.append({"check": f"footer statistics: max status {top} -> {'B' * len(top)}, checksum recomputed",
+                     "result": f"check exit {code}; sql count of {top}: {answered} (truth {truth})",
+                     "bar": "check exit != 0; answers refused or right",
+                     "ok": code != 0 and "Traceback" not in out + err and sql_ok})
+    rng = random.Random(seed)
+    for where in ("footer", "file"):
+        noticed = 0
+        for k in range(flips):
+            fb = work / f"flip-{where}-{k}"
+            shutil.copytree(good, fb)
+            _flip_in(fb, rng, where)
+            code, out, err, _ = run([*AKSNAP, "check", str(fb)])
+            noticed += code != 0 and "Traceback" not in out + err
+            shutil.rmtree(fb)
+        out_rows.append({"check": f"{flips} seeded bit flips in tasks.parquet's "
+                                  f"{'footer' if where == 'footer' else 'whole file'}, checksum recomputed",
+                         "result": f"check noticed {noticed}/{flips}",
+                         "bar": "every flip noticed", "ok": noticed == flips})
+    return out_rows
+
+
+def trust_update(tasks: int, seed: int, work: Path) -> list[dict]:
+    """export --update of a parent against another cluster, and of a parent whose final rows
+    were edited (checksums recomputed)."""
+    out_rows = []
+    with Server(tasks, seed) as a, Server(tasks, seed + 1, "--scenario", "chain") as other:
+        parent = work / "upd-parent"
+        code, _, err, _ = run(export_cmd(f"127.0.0.1:{a.port}", parent))
+        assert code == 0, err
+        before = _digest(parent)
+        out = work / "upd-other"
+        code, stdout, err, secs = run([*AKSNAP, "export", "--update", str(parent), "--endpoint",
+                                       f"127.0.0.1:{other.port}", "--out", str(out), "--quiet"])
+        ok = _sentence(code, stdout + err) and not out.exists() and _digest(parent) == before
+        out_rows.append({"check": "export --update of a parent against another cluster",
+                         "result": f"exit {code}: {(err.strip().splitlines() or [''])[-1][:100]}",
+                         "bar": "exit 2, one sentence, nothing written, parent intact", "ok": ok})
+        full = work / "upd-full"
+        code, _, err, _ = run(export_cmd(f"127.0.0.1:{a.port}", full))
+        assert code == 0, err
+        tampered = work / "upd-tampered"
+        shutil.copytree(parent, tampered)
+        t = pq.read_table(tampered / "tasks.parquet")
+        st = t.column("status").to_pylist()
+        edited = [i for i, x in enumerate(st) if x == "COMPLETED"][:3]
+        for i in edited:
+            st[i] = "ERROR"
+        i = t.schema.get_field_index("status")
+        pq.write_table(t.set_column(i, t.schema.field(i), pa.array(st, t.schema.field(i).type))
+                       .replace_schema_metadata(t.schema.metadata), tampered / "tasks.parquet")
+        _reseal(tampered, "tasks")
+        out = work / "upd-after-tamper"
+        code, stdout, err, _ = run([*AKSNAP, "export", "--update", str(tampered), "--endpoint",
+                                    f"127.0.0.1:{a.port}", "--out", str(out), "--quiet", "-o", "json"])
+        if code == 0:
+            got = rows(out)["tasks"].select(["task_id", "status"])
+            want = rows(full)["tasks"].select(["task_id", "status"])
+            equal = got.equals(want)
+            result = f"exit 0; statuses {'equal' if equal else 'DIFFER FROM'} a full export"
+        else:
+            equal, result = False, f"exit {code}: {err.strip()[-100:]}"
+        out_rows.append({"check": f"export --update of a parent with {len(edited)} final rows edited "
+                                  "(checksums recomputed)",
+                         "result": result, "bar": "the bundle equals a full export", "ok": equal})
+    return out_rows
+
+
+def trust_edges(good: Path, work: Path, seed: int) -> list[dict]:
+    """Outputs never overwritten, watch bounded and quick to refuse, a refused connection fast."""
+    out_rows = []
+    notes = work / "notes.txt"
+    notes.write_text("hi\n")
+    code, out, err, _ = run([*AKSNAP, "trace", str(good), "--out", str(notes)])
+    out_rows.append({"check": "trace --out an existing file, no --overwrite",
+                     "result": f"exit {code}; file {'intact' if notes.read_text() == 'hi' + chr(10) else 'REPLACED'}",
+                     "bar": "exit 2, the file intact",
+                     "ok": _sentence(code, out + err) and notes.read_text() == "hi\n"})
+    port = free_port()
+    code, out, err, secs = run([*AKSNAP, "export", "--endpoint", f"127.0.0.1:{port}", "--all",
+                                "--out", str(work / "refused"), "--quiet"], timeout=120)
+    out_rows.append({"check": "export against an endpoint where nothing listens",
+                     "result": f"exit {code} after {secs:.1f} s",
+                     "bar": "one sentence within 5 s", "ok": _sentence(code, out + err) and secs < 5})
+    with Server(3000, seed, "--at", "100") as srv:
+        ep = f"127.0.0.1:{srv.port}"
+        code, out, err, secs = run([*AKSNAP, "watch", "--endpoint", ep, "--session", "no-such-session"],
+                                   timeout=60)
+        out_rows.append({"check": "watch --session UNKNOWN",
+                         "result": f"exit {code} after {secs:.1f} s",
+                         "bar": "exit 2 at once (< 10 s)", "ok": code == 2 and secs < 10})
+        sid = json.loads(run([*AKSNAP, "export", "--endpoint", ep, "--all", "--out",
+                              str(work / "w"), "--quiet", "-o", "json"])[1])["sessions"][0]
+        rec = work / "record"
+        p = subprocess.Popen([*AKSNAP, "watch", "--endpoint", ep, "--session", sid, "--interval",
+                              "0.2", "--record", str(rec), "--keep", "3", "-o", "json"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+        time.sleep(15)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=60)
+        bundles = [d for d in rec.iterdir() if d.is_dir()] if rec.exists() else []
+        size = sum(f.stat().st_size for f in rec.rglob("*") if f.is_file()) if rec.exists() else 0
+        out_rows.append({"check": "watch --record --keep 3, 15 s of a frozen 3,000-task session",
+                         "result": f"{len(bundles)} bundle(s), {size / 2**20:.1f} MiB",
+                         "bar": "<= 3 bundles", "ok": 1 <= len(bundles) <= 3})
+    return out_rows
+
+
+def trust(work: Path, tasks: int, seed: int) -> list[dict]:
+    with Server(tasks, seed) as srv:
+        good = work / "trust-good"
+        code, _, err, _ = run(export_cmd(f"127.0.0.1:{srv.port}", good))
+        assert code == 0, err
+    return [*trust_sandbox(good, work), *trust_footer(good, work, seed),
+            *trust_update(tasks, seed, work), *trust_edges(good, work, seed)]
+
+
 def table(rows: list[dict], markdown: bool) -> str:
     if markdown:
         lines = ["| check | result | bar | ok |", "|---|---|---|---|"]
@@ -409,10 +620,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=24, help="kill -9 instants")
     ap.add_argument("--tasks", type=int, default=20000, help="htcmock size")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--only", choices=["kill", "restart", "outages", "corrupt"], action="append")
+    ap.add_argument("--only", choices=["kill", "restart", "outages", "corrupt", "trust"],
+                    action="append")
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args()
-    parts = a.only or ["kill", "restart", "outages", "corrupt"]
+    parts = a.only or ["kill", "restart", "outages", "corrupt", "trust"]
     work = Path(tempfile.mkdtemp(prefix="aksnap-faults-"))
     t0 = time.perf_counter()
     rows_: list[dict] = []
@@ -425,6 +637,8 @@ def main() -> int:
             rows_ += outages(a.tasks, a.seed, work)
         if "corrupt" in parts:
             rows_ += corrupt(work, 2000, a.seed)
+        if "trust" in parts:
+            rows_ += trust(work, 2000, a.seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table(rows_, a.markdown))
