@@ -734,6 +734,7 @@ def register(app) -> None:
     """``aksnap pack`` and ``aksnap unpack`` (registered by aksnap.cli)."""
     import typer
 
+    from aksnap import paths
     from aksnap.output import output_option
 
     formats = ("table", "json", "yaml")
@@ -745,10 +746,11 @@ def register(app) -> None:
 
     def pack_command(
         bundle: Path = typer.Argument(..., help="Bundle directory (or a redacted one).",
-                                      show_default=False, metavar="BUNDLE"),
+                                      show_default=False, metavar="BUNDLE",
+                                      callback=paths.bundle_in),
         out: Path = typer.Option(..., "--out", help="The file to write (suffix .aksnap; "
                                  "refused if it exists, unless --overwrite).",
-                                 show_default=False, metavar="FILE"),
+                                 show_default=False, metavar="FILE", callback=paths.file_out),
         max_size: Optional[str] = typer.Option(None, "--max-size", help="Refuse to write a "
                                                "file over this size (25MB, 10MiB) and say what "
                                                "would fit.", show_default=False, metavar="SIZE"),
@@ -782,10 +784,10 @@ def register(app) -> None:
 
     def unpack_command(
         file: Path = typer.Argument(..., help="A packed bundle (written by aksnap pack).",
-                                    show_default=False, metavar="FILE"),
+                                    show_default=False, metavar="FILE", callback=paths.packed_in),
         out: Path = typer.Option(..., "--out", help="Bundle directory to create (refused if "
                                  "it exists, unless --overwrite).", show_default=False,
-                                 metavar="DIR"),
+                                 metavar="DIR", callback=paths.dir_out),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle "
                                        "at --out (only a bundle; atomically)."),
         output: Optional[str] = output_option(formats),

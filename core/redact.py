@@ -653,19 +653,22 @@ def register(app) -> None:
     """``aksnap redact`` (registered by aksnap.cli)."""
     import typer
 
+    from aksnap import paths
     from aksnap.output import output_option
 
     formats = ("table", "json", "yaml")
 
     def redact_command(
         bundle: Path = typer.Argument(..., help="Bundle directory or packed file (.aksnap).",
-                                      show_default=False, metavar="BUNDLE|FILE"),
+                                      show_default=False, metavar="BUNDLE|FILE",
+                                      callback=paths.bundle_in),
         out: Path = typer.Option(..., "--out", help="Redacted bundle directory to create "
                                  "(refused if it exists, unless --overwrite).",
-                                 show_default=False, metavar="DIR"),
+                                 show_default=False, metavar="DIR", callback=paths.dir_out),
         key_file: Path = typer.Option(..., "--key-file", help="The secret key file: the same "
                                       "key gives the same pseudonyms in every bundle. Keep it; "
-                                      "never send it.", show_default=False, metavar="KEY"),
+                                      "never send it.", show_default=False, metavar="KEY",
+                                      callback=paths.file_out),
         new_key: bool = typer.Option(False, "--new-key", help="Create KEY first (64 random "
                                      "hex digits, mode 0600); refused if it exists."),
         messages: str = typer.Option("classes", "--messages", metavar="classes|drop|keep",
@@ -676,7 +679,8 @@ def register(app) -> None:
                                       "ids as they are (everything else is still redacted)."),
         map_out: Optional[Path] = typer.Option(None, "--map", help="Also write the pseudonym -> "
                                                "original table here (Parquet), for you alone.",
-                                               show_default=False, metavar="FILE"),
+                                               show_default=False, metavar="FILE",
+                                               callback=paths.file_out),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle "
                                        "at --out (and file at --map)."),
         output: Optional[str] = output_option(formats),
