@@ -69,8 +69,8 @@ BUNDLE_IN = PathKind("a bundle directory or a packed file", files=True, dirs=Tru
 PACKED_IN = PathKind("a packed bundle file", files=True, dirs=False,
                      missing="no packed bundle at {path}: the path does not exist")
 FILE_IN = PathKind("a regular file", files=True, dirs=False, missing=None)
-FILE_OUT = PathKind("a regular file (or a name to create)", files=True, dirs=False, missing=None)
-DIR_OUT = PathKind("a directory (or a name to create)", files=False, dirs=True, missing=None)
+FILE_OUT = PathKind("a regular file", files=True, dirs=False, missing=None)
+DIR_OUT = PathKind("a directory", files=False, dirs=True, missing=None)
 KINDS = (BUNDLE_IN, PACKED_IN, FILE_IN, FILE_OUT, DIR_OUT)
 
 
@@ -105,7 +105,7 @@ def _label(param: Any) -> str:
     opts = [o for o in (getattr(param, "opts", None) or []) if o.startswith("--")]
     if getattr(param, "param_type_name", "") == "option" and opts:
         return max(opts, key=len)
-    return getattr(param, "metavar", None) or (param.name or "PATH").upper()
+    return (getattr(param, "metavar", None) or (param.name or "PATH").upper()).rstrip(".")
 
 
 def _callback(kind: PathKind) -> Callable[..., Any]:
