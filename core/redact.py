@@ -37,6 +37,7 @@ import hmac
 import os
 import re
 import secrets
+import stat
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -240,7 +241,11 @@ def load_key(path: str | os.PathLike) -> bytes:
     """The key's bytes (a trailing newline is not part of it)."""
     p = Path(path).expanduser()
     try:
-        with open(p, "rb") as f:
+        # without blocking: a named pipe is refused at once, never waited on
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BundleError(f"the key file {p} is not a regular file; give a file")
             data = f.read(MAX_KEY_BYTES + 1)
     except FileNotFoundError:
         raise BundleError(f"no key file at {p}; create one with --new-key (it must stay with "

@@ -200,11 +200,15 @@ def test_a_path_of_the_wrong_kind_is_one_sentence_at_once(cmd_path, name, what, 
 
 def test_unpack_of_a_named_pipe_returns_at_once_even_past_the_cli(places, tmp_path):
     """The library refuses a pipe too (opened without blocking, fstat), so a pipe swapped in
-    after the command line's check cannot hang: unpack() and open_packed() raise at once."""
+    after the command line's check cannot hang: unpack(), open_packed() and load_key()
+    raise at once."""
     from aksnap.bundle import BundleError
     from aksnap.pack import open_packed, unpack
+    from aksnap.redact import load_key
 
     with _deadline(5):
+        with pytest.raises(BundleError, match="not a regular file"):
+            load_key(places["fifo"])
         with pytest.raises(BundleError):
             unpack(places["fifo"], tmp_path / "u")
         with pytest.raises(BundleError, match="not a regular file"):
