@@ -1,23 +1,30 @@
-"""Trust in what sharing reads (issue 17, items 5 and 13): the pack cache answers only about
-the packed file it was handed, and a full cache disk is a sentence, never a traceback or a
-half-extracted entry (docs/sharing.md)."""
+"""Trust in sharing (issue 17, items 5, 9, 10, 11 and 13): the pack cache answers only about
+the packed file it was handed; a full cache disk is a sentence, never a traceback or a
+half-extracted entry; redaction fails closed: a secret planted anywhere in a bundle survives
+only where the mode keeps it by design, and whatever has no rule stops it (docs/sharing.md)."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from aksnap import pack as pack_mod
 from aksnap.analyzer.testing import anomaly_bundle, failure_bundle
-from aksnap.bundle import TABLES, BundleError, read_manifest
+from aksnap.bundle import (SCHEMAS, TABLES, TASK_OPTIONS_STRUCT, BundleError, Manifest,
+                           read_manifest, sha256_file)
 from aksnap.cli import app
 from aksnap.pack import open_packed, pack
+from aksnap.redact import MANIFEST_PLAN, PLAN, redact_bundle
 
 runner = CliRunner()
 MEMBERS = ["manifest.json"] + [f"{t}.parquet" for t in TABLES]
@@ -65,10 +72,8 @@ def test_a_seeded_cache_entry_does_not_answer_for_the_packed_file(packed):
     c = _tasks(["check", str(f)])
     assert c["checksums"] == "ok" and c["anomalies"] == []  # the seed has every anomaly
     assert read_manifest(entry).tables["tasks"].rows == 14
-    with open(f, "rb") as z:
-        import zipfile
-
-        want = zipfile.ZipFile(z).read("manifest.json")
+    with zipfile.ZipFile(f) as z:
+        want = z.read("manifest.json")
     assert (entry / "manifest.json").read_bytes() == want
 
 
@@ -98,8 +103,6 @@ def test_a_cache_entry_that_does_not_match_the_file_is_extracted_again(packed, h
     d = open_packed(f)
     assert d == entry
     m = read_manifest(d)
-    from aksnap.bundle import sha256_file
-
     assert all(sha256_file(d / e.file) == e.sha256 for e in m.tables.values())
     assert m.tables["tasks"].rows == 14 and sorted(p.name for p in d.iterdir()) == sorted(MEMBERS)
     assert [p.name for p in entry.parent.iterdir()] == [entry.name]  # nothing left aside
@@ -138,7 +141,6 @@ def test_a_cache_entry_owned_by_another_user_is_not_trusted(packed, monkeypatch)
 def _full_disk_after(monkeypatch, budget: int) -> None:
     """Writes into the cache fail with ENOSPC once ``budget`` bytes were written."""
     written = [0]
-    real_write = os.write
 
     class Full:
         def __init__(self, f):
@@ -161,7 +163,6 @@ def _full_disk_after(monkeypatch, budget: int) -> None:
 
     real_fdopen = os.fdopen
     monkeypatch.setattr(pack_mod.os, "fdopen", lambda *a, **k: Full(real_fdopen(*a, **k)))
-    del real_write
 
 
 @pytest.mark.parametrize("budget", [0, 4000, 15000])
@@ -209,14 +210,6 @@ def test_a_full_temporary_directory_with_the_cache_off_is_one_sentence(packed, m
 # (plain words stay: docs/sharing.md), the ids with --keep-ids. A place with no rule stops
 # redaction, naming it, with nothing written.
 
-import hashlib as _hashlib
-
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from aksnap.bundle import SCHEMAS, TASK_OPTIONS_STRUCT, Manifest, sha256_file
-from aksnap.redact import MANIFEST_PLAN, PLAN, redact_bundle
-
 KEY = b"k" * 32
 MESSAGE_PLACES = {"tasks.status_message", "tasks.output_error", "manifest.warnings"}
 
@@ -224,7 +217,7 @@ MESSAGE_PLACES = {"tasks.status_message", "tasks.output_error", "manifest.warnin
 def secret(place: str) -> str:
     """A plain word, letters only (no digit or dot for the message rules to replace), one per
     place, so a survivor names where it came from."""
-    return "qx" + "".join(chr(97 + b % 26) for b in _hashlib.sha256(place.encode()).digest()[:12])
+    return "qx" + "".join(chr(97 + b % 26) for b in hashlib.sha256(place.encode()).digest()[:12])
 
 
 def _plant_value(typ: pa.DataType, place: str, n: int, places: dict[str, str]):
@@ -271,7 +264,7 @@ def full_manifest(places: dict[str, str]) -> dict:
         places["manifest." + place] = secret("manifest." + place)
         return secret("manifest." + place)
 
-    digest = _hashlib.sha256(b"the parent's manifest").hexdigest()  # a digest has no words
+    digest = hashlib.sha256(b"the parent's manifest").hexdigest()  # a digest has no words
     places["manifest.update.parent.digest"] = digest
     counts = {"units": 1, "pages": 2, "reported_total": 3, "replaced_across_pages": 0,
               "late_duplicates_dropped": 0, "rescans": 0, "missing_vs_reported_total": 0,
