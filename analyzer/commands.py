@@ -19,12 +19,13 @@ from typing import Any, Iterator, List, Optional
 
 import typer
 
+from aksnap import paths
 from aksnap.output import FORMATS, output_option, wide_option
 
 from .registry import ANALYSES, Analysis
 
 _BUNDLE = typer.Argument(..., help="Bundle directory (written by `aksnap export`).",
-                         show_default=False, metavar="BUNDLE")
+                         show_default=False, metavar="BUNDLE", callback=paths.bundle_in)
 
 
 def _format_opt():
@@ -111,7 +112,8 @@ def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
 def make_command(a: Analysis):
     """A typer command for ``a``: its parameters, then the ones every analysis takes."""
     bundles = [(name, Path, _BUNDLE if name == "bundle" else typer.Argument(
-        ..., help="A bundle directory or packed file.", show_default=False, metavar=name.upper()))
+        ..., help="A bundle directory or packed file.", show_default=False, metavar=name.upper(),
+        callback=paths.bundle_in))
         for name in a.bundles]
     params = bundles + [(p.dest, p.annotation, p.cli) for p in a.params] + [
         ("output", Optional[str], output_option(a.formats)), ("section", Optional[str], _section_opt()),
@@ -230,7 +232,7 @@ archive_app = typer.Typer(
          "Example: aksnap archive add ./nightly.archive run-42.aksnap --label env=nightly")
 
 _ARCHIVE = typer.Argument(..., help="The archive directory (created by the first add).",
-                          show_default=False, metavar="ARCHIVE")
+                          show_default=False, metavar="ARCHIVE", callback=paths.dir_out)
 COMPARE_FORMATS = FORMATS + ("markdown",)
 
 
@@ -238,7 +240,8 @@ COMPARE_FORMATS = FORMATS + ("markdown",)
 def archive_add_command(archive: Path = _ARCHIVE,
                         bundles: List[Path] = typer.Argument(..., help="Bundles (or packed "
                                                              "files) to add.", show_default=False,
-                                                             metavar="BUNDLE..."),
+                                                             metavar="BUNDLE...",
+                                                             callback=paths.bundle_in),
                         label: List[str] = typer.Option([], "--label", "-l", help="Label the runs "
                                                         "key=value (repeatable); compare --where "
                                                         "selects by label.", metavar="k=v"),

@@ -17,6 +17,8 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from aksnap import paths
+
 #: build() keywords that name an id: (its kind, which of the analysis' bundles holds it); a unique
 #: prefix of it is accepted, in any case
 ID_KINDS = {"result_id": ("result", 0), "task_id": ("task", 0), "session_id": ("session", 0),
@@ -137,7 +139,8 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
          Param("dot", Optional[Path], typer.Option(None, "--dot", help="Also write the upstream "
                                                    "subgraph to FILE (Graphviz DOT; refused if "
                                                    "it exists, unless --overwrite).",
-                                                   show_default=False, metavar="FILE")),
+                                                   show_default=False, metavar="FILE",
+                                                   callback=paths.file_out)),
          Param("overwrite", bool, typer.Option(False, "--overwrite", help="Replace an existing "
                                                "--dot FILE (a regular file only).")),
          Param("all_frontier", bool, typer.Option(False, "--all", help="Describe every node of the "

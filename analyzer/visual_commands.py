@@ -15,12 +15,14 @@ from typing import Optional
 
 import typer
 
+from aksnap import paths
 from aksnap.output import output_option
 
 from .commands import _errors, _output, _verify_opt
 
 _BUNDLE = typer.Argument(..., help="Bundle directory or packed file (written by `aksnap export` "
-                         "or `aksnap pack`).", show_default=False, metavar="BUNDLE")
+                         "or `aksnap pack`).", show_default=False, metavar="BUNDLE",
+                         callback=paths.bundle_in)
 _SUMMARY_FORMATS = ("table", "json", "yaml")
 
 
@@ -37,7 +39,7 @@ def _result_opt(what: str):
 def _out_opt(example: str):
     return typer.Option(..., "--out", help=f"The file to write, e.g. {example} (refused if it "
                         "exists, unless --overwrite; written atomically).", show_default=False,
-                        metavar="FILE")
+                        metavar="FILE", callback=paths.file_out)
 
 
 def _overwrite_opt():

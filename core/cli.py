@@ -40,7 +40,10 @@ class AksnapGroup(TyperGroup):
 
 
 def usage_sentence(e: "click.exceptions.ClickException") -> str:
-    """click's message as one sentence, pointing at the command's help."""
+    """click's message as one sentence, pointing at the command's help (unless it is a whole
+    sentence already: a path of the wrong kind, ``aksnap.paths``)."""
+    if getattr(e, "whole_sentence", False):
+        return e.format_message()
     msg = " ".join(e.format_message().split())
     msg = msg[:1].lower() + msg[1:]
     ctx = getattr(e, "ctx", None)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from aksnap import paths
 from aksnap.output import output_option
 
 DEFAULT_OUT = Path("aksnap-demo") / "bundle"
@@ -129,7 +130,8 @@ def demo_command(
     keep: Optional[Path] = typer.Option(None, "--keep", help="Write the bundle into DIR and "
                                         "leave it there; refused if DIR exists, unless "
                                         "--overwrite (default: ./aksnap-demo/bundle, replaced "
-                                        "on every run).", show_default=False, metavar="DIR"),
+                                        "on every run).", show_default=False, metavar="DIR",
+                                        callback=paths.dir_out),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bundle at --keep DIR "
                                    "(only a bundle, never a folder of yours)."),
     output: Optional[str] = output_option(FORMATS),

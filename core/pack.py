@@ -49,6 +49,7 @@ from aksnap.bundle import (
     BundleError,
     OpenBundle,
     parse_manifest,
+    sha256_fd,
 )
 
 SUFFIX = ".aksnap"
@@ -247,10 +248,27 @@ def _sha256_path(path: Path) -> str:
 
 # -- reading ---------------------------------------------------------------------------------
 
-def is_packed(path: Path) -> bool:
-    """Whether ``path`` is a file that starts as a zip archive (what pack writes)."""
+class _NotRegular(OSError):
+    """A path that is not a regular file (a pipe, a socket, a device, a directory)."""
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file: opened without blocking, so a
+    named pipe, a socket or a device is refused at once instead of waiting for a writer."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
-        with open(path, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegular(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def is_packed(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts as a zip archive (what pack writes)."""
+    try:
+        with _open_regular(path) as f:
             return f.read(4) == ZIP_MAGIC
     except OSError:
         return False
@@ -335,7 +353,9 @@ class _Packed:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.f = open(path, "rb")
+            self.f = _open_regular(path)
+        except _NotRegular:
+            raise _refuse(path, "it is not a regular file") from None
         except OSError as e:
             raise BundleError(f"cannot read {path} ({e.strerror})") from None
         try:
@@ -380,7 +400,9 @@ class _Packed:
 
     def extract_into(self, directory: Path) -> None:
         """Copy every member into ``directory`` (empty, ours): the five known names only,
-        created exclusively, never through a link; CRC-32 and SHA-256 checked on the way."""
+        created exclusively, never through a link; CRC-32 and SHA-256 checked on the way.
+        A failure to read the packed file is a :class:`BundleError`; a failure to write
+        (a full disk) is the ``OSError`` itself, for the caller to say where it wrote."""
         for name in MEMBERS:
             zi = self.members[name]
             expected = None if name == MANIFEST else \
@@ -392,7 +414,13 @@ class _Packed:
             written = 0
             try:
                 with os.fdopen(fd, "wb") as out, self.zf.open(zi) as src:
-                    while block := src.read(_CHUNK):
+                    while True:
+                        try:
+                            block = src.read(_CHUNK)
+                        except OSError as e:
+                            raise BundleError(f"cannot read {self.path} ({e.strerror or e})") from None
+                        if not block:
+                            break
                         written += len(block)
                         if written > zi.file_size:
                             raise _refuse(self.path, f"{name} holds more than its declared "
@@ -410,6 +438,50 @@ class _Packed:
             if expected is not None and h.hexdigest() != expected:
                 raise _refuse(self.path, f"{name} fails its checksum (manifest {expected[:12]}..., "
                                          f"file {h.hexdigest()[:12]}...)")
+
+    def is_extracted_in(self, directory: Path) -> bool:
+        """Whether ``directory`` holds exactly this file's members, and nobody but this user
+        can change them: a real directory (not a link) owned by this user and writable by
+        nobody else, holding the five members and nothing more, each a plain file of its own
+        (one link), owned by this user, writable by nobody else; the manifest byte for byte
+        the packed manifest; every table the size and SHA-256 that manifest says. Reads every
+        byte of the tables: a cache entry is trusted for what it holds, not for its name."""
+        nofollow = getattr(os, "O_NOFOLLOW", 0)
+        try:
+            dfd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | nofollow
+                          | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return False
+        try:
+            if not _private_to_us(os.fstat(dfd), stat.S_ISDIR):
+                return False
+            if sorted(os.listdir(dfd)) != sorted(MEMBERS):
+                return False
+            for name in MEMBERS:
+                try:
+                    fd = os.open(name, os.O_RDONLY | nofollow | getattr(os, "O_NONBLOCK", 0)
+                                 | getattr(os, "O_CLOEXEC", 0), dir_fd=dfd)
+                except OSError:
+                    return False
+                try:
+                    st = os.fstat(fd)
+                    if not _private_to_us(st, stat.S_ISREG) or st.st_nlink != 1:
+                        return False
+                    if name == MANIFEST:
+                        if st.st_size != len(self.manifest_bytes) or \
+                                os.pread(fd, st.st_size + 1, 0) != self.manifest_bytes:
+                            return False
+                        continue
+                    entry = self.manifest.tables[name.removesuffix(".parquet")]
+                    if st.st_size != entry.bytes or sha256_fd(fd) != entry.sha256:
+                        return False
+                finally:
+                    os.close(fd)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(dfd)
 
     def close(self) -> None:
         zf = getattr(self, "zf", None)
@@ -434,6 +506,26 @@ def cache_root() -> Path | None:
     return Path(root)
 
 
+def _private_to_us(st: os.stat_result, is_kind) -> bool:
+    """A file or directory only this user (or root) can change: of the expected kind, owned
+    by this user, writable by neither its group nor others."""
+    return bool(is_kind(st.st_mode)) and st.st_uid == os.getuid() \
+        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _trusted_root(root: Path) -> bool:
+    """Whether entries in the cache ``root`` can only be replaced by this user: the directory
+    (symbolic links to it are followed: ``~/.cache`` often is one) belongs to this user or
+    root, and is writable by nobody else, or is sticky (as /tmp: others cannot rename or
+    remove what this user made there)."""
+    try:
+        st = os.stat(root)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid in (os.getuid(), 0) and (
+        not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or bool(st.st_mode & stat.S_ISVTX))
+
+
 _private_dirs: list[str] = []
 
 
@@ -442,76 +534,138 @@ def _remove_private_dirs() -> None:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def _file_digest(path: Path) -> str:
+def _remember_private(d: str) -> None:
+    if not _private_dirs:
+        atexit.register(_remove_private_dirs)
+    _private_dirs.append(d)
+
+
+def _private_dir() -> Path:
+    """A fresh directory of this user's (0700), removed when the process exits."""
+    d = tempfile.mkdtemp(prefix="aksnap-packed-")
+    _remember_private(d)
+    return Path(d)
+
+
+def _write_failed(path: Path, where: str, e: OSError, env: str) -> BundleError:
+    """An extraction that could not write (a full disk, a quota, a read-only file system), as
+    one sentence: what failed, where, and how to free or move it."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice = f"free space there, or set {env} to a directory with room"
+    else:
+        advice = f"set {env} to a directory you can write"
+    if env == "AKSNAP_CACHE_DIR":
+        advice += " (AKSNAP_CACHE_DIR= extracts into a temporary directory instead)"
+    return BundleError(f"cannot extract {path} into {where} ({e.strerror or e}); nothing was "
+                       f"left there; {advice}")
+
+
+def _remove_entry(path: Path) -> None:
+    """Remove a replaced cache entry (a directory, or whatever took its name)."""
     try:
-        return _sha256_path(path)
-    except OSError as e:
-        raise BundleError(f"cannot read {path} ({e.strerror})") from None
-
-
-def _complete(directory: Path) -> bool:
-    """A cached extraction is usable: its manifest and every table of the size it says."""
-    try:
-        from aksnap.bundle import read_manifest
-
-        m = read_manifest(directory)
-        return all((directory / e.file).stat().st_size == e.bytes for e in m.tables.values())
-    except (BundleError, OSError):
-        return False
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def open_packed(path: str | os.PathLike) -> Path:
     """The bundle directory holding the packed file's members, extracted once into the cache
-    (keyed by the file's SHA-256) after every check of the module docstring."""
+    (keyed by the file's SHA-256) after every check of the module docstring.
+
+    A cache entry is used only when it holds exactly this file's members and only this user
+    can change it (:meth:`_Packed.is_extracted_in`): anything else at its name (another
+    bundle, an edited table, a link, another user's folder) is replaced by a fresh extraction,
+    atomically (exchanged in one step, or moved aside then replaced); one that cannot be
+    replaced is left alone and the file is extracted into a private directory of this process
+    instead. A write that fails (a full disk) is one sentence and leaves nothing behind."""
     path = Path(path)
     root = cache_root()
-    if root is None:
-        packed = _Packed(path)
-        try:
-            d = tempfile.mkdtemp(prefix="aksnap-packed-")
-            if not _private_dirs:
-                atexit.register(_remove_private_dirs)
-            _private_dirs.append(d)
-            packed.extract_into(Path(d))
-        finally:
-            packed.close()
-        return Path(d)
-    digest = _file_digest(path)
-    final = root / f"packed-{digest}"
-    if final.is_dir() and not final.is_symlink() and _complete(final):
-        return final
     packed = _Packed(path)
     try:
+        if root is None:
+            return _extract_private(packed)
+        # the entry's name comes from the very bytes that are checked and extracted
+        try:
+            digest = sha256_fd(packed.f.fileno())
+        except OSError as e:
+            raise BundleError(f"cannot read {path} ({e.strerror})") from None
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as e:
+            raise _write_failed(path, f"the cache {root}", e, "AKSNAP_CACHE_DIR") from None
+        if not _trusted_root(root):
+            return _extract_private(packed)  # others could swap an entry once it is checked
+        final = root / f"packed-{digest}"
+        if packed.is_extracted_in(final):
+            return final
+        try:
             tmp = Path(tempfile.mkdtemp(prefix=f".packed-{digest[:16]}.", dir=root))
         except OSError as e:
-            raise BundleError(f"cannot write to the cache {root} ({e.strerror}); set "
-                              "AKSNAP_CACHE_DIR to a writable directory") from None
+            raise _write_failed(path, f"the cache {root}", e, "AKSNAP_CACHE_DIR") from None
+        got = None
         try:
-            os.chmod(tmp, 0o755)
-            packed.extract_into(tmp)
-            if os.path.lexists(final) and not _complete(final):
-                # a broken leftover (cleaned by hand half-way): moved aside, then removed
-                aside = root / f".stale-{digest[:16]}-{secrets.token_hex(4)}"
-                try:
-                    os.rename(final, aside)
-                    shutil.rmtree(aside, ignore_errors=True)
-                except OSError:
-                    pass
             try:
-                os.rename(tmp, final)
+                os.chmod(tmp, 0o755)
+                packed.extract_into(tmp)
             except OSError as e:
-                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not _complete(final):
-                    raise BundleError(f"cannot extract {path} into the cache {root} "
-                                      f"({e.strerror})") from None
-                # another process extracted the same file first: use its directory
+                raise _write_failed(path, f"the cache {root}", e, "AKSNAP_CACHE_DIR") from None
+            got = _install(packed, tmp, final)
+            return got
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            if got != tmp and os.path.lexists(tmp):
+                _remove_entry(tmp)
     finally:
         packed.close()
-    return final
+
+
+def _extract_private(packed: _Packed) -> Path:
+    """Extract into a private temporary directory of this process (cache off, or a cache
+    others can write), removed when the process exits."""
+    d = None
+    try:
+        d = _private_dir()
+        packed.extract_into(d)
+        return d
+    except OSError as e:
+        if d is not None:
+            shutil.rmtree(d, ignore_errors=True)
+        where = f"the temporary directory {d or tempfile.gettempdir()}"
+        raise _write_failed(packed.path, where, e, "TMPDIR") from None
+    except BaseException:
+        if d is not None:
+            shutil.rmtree(d, ignore_errors=True)
+        raise
+
+
+def _install(packed: _Packed, tmp: Path, final: Path) -> Path:
+    """Move the fresh extraction ``tmp`` to ``final``; returns the directory to read."""
+    from aksnap.bundle_writer import _RENAME_EXCHANGE, _RENAME_NOREPLACE, _rename2
+
+    for _ in range(3):
+        try:
+            if not os.path.lexists(final):
+                if not _rename2(tmp, final, _RENAME_NOREPLACE):
+                    os.rename(tmp, final)  # refuses a non-empty directory at final
+                return final
+            if packed.is_extracted_in(final):
+                return final  # another process extracted the same file meanwhile
+            if _rename2(tmp, final, _RENAME_EXCHANGE):
+                return final  # tmp now holds what was there: removed by the caller
+            aside = final.with_name(f".stale-{final.name[7:23]}-{secrets.token_hex(4)}")
+            os.rename(final, aside)
+            _remove_entry(aside)
+        except FileNotFoundError:
+            continue  # final vanished between the checks: try again
+        except OSError as e:
+            if e.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                continue
+            break  # cannot replace it (another user's, read-only): do not use it
+    # what holds the name cannot be replaced: read this copy (removed at exit), leave it be
+    _remember_private(str(tmp))
+    return tmp
 
 
 def unpack(path: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -580,6 +734,7 @@ def register(app) -> None:
     """``aksnap pack`` and ``aksnap unpack`` (registered by aksnap.cli)."""
     import typer
 
+    from aksnap import paths
     from aksnap.output import output_option
 
     formats = ("table", "json", "yaml")
@@ -591,10 +746,11 @@ def register(app) -> None:
 
     def pack_command(
         bundle: Path = typer.Argument(..., help="Bundle directory (or a redacted one).",
-                                      show_default=False, metavar="BUNDLE"),
+                                      show_default=False, metavar="BUNDLE",
+                                      callback=paths.bundle_in),
         out: Path = typer.Option(..., "--out", help="The file to write (suffix .aksnap; "
                                  "refused if it exists, unless --overwrite).",
-                                 show_default=False, metavar="FILE"),
+                                 show_default=False, metavar="FILE", callback=paths.file_out),
         max_size: Optional[str] = typer.Option(None, "--max-size", help="Refuse to write a "
                                                "file over this size (25MB, 10MiB) and say what "
                                                "would fit.", show_default=False, metavar="SIZE"),
@@ -628,10 +784,10 @@ def register(app) -> None:
 
     def unpack_command(
         file: Path = typer.Argument(..., help="A packed bundle (written by aksnap pack).",
-                                    show_default=False, metavar="FILE"),
+                                    show_default=False, metavar="FILE", callback=paths.packed_in),
         out: Path = typer.Option(..., "--out", help="Bundle directory to create (refused if "
                                  "it exists, unless --overwrite).", show_default=False,
-                                 metavar="DIR"),
+                                 metavar="DIR", callback=paths.dir_out),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle "
                                        "at --out (only a bundle; atomically)."),
         output: Optional[str] = output_option(formats),

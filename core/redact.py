@@ -37,8 +37,10 @@ import hmac
 import os
 import re
 import secrets
+import stat
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -47,7 +49,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from aksnap.bundle import TABLES, BundleError, Manifest, OpenBundle, utc_now_iso
+from aksnap.bundle import (
+    META_TABLE_KEY,
+    META_VERSION_KEY,
+    SCHEMAS,
+    SESSION_STATUSES,
+    STATUS_DOMAIN,
+    TABLES,
+    TASK_OPTIONS_STRUCT,
+    TASK_STATUSES,
+    BundleError,
+    Manifest,
+    OpenBundle,
+    utc_now_iso,
+)
 
 MESSAGE_MODES = ("classes", "drop", "keep")
 METHOD = "hmac-sha256"
@@ -67,33 +82,139 @@ PREFIX = {
     "application_version": "version-", "application_namespace": "namespace-",
     "application_service": "service-", "engine_type": "engine-", "name": "name-",
     "option_key": "key-", "option_value": "value-", "endpoint": "endpoint-",
+    "release": "release-",
 }
-_TASK_OPTIONS = {"partition_id": "partition", "application_name": "application_name",
-                 "application_version": "application_version",
-                 "application_namespace": "application_namespace",
-                 "application_service": "application_service", "engine_type": "engine_type",
-                 "options": "options"}
-
-#: What is redacted, per table and column: a kind of value, "message", "options" (a map:
-#: keys and values), "task_options" (the sessions' struct), "opaque" (bytes).
-PLAN: dict[str, dict[str, str]] = {
-    "sessions": {"session_id": "id", "partition_ids": "partition", "options": "task_options"},
-    "tasks": {"task_id": "id", "session_id": "id", "initial_task_id": "id", "created_by": "id",
-              "payload_id": "id", "parent_task_ids": "id", "data_dependencies": "id",
-              "expected_output_ids": "id", "retry_of_ids": "id", "owner_pod_id": "pod",
-              "pod_hostname": "host", "partition_id": "partition",
+#: The rules for text, by table and column (and for the session options' struct): a kind of
+#: value (its pseudonym), "message", "options" (a map: keys and values), "task_options" (the
+#: sessions' struct), "opaque" (bytes), "status" (a word of ArmoniK's status vocabulary: kept,
+#: anything else stops redaction).
+_TEXT_RULES: dict[str, dict[str, str]] = {
+    "sessions": {"session_id": "id", "status": "status", "partition_ids": "partition",
+                 "options": "task_options"},
+    "tasks": {"task_id": "id", "session_id": "id", "status": "status", "initial_task_id": "id",
+              "created_by": "id", "payload_id": "id", "parent_task_ids": "id",
+              "data_dependencies": "id", "expected_output_ids": "id", "retry_of_ids": "id",
+              "owner_pod_id": "pod", "pod_hostname": "host", "partition_id": "partition",
               "application_name": "application_name", "application_version": "application_version",
               "application_namespace": "application_namespace",
               "application_service": "application_service", "engine_type": "engine_type",
               "options": "options", "status_message": "message", "output_error": "message"},
-    "results": {"result_id": "id", "session_id": "id", "owner_task_id": "id", "created_by": "id",
-                "name": "name", "opaque_id": "opaque"},
+    "results": {"result_id": "id", "session_id": "id", "status": "status", "owner_task_id": "id",
+                "created_by": "id", "name": "name", "opaque_id": "opaque"},
     "partitions": {"partition_id": "partition", "parent_partition_ids": "partition",
                    "pod_configuration": "options"},
 }
+_STRUCT_TEXT_RULES = {"partition_id": "partition", "application_name": "application_name",
+                      "application_version": "application_version",
+                      "application_namespace": "application_namespace",
+                      "application_service": "application_service",
+                      "engine_type": "engine_type", "options": "options"}
+KEEP = "keep"
+
+
+def _carries_text(t: pa.DataType) -> bool:
+    """Whether values of ``t`` can hold text or bytes (at any depth)."""
+    if pa.types.is_dictionary(t):
+        return _carries_text(t.value_type)
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) \
+            or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
+        return True
+    return any(_carries_text(t.field(i).type) for i in range(t.num_fields))
+
+
+def _plan(fields, text_rules: dict[str, str]) -> dict[str, str | None]:
+    """A rule for each field of the format: its text rule, else ``keep`` when its type holds
+    no text (numbers, times, durations, flags), else None (no rule: tests fail, redaction
+    stops)."""
+    return {f.name: text_rules.get(f.name) or (None if _carries_text(f.type) else KEEP)
+            for f in fields}
+
+
+#: What redaction does with every column of every table, derived from the format
+#: (aksnap.bundle.SCHEMAS): total by construction; tests/test_sharing_trust.py fails when the
+#: format gains a column holding text without a rule, and a column that is not in the plan,
+#: or has no rule, stops redaction with its name.
+PLAN: dict[str, dict[str, str | None]] = {t: _plan(SCHEMAS[t], _TEXT_RULES[t]) for t in TABLES}
+#: The same for the fields of the sessions' options struct.
+STRUCT_PLAN: dict[str, str | None] = _plan(TASK_OPTIONS_STRUCT, _STRUCT_TEXT_RULES)
+#: Parquet key-value metadata the format writes; the redacted files get the format's own
+#: (the writer's schema), so the input's values never reach them. Any other entry stops
+#: redaction (it could hold anything; it is neither copied nor dropped unseen).
+KNOWN_PARQUET_METADATA = {b"ARROW:schema", META_VERSION_KEY, META_TABLE_KEY}
 #: What stays as it is (said in the manifest's redaction record).
-KEPT = ("statuses", "timestamps", "durations", "sizes", "counts", "priorities", "retry numbers",
-        "max_retries", "session flags", "armonik_versions", "the exporter's record")
+KEPT = ("statuses (ArmoniK's vocabulary only)", "timestamps", "durations", "sizes", "counts",
+        "priorities", "retry numbers", "max_retries", "session flags",
+        "versions (when version-shaped)", "the exporter's and the update's counts")
+
+
+# -- the manifest's plan ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ListOf:
+    """A JSON list whose every item follows ``item``."""
+
+    item: Any
+
+
+@dataclass(frozen=True)
+class MapOf:
+    """A JSON object whose keys are words of a vocabulary (``key``: a value rule) and whose
+    values follow ``value``."""
+
+    key: str
+    value: Any
+
+
+#: Written anew by the redaction (the format, the writer, the redaction record): the input's
+#: value never reaches the output.
+REGENERATED = "regenerated"
+_TABLE_COUNTS = MapOf("table", "count")
+_STATUS_COUNTS = MapOf("task_status", "count")
+_SCAN_COUNTS = {k: "count" for k in (
+    "units", "pages", "reported_total", "replaced_across_pages", "late_duplicates_dropped",
+    "rescans", "missing_vs_reported_total", "units_stopped_growing")}
+
+#: What redaction does with every field of the manifest, at every depth (docs/bundle-format.md
+#: describes them): a dict for an object with known fields, :class:`ListOf`, :class:`MapOf`,
+#: or a value rule (see :func:`_manifest_value`). Its top level is the typed Manifest's fields
+#: (tests/test_sharing_trust.py checks it against aksnap.bundle.Manifest). A field that is not
+#: here stops redaction with its name: it is neither copied (it could hold anything) nor
+#: dropped unseen.
+MANIFEST_PLAN: dict[str, Any] = {
+    "format": REGENERATED, "format_version": REGENERATED, "written_at": REGENERATED,
+    "tables": REGENERATED, "redaction": REGENERATED,
+    "snapshot": "snapshot",
+    "exported_at": "timestamp", "export_finished_at": "timestamp", "latest_timestamp": "timestamp",
+    "armonik_versions": {"core": "version", "api": "version"},
+    "source": {"endpoint": "endpoint", "tls": "flag", "mutual_tls": "flag"},
+    "selection": {"sessions": ListOf("id"), "all": "flag", "status": "session_status",
+                  "created_after": "timestamp", "created_before": "timestamp"},
+    "sessions": ListOf({"session_id": "id", "status": "session_status", "tasks": "count",
+                        "non_final_tasks": "count", "results": "count",
+                        "server_task_counts_at_end": _STATUS_COUNTS}),
+    "exporter": {"tool": "tool", "version": "version", "page_size": "page_size", "jobs": "count"},
+    "consistency": {"tasks": _SCAN_COUNTS, "results": _SCAN_COUNTS, "retries": "count",
+                    "resource_exhausted": "count", "server_task_counts_at_end": _STATUS_COUNTS},
+    "warnings": ListOf("message"),
+    "update": {
+        "parent": {"digest": "digest", "exported_at": "timestamp",
+                   "export_finished_at": "timestamp", "latest_timestamp": "timestamp",
+                   "snapshot": "snapshot", "rows": _TABLE_COUNTS, "generation": "count"},
+        "generation": "count", "created_since": "timestamp", "refetched_by_id": _TABLE_COUNTS,
+        "rows_fetched": _TABLE_COUNTS, "rows_kept": _TABLE_COUNTS,
+        "deleted_results_refetched": ListOf("id"), "new_sessions": ListOf("id"),
+        "dropped_sessions": ListOf("id"), "rescanned_sessions": ListOf("id"),
+        "mostly_open_sessions": ListOf("id")},
+}
+#: The closed vocabularies of the manifest's words (a value outside stops redaction).
+_WORDS = {"snapshot": ("final", "live"), "session_status": SESSION_STATUSES,
+          "task_status": TASK_STATUSES, "table": TABLES, "tool": ("aksnap",)}
+_WORD_NAMES = {"snapshot": "final or live", "session_status": "a session status (RUNNING, ...)",
+               "task_status": "a task status (COMPLETED, ERROR, ...)",
+               "table": f"a table name ({', '.join(TABLES)})", "tool": "aksnap"}
+#: A version kept as it is: a number, dotted, then at most two short suffixes (0.34.0,
+#: 3.21.0-rc1, 0.34.0-simulated); anything else becomes a pseudonym.
+_VERSION = re.compile(r"v?\d{1,6}(\.\d{1,6}){0,3}([-+.][0-9A-Za-z]{1,16}){0,2}")
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _GUID_SQL = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(###[0-9]+)?$"
@@ -120,7 +241,11 @@ def load_key(path: str | os.PathLike) -> bytes:
     """The key's bytes (a trailing newline is not part of it)."""
     p = Path(path).expanduser()
     try:
-        with open(p, "rb") as f:
+        # without blocking: a named pipe is refused at once, never waited on
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BundleError(f"the key file {p} is not a regular file; give a file")
             data = f.read(MAX_KEY_BYTES + 1)
     except FileNotFoundError:
         raise BundleError(f"no key file at {p}; create one with --new-key (it must stay with "
@@ -391,34 +516,88 @@ class TableRedactor:
         mask = arr.is_null() if arr.null_count else None
         return pa.MapArray.from_arrays(pa.array(offsets), keys, items, type=arr.type, mask=mask)
 
-    def struct(self, arr: pa.Array) -> pa.Array:
+    def struct(self, arr: pa.Array, where: str) -> pa.Array:
         children = arr.flatten()
         fields = list(arr.type)
-        out = [self.column(c, _TASK_OPTIONS[f.name]) if f.name in _TASK_OPTIONS else c
-               for f, c in zip(fields, children)]
+        out = []
+        for f, c in zip(fields, children):
+            rule = STRUCT_PLAN.get(f.name)
+            if rule is None:
+                raise BundleError(_no_rule(f"the field {where}.{f.name}"))
+            out.append(self.column(c, rule, f"{where}.{f.name}"))
         mask = arr.is_null() if arr.null_count else None
         return pa.StructArray.from_arrays(out, fields=fields, mask=mask)
 
-    def column(self, col: pa.Array | pa.ChunkedArray, what: str) -> pa.Array:
+    def column(self, col: pa.Array | pa.ChunkedArray, what: str, where: str) -> pa.Array:
         if isinstance(col, pa.ChunkedArray):
             col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
         t = col.type
+        if what == KEEP:
+            if _carries_text(t):
+                raise BundleError(f"{where} holds text ({t}) where the format has numbers, "
+                                  "times or flags, which redaction keeps; it stopped and "
+                                  "nothing was written (the file was edited or not written "
+                                  "by aksnap)")
+            return col
+        if what == "status":
+            return self.status(col, where)
         if what == "options":
             return self.maps(col)
         if what == "task_options":
-            return self.struct(col)
+            return self.struct(col, where)
         if what == "opaque":
             return self.binary(col)
         if pa.types.is_list(t) or pa.types.is_large_list(t):
             return self.lists(col, what)
         return self.strings(col, what)
 
+    def status(self, col: pa.Array, where: str) -> pa.Array:
+        """A status column is kept: ArmoniK's words only, anything else stops redaction."""
+        domain = STATUS_DOMAIN[where.split(".")[0]]
+        values = pc.unique(col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col)
+        if not pa.types.is_string(values.type) or len(values.drop_null().filter(pc.invert(
+                pc.is_in(values.drop_null(), value_set=pa.array(domain, pa.string()))))):
+            raise BundleError(f"{where} holds a value that is not an ArmoniK status; "
+                              "redaction keeps statuses as they are, so it stopped and nothing "
+                              "was written (the file was edited or not written by aksnap)")
+        return col
+
     def table(self, name: str, data: pa.Table) -> pa.Table:
         plan = PLAN[name]
-        cols = [self.column(data.column(c), plan[c]) if c in plan else data.column(c)
-                for c in data.column_names]
+        cols = []
+        for c in data.column_names:
+            rule = plan.get(c)
+            if rule is None:
+                raise BundleError(_no_rule(f"the column {name}.{c}"))
+            cols.append(self.column(data.column(c), rule, f"{name}.{c}"))
         self._cache.clear()
         return pa.Table.from_arrays(cols, names=data.column_names)
+
+
+def _no_rule(what: str) -> str:
+    return (f"{what} has no redaction rule, so redaction stopped and nothing was written: "
+            "aksnap copies only what it knows how to redact (it could hold anything); remove "
+            "it, or redact with the aksnap release that wrote it")
+
+
+def check_parquet_metadata(name: str, schema: pa.Schema) -> None:
+    """Refuse key-value metadata the format does not write, and metadata on any field: the
+    redacted file gets the format's own, but what has no rule stops redaction, by name."""
+    for k in (schema.metadata or {}):
+        if k not in KNOWN_PARQUET_METADATA:
+            shown = k.decode("utf-8", "replace")[:60]
+            raise BundleError(_no_rule(f"the key-value metadata entry {shown!r} of "
+                                       f"{name}.parquet"))
+
+    def fields(fs, prefix):
+        for f in fs:
+            if f.metadata:
+                raise BundleError(_no_rule(f"the metadata of the field {prefix}{f.name}"))
+            t = f.type
+            sub = [t.field(i) for i in range(t.num_fields)] if t.num_fields else []
+            fields(sub, f"{prefix}{f.name}.")
+
+    fields(schema, f"{name}.")
 
 
 # -- the message vocabulary -------------------------------------------------------------------
@@ -483,42 +662,144 @@ def message_vocabulary(bundle: OpenBundle, pseudo: Pseudonyms) -> MessageRedacto
 
 # -- the manifest ----------------------------------------------------------------------------
 
+def _manifest_leaves(node: Any = None, where: str = "") -> list[tuple[str, str]]:
+    """(field, value rule) of every leaf of :data:`MANIFEST_PLAN`."""
+    node = MANIFEST_PLAN if node is None else node
+    if isinstance(node, dict):
+        return [leaf for k, v in node.items()
+                for leaf in _manifest_leaves(v, f"{where}.{k}" if where else k)]
+    if isinstance(node, ListOf):
+        return _manifest_leaves(node.item, where + "[]")
+    if isinstance(node, MapOf):
+        return _manifest_leaves(node.value, where + "{}")
+    return [(where, node)]
+
+
 def redaction_record(key: bytes, messages: str, keep_ids: bool) -> dict[str, Any]:
     """The manifest's ``redaction`` field: what was redacted, how, with which key."""
-    cols = [f"{t}.{c}" for t in TABLES for c, k in PLAN[t].items()
-            if not (keep_ids and k == "id") and not (messages == "keep" and k == "message")]
+    def redacted(rule: str) -> bool:
+        return rule not in (KEEP, "status") and not (keep_ids and rule == "id") \
+            and not (messages == "keep" and rule == "message")
+
+    cols = [f"{t}.{c}" for t in TABLES for c, k in PLAN[t].items() if redacted(k)]
+    fields = [f for f, rule in _manifest_leaves()
+              if rule in ("id", "endpoint", "message", "digest", "version") and redacted(rule)]
     return {
         "method": METHOD,
         "key_fingerprint": key_fingerprint(key),
         "messages": messages,
         "ids": "kept" if keep_ids else "pseudonyms",
         "columns": cols,
-        "manifest": ["source.endpoint", "selection.sessions", "sessions.session_id", "warnings",
-                     "unknown fields (dropped)"],
+        "manifest": fields + ["fields aksnap does not know: refused"],
         "kept": list(KEPT),
         "redacted_at": utc_now_iso(),
     }
 
 
+class _ManifestValues:
+    """The value rules of :data:`MANIFEST_PLAN`'s leaves."""
+
+    def __init__(self, pseudo: Pseudonyms, message_fn: MessageRedactor | None, messages: str):
+        self.pseudo, self.message_fn, self.messages = pseudo, message_fn, messages
+
+    def __call__(self, rule: str, v: Any, where: str) -> Any:
+        if v is None:
+            return None
+        if rule in ("id", "endpoint", "message", "digest", "version", "timestamp"):
+            if not isinstance(v, str):
+                raise _wrong(where, "a string")
+            if rule == "id":
+                return self.pseudo.id(v)
+            if rule == "endpoint":
+                return self.pseudo.text("endpoint", v)
+            if rule == "message":
+                if self.messages == "keep":
+                    return v
+                if self.messages == "drop":
+                    return DROPPED if v else v
+                return (self.message_fn or MessageRedactor(self.pseudo))(v)
+            if rule == "digest":
+                if not re.fullmatch(r"[0-9a-f]{64}", v):
+                    raise _wrong(where, "a SHA-256 digest (64 hex digits)")
+                return self.pseudo._mac("digest", v.encode()).hex()
+            if rule == "version":
+                return v if _VERSION.fullmatch(v) else self.pseudo.text("release", v)
+            try:
+                if len(v) > 64:
+                    raise ValueError(v)
+                datetime.fromisoformat(v)
+            except ValueError:
+                raise _wrong(where, "an ISO-8601 time") from None
+            return v
+        if rule == "count":
+            if type(v) not in (int, float):
+                raise _wrong(where, "a number")
+            return v
+        if rule == "flag":
+            if type(v) is not bool:
+                raise _wrong(where, "true or false")
+            return v
+        if rule == "page_size":
+            if v != "auto" and type(v) is not int:
+                raise _wrong(where, "a page size (a number or \"auto\")")
+            return v
+        words = _WORDS.get(rule)
+        if words is None:  # pragma: no cover - a plan naming a rule that does not exist
+            raise BundleError(_no_rule(f"the manifest field {where}"))
+        if v not in words:
+            raise _wrong(where, _WORD_NAMES[rule])
+        return v
+
+
+def _wrong(where: str, expected: str) -> BundleError:
+    return BundleError(f"the manifest field {where} is not {expected}; redaction keeps only "
+                       f"{expected} there, so it stopped and nothing was written (the manifest "
+                       "was edited, or written by another tool)")
+
+
+def _walk(node: Any, value: Any, where: str, values: _ManifestValues) -> Any:
+    """``value`` redacted by the plan ``node``; anything without a rule raises BundleError
+    naming it (every byte of the output manifest comes from a rule)."""
+    if value is None:
+        return None
+    if isinstance(node, dict):
+        if not isinstance(value, dict):
+            raise _wrong(where or "the manifest", "an object")
+        out = {}
+        for k, v in value.items():
+            name = f"{where}.{k}" if where else str(k)
+            rule = node.get(k)
+            if rule is None:
+                raise BundleError(_no_rule(f"the manifest field {name[:120]}"))
+            if rule != REGENERATED:
+                out[k] = _walk(rule, v, name, values)
+        return out
+    if isinstance(node, ListOf):
+        if not isinstance(value, list):
+            raise _wrong(where, "a list")
+        return [_walk(node.item, v, f"{where}[{i}]", values) for i, v in enumerate(value)]
+    if isinstance(node, MapOf):
+        if not isinstance(value, dict):
+            raise _wrong(where, "an object")
+        words = _WORDS[node.key]
+        if any(k not in words for k in value):
+            raise BundleError(f"the manifest field {where} has a key that is not "
+                              f"{_WORD_NAMES[node.key]}; redaction keeps only those there, so "
+                              "it stopped and nothing was written (the manifest was edited, or "
+                              "written by another tool)")
+        return {k: _walk(node.value, v, f"{where}.{k}", values) for k, v in value.items()}
+    return values(node, value, where)
+
+
 def redact_manifest(m: Manifest, pseudo: Pseudonyms, message_fn: MessageRedactor | None,
                     messages: str, record: dict[str, Any]) -> Manifest:
-    """The manifest of the redacted bundle: identifying fields pseudonymised, fields aksnap
-    does not know dropped (they could hold anything), the redaction record added."""
-    src = m.source or {}
-    source = {"endpoint": pseudo.text("endpoint", str(src.get("endpoint") or "")),
-              "tls": src.get("tls"), "mutual_tls": src.get("mutual_tls")}
-    sel = dict(m.selection or {})
-    if isinstance(sel.get("sessions"), list):
-        sel["sessions"] = [pseudo.id(str(s)) for s in sel["sessions"]]
-    sessions = [{**e, "session_id": pseudo.id(str(e.get("session_id") or ""))}
-                if isinstance(e, dict) else e for e in (m.sessions or [])]
-    fn = message_fn if message_fn is not None else MessageRedactor(pseudo)
-    warnings = [w if messages == "keep" else fn(str(w)) for w in (m.warnings or [])]
-    return Manifest(tables={}, snapshot=m.snapshot, exported_at=m.exported_at,
-                    export_finished_at=m.export_finished_at, latest_timestamp=m.latest_timestamp,
-                    armonik_versions=m.armonik_versions, source=source, selection=sel,
-                    sessions=sessions, exporter=m.exporter, consistency=m.consistency,
-                    warnings=warnings, redaction=record)
+    """The manifest of the redacted bundle: every field, at every depth, through its rule of
+    :data:`MANIFEST_PLAN` (identifying strings pseudonymised, warnings as --messages says,
+    numbers, times and words of a vocabulary checked and kept); a field without a rule, or a
+    value of the wrong shape, raises BundleError naming it. The redaction record is added."""
+    red = _walk(MANIFEST_PLAN, m.to_dict(), "", _ManifestValues(pseudo, message_fn, messages))
+    return Manifest(tables={}, redaction=record,
+                    **{k: v for k, v in red.items() if v is not None and k in Manifest._OPTIONAL})
 
 
 @dataclass
@@ -606,16 +887,18 @@ def redact_bundle(src: str | os.PathLike, out: str | os.PathLike, *, key: bytes 
                 raise BundleError(f"{src} failed its integrity check: {problems[0]}; "
                                   "redaction refuses a damaged bundle (`aksnap check` lists why)")
         pseudo = Pseudonyms(key, keep_ids)
+        for name in TABLES:  # footers only: refused before anything is written
+            check_parquet_metadata(name, pq.ParquetFile(bundle.file(name)).schema_arrow)
         message_fn = message_vocabulary(bundle, pseudo) if messages == "classes" else None
         log = _MapLog() if map_path is not None else None
         record = redaction_record(key, messages, keep_ids)
+        manifest = redact_manifest(bundle.manifest, pseudo, message_fn, messages, record)
         with BundleWriter(out, overwrite=overwrite, row_group_size=256 * 1024) as w:
             for name in TABLES:
                 pf = pq.ParquetFile(bundle.file(name))
                 red = TableRedactor(pseudo, messages, message_fn, log)
                 for i in range(pf.num_row_groups):
                     w.write(name, red.table(name, pf.read_row_group(i)))
-            manifest = redact_manifest(bundle.manifest, pseudo, message_fn, messages, record)
             map_tmp = None
             if log is not None:
                 map_tmp = map_path.with_name(f".{map_path.name}.partial-{os.getpid()}-"
@@ -653,19 +936,22 @@ def register(app) -> None:
     """``aksnap redact`` (registered by aksnap.cli)."""
     import typer
 
+    from aksnap import paths
     from aksnap.output import output_option
 
     formats = ("table", "json", "yaml")
 
     def redact_command(
         bundle: Path = typer.Argument(..., help="Bundle directory or packed file (.aksnap).",
-                                      show_default=False, metavar="BUNDLE|FILE"),
+                                      show_default=False, metavar="BUNDLE|FILE",
+                                      callback=paths.bundle_in),
         out: Path = typer.Option(..., "--out", help="Redacted bundle directory to create "
                                  "(refused if it exists, unless --overwrite).",
-                                 show_default=False, metavar="DIR"),
+                                 show_default=False, metavar="DIR", callback=paths.dir_out),
         key_file: Path = typer.Option(..., "--key-file", help="The secret key file: the same "
                                       "key gives the same pseudonyms in every bundle. Keep it; "
-                                      "never send it.", show_default=False, metavar="KEY"),
+                                      "never send it.", show_default=False, metavar="KEY",
+                                      callback=paths.file_out),
         new_key: bool = typer.Option(False, "--new-key", help="Create KEY first (64 random "
                                      "hex digits, mode 0600); refused if it exists."),
         messages: str = typer.Option("classes", "--messages", metavar="classes|drop|keep",
@@ -676,7 +962,8 @@ def register(app) -> None:
                                       "ids as they are (everything else is still redacted)."),
         map_out: Optional[Path] = typer.Option(None, "--map", help="Also write the pseudonym -> "
                                                "original table here (Parquet), for you alone.",
-                                               show_default=False, metavar="FILE"),
+                                               show_default=False, metavar="FILE",
+                                               callback=paths.file_out),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle "
                                        "at --out (and file at --map)."),
         output: Optional[str] = output_option(formats),

@@ -34,6 +34,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from aksnap import paths
 from aksnap.output import output_option
 
 FORMATS = ("table", "json", "yaml")
@@ -591,7 +592,7 @@ def watch_command(
                                           "incremental update of the previous one, and a line "
                                           "of DIR/states.jsonl (a state equal to the last "
                                           "recorded one is not recorded again).",
-                                          show_default=False),
+                                          show_default=False, callback=paths.dir_out),
     keep: Optional[int] = typer.Option(None, "--keep", metavar="N", help="With --record: keep "
                                        f"the bundles of the last N states (default "
                                        f"{DEFAULT_KEEP}; 0: every one); older states keep "
@@ -603,15 +604,17 @@ def watch_command(
                                            f"below SIZE (default {DEFAULT_MIN_FREE}; e.g. "
                                            "500MB, 5%, 0 for no floor).", show_default=False),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML connection file, "
-                                          "as AKCONFIG.", show_default=False, metavar="FILE"),
+                                          "as AKCONFIG.", show_default=False, metavar="FILE",
+                                          callback=paths.file_in),
     certificate_authority: Optional[Path] = typer.Option(None, "--certificate-authority",
                                                          help="PEM CA of the server (TLS).",
-                                                         show_default=False),
+                                                         show_default=False, callback=paths.file_in),
     client_certificate: Optional[Path] = typer.Option(None, "--client-certificate",
                                                       help="PEM client certificate (mutual "
-                                                      "TLS).", show_default=False),
+                                                      "TLS).", show_default=False,
+                                                      callback=paths.file_in),
     client_key: Optional[Path] = typer.Option(None, "--client-key", help="PEM client key.",
-                                              show_default=False),
+                                              show_default=False, callback=paths.file_in),
     output: Optional[str] = output_option(FORMATS),
 ) -> None:
     """Follow a running session (or one result) live: progress, throughput and ETA, the

@@ -16,6 +16,7 @@ from typing import Iterator, List, Optional
 
 import typer
 
+from aksnap import paths
 from aksnap.output import output_option
 
 # The summary is one record: no csv (armonik-cli's formats).
@@ -91,12 +92,13 @@ def export_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Bundle directory to create (refused "
                                        "if it exists, unless --overwrite). With --update: "
                                        "where the refreshed bundle goes (default: replace "
-                                       "BUNDLE).", show_default=False, metavar="DIR"),
+                                       "BUNDLE).", show_default=False, metavar="DIR",
+                                       callback=paths.dir_out),
     update_bundle: Optional[Path] = typer.Option(
         None, "--update", metavar="BUNDLE", help="Refresh BUNDLE from the cluster it came from "
         "(its recorded endpoint unless --endpoint is given), fetching only the tasks and "
         "results that were not final in it and those created since; the selection is "
-        "BUNDLE's.", show_default=False),
+        "BUNDLE's.", show_default=False, callback=paths.bundle_in),
     endpoint: Optional[str] = typer.Option(None, "--endpoint", "-e", help="Control plane "
                                            "HOST:PORT (default: AK_ENDPOINT, then the -c/AKCONFIG "
                                            "file, then armonik-cli's config file).",
@@ -104,7 +106,7 @@ def export_command(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML connection file, as "
                                           "AKCONFIG (keys endpoint, certificate_authority, "
                                           "client_certificate, client_key).", show_default=False,
-                                          metavar="FILE"),
+                                          metavar="FILE", callback=paths.file_in),
     session: Optional[List[str]] = typer.Option(None, "--session", "-s", help="Session id to "
                                                 "export; repeat for several.", show_default=False),
     all_sessions: bool = typer.Option(False, "--all", help="Export every session."),
@@ -119,12 +121,13 @@ def export_command(
                                                  show_default=False),
     certificate_authority: Optional[Path] = typer.Option(
         None, "--certificate-authority", help="PEM file of the CA that signed the server "
-        "certificate (turns TLS on).", show_default=False),
+        "certificate (turns TLS on).", show_default=False, callback=paths.file_in),
     client_certificate: Optional[Path] = typer.Option(
         None, "--client-certificate", help="PEM client certificate, for mutual TLS.",
-        show_default=False),
+        show_default=False, callback=paths.file_in),
     client_key: Optional[Path] = typer.Option(None, "--client-key", help="PEM client key, for "
-                                              "mutual TLS.", show_default=False),
+                                              "mutual TLS.", show_default=False,
+                                              callback=paths.file_in),
     page_size: Optional[int] = typer.Option(None, "--page-size", help="Rows per page (default: "
                                             "automatic, about 2 MiB per page). Halved when a page "
                                             "would not fit aksnap's receive limit or the server's "
@@ -148,14 +151,16 @@ def export_command(
                                 "manifest); needs --key-file."),
     key_file: Optional[Path] = typer.Option(None, "--key-file", help="The secret key for "
                                             "--redact (aksnap redact --new-key creates one).",
-                                            show_default=False, metavar="KEY"),
+                                            show_default=False, metavar="KEY",
+                                            callback=paths.file_out),
     messages: str = typer.Option("classes", "--messages", metavar="classes|drop|keep",
                                  help="With --redact: what to do with error texts and status "
                                  "messages (see aksnap redact)."),
     map_out: Optional[Path] = typer.Option(None, "--map", help="With --redact: also write the "
                                            "pseudonym -> original table (Parquet) to FILE, for "
                                            "the sender alone; never inside the bundle.",
-                                           show_default=False, metavar="FILE"),
+                                           show_default=False, metavar="FILE",
+                                           callback=paths.file_out),
     keep_ids: bool = typer.Option(False, "--keep-ids", help="With --redact: keep session, task "
                                   "and result ids as they are."),
     output: Optional[str] = output_option(FORMATS),
