@@ -52,6 +52,7 @@ import pyarrow.parquet as pq
 from aksnap.bundle import (
     META_TABLE_KEY,
     META_VERSION_KEY,
+    RESULT_STATUSES,
     SCHEMAS,
     SESSION_STATUSES,
     STATUS_DOMAIN,
@@ -158,8 +159,8 @@ class ListOf:
 
 @dataclass(frozen=True)
 class MapOf:
-    """A JSON object whose keys are words of a vocabulary (``key``: a value rule) and whose
-    values follow ``value``."""
+    """A JSON object whose keys are words of a vocabulary (``key``: a value rule), or ids
+    (``key="id"``: pseudonymised), and whose values follow ``value``."""
 
     key: str
     value: Any
@@ -170,6 +171,8 @@ class MapOf:
 REGENERATED = "regenerated"
 _TABLE_COUNTS = MapOf("table", "count")
 _STATUS_COUNTS = MapOf("task_status", "count")
+#: the server's counts by status of a session or of the whole selection (exporter/counts.py)
+_SERVER_COUNTS = {"tasks": MapOf("task_status", "count"), "results": MapOf("result_status", "count")}
 _SCAN_COUNTS = {k: "count" for k in (
     "units", "pages", "reported_total", "replaced_across_pages", "late_duplicates_dropped",
     "rescans", "missing_vs_reported_total", "units_stopped_growing")}
@@ -191,10 +194,12 @@ MANIFEST_PLAN: dict[str, Any] = {
                   "created_after": "timestamp", "created_before": "timestamp"},
     "sessions": ListOf({"session_id": "id", "status": "session_status", "tasks": "count",
                         "non_final_tasks": "count", "results": "count",
-                        "server_task_counts_at_end": _STATUS_COUNTS}),
+                        "server_task_counts_at_end": _STATUS_COUNTS,
+                        "server_counts": _SERVER_COUNTS}),
     "exporter": {"tool": "tool", "version": "version", "page_size": "page_size", "jobs": "count"},
     "consistency": {"tasks": _SCAN_COUNTS, "results": _SCAN_COUNTS, "retries": "count",
-                    "resource_exhausted": "count", "server_task_counts_at_end": _STATUS_COUNTS},
+                    "resource_exhausted": "count", "server_task_counts_at_end": _STATUS_COUNTS,
+                    "server_counts": _SERVER_COUNTS},
     "warnings": ListOf("message"),
     "update": {
         "parent": {"digest": "digest", "exported_at": "timestamp",
@@ -204,17 +209,27 @@ MANIFEST_PLAN: dict[str, Any] = {
         "rows_fetched": _TABLE_COUNTS, "rows_kept": _TABLE_COUNTS,
         "deleted_results_refetched": ListOf("id"), "new_sessions": ListOf("id"),
         "dropped_sessions": ListOf("id"), "rescanned_sessions": ListOf("id"),
-        "mostly_open_sessions": ListOf("id")},
+        "mostly_open_sessions": ListOf("id"), "deleted_sessions": ListOf("id"),
+        "rescanned_because": MapOf("id", "count_phrase")},
 }
 #: The closed vocabularies of the manifest's words (a value outside stops redaction).
 _WORDS = {"snapshot": ("final", "live"), "session_status": SESSION_STATUSES,
-          "task_status": TASK_STATUSES, "table": TABLES, "tool": ("aksnap",)}
+          "task_status": TASK_STATUSES, "result_status": RESULT_STATUSES, "table": TABLES,
+          "tool": ("aksnap",)}
 _WORD_NAMES = {"snapshot": "final or live", "session_status": "a session status (RUNNING, ...)",
                "task_status": "a task status (COMPLETED, ERROR, ...)",
+               "result_status": "a result status (COMPLETED, ABORTED, ...)",
                "table": f"a table name ({', '.join(TABLES)})", "tool": "aksnap"}
 #: A version kept as it is: a number, dotted, then at most two short suffixes (0.34.0,
 #: 3.21.0-rc1, 0.34.0-simulated); anything else becomes a pseudonym.
 _VERSION = re.compile(r"v?\d{1,6}(\.\d{1,6}){0,3}([-+.][0-9A-Za-z]{1,16}){0,2}")
+
+#: why ``export --update`` rescanned a session (exporter/counts.py ``disagreement``): numbers,
+#: table names, statuses and fixed words only; any other text stops redaction
+_COUNT_PHRASE = re.compile(
+    r"\d{1,19} (tasks|results|sessions|partitions) (rows|[A-Z_]{1,24}(/[A-Z_]{1,24}){0,7}), the "
+    r"server (had \d{1,19} before the fetches|has \d{1,19} after them|counted \d{1,19} before "
+    r"and \d{1,19} after)")
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _GUID_SQL = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(###[0-9]+)?$"
@@ -743,6 +758,10 @@ class _ManifestValues:
             if v != "auto" and type(v) is not int:
                 raise _wrong(where, "a page size (a number or \"auto\")")
             return v
+        if rule == "count_phrase":
+            if not isinstance(v, str) or not _COUNT_PHRASE.fullmatch(v):
+                raise _wrong(where, "a phrase of counts written by aksnap")
+            return v
         words = _WORDS.get(rule)
         if words is None:  # pragma: no cover - a plan naming a rule that does not exist
             raise BundleError(_no_rule(f"the manifest field {where}"))
@@ -781,6 +800,9 @@ def _walk(node: Any, value: Any, where: str, values: _ManifestValues) -> Any:
     if isinstance(node, MapOf):
         if not isinstance(value, dict):
             raise _wrong(where, "an object")
+        if node.key == "id":  # keyed by ids: the keys are pseudonymised like any id
+            return {values("id", k, f"{where} key"): _walk(node.value, v, f"{where}.<id>", values)
+                    for k, v in value.items()}
         words = _WORDS[node.key]
         if any(k not in words for k in value):
             raise BundleError(f"the manifest field {where} has a key that is not "

@@ -546,3 +546,42 @@ def test_the_table_redactor_itself_refuses_a_column_or_struct_field_without_a_ru
     j = s.schema.get_field_index("options")
     with pytest.raises(BundleError, match=r"sessions\.options\.owner has no redaction rule"):
         red.table("sessions", s.set_column(j, "options", pa.array([], options)))
+
+
+def test_the_update_record_of_a_rescan_is_redacted_by_id_and_a_forged_reason_stops_it(tmp_path):
+    """Given a parent whose final rows were edited (checksums recomputed), so that
+    `export --update` rescans its session and records why under the session's id, when the
+    update is redacted, then the record's key is the session's pseudonym and the reason (counts
+    and statuses written by aksnap) is kept; and when the reason was forged to carry other text,
+    redaction stops naming the field and writes nothing."""
+    from aksnap.exporter import export, update
+    from aksnap.fixtures.scenarios import build_scenario
+    from aksnap.fixtures.server import SimulatedControlPlane
+
+    with SimulatedControlPlane(build_scenario("htcmock", seed=3, tasks=120)) as cp:
+        export(cp.start(), tmp_path / "p", all_sessions=True)
+        t = pq.read_table(tmp_path / "p" / "tasks.parquet")
+        st = t.column("status").to_pylist()
+        st[st.index("COMPLETED")] = "ERROR"
+        i = t.schema.get_field_index("status")
+        pq.write_table(t.set_column(i, t.schema.field(i), pa.array(st, t.schema.field(i).type))
+                       .replace_schema_metadata(t.schema.metadata), tmp_path / "p" / "tasks.parquet")
+        m = json.loads((tmp_path / "p" / "manifest.json").read_text())
+        f = tmp_path / "p" / "tasks.parquet"
+        m["tables"]["tasks"].update(sha256=hashlib.sha256(f.read_bytes()).hexdigest(),
+                                    bytes=f.stat().st_size)
+        (tmp_path / "p" / "manifest.json").write_text(json.dumps(m))
+        update(tmp_path / "p", tmp_path / "u")
+    raw = json.loads((tmp_path / "u" / "manifest.json").read_text())
+    (sid, why), = raw["update"]["rescanned_because"].items()
+    redact_bundle(tmp_path / "u", tmp_path / "red", key=KEY)
+    red = json.loads((tmp_path / "red" / "manifest.json").read_text())
+    pseudonym = red["sessions"][0]["session_id"]
+    assert pseudonym != sid and red["update"]["rescanned_because"] == {pseudonym: why}
+    assert red["update"]["rescanned_sessions"] == [pseudonym]
+
+    raw["update"]["rescanned_because"][sid] = why + " on node-7.acme.corp"
+    (tmp_path / "u" / "manifest.json").write_text(json.dumps(raw))
+    with pytest.raises(BundleError, match=r"update\.rescanned_because\.<id> is not a phrase of counts"):
+        redact_bundle(tmp_path / "u", tmp_path / "red2", key=KEY, verify=False)
+    assert not (tmp_path / "red2").exists()
