@@ -64,6 +64,7 @@ from aksnap.bundle import (
     OpenBundle,
     utc_now_iso,
 )
+from aksnap.output import check_output_file
 
 MESSAGE_MODES = ("classes", "drop", "keep")
 METHOD = "hmac-sha256"
@@ -872,6 +873,8 @@ def _check_map_path(map_out: Path | None, out: Path, overwrite: bool) -> Path | 
     if not map_out.parent.is_dir():
         raise BundleError(f"cannot write --map {map_out}: the directory {map_out.parent} "
                           "does not exist")
+    # a symbolic link, a FIFO, a device, a path inside a bundle: as every --out
+    check_output_file(map_out, overwrite=overwrite, option="--map")
     return map_out
 
 
@@ -927,9 +930,17 @@ def redact_bundle(src: str | os.PathLike, out: str | os.PathLike, *, key: bytes 
                                              f"{secrets.token_hex(4)}")
                 table = log.table()
                 try:
-                    pq.write_table(table, map_tmp, compression="zstd")
+                    # the map turns pseudonyms back into names: readable by its owner only,
+                    # created exclusively (never through a link), on disk before it is named
+                    fd = os.open(map_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                                 | getattr(os, "O_NOFOLLOW", 0), 0o600)
+                    with os.fdopen(fd, "wb") as f:
+                        pq.write_table(table, f, compression="zstd")
+                        f.flush()
+                        os.fsync(f.fileno())
                 except OSError as e:
-                    raise BundleError(f"cannot write --map {map_path} ({e})") from None
+                    map_tmp.unlink(missing_ok=True)
+                    raise BundleError(f"cannot write --map {map_path} ({e.strerror or e})") from None
             try:
                 path = w.commit(manifest)
             except BaseException:

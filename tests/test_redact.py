@@ -313,3 +313,23 @@ def test_export_redact_map_traces_pseudonyms_back(tmp_path):
     pairs = pq.read_table(tmp_path / "map.parquet").to_pylist()
     back = {p[c] for p in pairs for c in p if p[c] in originals}
     assert back == originals
+
+
+def test_the_map_is_private_and_never_written_through_a_link(tmp_path):
+    """Given a bundle, when `aksnap redact --map M` writes the pseudonym -> original table,
+    then M is readable by its owner only (it undoes the redaction); and when M is a symbolic
+    link, even with --overwrite, it is refused in one sentence and its target is untouched."""
+    import stat as stat_
+
+    fb = failure_bundle(tmp_path / "fb")
+    (tmp_path / "key").write_bytes(KEY)
+    args = ["redact", str(fb), "--key-file", str(tmp_path / "key")]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--map", str(tmp_path / "m.parquet")])
+    assert r.exit_code == 0, r.output
+    assert stat_.S_IMODE((tmp_path / "m.parquet").stat().st_mode) == 0o600
+    (tmp_path / "victim").write_text("mine")
+    (tmp_path / "l.parquet").symlink_to(tmp_path / "victim")
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "o2"), "--map", str(tmp_path / "l.parquet"),
+                            "--overwrite"])
+    assert r.exit_code == 2 and "symbolic link" in r.stderr, r.output
+    assert (tmp_path / "victim").read_text() == "mine" and not (tmp_path / "o2").exists()
