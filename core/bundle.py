@@ -541,7 +541,9 @@ class OpenBundle:
         return _fd_path(self._fds[table], self.root / self.manifest.tables[table].file)
 
     def structure_problems(self) -> list[str]:
-        """Cheap checks, from the file system and the Parquet footers only."""
+        """Cheap checks, from the file system, the Parquet footers and the dictionary pages
+        only: sizes, schemas, row counts, and the statistics of dictionary-encoded columns
+        (statuses, session ids...) against their dictionaries."""
         problems = []
         for table in TABLES:
             entry = self.manifest.tables[table]
@@ -563,6 +565,10 @@ class OpenBundle:
             elif rows != entry.rows:
                 problems.append(f"{entry.file} holds {rows} rows but the manifest says "
                                 f"{entry.rows}")
+            else:
+                # DuckDB skips row groups by these statistics: a wrong one is a wrong answer
+                problems += parquet_verify.dictionary_statistics_problems(self._fds[table],
+                                                                          entry.file)
         return problems
 
     def checksum_problems(self) -> list[str]:

@@ -57,7 +57,6 @@ BOOLEAN, INT32, INT64, INT96, FLOAT, DOUBLE, BYTE_ARRAY, FIXED_LEN_BYTE_ARRAY = 
 REQUIRED, OPTIONAL, REPEATED = range(3)
 CODECS = {"none": 0, "uncompressed": 0, "snappy": 1, "gzip": 2, "brotli": 4, "lz4": 7,
           "zstd": 6}
-TYPE_NAME = {BOOLEAN: "BOOLEAN", INT32: "INT32", INT64: "INT64", BYTE_ARRAY: "BYTE_ARRAY"}
 MAX_FOOTER = 64 << 20
 MAX_PROBLEMS = 25  # per file: past this, a count
 
@@ -144,9 +143,6 @@ class _Problems:
     def sentence(self, text: str) -> None:
         """A whole sentence of another check (it names the file itself)."""
         self.sentences.append(text)
-
-    def __bool__(self) -> bool:
-        return bool(self.seen or self.sentences)
 
     def finish(self) -> list[str]:
         out = []
@@ -251,7 +247,8 @@ def _first_difference(a: Any, b: Any, path: str) -> str | None:
             if k not in b:
                 return f"{path}.{k} is {_show(a[k])}, which the writer does not write there"
             if a.types[k] != b.types[k]:
-                return f"{path}.{k} is a {TYPE_NAMES.get(a.types[k])}, expected a {TYPE_NAMES.get(b.types[k])}"
+                return (f"{path}.{k} is a {TYPE_NAMES.get(a.types[k])}, expected a "
+                        f"{TYPE_NAMES.get(b.types[k])}")
             d = _first_difference(a[k], b[k], f"{path}.{k}")
             if d:
                 return d
@@ -294,16 +291,20 @@ def _kv_difference(got: Any, want: Any) -> str | None:
 def _arrow_schema_difference(got: bytes | None, want: bytes) -> str:
     """How a stored Arrow schema (base64 IPC, what pyarrow decodes the file with) differs."""
     try:
-        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(got or b"", validate=True)))
-    except (ValueError, pa.ArrowException, binascii.Error):
+        return _schema_difference(
+            pa.ipc.read_schema(pa.py_buffer(base64.b64decode(got or b"", validate=True))),
+            pa.ipc.read_schema(pa.py_buffer(base64.b64decode(want))))
+    except (ValueError, pa.ArrowException, binascii.Error):  # names that are not UTF-8 too
         return "is not a readable Arrow schema"
-    ref = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(want)))
+
+
+def _schema_difference(schema: pa.Schema, ref: pa.Schema) -> str:
     for f in ref:
         if f.name not in schema.names:
             return f"has no field {f.name}"
         g = schema.field(f.name)
         if not g.equals(f, check_metadata=True):
-            return f"describes field {f.name} as {g}, expected {f}"
+            return f"describes field {f.name} as {_show(str(g), 120)}, expected {f}"
     extra = [n for n in schema.names if n not in ref.names]
     if extra:
         return f"has an unknown field {_show(extra[0])}"
@@ -363,19 +364,39 @@ def schema_leaves(elements: List) -> list[Leaf]:
     return leaves
 
 
-# -- the values: each leaf column's level slots --------------------------------------------------
+# -- the values: each leaf column, level by level --------------------------------------------------
 
 @dataclass
 class Slots:
-    """A leaf column of a decoded row group, one entry per Parquet level: the value, or null
-    where the level holds none (a null or empty list, a null value); and how many levels
-    have each definition and repetition level (the size statistics' histograms)."""
+    """A leaf column of a decoded row group, seen level by level (a Parquet page holds a run
+    of levels): ``values`` are the leaf values that levels hold, in order; ``present`` counts,
+    before each level, the levels that hold one (None when every level does: a flat column);
+    and how many levels have each definition and repetition level (the size statistics)."""
 
     values: pa.Array
+    present: np.ndarray | None
     def_hist: list[int]
     rep_hist: list[int]
     max_def: int
     max_rep: int
+
+    @property
+    def levels(self) -> int:
+        return len(self.values) if self.present is None else len(self.present) - 1
+
+    def stats(self, start: int = 0, stop: int | None = None) -> "Raw":
+        """Min, max and null count of levels ``start`` to ``stop``."""
+        stop = self.levels if stop is None else stop
+        if self.present is None:
+            v, absent = self.values.slice(start, stop - start), 0
+        else:
+            a, b = int(self.present[start]), int(self.present[stop])
+            v, absent = self.values.slice(a, b - a), (stop - start) - (b - a)
+        nulls = absent + v.null_count
+        if v.null_count == len(v):
+            return None, None, nulls
+        mm = pc.min_max(_comparable(v))
+        return mm["min"].as_py(), mm["max"].as_py(), nulls
 
 
 def _hist(levels: np.ndarray, top: int) -> list[int]:
@@ -437,7 +458,7 @@ def leaf_slots(column: pa.ChunkedArray | pa.Array, nullable: bool) -> Iterator[S
             or pa.types.is_large_list(t)):
         # a flat column: its levels are its rows (the common case, without level arrays)
         nulls = arr.null_count
-        yield Slots(arr, [nulls, n - nulls] if nullable else [], [], int(nullable), 0)
+        yield Slots(arr, None, [nulls, n - nulls] if nullable else [], [], int(nullable), 0)
         return
     yield from _walk(arr, nullable, np.arange(n, dtype=np.int64), np.zeros(n, np.int16),
                      np.zeros(n, np.int16), 0, 0)
@@ -469,7 +490,17 @@ def _walk(arr: pa.Array, nullable: bool, idx, d, r, max_def: int,
         else:
             yield from _walk(arr.values, t.value_field.nullable, idx, d, r, max_def, max_rep)
         return
-    yield Slots(arr.take(_indices(idx)), _hist(d, max_def), _hist(r, max_rep), max_def, max_rep)
+    held = idx >= 0
+    positions = idx[held]
+    present = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(held, out=present[1:])
+    if len(positions) and (positions[-1] - positions[0] + 1 != len(positions)
+                           or (np.diff(positions) != 1).any()):
+        # the held values are not one run of the child (a null list spanning values): copy
+        values = arr.take(_indices(positions))
+    else:
+        values = arr.slice(int(positions[0]) if len(positions) else 0, len(positions))
+    yield Slots(values, present, _hist(d, max_def), _hist(r, max_rep), max_def, max_rep)
 
 
 # -- statistics ----------------------------------------------------------------------------------
@@ -500,16 +531,6 @@ def _comparable(values: pa.Array) -> pa.Array:
 
 
 Raw = tuple  # (smallest value, largest value, null count): None, None when every value is null
-
-
-def _raw_stats(values: pa.Array) -> Raw:
-    """``values``' min, max (Python values in Parquet's order: bytes for byte arrays, compared
-    unsigned) and null count."""
-    nulls = values.null_count
-    if nulls == len(values):
-        return None, None, nulls
-    mm = pc.min_max(_comparable(values))
-    return mm["min"].as_py(), mm["max"].as_py(), nulls
 
 
 def _merge_stats(parts: list[Raw]) -> Raw:
@@ -805,14 +826,16 @@ def verify_file(fd: int, path: str, model: Model, what: str,
             continue
         diff = (_kv_difference(fm.get(fid), ref.get(fid)) if fid == 5 else
                 _first_difference(fm.get(fid), ref.get(fid), names.get(fid, str(fid))))
-        if diff:
-            comparable &= fid not in (2, 5)
-            if fid == 6 and isinstance(fm.get(6), bytes) and _CREATED_BY.match(fm[6]):
-                diff = (f"it was written by {_show(fm[6])}, and this aksnap (with "
-                        f"{_show(ref.get(6))}) vouches only for files of its own writer; run "
-                        "check with that pyarrow version, or export the bundle again")
-            out.add("footer", f"the footer's {diff}" if fid != 6 or "written by" not in diff
-                    else diff)
+        if not diff:
+            continue
+        comparable &= fid not in (2, 5)
+        if fid == 6 and isinstance(fm.get(6), bytes) and _CREATED_BY.match(fm[6]):
+            out.add("footer", f"the file was written by {_show(fm[6])}, and this aksnap (with "
+                              f"{_show(ref.get(6))}) vouches only for files its own Parquet "
+                              "writer writes: check it with that pyarrow version, or export "
+                              "the bundle again")
+        else:
+            out.add("footer", f"the footer's {diff}")
     leaves = schema_leaves(ref[2])
     dict_leaf = [len(lf.path) == 1 and lf.path[0].decode() in model.dictionary_columns
                  for lf in leaves]
@@ -824,6 +847,7 @@ def verify_file(fd: int, path: str, model: Model, what: str,
     for g, rg in enumerate(fm[4]):
         at = f"row group {g}"
         row = []
+        total_rows += rg[3]
         if len(rg[1]) != len(leaves):
             out.add(at, f"the row group has {len(rg[1])} column chunks, expected {len(leaves)}")
             chunks.append([None] * len(leaves))
@@ -855,9 +879,9 @@ def verify_file(fd: int, path: str, model: Model, what: str,
             row.append((start, md[7], md))
             pos = start + md[7]
         chunks.append(row)
-        if rg[5] != first:
-            out.add(at, f"the row group says it begins at byte {rg[5]}, its first column chunk "
-                        f"begins at byte {first}")
+        if rg.get(5) != first:
+            out.add(at, f"the row group says it begins at byte {rg.get(5)}, its first column "
+                        f"chunk begins at byte {first}")
         sizes = [ch[2] for ch in row if ch is not None]
         if len(sizes) == len(leaves):
             if rg[2] != sum(m[6] for m in sizes):
@@ -866,7 +890,6 @@ def verify_file(fd: int, path: str, model: Model, what: str,
             if rg.get(6) is not None and rg[6] != sum(m[7] for m in sizes):
                 out.add(at, f"the row group says {rg[6]} bytes, its column chunks "
                             f"{sum(m[7] for m in sizes)}")
-        total_rows += rg[3]
     if pos != footer_at:
         out.add("", f"bytes {pos} to {footer_at} belong to no column chunk (the footer begins "
                     f"at byte {footer_at})")
@@ -935,32 +958,169 @@ def _check_values(data: pa.Table, schema: pa.Schema, leaves: list[Leaf], row, wa
         if (slots.max_def, slots.max_rep) != (leaf.max_def, leaf.max_rep):  # pragma: no cover
             out.add(where, "its levels do not match the schema")
             continue
-        if md[5] != len(slots.values):
+        if md[5] != slots.levels:
             out.add(where, f"the column chunk says {md[5]} values, but the rows hold "
-                           f"{len(slots.values)} levels")
+                           f"{slots.levels} levels")
             continue
         # page by page (pages whose walk failed: the chunk as a whole); the chunk's
         # statistics are those of its pages put together
         pages = walked[c]
         data_pages = [p for p in pages or () if p.kind == DATA_PAGE]
-        if data_pages and sum(p.num_values for p in data_pages) == len(slots.values):
+        if data_pages and sum(p.num_values for p in data_pages) == slots.levels:
             at, parts = 0, []
             for i, p in enumerate(pages):
                 if p.kind != DATA_PAGE:
                     continue
-                raw = _raw_stats(slots.values.slice(at, p.num_values))
+                raw = slots.stats(at, at + p.num_values)
                 parts.append(raw)
                 if p.header[5].get(5) is not None:
                     _check_statistics(p.header[5][5], raw, leaf.physical, f"{where}, page {i}",
                                       "page's", out)
                 at += p.num_values
             raw = _merge_stats(parts)
+            if pages[0].kind == DICTIONARY_PAGE:
+                _check_dictionary_size(pages, slots, where, out)
         else:
-            raw = _raw_stats(slots.values)
+            raw = slots.stats()
         if 12 in md:
             _check_statistics(md[12], raw, leaf.physical, where, "column chunk's", out)
         if 16 in md:
             _check_size_statistics(md[16], slots, leaf.physical, where, out)
+
+
+# -- the quick check every open runs ------------------------------------------------------------
+
+_U32 = struct.Struct("<I")
+# The quick check reads dictionaries of up to this many entries (statuses, session, partition
+# and application names, pods: the columns analyses group and filter by).
+QUICK_MAX_ENTRIES = 4096
+_CODEC_NAMES = {1: "snappy", 2: "gzip", 4: "brotli", 6: "zstd", 7: "lz4"}
+
+
+def _plain_values(data: bytes, physical: int, n: int) -> list | None:
+    """A dictionary page's ``n`` entries (plain encoding; when they all have one length, only
+    the smallest and the largest), or None if they do not fit."""
+    if physical == BYTE_ARRAY:
+        if n > 0 and len(data) >= 4:
+            k = int.from_bytes(data[:4], "little")
+            if len(data) == n * (4 + k):  # entries of one length (ids, names): no loop
+                rows = np.frombuffer(data, dtype=np.uint8).reshape(n, 4 + k)
+                if (rows[:, :4].copy().view("<u4") == k).all():
+                    if not k:
+                        return [b""]
+                    order = np.lexsort(rows[:, :3:-1].T)  # bytewise, first byte first
+                    return [rows[order[0], 4:].tobytes(), rows[order[-1], 4:].tobytes()]
+        out, pos, end = [], 0, len(data)
+        length = _U32.unpack_from
+        for _ in range(n):
+            if pos + 4 > end:
+                return None
+            k = length(data, pos)[0]
+            pos += 4 + k
+            if pos > end:
+                return None
+            out.append(data[pos - k:pos])
+        return out if pos == end else None
+    width = {INT32: 4, INT64: 8}.get(physical)
+    if width is None or len(data) != n * width:
+        return None
+    return np.frombuffer(data, dtype=np.int32 if width == 4 else np.int64).tolist()
+
+
+def dictionary_statistics_problems(fd: int, what: str) -> list[str]:
+    """The cheap check of the statistics readers prune with, for every open: in each
+    dictionary-encoded column chunk (statuses, session and partition ids: what the analyses
+    group and filter by), the footer's min and max must be the dictionary's smallest and
+    largest entries. Reads the footer and the dictionary pages, no data page. Chunks whose
+    writer fell back to plain pages or whose dictionary holds more than
+    :data:`QUICK_MAX_ENTRIES` entries are left to :func:`verify_file`; so are every other
+    column, the null counts, and everything else about the file (``aksnap check``)."""
+    out = _Problems(what)
+    size = os.fstat(fd).st_size
+    if size < 12:
+        return []  # the structure check says what is wrong
+    n = struct.unpack("<I", _read_exact(fd, 4, size - 8))[0]
+    if n > MAX_FOOTER or size - 8 - n < 4:
+        return []
+    try:
+        fm, _ = decode(_read_exact(fd, n, size - 8 - n))
+    except ThriftError as e:
+        out.add("footer", f"the footer is not readable: it {e}")
+        return out.finish()
+    try:
+        for g, rg in enumerate(fm.get(4) or ()):
+            for cc in rg.get(1) or ():
+                _check_dictionary_chunk(fd, size, cc.get(3), g, out)
+    except (AttributeError, TypeError, KeyError, ValueError, OSError, pa.ArrowException):
+        out.add("footer", "the footer does not describe its row groups the way Parquet does")
+    return out.finish()
+
+
+def _check_dictionary_chunk(fd: int, size: int, md: Any, g: int, out: _Problems) -> None:
+    if not isinstance(md, Struct) or 11 not in md or not isinstance(md.get(12), Struct):
+        return
+    stats = md[12]
+    if 5 not in stats and 6 not in stats:
+        return
+    if any(not isinstance(es, Struct) or (es.get(1) == DATA_PAGE and es.get(2) != RLE_DICTIONARY)
+           for es in md.get(13) or [None]):
+        return  # no encoding statistics, or a fallback to plain pages: not exact here
+    where = f"row group {g}, column {b'.'.join(md.get(3) or []).decode(errors='replace')}"
+    start, end, physical = md[11], md.get(9, 0), md.get(1)
+    if not 4 <= start < end <= size:
+        out.add(where, f"the dictionary page offset {start} does not fit in the file")
+        return
+    buf = _read_exact(fd, min(end - start, 64 << 20), start)
+    try:
+        h, at = decode(buf)
+    except ThriftError as e:
+        out.add(where, f"the dictionary page header is not readable: it {e}")
+        return
+    dph = h.get(7)
+    if h.get(1) != DICTIONARY_PAGE or not isinstance(dph, Struct) or not isinstance(h.get(3), int):
+        out.add(where, "the chunk's first page is not the dictionary page its footer says")
+        return
+    body = buf[at:at + h[3]]
+    crc = zlib.crc32(body)
+    if h.get(4) is not None and h[4] != (crc - (1 << 32) if crc >= 1 << 31 else crc):
+        out.add(where, "the dictionary page is corrupt: it fails its CRC")
+        return
+    codec = md.get(4)
+    if codec != 0:
+        if codec not in _CODEC_NAMES:
+            return
+        try:
+            body = pa.Codec(_CODEC_NAMES[codec]).decompress(
+                body, decompressed_size=h.get(2, 0)).to_pybytes()
+        except (pa.ArrowException, OSError, ValueError, OverflowError) as e:
+            out.add(where, f"the dictionary page does not decompress ({_first_line(e)})")
+            return
+    if dph.get(1, 0) > QUICK_MAX_ENTRIES:
+        return  # a large dictionary (names, messages): left to verify_file
+    entries = _plain_values(body, physical, dph.get(1, -1))
+    if entries is None:
+        out.add(where, "the dictionary page does not hold the entries its header announces")
+        return
+    if not entries:
+        return
+    for fid, name, want in ((6, "min", min(entries)), (5, "max", max(entries))):
+        got = stats.get(fid)
+        if got is not None and got != _plain_bytes(want, physical):
+            out.add(where, f"the footer's statistics say {name} {_show_value(got, physical)}, but "
+                           f"the {'smallest' if name == 'min' else 'largest'} value of the "
+                           f"column's dictionary is {_show_value(_plain_bytes(want, physical), physical)}")
+
+
+def _check_dictionary_size(pages: list[Page], slots: Slots, where: str, out: _Problems) -> None:
+    """The writer's dictionary holds each distinct value of its dictionary-encoded pages once,
+    and nothing else (no entry nobody uses)."""
+    n = sum(p.num_values for p in pages if p.kind == DATA_PAGE and p.header[5][2] == RLE_DICTIONARY)
+    v = slots.values.slice(0, n) if slots.present is None else \
+        slots.values.slice(0, int(slots.present[n]))
+    distinct = pc.count_distinct(_comparable(v), mode="only_valid").as_py()
+    if distinct != pages[0].num_values:
+        out.add(where, f"the dictionary page holds {pages[0].num_values} entries, but its pages "
+                       f"use {distinct} distinct values")
 
 
 def _first_line(e: BaseException) -> str:

@@ -51,58 +51,63 @@ class List(list):
 
 
 class _Reader:
-    def __init__(self, data: bytes | memoryview, pos: int = 0):
-        self.data, self.pos = memoryview(data), pos
+    """Reads at ``pos``; running past the end raises IndexError (``decode`` says it)."""
 
-    def byte(self) -> int:
-        if self.pos >= len(self.data):
-            raise ThriftError(f"ends early (at byte {self.pos})")
-        b = self.data[self.pos]
-        self.pos += 1
-        return b
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes | memoryview, pos: int = 0):
+        self.data, self.pos = data, pos
 
     def varint(self) -> int:
-        shift = out = 0
+        data, pos = self.data, self.pos
+        b = data[pos]
+        pos += 1
+        if b < 0x80:
+            self.pos = pos
+            return b
+        out, shift = b & 0x7F, 7
         while True:
-            b = self.byte()
+            b = data[pos]
+            pos += 1
             out |= (b & 0x7F) << shift
-            if not b & 0x80:
+            if b < 0x80:
+                self.pos = pos
                 return out
             shift += 7
             if shift > 63:
-                raise ThriftError(f"has a varint longer than 10 bytes (at byte {self.pos})")
-
-    def zigzag(self) -> int:
-        n = self.varint()
-        return (n >> 1) ^ -(n & 1)
+                raise ThriftError(f"has a varint longer than 10 bytes (at byte {pos})")
 
     def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise ThriftError(f"ends early: {n} bytes announced at byte {self.pos}, "
-                              f"{len(self.data) - self.pos} left")
-        out = bytes(self.data[self.pos:self.pos + n])
-        self.pos += n
-        return out
+        pos = self.pos
+        if n < 0 or pos + n > len(self.data):
+            raise ThriftError(f"ends early: {n} bytes announced at byte {pos}, "
+                              f"{len(self.data) - pos} left")
+        self.pos = pos + n
+        out = self.data[pos:pos + n]
+        return out if type(out) is bytes else bytes(out)
 
     def value(self, t: int, depth: int):
-        if t in (TRUE, FALSE):  # a boolean inside a list: one byte
-            b = self.byte()
+        if t == I32 or t == I64 or t == I16:
+            n = self.varint()
+            return (n >> 1) ^ -(n & 1)
+        if t == BINARY:
+            return self.take(self.varint())
+        if t == STRUCT:
+            return self.struct(depth + 1)
+        if t == LIST or t == SET:
+            return self.list(depth + 1, t)
+        if t == TRUE or t == FALSE:  # a boolean inside a list: one byte
+            b = self.data[self.pos]
+            self.pos += 1
             if b not in (TRUE, FALSE, 0):
                 raise ThriftError(f"has a boolean byte {b} (at byte {self.pos - 1})")
             return b == TRUE
         if t == BYTE:
-            b = self.byte()
+            b = self.data[self.pos]
+            self.pos += 1
             return b - 256 if b > 127 else b
-        if t in (I16, I32, I64):
-            return self.zigzag()
         if t == DOUBLE:
             return _struct.unpack("<d", self.take(8))[0]
-        if t == BINARY:
-            return self.take(self.varint())
-        if t in (LIST, SET):
-            return self.list(depth + 1, t)
-        if t == STRUCT:
-            return self.struct(depth + 1)
         if t == MAP:
             raise ThriftError(f"has a map (at byte {self.pos}), which Parquet's metadata never holds")
         raise ThriftError(f"has an unknown wire type {t} (at byte {self.pos})")
@@ -110,34 +115,45 @@ class _Reader:
     def list(self, depth: int, kind: int = LIST) -> List:
         if depth > MAX_DEPTH:
             raise ThriftError("is nested too deeply")
-        head = self.byte()
+        head = self.data[self.pos]
+        self.pos += 1
         size, etype = head >> 4, head & 0x0F
         if size == 15:
             size = self.varint()
         if size > MAX_ITEMS or size > len(self.data) - self.pos:
             raise ThriftError(f"announces a list of {size} items (at byte {self.pos})")
         out = List(TRUE if etype == FALSE else etype, kind)
+        value = self.value
         for _ in range(size):
-            out.append(self.value(etype, depth))
+            out.append(value(etype, depth))
         return out
 
     def struct(self, depth: int = 0) -> Struct:
         if depth > MAX_DEPTH:
             raise ThriftError("is nested too deeply")
         out = Struct()
+        types = out.types
+        data = self.data
         last = 0
         while True:
-            head = self.byte()
+            head = data[self.pos]
+            self.pos += 1
             if head == STOP:
                 return out
             delta, t = head >> 4, head & 0x0F
-            fid = last + delta if delta else self.zigzag()
+            if delta:
+                fid = last + delta
+            else:
+                n = self.varint()
+                fid = (n >> 1) ^ -(n & 1)
             if fid in out:
                 raise ThriftError(f"repeats field {fid} (at byte {self.pos})")
-            if t in (TRUE, FALSE):
-                out[fid], out.types[fid] = t == TRUE, TRUE
+            if t == TRUE or t == FALSE:
+                out[fid] = t == TRUE
+                types[fid] = TRUE
             else:
-                out[fid], out.types[fid] = self.value(t, depth), t
+                out[fid] = self.value(t, depth)
+                types[fid] = t
             last = fid
 
 
@@ -146,6 +162,8 @@ def decode(data: bytes | memoryview, pos: int = 0) -> tuple[Struct, int]:
     r = _Reader(data, pos)
     try:
         s = r.struct()
+    except IndexError:
+        raise ThriftError(f"ends early (at byte {len(data)})") from None
     except RecursionError:
         raise ThriftError("is nested too deeply") from None
     return s, r.pos
