@@ -139,6 +139,17 @@ def _count_findings(where: str, table: str, rows: dict[str, int], server: Any,
     return out
 
 
+def _by_session_status(session_of: np.ndarray, status: np.ndarray, sessions: list[str],
+                       statuses: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Rows counted by session and status (``{session: {status: n}}``), from code arrays."""
+    ok = status >= 0
+    k = len(statuses)
+    m = np.bincount(session_of[ok].astype(np.int64) * k + status[ok],
+                    minlength=len(sessions) * k).reshape(len(sessions), k)
+    return {sessions[i]: {statuses[j]: int(m[i, j]) for j in np.flatnonzero(m[i])}
+            for i in np.flatnonzero(m.sum(axis=1))}
+
+
 def server_count_findings(snap, session_id: str | None = None) -> list[dict[str, Any]]:
     """The bundle's rows against the counts its manifest records: each session's own row
     counts (``tasks``, ``results``, ``non_final_tasks``: exact), and the server's counts by
@@ -152,16 +163,12 @@ def server_count_findings(snap, session_id: str | None = None) -> list[dict[str,
     if not entries and not any(_recorded_counts(consistency, t) is not None
                                for t in ("tasks", "results")):
         return []
-    counts: dict[str, dict[str, dict[str, int]]] = {}
-    for table in ("tasks", "results"):
-        per: dict[str, dict[str, int]] = {}
-        data = snap.read_columns(table, ["session_id", "status"])
-        if data.num_rows:
-            g = data.group_by(["session_id", "status"]).aggregate([("status", "count")])
-            for sid, st, n in zip(*(g.column(c).to_pylist()
-                                    for c in ("session_id", "status", "status_count"))):
-                per.setdefault(sid, {})[st] = n
-        counts[table] = per
+    g = snap.graph  # its arrays: one node per row, with its session and status codes
+    names = g.sessions.to_pylist()
+    T = g.n_tasks
+    counts = {"tasks": _by_session_status(g.session_of[:T], g.task_status, names, TASK_STATUSES),
+              "results": _by_session_status(g.session_of[T:], g.result_status, names,
+                                            RESULT_STATUSES)}
     out: list[dict[str, Any]] = []
     for i, e in enumerate(entries):
         sid = e["session_id"]
