@@ -641,8 +641,8 @@ def column_problems(table: str, data: pa.Table, what: str, row_group: int | None
                            if col.num_chunks else pa.array([], pa.string()))
         # compared as bytes: a corrupt page may hold bytes that are not UTF-8
         known = {s.encode() for s in domain}
-        unknown = [v.decode("utf-8", "backslashreplace")
-                   for v in values.view(pa.binary()).to_pylist() if v is not None and v not in known]
+        unknown = [v.decode("utf-8", "backslashreplace") for v in values.view(pa.binary()).to_pylist()
+                   if v is not None and v not in known]
         if unknown:
             problems.append(f"{where} has status {unknown[0]!r}, which is not an ArmoniK "
                             f"{table[:-1]} status ({', '.join(domain)})")

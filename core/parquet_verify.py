@@ -1104,11 +1104,11 @@ def _check_dictionary_chunk(fd: int, size: int, md: Any, g: int, out: _Problems)
     if not entries:
         return
     for fid, name, want in ((6, "min", min(entries)), (5, "max", max(entries))):
-        got = stats.get(fid)
-        if got is not None and got != _plain_bytes(want, physical):
+        got, want = stats.get(fid), _plain_bytes(want, physical)
+        if got is not None and got != want:
             out.add(where, f"the footer's statistics say {name} {_show_value(got, physical)}, but "
                            f"the {'smallest' if name == 'min' else 'largest'} value of the "
-                           f"column's dictionary is {_show_value(_plain_bytes(want, physical), physical)}")
+                           f"column's dictionary is {_show_value(want, physical)}")
 
 
 def _check_dictionary_size(pages: list[Page], slots: Slots, where: str, out: _Problems) -> None:

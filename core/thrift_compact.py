@@ -109,7 +109,8 @@ class _Reader:
         if t == DOUBLE:
             return _struct.unpack("<d", self.take(8))[0]
         if t == MAP:
-            raise ThriftError(f"has a map (at byte {self.pos}), which Parquet's metadata never holds")
+            raise ThriftError(f"has a map (at byte {self.pos}), which Parquet's metadata "
+                              "never holds")
         raise ThriftError(f"has an unknown wire type {t} (at byte {self.pos})")
 
     def list(self, depth: int, kind: int = LIST) -> List:

@@ -192,8 +192,10 @@ def test_the_footer_statistics_attack_is_reported_and_refused(small, tmp_path):
     for words in ("tasks.parquet", "column status", "'BBBBBBB'", "'TIMEOUT'"):
         assert words in r.output, (words, r.output)
     r = cli("analyze", b)
-    assert r.exit_code == 2 and "column status" in r.output and "Traceback" not in r.output, r.output
-    assert "TIMEOUT" in r.output and r.exception is None or isinstance(r.exception, SystemExit)
+    assert r.exit_code == 2, r.output
+    assert "column status" in r.output and "'TIMEOUT'" in r.output, r.output
+    assert "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
 
 
 # -- every byte -----------------------------------------------------------------------------------
