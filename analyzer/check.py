@@ -3,8 +3,10 @@
 Quick checks (vectorised over the graph's arrays, plus one row-level SQL query; what
 ``aksnap analyze`` counts): references to ids not in the bundle, results no task will produce,
 tasks waiting on aborted results, results still CREATED although their owner COMPLETED,
-statuses contradicting timestamps. Thorough checks (``aksnap check``) add duplicate ids, cycles
-in the data DAG and tasks whose ``created_by`` disagrees with their ancestry lists.
+statuses contradicting timestamps, rows contradicting the counts the manifest records (its own
+per session, and the server's at the end of the export). Thorough checks (``aksnap check``) add
+duplicate ids, cycles in the data DAG and tasks whose ``created_by`` disagrees with their
+ancestry lists.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
-from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES, TASK_WAITING_STATUSES
+from aksnap.bundle import (
+    RESULT_STATUSES,
+    TASK_FINAL_STATUSES,
+    TASK_STATUSES,
+    TASK_WAITING_STATUSES,
+)
 
 from .common import Section, render_data, render_sections
 from .graph import KIND_PRODUCES, _np_index
@@ -83,6 +90,117 @@ def graph_anomalies(snap, mask: np.ndarray, thorough: bool) -> list[dict[str, An
     return rows
 
 
+# Sets of statuses a row never leaves once in them, per table: between the moment a row was
+# read and the server's count at the end of the export, such a set can only gain rows. A task
+# in a final status stays in it; a result COMPLETED or ABORTED can only be DELETED after.
+_CLOSED_SETS: dict[str, list[tuple[str, ...]]] = {
+    "tasks": [(s,) for s in TASK_FINAL_STATUSES],
+    "results": [("DELETED",), ("COMPLETED", "DELETED"), ("ABORTED", "DELETED")],
+}
+
+
+def _recorded_counts(entry: dict[str, Any], table: str) -> Any:
+    """The server's counts by status a manifest records for ``table`` in ``entry`` (a session
+    entry or ``consistency``): ``server_counts.<table>``, or for tasks the older
+    ``server_task_counts_at_end``; None when nothing is recorded."""
+    both = entry.get("server_counts")
+    if isinstance(both, dict) and both.get(table) is not None:
+        return both[table]
+    return entry.get("server_task_counts_at_end") if table == "tasks" else None
+
+
+def _count_findings(where: str, table: str, rows: dict[str, int], server: Any,
+                    session: str | None) -> list[dict[str, Any]]:
+    """The rows (count by status) that contradict the server's ``server`` counts: more rows
+    in a status set they never leave than the server counted at the end, or more rows in all
+    than it held."""
+    def finding(detail: str) -> dict[str, Any]:
+        return {"kind": "server_counts", "session_id": session, "object_id": None,
+                "detail": detail}
+
+    if not isinstance(server, dict) or not all(isinstance(k, str) and type(v) is int and v >= 0
+                                                for k, v in server.items()):
+        return [finding(f"{where} records server {table} counts that are not counts by status "
+                        "(status name -> count): they cannot be compared with the rows")]
+    out = []
+    for closed in _CLOSED_SETS[table]:
+        have = sum(rows.get(s, 0) for s in closed)
+        said = sum(server.get(s, 0) for s in closed)
+        if have > said:
+            name = " or ".join(closed)
+            out.append(finding(
+                f"the bundle holds {have} {name} {table} but the server counted {said} when the "
+                f"export ended ({where}); a {table[:-1]} never leaves {name}, so rows were "
+                "changed after they were read (a tampered bundle, or the parent of an update)"))
+    have, said = sum(rows.values()), sum(server.values())
+    if have > said:
+        out.append(finding(f"the bundle holds {have} {table} but the server held {said} when the "
+                           f"export ended ({where}): rows the server does not have"))
+    return out
+
+
+def _by_session_status(session_of: np.ndarray, status: np.ndarray, sessions: list[str],
+                       statuses: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Rows counted by session and status (``{session: {status: n}}``), from code arrays."""
+    ok = status >= 0
+    k = len(statuses)
+    m = np.bincount(session_of[ok].astype(np.int64) * k + status[ok],
+                    minlength=len(sessions) * k).reshape(len(sessions), k)
+    return {sessions[i]: {statuses[j]: int(m[i, j]) for j in np.flatnonzero(m[i])}
+            for i in np.flatnonzero(m.sum(axis=1))}
+
+
+def server_count_findings(snap, session_id: str | None = None) -> list[dict[str, Any]]:
+    """The bundle's rows against the counts its manifest records: each session's own row
+    counts (``tasks``, ``results``, ``non_final_tasks``: exact), and the server's counts by
+    status at the end of the export (``server_counts`` or ``server_task_counts_at_end``, per
+    session and over the selection: see :data:`_CLOSED_SETS` for what they prove). Silent when
+    the manifest records nothing."""
+    m = snap.manifest
+    entries = [e for e in (m.sessions or []) if isinstance(e, dict)
+               and isinstance(e.get("session_id"), str)]
+    consistency = m.consistency if isinstance(m.consistency, dict) else {}
+    if not entries and not any(_recorded_counts(consistency, t) is not None
+                               for t in ("tasks", "results")):
+        return []
+    g = snap.graph  # its arrays: one node per row, with its session and status codes
+    names = g.sessions.to_pylist()
+    T = g.n_tasks
+    counts = {"tasks": _by_session_status(g.session_of[:T], g.task_status, names, TASK_STATUSES),
+              "results": _by_session_status(g.session_of[T:], g.result_status, names,
+                                            RESULT_STATUSES)}
+    out: list[dict[str, Any]] = []
+    for i, e in enumerate(entries):
+        sid = e["session_id"]
+        if session_id is not None and sid != session_id:
+            continue
+        where = f"manifest sessions[{i}]"
+        tasks, results = counts["tasks"].get(sid, {}), counts["results"].get(sid, {})
+        open_tasks = sum(n for st, n in tasks.items() if st not in TASK_FINAL_STATUSES)
+        for key, have in (("tasks", sum(tasks.values())), ("results", sum(results.values())),
+                          ("non_final_tasks", open_tasks)):
+            said = e.get(key)
+            if type(said) is int and said != have:
+                out.append({"kind": "manifest_counts", "session_id": sid, "object_id": None,
+                            "detail": f"the manifest says this session has {said} "
+                                      f"{key.replace('_', '-')}, but the bundle holds {have}"})
+        for table, rows in (("tasks", tasks), ("results", results)):
+            server = _recorded_counts(e, table)
+            if server is not None:
+                out += _count_findings(where, table, rows, server, sid)
+    if session_id is None:
+        for table in ("tasks", "results"):
+            server = _recorded_counts(consistency, table)
+            if server is not None:
+                rows: dict[str, int] = {}
+                for per in counts[table].values():
+                    for st, n in per.items():
+                        rows[st] = rows.get(st, 0) + n
+                out += _count_findings("manifest consistency, over the selection", table, rows,
+                                       server, None)
+    return out
+
+
 def build(snap, session_id: str | None = None, limit: int | None = 200,
           thorough: bool = True) -> dict[str, Any]:
     integrity = [{"kind": "integrity", "session_id": None, "object_id": None, "detail": p}
@@ -97,6 +215,7 @@ def build(snap, session_id: str | None = None, limit: int | None = 200,
         rows = graph_anomalies(snap, mask, thorough)
         p = {"session_id": session_id}
         rows += snap.query("timestamp_contradictions", p).to_pylist()
+        rows += server_count_findings(snap, session_id)
         if thorough:
             rows += snap.query("spawn_mismatches", p).to_pylist()
     rows.sort(key=lambda r: (r["kind"], r["session_id"] or "", r["object_id"] or "", r["detail"]))

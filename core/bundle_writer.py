@@ -42,7 +42,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aksnap.bundle import (
-    DICTIONARY_COLUMNS,
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
@@ -51,6 +50,7 @@ from aksnap.bundle import (
     BundleError,
     Manifest,
     TableEntry,
+    parquet_writer_options,
     parse_manifest,
     schema_with_metadata,
     sha256_file,
@@ -242,7 +242,7 @@ class BundleWriter:
     """
 
     def __init__(self, out: str | os.PathLike, overwrite: bool = False,
-                 row_group_size: int = 128 * 1024, compression: str = "zstd"):
+                 row_group_size: int = 128 * 1024, compression: str | None = None):
         self.out = Path(os.path.abspath(out))
         self.notes = recover_leftovers(self.out) if self.out.parent.is_dir() else []
         exists = os.path.lexists(self.out)
@@ -280,9 +280,9 @@ class BundleWriter:
         w = self._writers.get(table)
         if w is None:
             w = pq.ParquetWriter(self.tmp / f"{table}.parquet", schema_with_metadata(table),
-                                 compression=self.compression,
-                                 use_dictionary=DICTIONARY_COLUMNS[table] or False,
-                                 write_page_checksum=True)
+                                 **{**parquet_writer_options(table),
+                                    **({"compression": self.compression}
+                                       if self.compression else {})})
             self._writers[table] = w
         return w
 
