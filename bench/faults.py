@@ -595,13 +595,70 @@ def trust_edges(good: Path, work: Path, seed: int) -> list[dict]:
     return out_rows
 
 
+def trust_sharing(good: Path, work: Path) -> list[dict]:
+    """A packed bundle whose cache entry was seeded with another bundle; a FIFO given where a
+    file is read; a secret planted in a nested manifest field aksnap does not know."""
+    out_rows = []
+    cache = work / "cache"
+    env = {**ENV, "AKSNAP_CACHE_DIR": str(cache)}
+    packed = work / "good.aksnap"
+    code, out, err, _ = run([*AKSNAP, "pack", str(good), "--out", str(packed), "-o", "json"])
+    assert code == 0, err
+    import hashlib
+
+    digest = hashlib.sha256(packed.read_bytes()).hexdigest()
+    other = work / "other"
+    shutil.copytree(good, other)
+    t = pq.read_table(other / "tasks.parquet")
+    pq.write_table(t.slice(0, 10).replace_schema_metadata(t.schema.metadata), other / "tasks.parquet")
+    _reseal(other, "tasks")
+    cache.mkdir(mode=0o700)
+    shutil.copytree(other, cache / f"packed-{digest}")
+    p = subprocess.run([*AKSNAP, "sql", str(packed), "SELECT count(*) AS n FROM tasks", "-o", "csv"],
+                       capture_output=True, text=True, env=env)
+    n = p.stdout.strip().splitlines()[-1] if p.returncode == 0 else f"exit {p.returncode}"
+    truth = pq.ParquetFile(good / "tasks.parquet").metadata.num_rows
+    out_rows.append({"check": "packed bundle, its cache entry seeded with another bundle (10 tasks)",
+                     "result": f"sql counts {n} tasks (the packed bundle has {truth})",
+                     "bar": "answers about the packed file", "ok": n == str(truth)})
+    fifo = work / "fifo"
+    os.mkfifo(fifo)
+    slow = []
+    for argv in (["unpack", str(fifo), "--out", str(work / "unpacked")],
+                 ["analyze", str(fifo)],
+                 ["redact", str(good), "--out", str(work / "r0"), "--key-file", str(fifo)]):
+        try:
+            code, out, err, secs = run([*AKSNAP, *argv], timeout=20)
+        except subprocess.TimeoutExpired:
+            code, out, err, secs = 124, "", "", 20.0
+        if not (code == 2 and secs < 5 and "Traceback" not in out + err):
+            slow.append(f"{argv[0]}: exit {code} after {secs:.1f} s")
+    out_rows.append({"check": "a FIFO given to unpack, analyze and redact --key-file",
+                     "result": "; ".join(slow) or "each exit 2 within 5 s",
+                     "bar": "exit 2 at once", "ok": not slow})
+    key = work / "key"
+    key.write_text("k" * 64)
+    leaky = work / "leaky"
+    shutil.copytree(good, leaky)
+    _manifest(leaky, lambda m: m["exporter"].update(hostname="node-7.secret.corp"))
+    code, out, err, _ = run([*AKSNAP, "redact", str(leaky), "--out", str(work / "r1"), "--key-file",
+                             str(key), "--messages", "drop"])
+    leaked = (work / "r1").exists() and "secret.corp" in (work / "r1" / "manifest.json").read_text()
+    out_rows.append({"check": "redact of a manifest with an unknown nested field (exporter.hostname)",
+                     "result": f"exit {code}; {'LEAKED' if leaked else 'nothing written' if not (work / 'r1').exists() else 'not copied'}",
+                     "bar": "stops, naming the field; nothing leaks",
+                     "ok": code == 2 and not leaked and "exporter.hostname" in err})
+    return out_rows
+
+
 def trust(work: Path, tasks: int, seed: int) -> list[dict]:
     with Server(tasks, seed) as srv:
         good = work / "trust-good"
         code, _, err, _ = run(export_cmd(f"127.0.0.1:{srv.port}", good))
         assert code == 0, err
     return [*trust_sandbox(good, work), *trust_footer(good, work, seed),
-            *trust_update(tasks, seed, work), *trust_edges(good, work, seed)]
+            *trust_update(tasks, seed, work), *trust_sharing(good, work),
+            *trust_edges(good, work, seed)]
 
 
 def table(rows: list[dict], markdown: bool) -> str:
