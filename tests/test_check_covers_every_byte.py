@@ -201,10 +201,13 @@ def test_the_footer_statistics_attack_is_reported_and_refused(small, tmp_path):
 # -- every byte -----------------------------------------------------------------------------------
 
 def regions(path: Path) -> dict[str, list[int]]:
-    """The file's bytes by kind: marks (PAR1, footer length), footer, page headers, page data."""
+    """The file's bytes by kind: marks (PAR1, footer length), footer, page headers, page data,
+    and the copy of each ColumnChunk that writers before parquet-cpp-arrow 18 leave after its
+    pages (its file_offset points at it)."""
     data, fm, start = footer_of(path)
     out = {"marks": [0, 1, 2, 3, *range(len(data) - 8, len(data))],
-           "footer": list(range(start, len(data) - 8)), "page header": [], "page data": []}
+           "footer": list(range(start, len(data) - 8)), "page header": [], "page data": [],
+           "column chunk copy": []}
     for rg in fm[4]:
         for cc in rg[1]:
             md = cc[3]
@@ -215,12 +218,17 @@ def regions(path: Path) -> dict[str, list[int]]:
                 out["page header"] += range(pos, e)
                 out["page data"] += range(e, e + h[3])
                 pos = e + h[3]
+            if cc[2]:
+                assert cc[2] == end
+                _, e = decode(data, end)
+                out["column chunk copy"] += range(end, e)
+    out = {k: v for k, v in out.items() if v}
     covered = sum(len(v) for v in out.values())
     assert covered == len(data), "the regions must tile the file"
     return out
 
 
-SAMPLE = {"marks": 12, "footer": 24, "page header": 24, "page data": 10}
+SAMPLE = {"marks": 12, "footer": 24, "page header": 24, "page data": 10, "column chunk copy": 10}
 
 
 @pytest.mark.parametrize("table", TABLES)

@@ -56,7 +56,8 @@ def source_rows(out: Path) -> Path:
         tasks.append(task(f"t{i:03d}", status=st, outputs=[f"r{i:03d}"],
                           deps=[f"r{i - 1:03d}"] if i % 3 else [],
                           message="" if st == "COMPLETED" else f"échec n°{i}",
-                          times={"created": i, "ended": i + 1 if st != "PROCESSING" else None},
+                          times={"created": i, "started": i + 0.5,
+                                 "ended": i + 1 if st != "PROCESSING" else None},
                           options={"k": f"v{i}"} if i % 2 else None, priority=i % 4,
                           session="s1" if i % 5 else "s2", owner_pod_id=f"pod-{i % 3}"))
     # a dictionary past the writer's 1 MiB limit in row group 0 (plain pages after it)
@@ -64,6 +65,7 @@ def source_rows(out: Path) -> Path:
     # the statistics' limit that is the column's largest value
     for i in range(2600):
         tasks.append(task(f"bulk{i:05d}", status="ERROR", session="s2", payload="bulk-payload",
+                          times={"created": 50, "started": 51, "ended": 52 + i / 1000},
                           message="\u00fc" * 2500 if i == 3 else "",
                           output_error=f"error {i:05d} " + "e" * 800, priority=i % 7))
     results = [result(f"r{i:03d}", owner=f"t{i:03d}", session="s1" if i % 5 else "s2",
