@@ -6,16 +6,24 @@ checks, and DuckDB skips row groups by the footer's min/max statistics: an edite
 is a silently wrong answer (``status = 'TIMEOUT'`` finds nothing). :func:`verify_file`
 therefore accounts for every byte of the file:
 
-- the layout: ``PAR1``, the column chunks one after the other with no gap, the footer, its
-  length, ``PAR1``: no byte outside a column chunk or the footer;
+- the layout: ``PAR1``, the column chunks one after the other with no gap (each followed by
+  its ColumnChunk's copy, for writers before 18), the footer, its length, ``PAR1``: no byte
+  outside a column chunk, a copy or the footer;
 - every Thrift structure (the footer, each page header) is parsed by
   :mod:`aksnap.thrift_compact` and written back canonically: the bytes must come back
   exactly (no hidden, repeated or trailing bytes); every field id must be one listed in
   :data:`SPEC` with its wire type (an unknown field fails closed); a field the bundle writer
   never writes (page index, bloom filters, encryption, sorting columns...) is a problem;
+- the writer: ``created_by`` names a supported Parquet writer (parquet-cpp-arrow 15 or later,
+  :func:`writer_of`), whichever pyarrow runs the check; its version decides the fields that
+  changed across writers (the ColumnChunk copies of writers before 18, ordinals, size
+  statistics, exactness flags), each required where that version writes it, a problem
+  elsewhere;
 - every field is checked: the file-wide fields (format version, schema, key-value metadata
-  with ``ARROW:schema`` and aksnap's keys, ``created_by``, column orders) against the footer
-  the writer produces for the same schema and options (:func:`reference_footer`); sizes,
+  with aksnap's keys, column orders) against the footer the writer produces for the same
+  schema and options (:func:`reference_footer`; the same from every supported writer), and
+  ``ARROW:schema`` by value, every byte of its IPC message accounted for
+  (:func:`arrow_schema_problem`); sizes,
   offsets, page types, encodings and encoding statistics against the walk of the pages; the
   page CRCs against the page bytes; row and value counts, statistics (min, max, null count
   per page and per column chunk) and size statistics (bytes, level histograms) against the
@@ -750,9 +758,10 @@ def _check_statistics(stats: Struct, raw: Raw, physical: int, where: str,
                            f"but the {'smallest' if name == 'min' else 'largest'} value is "
                            f"{_show_value(want, physical)}")
         if w.exactness and stats.get(flag) is not True:
-            out.add(where, f"the {whose} statistics "
-                           f"{'call their ' + name + ' inexact' if flag in stats else 'do not say whether their ' + name + ' is exact'}"
-                           f"; parquet-cpp-arrow {w.major} writes exact ones, and says so")
+            said = (f"call their {name} inexact" if flag in stats else
+                    f"do not say whether their {name} is exact")
+            out.add(where, f"the {whose} statistics {said}; parquet-cpp-arrow {w.major} writes "
+                           "exact ones, and says so")
         elif not w.exactness and flag in stats:
             out.add(where, f"the {whose} statistics say whether their {name} is exact, which "
                            f"parquet-cpp-arrow {w.major} does not write")
