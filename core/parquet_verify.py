@@ -6,16 +6,24 @@ checks, and DuckDB skips row groups by the footer's min/max statistics: an edite
 is a silently wrong answer (``status = 'TIMEOUT'`` finds nothing). :func:`verify_file`
 therefore accounts for every byte of the file:
 
-- the layout: ``PAR1``, the column chunks one after the other with no gap, the footer, its
-  length, ``PAR1``: no byte outside a column chunk or the footer;
+- the layout: ``PAR1``, the column chunks one after the other with no gap (each followed by
+  its ColumnChunk's copy, for writers before 18), the footer, its length, ``PAR1``: no byte
+  outside a column chunk, a copy or the footer;
 - every Thrift structure (the footer, each page header) is parsed by
   :mod:`aksnap.thrift_compact` and written back canonically: the bytes must come back
   exactly (no hidden, repeated or trailing bytes); every field id must be one listed in
   :data:`SPEC` with its wire type (an unknown field fails closed); a field the bundle writer
   never writes (page index, bloom filters, encryption, sorting columns...) is a problem;
+- the writer: ``created_by`` names a supported Parquet writer (parquet-cpp-arrow 15 or later,
+  :func:`writer_of`), whichever pyarrow runs the check; its version decides the fields that
+  changed across writers (the ColumnChunk copies of writers before 18, ordinals, size
+  statistics, exactness flags), each required where that version writes it, a problem
+  elsewhere;
 - every field is checked: the file-wide fields (format version, schema, key-value metadata
-  with ``ARROW:schema`` and aksnap's keys, ``created_by``, column orders) against the footer
-  the writer produces for the same schema and options (:func:`reference_footer`); sizes,
+  with aksnap's keys, column orders) against the footer the writer produces for the same
+  schema and options (:func:`reference_footer`; the same from every supported writer), and
+  ``ARROW:schema`` by value, every byte of its IPC message accounted for
+  (:func:`arrow_schema_problem`); sizes,
   offsets, page types, encodings and encoding statistics against the walk of the pages; the
   page CRCs against the page bytes; row and value counts, statistics (min, max, null count
   per page and per column chunk) and size statistics (bytes, level histograms) against the
@@ -260,12 +268,15 @@ def _first_difference(a: Any, b: Any, path: str) -> str | None:
     return f"{path} is {_show(a)}, expected {_show(b)}"
 
 
-def _kv_difference(got: Any, want: Any) -> str | None:
-    """How the footer's key-value metadata differs from the writer's, by key."""
+def _kv_difference(got: Any, want: Any, arrow_schema: str | None) -> str | None:
+    """How the footer's key-value metadata differs from the writer's, by key; ``ARROW:schema``
+    is compared by value (``arrow_schema``: what :func:`arrow_schema_problem` says of the
+    file's, None when it holds the format's schema), every other value by bytes."""
     if same(got, want):
         return None
-    if not (isinstance(got, List) and all(isinstance(kv, Struct) and set(kv) <= {1, 2}
-                                          and isinstance(kv.get(1), bytes) for kv in got)):
+    if not (isinstance(got, List) and got.etype == STRUCT
+            and all(isinstance(kv, Struct) and set(kv) <= {1, 2} and kv.types.get(1) == BINARY
+                    and kv.types.get(2, BINARY) == BINARY for kv in got)):
         return _first_difference(got, want, "key-value metadata")
     g = [(kv[1], kv.get(2)) for kv in got]
     w = [(kv[1], kv.get(2)) for kv in want]
@@ -279,23 +290,15 @@ def _kv_difference(got: Any, want: Any) -> str | None:
             return f"key-value metadata has no {_show(k)}"
     gd, wd = dict(g), dict(w)
     for k in wk:
-        if gd[k] != wd[k] or not same(next(kv for kv in got if kv[1] == k),
-                                      next(kv for kv in want if kv[1] == k)):
-            if k == b"ARROW:schema":
-                return f"key-value metadata ARROW:schema {_arrow_schema_difference(gd[k], wd[k])}"
+        if k == b"ARROW:schema":
+            if arrow_schema is not None:
+                return f"key-value metadata ARROW:schema {arrow_schema}"
+        elif gd[k] != wd[k]:
             return (f"key-value metadata {_show(k)} is {_show(gd[k])}, expected "
                     f"{_show(wd[k])}")
-    return f"key-value metadata lists its keys in the order {gk}, expected {wk}"
-
-
-def _arrow_schema_difference(got: bytes | None, want: bytes) -> str:
-    """How a stored Arrow schema (base64 IPC, what pyarrow decodes the file with) differs."""
-    try:
-        return _schema_difference(
-            pa.ipc.read_schema(pa.py_buffer(base64.b64decode(got or b"", validate=True))),
-            pa.ipc.read_schema(pa.py_buffer(base64.b64decode(want))))
-    except (ValueError, pa.ArrowException, binascii.Error):  # names that are not UTF-8 too
-        return "is not a readable Arrow schema"
+    if gk != wk:
+        return f"key-value metadata lists its keys in the order {gk}, expected {wk}"
+    return None
 
 
 def _schema_difference(schema: pa.Schema, ref: pa.Schema) -> str:
@@ -308,9 +311,201 @@ def _schema_difference(schema: pa.Schema, ref: pa.Schema) -> str:
     extra = [n for n in schema.names if n not in ref.names]
     if extra:
         return f"has an unknown field {_show(extra[0])}"
-    if not schema.equals(ref, check_metadata=True):
-        return "differs from the format's (field order or metadata)"
-    return "holds the format's schema, but not in the bytes the writer writes"
+    return "differs from the format's (field order or metadata)"
+
+
+# -- ARROW:schema: by value, every byte accounted for -------------------------------------------
+#
+# pyarrow decodes a table file's columns with the Arrow schema stored base64-encoded under
+# ``ARROW:schema``: an Arrow IPC schema message (a continuation mark, a length, a flatbuffer).
+# Writers lay the same schema out differently (parquet-cpp-arrow 15 and 16 order a key-value's
+# strings otherwise than 17 and later), so the schema is compared by value; and, because
+# pyarrow ignores bytes after the message and bytes of the flatbuffer nothing points at, the
+# message is read here with every byte accounted for: its framing exact, every byte of the
+# flatbuffer either part of a table, vector or string that Arrow's Message.fbs and Schema.fbs
+# define, or zero (alignment), and no field a schema message does not hold.
+
+# Flatbuffer tables a schema message holds, their fields in slot order: a scalar's size, "str",
+# "table:X", "tables:X" (a vector of tables), "longs" (a vector of int64), "union:U" (a union's
+# value; its type is the slot before, a u8).
+_FB_TABLES: dict[str, tuple[Any, ...]] = {
+    "Message": (2, 1, "union:MessageHeader", 8, "tables:KeyValue"),
+    "Schema": (2, "tables:Field", "tables:KeyValue", "longs"),
+    "Field": ("str", 1, 1, "union:Type", "table:DictionaryEncoding", "tables:Field",
+              "tables:KeyValue"),
+    "KeyValue": ("str", "str"),
+    "DictionaryEncoding": (8, "table:Int", 1, 2),
+    "Int": (4, 1), "FloatingPoint": (2,), "Decimal": (4, 4, 4), "Date": (2,), "Time": (2, 4),
+    "Timestamp": (2, "str"), "Interval": (2,), "FixedSizeBinary": (4,), "FixedSizeList": (4,),
+    "Map": (1,), "Duration": (2,), "Empty": (),
+}
+_FB_UNIONS = {
+    "MessageHeader": {1: "Schema"},
+    # Null, Int, FloatingPoint, Binary, Utf8, Bool, Decimal, Date, Time, Timestamp, Interval,
+    # List, Struct_, (Union: not here), FixedSizeBinary, FixedSizeList, Map, Duration,
+    # LargeBinary, LargeUtf8, LargeList
+    "Type": {1: "Empty", 2: "Int", 3: "FloatingPoint", 4: "Empty", 5: "Empty", 6: "Empty",
+             7: "Decimal", 8: "Date", 9: "Time", 10: "Timestamp", 11: "Interval", 12: "Empty",
+             13: "Empty", 15: "FixedSizeBinary", 16: "FixedSizeList", 17: "Map", 18: "Duration",
+             19: "Empty", 20: "Empty", 21: "Empty"},
+}
+_METADATA_V5 = 4
+
+
+class _FlatbufferError(ValueError):
+    pass
+
+
+class _Flatbuffer:
+    """Walks an Arrow schema message's flatbuffer from its root, marking each byte it reads."""
+
+    def __init__(self, buf: bytes):
+        self.buf = buf
+        self.covered = bytearray(len(buf))
+        self.tables = 0
+
+    def take(self, pos: int, n: int) -> int:
+        if pos < 0 or n < 0 or pos + n > len(self.buf):
+            raise _FlatbufferError("points outside its message")
+        self.covered[pos:pos + n] = b"\x01" * n
+        return int.from_bytes(self.buf[pos:pos + n], "little", signed=n in (2, 4, 8))
+
+    def target(self, pos: int) -> int:
+        """The position an unsigned offset at ``pos`` points at (always further on)."""
+        off = self.take(pos, 4) & 0xFFFFFFFF
+        if off == 0:
+            raise _FlatbufferError("holds an offset of 0")
+        return pos + off
+
+    def vector(self, pos: int, width: int) -> tuple[int, int]:
+        at = self.target(pos)
+        n = self.take(at, 4) & 0xFFFFFFFF
+        self.take(at + 4, n * width)
+        return at + 4, n
+
+    def table(self, pos: int, name: str, depth: int = 0) -> dict[int, Any]:
+        self.tables += 1
+        if depth > 64 or self.tables > 100_000:
+            raise _FlatbufferError("is nested too deeply")
+        vt = pos - self.take(pos, 4)
+        vsize, tsize = self.take(vt, 2), self.take(vt + 2, 2)
+        if vsize < 4 or vsize % 2 or tsize < 4:
+            raise _FlatbufferError(f"has a malformed {name} table")
+        self.take(vt + 4, vsize - 4)
+        kinds = _FB_TABLES[name]
+        out: dict[int, Any] = {}
+        for i in range((vsize - 4) // 2):
+            off = int.from_bytes(self.buf[vt + 4 + 2 * i:vt + 6 + 2 * i], "little")
+            if not off:
+                continue
+            if i >= len(kinds):
+                raise _FlatbufferError(f"has a {name} field {i}, which Arrow's schema messages "
+                                       "do not hold")
+            kind, at = kinds[i], pos + off
+            if off + (kind if isinstance(kind, int) else 4) > tsize:
+                raise _FlatbufferError(f"has a {name} field outside its table")
+            if isinstance(kind, int):
+                out[i] = self.take(at, kind)
+            elif kind == "str":
+                start, n = self.vector(at, 1)
+                if self.take(start + n, 1) != 0:
+                    raise _FlatbufferError("has a string without its terminating zero")
+                out[i] = self.buf[start:start + n]
+            elif kind == "longs":
+                start, n = self.vector(at, 8)
+                out[i] = [int.from_bytes(self.buf[start + 8 * j:start + 8 * j + 8], "little",
+                                         signed=True) for j in range(n)]
+            elif kind.startswith("table:"):
+                out[i] = self.table(self.target(at), kind[6:], depth + 1)
+            elif kind.startswith("tables:"):
+                start, n = self.vector(at, 4)
+                out[i] = [self.table(self.target(start + 4 * j), kind[7:], depth + 1)
+                          for j in range(n)]
+            else:  # a union: its type is the previous slot
+                member = _FB_UNIONS[kind[6:]].get(out.get(i - 1, 0))
+                if member is None:
+                    raise _FlatbufferError(f"holds a {kind[6:]} of kind {out.get(i - 1, 0)}, "
+                                           "which aksnap does not know")
+                out[i] = self.table(self.target(at), member, depth + 1)
+        return out
+
+
+def _flatbuffer_coverage(buf: bytes) -> bytearray:
+    """Which bytes of a schema message's flatbuffer the walk from its root reads (for tests)."""
+    fb = _Flatbuffer(buf)
+    fb.table(fb.target(0), "Message")
+    return fb.covered
+
+
+def _ipc_schema(raw: bytes) -> tuple[str | None, dict[int, Any]]:
+    """What is wrong with ``raw`` as one Arrow IPC schema message (None when nothing), and the
+    values its flatbuffer holds, by table and slot, whatever their layout."""
+    if len(raw) < 8 or raw[:4] != b"\xff\xff\xff\xff":
+        return "is not an Arrow IPC message (no continuation mark)", {}
+    n = int.from_bytes(raw[4:8], "little", signed=True)
+    if n <= 0 or n % 8 or 8 + n > len(raw):
+        return f"announces a message of {n} bytes in {len(raw) - 8}", {}
+    if len(raw) != 8 + n:
+        return f"has {len(raw) - 8 - n} bytes after its message, which pyarrow ignores", {}
+    fb = _Flatbuffer(raw[8:])
+    try:
+        tree = fb.table(fb.target(0), "Message")
+    except _FlatbufferError as e:
+        return f"is not a well-formed schema message: it {e}", {}
+    # bytes nothing points at: alignment, zeros, fewer than 8 in a row (flatbuffers align to
+    # 8 bytes at most)
+    for run in re.finditer(rb"\x00+", bytes(fb.covered)):
+        a, b = run.span()
+        if b - a >= 8 or any(fb.buf[a:b]):
+            return (f"has bytes that nothing points at (bytes {a + 8} to {b + 8}), which "
+                    "pyarrow ignores"), tree
+    return None, tree
+
+
+@lru_cache(maxsize=16)
+def _format_tree(schema_bytes: bytes) -> dict[int, Any]:
+    return _ipc_schema(schema_bytes)[1]
+
+
+def _tree_difference(got: Any, want: Any, path: str) -> str:
+    if isinstance(got, dict) and isinstance(want, dict):
+        for k in sorted(set(got) | set(want)):
+            if got.get(k) != want.get(k):
+                return _tree_difference(got.get(k), want.get(k), f"{path}.{k}")
+    if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
+        for i, (x, y) in enumerate(zip(got, want)):
+            if x != y:
+                return _tree_difference(x, y, f"{path}[{i}]")
+    return f"{path} is {_show(got)}, expected {_show(want)}"
+
+
+def arrow_schema_problem(value: Any, schema: pa.Schema) -> str | None:
+    """What is wrong with a table file's ``ARROW:schema`` value, as the end of a sentence; None
+    when it is the canonical base64 of one Arrow schema message, every byte accounted for,
+    whose flatbuffer holds the values of ``schema``'s (the format's, with its metadata). The
+    layout is not compared: each pyarrow lays the same schema out its own way."""
+    if not isinstance(value, bytes):
+        return "has no value"
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return "is not base64"
+    if base64.b64encode(raw) != value:
+        return "is not base64 as writers write it (padding or unused bits)"
+    problem, tree = _ipc_schema(raw)
+    if problem:
+        return problem
+    want = _format_tree(schema.serialize().to_pybytes())
+    if tree == want:
+        return None
+    try:
+        got = pa.ipc.read_schema(pa.py_buffer(raw))
+        if not got.equals(schema, check_metadata=True):
+            return _schema_difference(got, schema)
+    except (OSError, pa.ArrowException, ValueError) as e:  # names that are not UTF-8 too
+        return f"is not a readable Arrow schema ({_first_line(e)})"
+    return ("holds the format's schema as pyarrow reads it, but a value pyarrow does not read "
+            f"differs ({_tree_difference(tree, want, 'message')})")
 
 
 # -- the writer's model ------------------------------------------------------------------------
@@ -541,7 +736,7 @@ def _merge_stats(parts: list[Raw]) -> Raw:
 
 
 def _check_statistics(stats: Struct, raw: Raw, physical: int, where: str,
-                      whose: str, out: _Problems) -> None:
+                      whose: str, w: Writer, out: _Problems) -> None:
     lo, hi, nulls = raw
     lo = None if lo is None else _plain_bytes(lo, physical)
     hi = None if hi is None else _plain_bytes(hi, physical)
@@ -562,9 +757,14 @@ def _check_statistics(stats: Struct, raw: Raw, physical: int, where: str,
             out.add(where, f"the {whose} statistics say {name} {_show_value(got, physical)}, "
                            f"but the {'smallest' if name == 'min' else 'largest'} value is "
                            f"{_show_value(want, physical)}")
-        if stats.get(flag, True) is not True:
-            out.add(where, f"the {whose} statistics call their {name} inexact; the writer "
-                           "writes exact ones")
+        if w.exactness and stats.get(flag) is not True:
+            said = (f"call their {name} inexact" if flag in stats else
+                    f"do not say whether their {name} is exact")
+            out.add(where, f"the {whose} statistics {said}; parquet-cpp-arrow {w.major} writes "
+                           "exact ones, and says so")
+        elif not w.exactness and flag in stats:
+            out.add(where, f"the {whose} statistics say whether their {name} is exact, which "
+                           f"parquet-cpp-arrow {w.major} does not write")
     for fid, name, new in ((2, "min", 6), (1, "max", 5)):  # the deprecated pair
         if fid in stats:
             if physical == BYTE_ARRAY:
@@ -778,7 +978,111 @@ def _read_exact(fd: int, n: int, offset: int) -> bytes:
     return b"".join(parts)
 
 
-_CREATED_BY = re.compile(rb"^parquet-cpp-arrow version \d+\.\d+\.\d+(-SNAPSHOT)?$")
+# -- the writers ----------------------------------------------------------------------------------
+#
+# Bundles travel between machines: every parquet-cpp-arrow writer from 15 on (pyproject allows
+# pyarrow >= 15) writes a bundle check must vouch for. What they write differs in a few places,
+# each tied here to the versions that write it (arrow's git history, checked on the bundles of
+# tests/fixtures-pyarrow/, written by 15.0.2, 18.1.0, 20.0.0 and 26.0.1):
+OLDEST_WRITER = 15
+CHUNK_COPY_BEFORE = 18      # GH-43427: before 18.0.0, a copy of each ColumnChunk follows its
+#                             pages and ColumnChunk.file_offset points at it; from 18, 0
+ORDINAL_BEFORE = 20         # GH-44042: before 20.0.0, RowGroup.ordinal; from 20, none
+SIZE_STATISTICS_FROM = 20   # GH-45227: from 20.0.0, ColumnMetaData.size_statistics
+EXACTNESS_FROM = 22         # GH-46905: from 22.0.0, is_{min,max}_value_exact (true) with a min
+#                             or max, in the column chunks' and the pages' statistics
+# A version's digits change nothing else a reader sees: arrow's reader (ApplicationVersion)
+# special-cases parquet-mr and parquet-cpp before 2.0 only, DuckDB never reads created_by.
+_CREATED_BY = re.compile(rb"parquet-cpp-arrow version (0|[1-9][0-9]{0,3})\.(0|[1-9][0-9]{0,3})"
+                         rb"\.(0|[1-9][0-9]{0,3})(-[0-9A-Za-z.]{1,32})?")
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A supported Parquet writer (``created_by``), and what its version writes."""
+
+    created_by: str
+    major: int
+
+    @property
+    def chunk_copy(self) -> bool:
+        return self.major < CHUNK_COPY_BEFORE
+
+    @property
+    def ordinal(self) -> bool:
+        return self.major < ORDINAL_BEFORE
+
+    @property
+    def size_statistics(self) -> bool:
+        return self.major >= SIZE_STATISTICS_FROM
+
+    @property
+    def exactness(self) -> bool:
+        return self.major >= EXACTNESS_FROM
+
+    def writes_like(self, other: "Writer") -> bool:
+        """Whether both write the same fields (they differ in ``created_by`` only)."""
+        return (self.chunk_copy, self.ordinal, self.size_statistics, self.exactness) == (
+            other.chunk_copy, other.ordinal, other.size_statistics, other.exactness)
+
+
+def writer_of(created_by: Any) -> Writer | None:
+    """The writer a footer's ``created_by`` names, if aksnap vouches for its files
+    (``parquet-cpp-arrow version X.Y.Z``, X >= 15, with an optional ``-suffix`` such as
+    ``-SNAPSHOT``); None otherwise."""
+    if not isinstance(created_by, bytes):
+        return None
+    m = _CREATED_BY.fullmatch(created_by)
+    if m is None or int(m[1]) < OLDEST_WRITER:
+        return None
+    return Writer(created_by.decode(), int(m[1]))
+
+
+# what the running pyarrow writes: the model when created_by names no supported writer
+_RUNNING = Writer(f"parquet-cpp-arrow version {pa.__version__}",
+                  int(pa.__version__.split(".")[0]))
+
+
+MAX_CHUNK_COPY = 1 << 20  # a ColumnChunk's copy: its statistics are at most 4 KiB each
+
+
+def _check_chunk_copy(fd: int, pos: int, footer_at: int, cc: Struct, col: str,
+                      out: _Problems) -> int:
+    """The copy of ColumnChunk ``cc`` that writers before 18 leave at ``pos``, after the
+    chunk's pages (no reader reads it): written canonically, the footer's exactly. Where the
+    next column chunk begins."""
+    buf = _read_exact(fd, min(footer_at - pos, MAX_CHUNK_COPY), pos)
+    try:
+        copy, end = decode(buf)
+    except ThriftError as e:
+        out.add(col, f"the copy of the column chunk's metadata after its pages (byte {pos}) is "
+                     f"not readable: it {e}")
+        return pos
+    if encode(copy) != buf[:end]:
+        out.add(col, f"the copy of the column chunk's metadata after its pages (byte {pos}) is "
+                     "not written the way the writer writes it")
+    elif not same(copy, cc):
+        diff = _first_difference(copy, cc, "copy")
+        out.add(col, f"the copy of the column chunk's metadata after its pages (byte {pos}) "
+                     f"differs from the footer's: {diff}")
+    return pos + end
+
+
+def _check_size_statistics_fields(ss: Any, leaf: "Leaf", w: Writer, where: str,
+                                  out: _Problems) -> None:
+    """Size statistics where the writer writes them (from 20: every column chunk, the byte
+    count for byte arrays only, both level histograms, empty when the level is always 0);
+    their values are checked against the decoded values."""
+    if not w.size_statistics:
+        if ss is not None:
+            out.add(where, f"the column chunk has size statistics, which parquet-cpp-arrow "
+                           f"{w.major} does not write")
+        return
+    want = {1, 2, 3} if leaf.physical == BYTE_ARRAY else {2, 3}
+    if ss is None or set(ss) != want:
+        out.add(where, f"the column chunk's size statistics hold fields "
+                       f"{sorted(ss) if ss is not None else 'none'}; parquet-cpp-arrow "
+                       f"{w.major} writes {sorted(want)}")
 
 
 def verify_file(fd: int, path: str, model: Model, what: str,
@@ -814,8 +1118,16 @@ def verify_file(fd: int, path: str, model: Model, what: str,
     if not _shape(fm, "FileMetaData", "footer", out):
         return out.finish()
 
-    # file-wide fields: exactly the writer's footer for this table's schema
+    # file-wide fields: the writer's footer for this table's schema (the same from every
+    # supported writer), but for created_by (a supported writer, which decides the fields
+    # below) and ARROW:schema (by value)
     ref = reference_footer(model.schema, model.options)
+    writer = writer_of(fm.get(6))
+    kv = fm.get(5)
+    arrow_schema = [x.get(2) for x in kv if isinstance(x, Struct) and x.get(1) == b"ARROW:schema"]\
+        if isinstance(kv, List) else []
+    schema_problem = (arrow_schema_problem(arrow_schema[0], model.schema)
+                      if len(arrow_schema) == 1 else None)
     names = {1: "format version", 2: "schema", 5: "key-value metadata", 6: "created_by",
              7: "column orders"}
     # the values are compared with the statistics only when pyarrow decodes them as the
@@ -824,23 +1136,26 @@ def verify_file(fd: int, path: str, model: Model, what: str,
     for fid in sorted(set(fm) | set(ref)):
         if fid in (3, 4):
             continue
-        diff = (_kv_difference(fm.get(fid), ref.get(fid)) if fid == 5 else
-                _first_difference(fm.get(fid), ref.get(fid), names.get(fid, str(fid))))
-        if not diff:
+        if fid == 6:
+            if writer is None:
+                out.add("footer", f"the footer's created_by is {_show(fm.get(6))}: aksnap vouches "
+                                  f"for files of parquet-cpp-arrow {OLDEST_WRITER} or later "
+                                  "(pyarrow's Parquet writer), whose created_by is "
+                                  "'parquet-cpp-arrow version X.Y.Z'")
             continue
-        comparable &= fid not in (2, 5)
-        if fid == 6 and isinstance(fm.get(6), bytes) and _CREATED_BY.match(fm[6]):
-            out.add("footer", f"the file was written by {_show(fm[6])}, and this aksnap (with "
-                              f"{_show(ref.get(6))}) vouches only for files its own Parquet "
-                              "writer writes: check it with that pyarrow version, or export "
-                              "the bundle again")
-        else:
+        diff = (_kv_difference(fm.get(fid), ref.get(fid), schema_problem) if fid == 5 else
+                _first_difference(fm.get(fid), ref.get(fid), names.get(fid, str(fid))))
+        if diff:
+            comparable &= fid not in (2, 5)
             out.add("footer", f"the footer's {diff}")
+    w = writer or _RUNNING
+    by = f"parquet-cpp-arrow {w.major}"
     leaves = schema_leaves(ref[2])
     dict_leaf = [len(lf.path) == 1 and lf.path[0].decode() in model.dictionary_columns
                  for lf in leaves]
 
-    # layout: column chunks one after the other from byte 4 to the footer
+    # layout: column chunks one after the other from byte 4 to the footer (each followed by
+    # its ColumnChunk's copy, for writers before 18)
     pos = 4
     total_rows = 0
     chunks: list[list[tuple[int, int, Struct] | None]] = []
@@ -852,14 +1167,15 @@ def verify_file(fd: int, path: str, model: Model, what: str,
             out.add(at, f"the row group has {len(rg[1])} column chunks, expected {len(leaves)}")
             chunks.append([None] * len(leaves))
             continue
-        if 7 in rg and rg[7] != g:
-            out.add(at, f"the row group says it is number {rg[7]}")
+        if w.ordinal and rg.get(7) != g:
+            out.add(at, f"the row group says it is number {rg.get(7, 'none')}; {by} writes "
+                        f"its ordinal, {g}")
+        elif not w.ordinal and 7 in rg:
+            out.add(at, f"the row group has an ordinal, which {by} does not write")
         first = pos
         for c, (cc, leaf) in enumerate(zip(rg[1], leaves)):
             md = cc[3]
             col = f"{at}, column {b'.'.join(leaf.path).decode(errors='replace')}"
-            if cc[2] != 0:
-                out.add(col, f"the column chunk's file offset is {cc[2]}; the writer writes 0")
             if list(md[3]) != list(leaf.path):
                 out.add(col, f"the column chunk names column {_show(b'.'.join(md[3]))}")
             if md[1] != leaf.physical:
@@ -868,6 +1184,7 @@ def verify_file(fd: int, path: str, model: Model, what: str,
             if md[4] != model.codec:
                 out.add(col, f"the column chunk says compression codec {md[4]}; the writer "
                              f"uses {model.codec}")
+            _check_size_statistics_fields(md.get(16), leaf, w, col, out)
             start = md.get(11, md[9])
             if start != pos or md[7] < 0 or start + md[7] > footer_at:
                 out.add(col, f"the column chunk spans bytes {start} to {start + md[7]}, but the "
@@ -878,6 +1195,14 @@ def verify_file(fd: int, path: str, model: Model, what: str,
                 continue
             row.append((start, md[7], md))
             pos = start + md[7]
+            if not w.chunk_copy:
+                if cc[2] != 0:
+                    out.add(col, f"the column chunk's file offset is {cc[2]}; {by} writes 0")
+                continue
+            if cc[2] != pos:
+                out.add(col, f"the column chunk's file offset is {cc[2]}; {by} writes the "
+                             f"chunk's end, {pos}, where it copies the chunk's metadata")
+            pos = _check_chunk_copy(fd, pos, footer_at, cc, col, out)
         chunks.append(row)
         if rg.get(5) != first:
             out.add(at, f"the row group says it begins at byte {rg.get(5)}, its first column "
@@ -928,7 +1253,7 @@ def verify_file(fd: int, path: str, model: Model, what: str,
                 for p in on_row_group(g, data):
                     out.sentence(p)
             if comparable:
-                _check_values(data, model.schema, leaves, row, walked, g, out)
+                _check_values(data, model.schema, leaves, row, walked, g, w, out)
         except _VALUE_ERRORS as e:
             out.add(f"row group {g}", f"its values cannot be checked ({_first_line(e)}): its "
                                       "pages are corrupt")
@@ -940,7 +1265,7 @@ _VALUE_ERRORS = (pa.ArrowException, ValueError, IndexError, KeyError, struct.err
 
 
 def _check_values(data: pa.Table, schema: pa.Schema, leaves: list[Leaf], row, walked, g: int,
-                  out: _Problems) -> None:
+                  w: Writer, out: _Problems) -> None:
     """Counts, statistics and size statistics of each column chunk and page against the
     decoded values of row group ``g``."""
     slots_of: list[Slots] = []
@@ -975,7 +1300,7 @@ def _check_values(data: pa.Table, schema: pa.Schema, leaves: list[Leaf], row, wa
                 parts.append(raw)
                 if p.header[5].get(5) is not None:
                     _check_statistics(p.header[5][5], raw, leaf.physical, f"{where}, page {i}",
-                                      "page's", out)
+                                      "page's", w, out)
                 at += p.num_values
             raw = _merge_stats(parts)
             if pages[0].kind == DICTIONARY_PAGE:
@@ -983,7 +1308,7 @@ def _check_values(data: pa.Table, schema: pa.Schema, leaves: list[Leaf], row, wa
         else:
             raw = slots.stats()
         if 12 in md:
-            _check_statistics(md[12], raw, leaf.physical, where, "column chunk's", out)
+            _check_statistics(md[12], raw, leaf.physical, where, "column chunk's", w, out)
         if 16 in md:
             _check_size_statistics(md[16], slots, leaf.physical, where, out)
 
