@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = (
     "import aksnap, aksnap.bundle, aksnap.exporter, aksnap.analyzer, aksnap.fixtures, aksnap.queries;"
+    "import aksnap.cli, aksnap.cli.demo, aksnap.cli.watch;"
     "import importlib.util as u, sys, os;"
-    "squat = [n for n in ('exporter', 'analyzer', 'fixtures', 'queries', 'core') if u.find_spec(n)];"
+    "squat = [n for n in ('exporter', 'analyzer', 'fixtures', 'queries', 'core', 'cli') if u.find_spec(n)];"
     "assert not squat or os.getcwd() == sys.argv[1], f'generic names squatted: {squat}';"
     "assert not aksnap.__file__.startswith(os.path.join(sys.argv[1], 'aksnap')), 'shadowed';"
     "print(aksnap.__file__)"

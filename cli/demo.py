@@ -4,8 +4,9 @@ It starts the simulated ArmoniK control plane in-process on a free loopback port
 ``demo`` scenario (a failure chain and a blocked result), exports it through real gRPC into a
 bundle (default ``./aksnap-demo/bundle``, replaced on every run if it is a bundle; ``--keep
 DIR`` is refused if DIR exists, unless ``--overwrite``), and prints what the analyzer says
-about it (``-o json|yaml``: one document). Lives in the root package because it is the one place that ties the
-three layers together; every import is inside the function bodies.
+about it (``-o json|yaml``: one document). Lives in the composition floor (``aksnap.cli``)
+because it ties the three layers together; every import of a layer is inside the function
+bodies.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``aksnap watch``: follow a running session, or one result, live.
 
-It ties the layers together (as ``aksnap demo`` does, so it lives in the root package, every
-import inside the function bodies): the exporter's :class:`~aksnap.exporter.follow.
-EventFollower` reads ArmoniK's ``Events.GetEvents`` stream (resubscribing when it drops), the
+It ties the layers together (as ``aksnap demo`` does, so it lives in the composition floor,
+``aksnap.cli``, every import of a layer inside the function bodies): the exporter's
+:class:`~aksnap.exporter.follow.EventFollower` reads ArmoniK's ``Events.GetEvents`` stream (resubscribing when it drops), the
 exporter's ``export``/``update`` reconcile every ``interval`` seconds (the incremental export:
 only what can have changed is read), and the analyzer's :class:`~aksnap.analyzer.live.
 LiveState` and :func:`~aksnap.analyzer.live.analyze` turn both into what is shown.

@@ -1,8 +1,11 @@
 """The `aksnap` command line: a thin typer shell over the Python API.
 
-Each layer registers its own commands (``aksnap.exporter.commands``,
-``aksnap.analyzer.commands``, ``aksnap.fixtures.commands``); heavy imports stay inside the
-command bodies so that `aksnap sql` never loads gRPC and `aksnap export` never loads DuckDB.
+The composition floor (folder ``cli/``): the one package that joins the layers. Each layer
+registers its own commands (``aksnap.exporter.commands``, ``aksnap.analyzer.commands``,
+``aksnap.fixtures.commands``, ``aksnap.pack``, ``aksnap.redact``); ``aksnap.cli.demo`` and
+``aksnap.cli.watch`` live here because they import several layers. Nothing below imports this
+package (``tests/test_layers.py``). Heavy imports stay inside the command bodies so that
+`aksnap sql` never loads gRPC and `aksnap export` never loads DuckDB.
 """
 
 from __future__ import annotations
@@ -104,18 +107,18 @@ def version() -> None:
 
 
 def _register() -> None:
-    from aksnap.fixtures import commands as fixture_commands
-    from aksnap.exporter import commands as exporter_commands
+    from aksnap import pack, redact
     from aksnap.analyzer import commands as analyzer_commands
     from aksnap.analyzer import visual_commands
+    from aksnap.exporter import commands as exporter_commands
+    from aksnap.fixtures import commands as fixture_commands
 
-    for module in (fixture_commands, exporter_commands, analyzer_commands, visual_commands):
+    from . import demo, watch
+
+    for module in (fixture_commands, exporter_commands, analyzer_commands, visual_commands,
+                   demo, watch,  # these two tie the layers together: this floor
+                   pack, redact):  # sharing a bundle (docs/sharing.md): format-level
         module.register(app)
-    __import__("aksnap.demo", fromlist=["register"]).register(app)  # demo ties the layers together
-    __import__("aksnap.watch", fromlist=["register"]).register(app)  # so does watch
-    # sharing a bundle (docs/sharing.md): format-level, no layer needed
-    __import__("aksnap.pack", fromlist=["register"]).register(app)
-    __import__("aksnap.redact", fromlist=["register"]).register(app)
 
 
 _register()
