@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from aksnap.errors import AksnapError
 from aksnap.output import render_kv, render_rows, to_json, to_yaml
 
 if TYPE_CHECKING:  # annotations only: numpy is imported where the arrays are made
@@ -185,8 +186,9 @@ class Section:
         return cols
 
 
-class SectionError(ValueError):
-    """``--section`` named a section the answer does not have; one sentence."""
+class SectionError(AksnapError, ValueError):
+    """``--section`` named a section the answer does not have; one sentence (exit code 2;
+    still a ValueError for callers that catch one)."""
 
 
 def counts_text(d: dict[str, Any] | None) -> str:

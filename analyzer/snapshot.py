@@ -33,6 +33,7 @@ from aksnap.bundle import (
     status_sets_table,
     verify_bundle,
 )
+from aksnap.errors import AksnapError
 
 TIMESTAMP_COLUMNS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
                      "started_at", "processed_at", "ended_at")
@@ -54,7 +55,7 @@ class _Verification(threading.Thread):
             self.problems = [f"its files could not be verified ({e})"]
 
 
-class AnalysisError(Exception):
+class AnalysisError(AksnapError):
     """A request the analyzer cannot answer: unknown id, unknown query, bad SQL or parameter.
 
     Its message is one sentence a user can act on; the CLI prints it and exits with code 2.

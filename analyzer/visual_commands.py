@@ -18,7 +18,7 @@ import typer
 from aksnap import paths
 from aksnap.output import output_option
 
-from .commands import _errors, _output, _verify_opt
+from .commands import _output, _verify_opt
 
 _BUNDLE = typer.Argument(..., help="Bundle directory or packed file (written by `aksnap export` "
                          "or `aksnap pack`).", show_default=False, metavar="BUNDLE",
@@ -96,18 +96,17 @@ def graph_command(bundle: Path = _BUNDLE,
     from aksnap.analyzer import graphfile
     from aksnap.analyzer.snapshot import AnalysisError, Snapshot
 
-    with _errors():
-        summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
-        _check_out(out, overwrite, bundle)
-        # no -f here: elsewhere -f is the deprecated spelling of -o (the answer's format)
-        fmt = (fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), "dot")).lower()
-        if fmt not in graphfile.FORMATS:
-            raise AnalysisError(f"--format {fmt!r} is not a graph format; use dot, graphml or json")
-        if max_nodes < -1:
-            raise AnalysisError(f"--max-nodes {max_nodes} is negative; give a count, or 0 for no cap")
-        snap = Snapshot.open(bundle, verify=not no_verify)
-        info = graphfile.write(snap, out, fmt, session, result, max_nodes, overwrite=overwrite,
-                               sources=(bundle,))
+    summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
+    _check_out(out, overwrite, bundle)
+    # no -f here: elsewhere -f is the deprecated spelling of -o (the answer's format)
+    fmt = (fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), "dot")).lower()
+    if fmt not in graphfile.FORMATS:
+        raise AnalysisError(f"--format {fmt!r} is not a graph format; use dot, graphml or json")
+    if max_nodes < -1:
+        raise AnalysisError(f"--max-nodes {max_nodes} is negative; give a count, or 0 for no cap")
+    snap = Snapshot.open(bundle, verify=not no_verify)
+    info = graphfile.write(snap, out, fmt, session, result, max_nodes, overwrite=overwrite,
+                           sources=(bundle,))
     _say(info, summary_fmt)
 
 
@@ -135,12 +134,11 @@ def trace_command(bundle: Path = _BUNDLE,
     from aksnap.analyzer import trace
     from aksnap.analyzer.snapshot import Snapshot
 
-    with _errors():
-        summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
-        _check_out(out, overwrite, bundle)
-        snap = Snapshot.open(bundle, verify=not no_verify)
-        info = trace.write(snap, out, session, result, max_tasks, overwrite=overwrite,
-                           sources=(bundle,))
+    summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
+    _check_out(out, overwrite, bundle)
+    snap = Snapshot.open(bundle, verify=not no_verify)
+    info = trace.write(snap, out, session, result, max_tasks, overwrite=overwrite,
+                       sources=(bundle,))
     _say(info, summary_fmt)
 
 
@@ -172,16 +170,15 @@ def report_command(bundle: Path = _BUNDLE,
     from aksnap.analyzer import report, series
     from aksnap.analyzer.snapshot import Snapshot
 
-    with _errors():
-        summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
-        _check_out(out, overwrite, bundle)
-        if series.series_members(bundle) is not None:
-            info = report.write_series(bundle, out, session, result, verify=not no_verify,
-                                       overwrite=overwrite)
-        else:
-            snap = Snapshot.open(bundle, verify=not no_verify)
-            info = report.write(snap, out, session, result, overwrite=overwrite,
-                                sources=(bundle,))
+    summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
+    _check_out(out, overwrite, bundle)
+    if series.series_members(bundle) is not None:
+        info = report.write_series(bundle, out, session, result, verify=not no_verify,
+                                   overwrite=overwrite)
+    else:
+        snap = Snapshot.open(bundle, verify=not no_verify)
+        info = report.write(snap, out, session, result, overwrite=overwrite,
+                            sources=(bundle,))
     info = {**info, "notes": "; ".join(info["notes"])}
     _say(info, summary_fmt)
 

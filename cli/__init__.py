@@ -18,12 +18,17 @@ from typer.core import TyperGroup, TyperOption
 from typer.exceptions import Abort
 
 from aksnap import __version__
+from aksnap.errors import AksnapError
 
 
 class AksnapGroup(TyperGroup):
-    """The root command: a usage mistake (an unknown option, ``--jobs many``, a missing
-    argument) is one line, ``aksnap: error: ...``, with exit code 2, like every other mistake,
-    instead of click's boxed usage panel."""
+    """The root command, and the one place an error becomes a message and an exit code.
+
+    Every error a user can see is an :class:`~aksnap.errors.AksnapError` raised below (the
+    layers never print one nor exit): caught here once, it is one line, ``aksnap: error:
+    <sentence>``, and its ``exit_code``. A usage mistake (an unknown option, ``--jobs many``,
+    a missing argument) is one such line too, with exit code 2, instead of click's boxed usage
+    panel; Ctrl-C is ``aksnap: interrupted``, 130."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -38,6 +43,9 @@ class AksnapGroup(TyperGroup):
             sys.exit(e.exit_code)
         except click.exceptions.ClickException as e:
             fail(usage_sentence(e), code=e.exit_code)
+            sys.exit(e.exit_code)
+        except AksnapError as e:
+            fail(str(e), code=e.exit_code)
             sys.exit(e.exit_code)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -85,9 +93,11 @@ def _root() -> None:
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print ``aksnap: error: MESSAGE`` on stderr and return the exit to raise.
 
-    Messages quote ids, paths and server replies, so control characters, DEL, C1 and bidi
-    overrides in them are shown escaped (``\\x1b``, ``\\u202e``), never sent to the terminal.
-    Newlines and tabs stay: a database error may span lines and cannot drive a terminal.
+    Called by :class:`AksnapGroup` only: a command or a layer raises an
+    :class:`~aksnap.errors.AksnapError` instead, which ends here. Messages quote ids, paths
+    and server replies, so control characters, DEL, C1 and bidi overrides in them are shown
+    escaped (``\\x1b``, ``\\u202e``), never sent to the terminal. Newlines and tabs stay: a
+    database error may span lines and cannot drive a terminal.
     """
     from aksnap.output import safe_text
 

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aksnap import parquet_verify
+from aksnap.errors import AksnapError
 
 FORMAT_NAME = "armonik-snapshot-bundle"
 FORMAT_VERSION = 1
@@ -243,7 +244,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 TEMP_DIR = re.compile(r"^\..+\.(partial|old)-[0-9a-z]+-\d+-[0-9a-z]+$")
 
 
-class BundleError(Exception):
+class BundleError(AksnapError):
     """A bundle is missing, unreadable, hostile, of another format version, or fails its
     checksums; or one cannot be written. The message is one sentence a user can act on."""
 

@@ -37,6 +37,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
+from aksnap.errors import AksnapError
+
 #: Every output format, as armonik-cli names them; a command offers the ones that fit it.
 FORMATS = ("table", "json", "yaml", "csv")
 #: armonik-cli's variable for the default output format.
@@ -45,8 +47,9 @@ OUTPUT_ENV = "AK_OUTPUT"
 CELL_WIDTH = 60
 
 
-class FormatError(ValueError):
-    """An output format aksnap does not write; the message is one sentence."""
+class FormatError(AksnapError, ValueError):
+    """An output format aksnap does not write; the message is one sentence (exit code 2; still
+    a ValueError for callers that catch one)."""
 
 
 def resolve_format(value: str | None, allowed: Sequence[str] = FORMATS) -> str:

@@ -765,17 +765,15 @@ def register(app) -> None:
 
         Example: aksnap pack ./run-42-redacted --out run-42.aksnap --max-size 25MB
         """
-        from aksnap.cli import fail
-        from aksnap.output import FormatError, resolve_format
+        from aksnap.errors import Interrupted
+        from aksnap.output import resolve_format
 
         try:
             fmt = resolve_format(output, formats)
             s = pack(bundle, out, max_size=parse_size(max_size) if max_size else None,
                      overwrite=overwrite)
-        except (BundleError, FormatError) as e:
-            raise fail(str(e)) from None
         except KeyboardInterrupt:
-            raise fail(f"interrupted; nothing was written to {out}", code=130) from None
+            raise Interrupted(f"interrupted; nothing was written to {out}") from None
         d = s.as_dict()
         _print(d, fmt, [("file", d["path"]), ("size", f"{d['size']} ({d['bytes']} bytes)"),
                         ("sha256", d["sha256"]), ("from", d["source"]),
@@ -800,8 +798,8 @@ def register(app) -> None:
 
         Example: aksnap unpack run-42.aksnap --out ./run-42
         """
-        from aksnap.cli import fail
-        from aksnap.output import FormatError, resolve_format
+        from aksnap.errors import Interrupted
+        from aksnap.output import resolve_format
 
         try:
             fmt = resolve_format(output, formats)
@@ -810,10 +808,8 @@ def register(app) -> None:
             from aksnap.bundle import read_manifest
 
             m = read_manifest(path)
-        except (BundleError, FormatError) as e:
-            raise fail(str(e)) from None
         except KeyboardInterrupt:
-            raise fail(f"interrupted; nothing was written to {out}", code=130) from None
+            raise Interrupted(f"interrupted; nothing was written to {out}") from None
         d = {"path": str(path), "source": str(file), "rows": {t: e.rows for t, e in m.tables.items()},
              "bytes": sum(e.bytes for e in m.tables.values()),
              "redacted": bool(m.redaction), "seconds": round(time.perf_counter() - started, 3)}
