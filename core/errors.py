@@ -29,6 +29,12 @@ class AksnapError(Exception):
             self.exit_code = exit_code
 
 
+class BundleError(AksnapError):
+    """A bundle is missing, unreadable, hostile, of another format version, or fails its
+    checksums; or one cannot be written. The message is one sentence a user can act on.
+    (Importable from :mod:`aksnap.bundle`, its usual place.)"""
+
+
 class OptionError(AksnapError):
     """An option's value, or a combination of options, the command refuses (before any work);
     the sentence names the option and what to give instead."""
@@ -40,4 +46,4 @@ class Interrupted(AksnapError):
     exit_code = 130
 
 
-__all__ = ["AksnapError", "Interrupted", "OptionError"]
+__all__ = ["AksnapError", "BundleError", "Interrupted", "OptionError"]

@@ -37,7 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
-from aksnap.errors import AksnapError
+from aksnap.errors import AksnapError, BundleError
 
 #: Every output format, as armonik-cli names them; a command offers the ones that fit it.
 FORMATS = ("table", "json", "yaml", "csv")
@@ -275,12 +275,6 @@ def render_kv(pairs: Iterable[tuple[str, Any]]) -> str:
 
 # -- files the user names --------------------------------------------------------------------
 
-def _bundle_error(message: str):
-    from aksnap.bundle import BundleError
-
-    return BundleError(message)
-
-
 def _same_or_inside(path: Path, source: Path) -> str | None:
     """How ``path`` relates to ``source`` as the file system resolves both: ``is`` (the same
     file), ``is inside`` (``source`` is a directory holding it), else None."""
@@ -310,31 +304,31 @@ def check_output_file(out: str | os.PathLike, *, overwrite: bool = False, option
     for source in sources:
         how = _same_or_inside(out, Path(os.path.abspath(source)))
         if how is not None:
-            raise _bundle_error(f"{option} {out} {how} {source}, which this command reads; "
+            raise BundleError(f"{option} {out} {how} {source}, which this command reads; "
                                 "write it elsewhere")
     try:
         st = os.lstat(out)
     except FileNotFoundError:
         st = None
     except OSError as e:  # a parent is a file (ENOTDIR), a loop, no permission
-        raise _bundle_error(f"cannot write {option} {out}: {e.strerror}; choose another "
+        raise BundleError(f"cannot write {option} {out}: {e.strerror}; choose another "
                             f"{option}") from None
     if st is not None:
         if stat.S_ISLNK(st.st_mode):
-            raise _bundle_error(f"{option} {out} is a symbolic link (to {os.readlink(out)}); "
+            raise BundleError(f"{option} {out} is a symbolic link (to {os.readlink(out)}); "
                                 "aksnap never writes through one: give the file's own path or "
                                 "another name")
         if stat.S_ISDIR(st.st_mode):
-            raise _bundle_error(f"{option} {out} is a directory; give a file name")
+            raise BundleError(f"{option} {out} is a directory; give a file name")
         if not stat.S_ISREG(st.st_mode):
-            raise _bundle_error(f"{option} {out} is not a regular file (a FIFO, socket or "
+            raise BundleError(f"{option} {out} is not a regular file (a FIFO, socket or "
                                 f"device); choose another {option}")
         if not overwrite:
-            raise _bundle_error(f"{out} already exists; pass --overwrite to replace it")
+            raise BundleError(f"{out} already exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
-        raise _bundle_error(f"cannot write {out}: the directory {out.parent} does not exist")
+        raise BundleError(f"cannot write {out}: the directory {out.parent} does not exist")
     if _is_bundle_dir(out.parent):
-        raise _bundle_error(f"{option} {out} is inside the bundle {out.parent} (a bundle holds "
+        raise BundleError(f"{option} {out} is inside the bundle {out.parent} (a bundle holds "
                             "its own files only); write it elsewhere")
     return out
 
@@ -342,7 +336,7 @@ def check_output_file(out: str | os.PathLike, *, overwrite: bool = False, option
 def _is_bundle_dir(directory: Path) -> bool:
     """Whether ``directory`` holds an aksnap manifest (its ``format`` is ours; a web app's
     manifest.json is not one)."""
-    from aksnap.bundle import FORMAT_NAME, MANIFEST
+    from aksnap.bundle_format import FORMAT_NAME, MANIFEST  # here: pyarrow is not for every start
 
     try:
         fd = os.open(directory / MANIFEST, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -374,7 +368,7 @@ def atomic_output(out: str | os.PathLike, *, overwrite: bool = False, option: st
     try:
         fd = os.open(tmp, flags, 0o666)
     except OSError as e:
-        raise _bundle_error(os_error_sentence(e, out, "write")) from None
+        raise BundleError(os_error_sentence(e, out, "write")) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -386,7 +380,7 @@ def atomic_output(out: str | os.PathLike, *, overwrite: bool = False, option: st
             _rename_noreplace(tmp, out)
         fsync_dir(out.parent)
     except OSError as e:
-        raise _bundle_error(os_error_sentence(e, out, "write")) from None
+        raise BundleError(os_error_sentence(e, out, "write")) from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -397,7 +391,7 @@ def _rename_noreplace(tmp: Path, out: Path) -> None:
     try:
         os.link(tmp, out)
     except FileExistsError:
-        raise _bundle_error(f"{out} appeared while aksnap wrote it; it was left as it is "
+        raise BundleError(f"{out} appeared while aksnap wrote it; it was left as it is "
                             "(pass --overwrite to replace it)") from None
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK,
@@ -405,6 +399,6 @@ def _rename_noreplace(tmp: Path, out: Path) -> None:
             raise
         # a file system without hard links: the check and the rename are two steps
         if os.path.lexists(out):
-            raise _bundle_error(f"{out} appeared while aksnap wrote it; it was left as it is "
+            raise BundleError(f"{out} appeared while aksnap wrote it; it was left as it is "
                                 "(pass --overwrite to replace it)") from None
         os.rename(tmp, out)

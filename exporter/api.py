@@ -177,14 +177,14 @@ def _export_redacted(redaction: "Redaction", endpoint, out, overwrite: bool,
     whatever happens: what reaches ``out`` is exactly what ``aksnap redact`` would write."""
     import secrets
 
-    from aksnap.bundle_writer import _pid_alive, remove_bundle_dir
+    from aksnap.bundle_writer import pid_alive, remove_bundle_dir
     from aksnap.redact import redact_bundle
 
     started = time.perf_counter()
     out = _check_out(out, overwrite)
     for leftover in out.parent.glob(f".{out.name}.unredacted-*"):  # of killed exports
         pid = leftover.name.rsplit("-", 2)[-2]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             remove_bundle_dir(leftover)
     raw = out.with_name(f".{out.name}.unredacted-{os.getpid()}-{secrets.token_hex(4)}")
     try:
