@@ -25,7 +25,7 @@ from aksnap.bundle import (
 )
 
 from .common import Section, render_data, render_sections
-from .graph import KIND_PRODUCES, _np_index
+from .graph import KIND_PRODUCES, np_index
 
 WAITING = [TASK_STATUSES.index(s) for s in TASK_WAITING_STATUSES]
 CREATED = RESULT_STATUSES.index("CREATED")
@@ -75,7 +75,7 @@ def graph_anomalies(snap, mask: np.ndarray, thorough: bool) -> list[dict[str, An
 
     if thorough:
         for ids, offset, what in ((g.task_ids, 0, "task"), (g.result_ids, T, "result")):
-            first = _np_index(pc.index_in(ids, value_set=ids))
+            first = np_index(pc.index_in(ids, value_set=ids))
             dup = np.flatnonzero(first != np.arange(len(first)))
             for i in dup[:MAX_PER_KIND].tolist():
                 if mask[offset + i]:

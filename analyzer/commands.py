@@ -39,12 +39,14 @@ def _section_opt():
                         show_default=False, metavar="NAME")
 
 
-def _verify_opt():
+def no_verify_option():
+    """``--no-verify``, as every command that reads a bundle takes it (here and in
+    :mod:`aksnap.analyzer.visual_commands`)."""
     return typer.Option(False, "--no-verify",
                         help="Skip the SHA-256 checks of the Parquet files (faster on big bundles).")
 
 
-def _output(output: Optional[str], fmt: Optional[str], wide: bool,
+def output_format(output: Optional[str], fmt: Optional[str], wide: bool,
             allowed: tuple[str, ...] = FORMATS) -> str:
     """The output format (-o, else the deprecated --format, else $AK_OUTPUT, else table)."""
     from aksnap.output import resolve_format, set_wide
@@ -57,7 +59,7 @@ def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
     """The body of every analysis command: open, build, render, exit code."""
     from aksnap.analyzer.snapshot import Snapshot
 
-    fmt = _output(values.pop("output"), values.pop("fmt"), values.pop("wide"), a.formats)
+    fmt = output_format(values.pop("output"), values.pop("fmt"), values.pop("wide"), a.formats)
     section = values.pop("section")
     open_kwargs = dict(a.open_kwargs) or {"verify": not values.pop("no_verify", False)}
     kwargs = {}
@@ -101,7 +103,7 @@ def make_command(a: Analysis):
         ("output", Optional[str], output_option(a.formats)), ("section", Optional[str], _section_opt()),
         ("wide", bool, wide_option()), ("fmt", Optional[str], _format_opt())]
     if a.verify_option:
-        params.append(("no_verify", bool, _verify_opt()))
+        params.append(("no_verify", bool, no_verify_option()))
 
     def command(**values: Any) -> None:
         run_analysis(a, values)
@@ -130,7 +132,7 @@ def sql_command(bundle: Path = _BUNDLE,
                                                     "extensions. Only for SQL you wrote."),
                 memory_limit: str = typer.Option("4GB", "--memory-limit", help="Most memory DuckDB "
                                                  "may use.", metavar="SIZE"),
-                fmt: Optional[str] = _format_opt(), no_verify: bool = _verify_opt()) -> None:
+                fmt: Optional[str] = _format_opt(), no_verify: bool = no_verify_option()) -> None:
     """Run SQL (DuckDB) over the bundle's views; parameters are bound, never pasted. The SQL
     runs sandboxed: DuckDB holds no path (the tables reach it as Arrow datasets), so nothing
     is read or written but the bundle's tables; SQL that redefines a view gets no answer;
@@ -152,7 +154,7 @@ def query_command(bundle: Path = _BUNDLE,
                   output: Optional[str] = output_option(), wide: bool = wide_option(),
                   memory_limit: str = typer.Option("4GB", "--memory-limit", help="Most memory "
                                                    "DuckDB may use.", metavar="SIZE"),
-                  fmt: Optional[str] = _format_opt(), no_verify: bool = _verify_opt()) -> None:
+                  fmt: Optional[str] = _format_opt(), no_verify: bool = no_verify_option()) -> None:
     """Run one of the named queries of queries/*.sql with bound parameters (checked: a
     parameter a query reads as a number must be one), sandboxed as `aksnap sql`.
 
@@ -166,7 +168,7 @@ def _run_sql(bundle, output, fmt, wide, no_verify, allow_external, memory_limit,
     from aksnap.analyzer.snapshot import Snapshot
     from aksnap.output import render_rows
 
-    fmt = _output(output, fmt, wide)
+    fmt = output_format(output, fmt, wide)
     snap = Snapshot.open(bundle, verify=not no_verify)
     if not allow_external:
         snap.sandbox(memory_limit)
@@ -183,7 +185,7 @@ def queries_command(output: Optional[str] = output_option(), wide: bool = wide_o
     from aksnap import queries
     from aksnap.output import render_rows
 
-    fmt = _output(output, fmt, wide)
+    fmt = output_format(output, fmt, wide)
     rows = [{"name": q.name, "params": q.params, "purpose": q.purpose, "columns": q.columns}
             for q in map(queries.info, queries.names())]
     typer.echo(render_rows(rows, fmt, columns=["name", "params", "purpose"] if fmt == "table" else None,
@@ -235,7 +237,7 @@ def archive_add_command(archive: Path = _ARCHIVE,
     from aksnap.analyzer import archive as archive_mod
     from aksnap.output import render_rows
 
-    fmt = _output(output, None, wide)
+    fmt = output_format(output, None, wide)
     rows = archive_mod.add(archive, bundles, label)
     typer.echo(render_rows([{**r, "labels": " ".join(f"{k}={v}" for k, v in r["labels"].items())}
                             if fmt in ("table", "csv") else r for r in rows], fmt))
@@ -252,7 +254,7 @@ def archive_list_command(archive: Path = _ARCHIVE, output: Optional[str] = outpu
     from aksnap.analyzer import archive as archive_mod
     from aksnap.output import render_rows
 
-    fmt = _output(output, None, wide)
+    fmt = output_format(output, None, wide)
     rows = archive_mod.runs(archive)
     typer.echo(render_rows(rows, fmt))
 
@@ -304,7 +306,7 @@ def compare_command(archive: Path = _ARCHIVE,
     """
     from aksnap.analyzer import compare as compare_mod
 
-    fmt = _output(output, None, wide, COMPARE_FORMATS)
+    fmt = output_format(output, None, wide, COMPARE_FORMATS)
     data = compare_mod.build(str(archive), where, last, metric, history, baseline, k, min_rel,
                              min_abs, engine, master, fail_on)
     text = compare_mod.render(data, fmt, section)

@@ -62,7 +62,9 @@ class AnalysisError(AksnapError):
     """
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A manifest's ISO time (``exported_at``, ``written_at``...) as an aware datetime (a
+    naive one taken as UTC); None when it is missing or not a time."""
     if value in (None, ""):
         return None
     try:
@@ -408,11 +410,11 @@ class Snapshot:
         timestamp is the better "now". Without a manifest time, the latest timestamp in the
         bundle.
         """
-        exported = _parse_time(self.manifest.exported_at)
-        latest = _parse_time(self.manifest.latest_timestamp)
+        exported = parse_time(self.manifest.exported_at)
+        latest = parse_time(self.manifest.latest_timestamp)
         if exported is None:
             latest = latest or self._latest_timestamp_in_data()
-            return latest or _parse_time(self.manifest.written_at)
+            return latest or parse_time(self.manifest.written_at)
         if latest is not None and latest > exported:
             return latest
         return exported

@@ -139,11 +139,13 @@ def _terminal_width() -> int | None:
 def to_yaml(obj: Any) -> str:
     import yaml
 
-    return yaml.safe_dump(_jsonable(obj), sort_keys=False, allow_unicode=False,
+    return yaml.safe_dump(jsonable(obj), sort_keys=False, allow_unicode=False,
                           default_flow_style=False).rstrip("\n")
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
+    """``v`` as JSON and YAML hold it: times as ISO strings, durations in seconds, decimals
+    as floats, NaN and infinities as null, bytes as hex; maps and lists converted inside."""
     if isinstance(v, (datetime, date)):
         return v.isoformat()
     if isinstance(v, timedelta):
@@ -155,9 +157,9 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.hex()
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     return v
 
 
@@ -173,7 +175,7 @@ def safe_text(s: str, keep: str = "") -> str:
 def to_json(obj: Any) -> str:
     # ensure_ascii (the default, said out loud): control characters and bidi overrides are
     # written as \uXXXX escapes, never raw.
-    return json.dumps(_jsonable(obj), indent=2, ensure_ascii=True)
+    return json.dumps(jsonable(obj), indent=2, ensure_ascii=True)
 
 
 def _csv_cell(v: Any) -> str:
@@ -187,10 +189,12 @@ def _csv_cell(v: Any) -> str:
 
 
 def _cell(v: Any) -> str:
-    return safe_text(_text(v))
+    return safe_text(cell_text(v))
 
 
-def _text(v: Any) -> str:
+def cell_text(v: Any) -> str:
+    """A value as the text of a table cell, before escaping: floats to 3 decimals, durations
+    in seconds, times to the millisecond, lists joined by commas, None empty."""
     if v is None:
         return ""
     if isinstance(v, float):
@@ -200,7 +204,7 @@ def _text(v: Any) -> str:
     if isinstance(v, datetime):
         return v.isoformat(sep=" ", timespec="milliseconds")
     if isinstance(v, (list, tuple)):
-        return ",".join(_text(x) for x in v)
+        return ",".join(cell_text(x) for x in v)
     return str(v)
 
 
