@@ -344,7 +344,7 @@ def _table(data: dict[str, Any]) -> str:
             ("verdicts", ", ".join(f"{c[v]} {v}" for v in VERDICTS)),
             ("regressed runs", ", ".join(data["regressed_runs"]) or "none")]
     trends = [{**t, "regressed_runs": len(t["regressed_runs"])} for t in data["trends"]]
-    return render_sections(data, "table", [
+    return render_sections([
         ("Trends (one character per run, oldest first; the last run's verdict)", trends,
          TREND_COLUMNS),
         ("Regressions", _regressions(data), REG_COLUMNS)], head)

@@ -500,7 +500,7 @@ def _table(data: dict[str, Any]) -> str:
     for p in data["matches"]:
         rows = [r for r in _shown(data) if (r["session_a"], r["session_b"]) == (p["session_a"], p["session_b"])]
         out.append((f"{p['session_a']} -> {p['session_b']}: what differs", rows, TABLE_COLUMNS))
-    return render_sections(data, "table", out, head)
+    return render_sections(out, head)
 
 
 def md_cell(v: Any) -> str:

@@ -396,9 +396,6 @@ class TaskGraph:
         """Messages, pod and partition of every task (row order), for the few rows shown."""
         return self._read("tasks", self.DETAIL_COLUMNS).combine_chunks()
 
-    def task_detail(self, nodes: np.ndarray) -> list[dict]:
-        return self.details.take(pa.array(np.asarray(nodes, dtype=np.int64))).to_pylist()
-
     @cached_property
     def depth(self) -> np.ndarray:
         """Spawn depth of every task (0 = submitted by the client), by pointer jumping."""
@@ -632,20 +629,6 @@ class TaskGraph:
         arr = self.result_ts.get(column)
         return int(arr[node - self.n_tasks]) if arr is not None else NA
 
-    def entered_status_at(self, node: int) -> int:
-        """When the node entered its current status (µs since epoch, or NA)."""
-        if node >= self.n_tasks:
-            j = node - self.n_tasks
-            col = "completed_at" if self.result_status[j] == RESULT_CODE["COMPLETED"] else "created_at"
-            v = self.result_ts[col][j]
-            return int(v if v != NA else self.result_ts["created_at"][j])
-        col = _ENTERED.get(self.status_name(node), "ended_at")
-        v = int(self.task_ts[col][node])
-        if v != NA:
-            return v
-        latest = max(int(self.task_ts[c][node]) for c in TASK_TS)
-        return latest
-
     # -- traversals ------------------------------------------------------------------------------
 
     def ancestors(self, node: int | np.ndarray) -> np.ndarray:
@@ -677,7 +660,10 @@ class TaskGraph:
                            tiebreaker="min")).astype(np.int64)
 
     def entered_status_at_many(self, nodes: np.ndarray) -> np.ndarray:
-        """:meth:`entered_status_at` of many nodes at once (µs since epoch, NA when unknown)."""
+        """When each node entered its current status (µs since epoch, NA when unknown): a
+        task at its status' timestamp (``TASK_STATUS_ENTERED``; ``ended_at`` for the others),
+        else its latest timestamp; a result at ``completed_at`` when COMPLETED, else (or when
+        that is missing) ``created_at``."""
         nodes = np.asarray(nodes, dtype=np.int64)
         out = np.full(len(nodes), NA, dtype=np.int64)
         t = nodes < self.n_tasks

@@ -132,7 +132,7 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
     return render_data(data, fmt, sections, _table, section)
 
 
-def _table(data: dict[str, Any], fmt: str = "table") -> str:
+def _table(data: dict[str, Any]) -> str:
     up = data["upstream"]
     head = [
         ("result", data["result_id"]), ("session", data["session_id"]), ("status", data["status"]),
@@ -152,7 +152,7 @@ def _table(data: dict[str, Any], fmt: str = "table") -> str:
                  f"waiting of {total}, --all for every one)")
         head.insert(-1, ("frontier", f"{total}  " + " ".join(f"{k}={v}" for k, v in
                                                              data["frontier_by_status"].items())))
-    return render_sections(data, fmt, [
+    return render_sections([
         (title, data["frontier"], FRONTIER_COLUMNS),
         ("Root causes (origins of failures upstream)", rc_rows, ROOT_CAUSE_COLUMNS),
         ("Owner chain", data["owner_chain"], OWNER_COLUMNS),

@@ -35,10 +35,6 @@ from aksnap.bundle import (
 )
 from aksnap.errors import AksnapError
 
-TIMESTAMP_COLUMNS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
-                     "started_at", "processed_at", "ended_at")
-
-
 class _Verification(threading.Thread):
     """The bundle's checksums, in the background; ``problems`` once joined."""
 

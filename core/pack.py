@@ -35,7 +35,6 @@ from aksnap.packed import (  # reading one: importable from here as always
     unpack,
 )
 
-SUFFIX = ".aksnap"
 _DATE = (1980, 1, 1, 0, 0, 0)
 _COMMENT = b"aksnap packed bundle (docs/sharing.md)"
 _CHUNK = 1 << 20
