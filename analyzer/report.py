@@ -33,8 +33,9 @@ import numpy as np
 import pyarrow as pa
 
 from aksnap.bundle import TASK_PHASES
+from aksnap.output import jsonable
 
-from .graph import NA, _ranges
+from .graph import NA, concat_ranges
 from .snapshot import AnalysisError
 
 TIME_BINS = 120          # instants of the status-over-time and throughput charts
@@ -62,12 +63,6 @@ def _cut(s: str | None) -> str | None:
     if s is None or len(s) <= MESSAGE_CHARS:
         return s
     return s[:MESSAGE_CHARS] + f" ... [{len(s) - MESSAGE_CHARS} more characters; aksnap task ID]"
-
-
-def _jsonable(v):
-    from aksnap.output import _jsonable as plain
-
-    return plain(v)
 
 
 # -- aggregates ------------------------------------------------------------------------------------
@@ -162,7 +157,7 @@ def _hops(g, node: int) -> np.ndarray:
     front, d = np.array([node], dtype=np.int64), 0
     while len(front):
         lo = g.in_ptr[front]
-        nxt = g.in_src[_ranges(lo, g.in_ptr[front + 1] - lo)]
+        nxt = g.in_src[concat_ranges(lo, g.in_ptr[front + 1] - lo)]
         nxt = np.unique(nxt[dist[nxt] < 0])
         d += 1
         dist[nxt] = d
@@ -281,8 +276,8 @@ def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
     return {"result_id": result_id, "status": lin["status"], "summary": summary_line(lin),
             "upstream_nodes": total_up, "nodes_in_page": len(out_nodes),
             "percent_complete": lin["upstream"]["percent_complete"],
-            "frontier_total": lin["frontier_total"], "frontier": _jsonable(lin["frontier"]),
-            "root_causes": _jsonable([{k: v for k, v in r.items() if k != "path"}
+            "frontier_total": lin["frontier_total"], "frontier": jsonable(lin["frontier"]),
+            "root_causes": jsonable([{k: v for k, v in r.items() if k != "path"}
                                       for r in lin["root_causes"][:TOP]]),
             "nodes": out_nodes, "edges": edges}
 
@@ -350,7 +345,7 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
         e["example_message"] = msgs.get(g.task_index(e["example_task_id"])) \
             if e.get("example_task_id") else None
     chains = snap.query("retry_chains", {"session_id": sid})
-    retry_rows = _jsonable(chains.slice(0, TOP).to_pylist())
+    retry_rows = jsonable(chains.slice(0, TOP).to_pylist())
     for r in retry_rows:
         r["messages"] = [_cut(m) for m in r.get("messages") or []]
     from . import check as check_mod
@@ -397,7 +392,7 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
         "depths": by_depth(g, tasks),
         "errors": errors, "retries": {**overview_row.get("retries", {}), "chains_shown": retry_rows},
         "root_causes": overview_row.get("root_causes", []),
-        "anomalies": {"counts": anomalies["counts"], "rows": _jsonable(anomalies["anomalies"])},
+        "anomalies": {"counts": anomalies["counts"], "rows": jsonable(anomalies["anomalies"])},
         "blockers": bl.get("blockers", [])[:TOP], "blocking_nodes": bl.get("blocking_nodes"),
         "critical_path": {"line": cps.get("line"), "wall_s": cps.get("wall_s"),
                           "task_steps": len(task_steps), "steps": steps},
@@ -439,9 +434,9 @@ def build(snap, session_id: str | None = None, result_id: str | None = None) -> 
     sessions = []
     for sid in chosen:
         ov = overview_mod.build(snap, sid)
-        row = _jsonable(ov["sessions"][0])
+        row = jsonable(ov["sessions"][0])
         sessions.append(_session_data(snap, row, result_id, notes))
-    meta = {"bundle": str(snap.path), "snapshot_time": _jsonable(snap.snapshot_time),
+    meta = {"bundle": str(snap.path), "snapshot_time": jsonable(snap.snapshot_time),
             "format_version": snap.manifest.format_version, "generator": f"aksnap {__version__}",
             "redacted": None, "sessions_total": len(all_ids), "tasks": g.n_tasks,
             "results": g.n_results}
@@ -510,7 +505,7 @@ def script_json(data: Any) -> str:
     """``data`` as JSON safe inside a ``<script>`` element: ASCII, and ``<``, ``>``, ``&``
     (and U+2028/2029, by ensure_ascii) as ``\\u`` escapes, so no string can close the element
     or open a comment."""
-    text = json.dumps(_jsonable(data), ensure_ascii=True, separators=(",", ":"), allow_nan=False,
+    text = json.dumps(jsonable(data), ensure_ascii=True, separators=(",", ":"), allow_nan=False,
                       default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 

@@ -33,10 +33,7 @@ from aksnap.bundle import (
     status_sets_table,
     verify_bundle,
 )
-
-TIMESTAMP_COLUMNS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
-                     "started_at", "processed_at", "ended_at")
-
+from aksnap.errors import AksnapError
 
 class _Verification(threading.Thread):
     """The bundle's checksums, in the background; ``problems`` once joined."""
@@ -54,14 +51,16 @@ class _Verification(threading.Thread):
             self.problems = [f"its files could not be verified ({e})"]
 
 
-class AnalysisError(Exception):
+class AnalysisError(AksnapError):
     """A request the analyzer cannot answer: unknown id, unknown query, bad SQL or parameter.
 
     Its message is one sentence a user can act on; the CLI prints it and exits with code 2.
     """
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A manifest's ISO time (``exported_at``, ``written_at``...) as an aware datetime (a
+    naive one taken as UTC); None when it is missing or not a time."""
     if value in (None, ""):
         return None
     try:
@@ -407,11 +406,11 @@ class Snapshot:
         timestamp is the better "now". Without a manifest time, the latest timestamp in the
         bundle.
         """
-        exported = _parse_time(self.manifest.exported_at)
-        latest = _parse_time(self.manifest.latest_timestamp)
+        exported = parse_time(self.manifest.exported_at)
+        latest = parse_time(self.manifest.latest_timestamp)
         if exported is None:
             latest = latest or self._latest_timestamp_in_data()
-            return latest or _parse_time(self.manifest.written_at)
+            return latest or parse_time(self.manifest.written_at)
         if latest is not None and latest > exported:
             return latest
         return exported

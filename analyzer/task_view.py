@@ -123,7 +123,7 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
     return render_data(data, fmt, sections, _table, section)
 
 
-def _table(data: dict[str, Any], fmt: str = "table") -> str:
+def _table(data: dict[str, Any]) -> str:
     head = [("task", data["task_id"]), ("session", data["session_id"]),
             ("status", data["status"] + ("  (failed by propagation: the root cause is upstream)"
                                          if data["propagated_failure"] else "")),
@@ -134,7 +134,7 @@ def _table(data: dict[str, Any], fmt: str = "table") -> str:
     out_title, out_head = _listed("Outputs", data["outputs"], data.get("outputs_total", 0),
                                   data.get("outputs_by_status", {}))
     head += in_head + out_head
-    return render_sections(data, fmt, [
+    return render_sections([
         ("Attempts", data["attempts"], ["attempt", "task_id", "status", "started_at", "ended_at", "message"]),
         ("Parent chain (outermost first)", data["parent_chain"], ["depth", "task_id", "status"]),
         ("Subtasks", data["subtasks"], ["status", "tasks"]),

@@ -1010,8 +1010,8 @@ def register(app) -> None:
 
         Example: aksnap redact ./run-42 --out ./run-42-redacted --key-file ~/.aksnap-key --new-key
         """
-        from aksnap.cli import fail
-        from aksnap.output import FormatError, render_kv, resolve_format, to_json, to_yaml
+        from aksnap.errors import Interrupted
+        from aksnap.output import render_kv, resolve_format, to_json, to_yaml
 
         try:
             fmt = resolve_format(output, formats)
@@ -1021,10 +1021,8 @@ def register(app) -> None:
                            "for comparable pseudonyms", err=True)
             s = redact_bundle(bundle, out, key_file=key_file, messages=messages.lower(),
                               keep_ids=keep_ids, map_out=map_out, overwrite=overwrite)
-        except (BundleError, FormatError) as e:
-            raise fail(str(e)) from None
         except KeyboardInterrupt:
-            raise fail(f"interrupted; nothing was written to {out}", code=130) from None
+            raise Interrupted(f"interrupted; nothing was written to {out}") from None
         d = s.as_dict()
         if fmt == "json":
             typer.echo(to_json(d))
