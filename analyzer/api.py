@@ -1,33 +1,35 @@
 """The analyzer's Python API: everything a command does, a notebook (or ``aksnap demo``) can do.
 
-Each analysis is one module turning a :class:`Snapshot` into plain data (``build``) and
-rendering it separately (``render``: table, json, yaml or csv), registered once in
-:mod:`aksnap.analyzer.registry`; the functions below are thin wrappers of :func:`run`::
+The functions are made from the registry (:data:`aksnap.analyzer.registry.COMMANDS`), one per
+command, with the command's parameters under their ``build`` names and the command line's
+defaults: its bundles first (an open :class:`Snapshot`, or a path, opened and verified as the
+command does; a series recorded by ``aksnap watch --record`` where the command takes one),
+then its arguments and options. A dict answer comes back as a :class:`Report` (plain data
+that renders itself); ``render_<name>`` renders one too::
 
     from aksnap.analyzer import api
     snap = api.open_snapshot("run.aksnap")
-    print(api.render_overview(api.overview(snap)))
-    print(api.render_lineage(api.lineage(snap, result_id)))
+    print(api.render_overview(api.overview(snap)))     # aksnap analyze
+    print(api.lineage(snap, result_id).render("json"))  # aksnap lineage
+    api.graph_file(snap, "g.graphml", session_id="6f1c")  # aksnap graph
+    api.compare("nightly.archive", where=["env=nightly"], last=30)
+    api.sql(snap, "SELECT count(*) FROM tasks")        # an Arrow table (the snapshot sandboxed)
+
+The name is the command's (``-`` and spaces as ``_``), except ``analyze`` (``overview``) and
+the file writers (``graph_file``, ``trace_file``, ``report_file``). ``api.run(name, ...)``
+runs any command by its command name.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Callable
 
 import numpy as np
 
 from . import lineage as _lineage
-from . import task_view as _task
-from .registry import ANALYSES
+from .registry import COMMANDS, Command
 from .snapshot import AnalysisError, Snapshot
-
-__all__ = [
-    "Snapshot", "AnalysisError", "Report", "open_snapshot", "run",
-    "overview", "render_overview", "lineage", "render_lineage", "lineage_dot", "lineage_summary",
-    "root_causes", "render_root_causes", "blockers", "render_blockers", "critical_path",
-    "render_critical_path", "task", "render_task", "check", "render_check", "diff", "render_diff",
-    "graph_file", "trace_file", "report_file",
-]
 
 
 class Report(dict):
@@ -51,30 +53,57 @@ def _snap(snap_or_path) -> Snapshot:
     return snap_or_path if isinstance(snap_or_path, Snapshot) else Snapshot.open(snap_or_path)
 
 
-def run(name: str, *snaps, **kwargs: Any) -> "Report":
-    """Any registered analysis by its command name (``aksnap.analyzer.registry.ANALYSES``), with
-    its snapshots (one; two for ``diff``) and ``build`` keywords; ids may be given by a unique
-    prefix, in any case, as on the CLI."""
-    a = ANALYSES[name]
-    return Report(a.build(*(_snap(s) for s in snaps), **kwargs), a.render)
+def _answer(cmd: Command, inputs, kwargs: dict[str, Any]) -> Any:
+    answer = cmd.execute(inputs, kwargs)
+    return Report(answer.data, answer.impl.function("render")) if isinstance(answer.data, dict) \
+        else answer.data
 
 
-def _render(name: str):
-    def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
-        return ANALYSES[name].render(data, fmt, section)
-    render.__doc__ = f"Render the answer of ``{name}``: table, json, yaml or csv (``section``: one table)."
+def run(name: str, *inputs, **kwargs: Any) -> Any:
+    """Any registered command by its command name (``"lineage"``, ``"archive add"``), with its
+    bundles (Snapshots or paths: one; two for ``diff``; none for ``compare``) and ``build``
+    keywords, the module's defaults for those left out; ids may be given by a unique prefix,
+    in any case, as on the CLI."""
+    return _answer(COMMANDS[name], inputs, kwargs)
+
+
+def _function(cmd: Command) -> Callable[..., Any]:
+    """The API function of ``cmd``: its bundles, then its parameters by build name, with the
+    command line's defaults (as ``build`` receives them)."""
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    sig = inspect.Signature(
+        [inspect.Parameter(b, kind) for b in cmd.bundles]
+        + [inspect.Parameter(p.name, kind, default=p.api_default(),
+                             annotation=p.annotation if p.to_build is None else inspect.Parameter.empty)
+           for p in cmd.params if p.name is not None])
+
+    def function(*args: Any, **kwargs: Any) -> Any:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        return _answer(cmd, [values.pop(b) for b in cmd.bundles], values)
+
+    function.__signature__ = sig
+    function.__name__ = function.__qualname__ = cmd.api_name
+    function.__doc__ = (f"``aksnap {cmd.name}`` as a function: its bundles (Snapshots or paths), "
+                        "then its arguments and options by their build names.\n\n"
+                        + inspect.cleandoc(cmd.help))
+    return function
+
+
+def _renderer(cmd: Command) -> Callable[..., str]:
+    def render(data: Any, fmt: str = "table", section: str | None = None) -> str:
+        return cmd.render(data, fmt, section)
+    render.__name__ = render.__qualname__ = f"render_{cmd.api_name}"
+    render.__doc__ = (f"Render the answer of ``aksnap {cmd.name}``: "
+                      f"{', '.join(cmd.formats)} (``section``: one table).")
     return render
 
 
-def overview(snap: Snapshot, session_id: str | None = None) -> dict[str, Any]:
-    """``aksnap analyze``: every session (over more than 20: a summary)."""
-    return run("analyze", snap, session_id=session_id)
-
-
-def lineage(snap: Snapshot, result_id: str,
-            frontier_limit: int | None = _lineage.FRONTIER_SHOWN) -> dict[str, Any]:
-    """Lineage of a result; ``frontier_limit`` frontier nodes described (None: all), all counted."""
-    return run("lineage", snap, result_id=result_id, frontier_limit=frontier_limit)
+for _cmd in COMMANDS.values():
+    globals()[_cmd.api_name] = _function(_cmd)
+    globals()[f"render_{_cmd.api_name}"] = _renderer(_cmd)
+del _cmd
 
 
 def lineage_summary(data: dict[str, Any]) -> str:
@@ -88,52 +117,6 @@ def lineage_dot(snap: Snapshot, result_id: str) -> str:
     return _lineage.to_dot(snap, snap.resolve_id("result", result_id))
 
 
-def _read_paths(snap_or_path) -> tuple:
-    """The path a file writer must never replace: the bundle or packed file given by path."""
-    return () if isinstance(snap_or_path, Snapshot) else (snap_or_path,)
-
-
-def graph_file(snap, out, fmt: str = "dot", session_id: str | None = None,
-               result_id: str | None = None, max_nodes: int | None = -1,
-               overwrite: bool = False) -> dict[str, Any]:
-    """``aksnap graph``: write the task/data graph (the bundle, a session, or a result's
-    upstream) to ``out`` as ``dot``, ``graphml`` or ``json``; ``max_nodes`` -1 is the format's
-    default cap, 0 or None none. An existing file at ``out`` is replaced only with
-    ``overwrite`` (else BundleError). Returns what was written (``note``: the cut, if any)."""
-    from . import graphfile
-
-    return graphfile.write(_snap(snap), out, fmt, session_id, result_id, max_nodes,
-                           overwrite=overwrite, sources=_read_paths(snap))
-
-
-def trace_file(snap, out, session_id: str | None = None, result_id: str | None = None,
-               max_tasks: int | None = 200_000, overwrite: bool = False) -> dict[str, Any]:
-    """``aksnap trace``: write the run as a Chrome/Perfetto JSON trace to ``out`` (one session,
-    one result's upstream, or all; at most ``max_tasks`` tasks, 0 or None: all). An existing
-    file at ``out`` is replaced only with ``overwrite`` (else BundleError). Returns what was
-    written (``note``: how it was limited, if it was)."""
-    from . import trace
-
-    return trace.write(_snap(snap), out, session_id, result_id, max_tasks, overwrite=overwrite,
-                       sources=_read_paths(snap))
-
-
-def report_file(snap, out, session_id: str | None = None,
-                result_id: str | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """``aksnap report``: write one self-contained HTML page of the bundle to ``out`` (one
-    session, else the largest; ``result_id``'s lineage first). Returns path, bytes and the
-    notes saying what the page aggregated. The page's data alone: ``report.build(snap)``.
-    ``snap`` may also be the path of a series recorded by ``aksnap watch --record``: the page
-    of its latest bundle plus its recorded states (``report.write_series``). An existing file
-    at ``out`` is replaced only with ``overwrite`` (else BundleError)."""
-    from . import report, series
-
-    if not isinstance(snap, Snapshot) and series.series_members(snap) is not None:
-        return report.write_series(snap, out, session_id, result_id, overwrite=overwrite)
-    return report.write(_snap(snap), out, session_id, result_id, overwrite=overwrite,
-                        sources=_read_paths(snap))
-
-
 def root_causes(snap: Snapshot, result_id: str | None = None,
                 session_id: str | None = None) -> list[dict[str, Any]]:
     """Where failures started: failed/timed-out/cancelled tasks and aborted/deleted results with
@@ -143,7 +126,7 @@ def root_causes(snap: Snapshot, result_id: str | None = None,
 
     snap = _snap(snap)
     if result_id is not None:
-        return lineage(snap, result_id)["root_causes"]
+        return run("lineage", snap, result_id=result_id)["root_causes"]
     session_id = snap.resolve_id("session", session_id)
     g = snap.graph
     snap.require_session(session_id)
@@ -161,39 +144,7 @@ def render_root_causes(rows: list[dict[str, Any]], fmt: str = "table") -> str:
                        lambda d: render_table(d, "table", columns=columns))
 
 
-def blockers(snap: Snapshot, session_id: str | None = None, limit: int | None = 20) -> dict[str, Any]:
-    """``aksnap blockers``: blocking nodes ranked by the incomplete results they hold up."""
-    return run("blockers", snap, session_id=session_id, limit=limit)
-
-
-def critical_path(snap: Snapshot, session_id: str | None = None, all_steps: bool = False) -> dict[str, Any]:
-    """The critical path of each session (over more than 20 sessions: a summary); a long chain
-    lists its first, last and longest steps unless ``all_steps``."""
-    return run("critical-path", snap, session_id=session_id, all_steps=all_steps)
-
-
-def task(snap: Snapshot, task_id: str, limit: int | None = _task.LIMIT) -> dict[str, Any]:
-    """One task in full; ``limit`` inputs and outputs listed (None: all), all of them counted."""
-    return run("task", snap, task_id=task_id, limit=limit)
-
-
-def check(snap: Snapshot, session_id: str | None = None) -> dict[str, Any]:
-    """``aksnap check``: integrity and anomalies (``total`` > 0: something was found)."""
-    return run("check", snap, session_id=session_id)
-
-
-def diff(a, b, session_a: str | None = None, session_b: str | None = None,
-         thresholds: list[str] = (), fail_on: str | None = None) -> dict[str, Any]:
-    """``aksnap diff``: two runs (snapshots or paths) side by side, each figure with a verdict
-    (``thresholds``: ``["phase.processing.p90=10%"]``)."""
-    return run("diff", a, b, session_a=session_a, session_b=session_b, thresholds=list(thresholds),
-               fail_on=fail_on)
-
-
-render_overview = _render("analyze")
-render_lineage = _render("lineage")
-render_blockers = _render("blockers")
-render_critical_path = _render("critical-path")
-render_task = _render("task")
-render_check = _render("check")
-render_diff = _render("diff")
+__all__ = ["Snapshot", "AnalysisError", "Report", "open_snapshot", "run", "lineage_summary",
+           "lineage_dot", "root_causes", "render_root_causes",
+           *(c.api_name for c in COMMANDS.values()),
+           *(f"render_{c.api_name}" for c in COMMANDS.values())]

@@ -291,3 +291,19 @@ def add(archive: str | os.PathLike, bundles: Sequence[str | os.PathLike],
 def runs(archive: str | os.PathLike) -> list[dict[str, Any]]:
     """``aksnap archive list``: the runs table."""
     return Archive.open(archive).runs()
+
+
+def render_added(rows: list[dict[str, Any]], fmt: str = "table",
+                 section: str | None = None) -> str:
+    """What ``add`` did, one row per bundle; a table or CSV shows the labels as ``k=v`` words."""
+    from aksnap.output import render_rows
+
+    return render_rows([{**r, "labels": " ".join(f"{k}={v}" for k, v in r["labels"].items())}
+                        if fmt in ("table", "csv") else r for r in rows], fmt)
+
+
+def render_runs(rows: list[dict[str, Any]], fmt: str = "table", section: str | None = None) -> str:
+    """The runs table, one row per run."""
+    from aksnap.output import render_rows
+
+    return render_rows(rows, fmt)

@@ -205,12 +205,14 @@ def _wanted(metric: str, patterns: Sequence[str]) -> bool:
 
 # -- the analysis ---------------------------------------------------------------------------------
 
-def build(archive: str, where: Iterable[str] = (), last: int | None = None,
+def build(archive: str, *, where: Iterable[str] = (), last: int | None = None,
           metrics: Sequence[str] = (), history: int = HISTORY, baseline: str | None = None,
           k: float = K, min_rel: float = MIN_REL, min_abs: float = MIN_ABS,
           engine: str = "duckdb", master: str | None = None, fail_on: str | None = None,
           spark=None) -> dict[str, Any]:
-    """Every selected run of ``archive`` against its baseline; see the module's docstring."""
+    """Every selected run of ``archive`` against its baseline; see the module's docstring. The
+    options are keywords only, named as ``aksnap compare``'s (``metrics`` for ``--metric``);
+    ``spark``: a SparkSession of the caller's for ``engine="spark"``."""
     if engine not in ENGINES:
         raise AnalysisError(f"--engine {engine!r} is not one of {', '.join(ENGINES)}")
     if fail_on is not None and fail_on not in FAIL_ON:

@@ -1,27 +1,40 @@
-"""The analyses of one bundle (two for diff), registered once: analyze, lineage, blockers,
-critical-path, task, check and diff, each with its name, where its ``build`` and ``render``
-live, the options it takes, its help and example. ``aksnap.analyzer.commands`` makes the CLI
-commands from this list and ``aksnap.analyzer.api`` the notebook functions, so a new analysis
-of this kind is one module (``build(snap, ...) -> data``, ``sections(data)``,
-``render(data, fmt, section)``) plus one entry here. The other commands of the analyzer are
-not in it yet: sql, query, queries, archive and compare are written out in ``commands.py``,
-graph, trace and report in ``visual_commands.py``, and ``analyze`` of a recorded series is
-dispatched by hand (``commands.run_analysis``).
+"""Every command of the analyzer, declared once: the analyses of a bundle (analyze, lineage,
+blockers, critical-path, task, check, diff), the SQL (sql, query, queries), the files drawn
+from a bundle (graph, trace, report), the archives of many runs (archive add, archive list,
+compare), and what ``analyze`` and ``report`` do with a series recorded by ``aksnap watch
+--record``.
 
-Importing this module is cheap (typer only): the analysis modules, numpy and rustworkx are
-imported when an analysis runs, so `aksnap sql` never loads them.
+A :class:`Command` says what a command is: its name, help (ending with its example), where
+its work lives (an :class:`Impl`: ``build`` -> plain data, ``sections``, ``render``), its
+parameters (:class:`aksnap.options.Param`, each with the ``build`` keyword it becomes), the
+bundles it opens, its output group, its exit code. From this one declaration:
+
+- :mod:`aksnap.analyzer.commands` makes the typer command (its signature, help and options,
+  the shared groups ``-o/--section/--wide``, the bundle argument and ``--no-verify``) and runs
+  it (:meth:`Command.execute`, then render, then the exit code);
+- :mod:`aksnap.analyzer.api` makes the notebook function of the same name (``api.lineage``,
+  ``api.compare``, ...), with the same parameters under their ``build`` names and the
+  command line's defaults, and a ``render_<name>``.
+
+So a new analysis is one module (``build(snap, ...) -> data``, ``sections(data)``,
+``render(data, fmt, section)``) plus one entry here (docs/architecture.md).
+
+Importing this module is cheap (typer only): the analysis modules, DuckDB, numpy and
+rustworkx are imported when a command runs, so `aksnap sql` never loads the graph.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional, Sequence
 
 import typer
 
 from aksnap import paths
+from aksnap.options import NO_VERIFY, OutputGroup, Param, bundle_param
 
 #: build() keywords that name an id: (its kind, which of the analysis' bundles holds it); a unique
 #: prefix of it is accepted, in any case
@@ -29,57 +42,156 @@ ID_KINDS = {"result_id": ("result", 0), "task_id": ("task", 0), "session_id": ("
             "session_a": ("session", 0), "session_b": ("session", 1)}
 #: the output formats of an analysis, unless it says otherwise
 FORMATS = ("table", "json", "yaml", "csv")
+#: what a command that writes a file prints: what it wrote (one record)
+SUMMARY_FORMATS = ("table", "json", "yaml")
+#: the output group of an analysis: -o, --section, --wide and the hidden --format
+ANSWER = OutputGroup(FORMATS, section=True, wide=True, deprecated=True)
+
+
+def _fn(module: str, name: str) -> Callable[..., Any]:
+    """``aksnap.analyzer.<module>.<name>``, imported when first called (not when declared)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(f"aksnap.analyzer.{module}"), name)(*args, **kwargs)
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 @dataclass(frozen=True)
-class Param:
-    """One option or argument of an analysis: ``name`` is its ``build`` keyword (None: used by
-    the command only, e.g. ``--dot``); ``to_build`` turns the CLI value into the build value."""
-    dest: str
-    annotation: Any
-    cli: Any  # typer.Argument(...) / typer.Option(...)
-    name: Optional[str] = None
-    to_build: Optional[Callable[[Any], Any]] = None
+class Impl:
+    """Where a command's work lives: functions of ``aksnap.analyzer.<module>``, imported when
+    the command runs. ``build(*inputs, **keywords) -> data`` (plain data, JSON-ready),
+    ``sections(data) -> [Section]`` (its tables, the main one first; None: one table, no
+    ``--section``), ``render(data, fmt, section) -> str``. ``sources``: build also takes
+    ``sources=`` (the paths it was given: a file it writes must never replace them);
+    ``verify``: build takes ``verify=`` (it opens bundles itself: a recorded series)."""
+
+    module: str
+    build: str = "build"
+    render: str = "render"
+    sections: Optional[str] = "sections"
+    sources: bool = False
+    verify: bool = False
+
+    def function(self, attr: str) -> Callable[..., Any]:
+        return getattr(importlib.import_module(f"aksnap.analyzer.{self.module}"),
+                       getattr(self, attr))
 
 
 @dataclass(frozen=True)
-class Analysis:
-    name: str                      # the CLI command
-    module: str                    # aksnap.analyzer.<module>: build, sections, render
+class Answer:
+    """What :meth:`Command.execute` returns: the data, the :class:`Impl` that built it (the
+    command's own, or its series'), and the snapshots opened (empty for a series)."""
+    data: Any
+    impl: Impl
+    snaps: tuple = ()
+
+    def render(self, fmt: str = "table", section: Optional[str] = None) -> str:
+        return self.impl.function("render")(self.data, fmt, section)
+
+    def sections(self) -> list:
+        return self.impl.function("sections")(self.data) if self.impl.sections else []
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of the analyzer (``name``: its words, ``archive add`` for a subcommand)."""
+
+    name: str
+    impl: Impl
     help: str                      # the command's help; ends with its example
     params: tuple[Param, ...] = ()
-    verify_option: bool = True     # takes --no-verify
-    open_kwargs: dict = field(default_factory=dict)  # Snapshot.open(...) beyond verify
-    exit_code: Optional[Callable[[dict], int]] = None  # non-zero exit from the answer
-    after: Optional[Callable[[Any, dict, dict], None]] = None  # side effect (lineage --dot)
-    before: Optional[Callable[[dict], None]] = None  # checks before the bundle is read (--dot)
-    # the bundles it reads, as positional arguments (``build`` gets one Snapshot each, in order):
-    # one for most analyses, two for ``diff`` (A and B)
+    #: the bundles it reads, as positional arguments (build gets one Snapshot each, in order):
+    #: one for most commands, two for diff (A and B), none for queries, archive and compare
     bundles: tuple[str, ...] = ("bundle",)
-    formats: tuple[str, ...] = FORMATS  # what -o offers
+    output: OutputGroup = ANSWER
+    verify_option: bool = True     # takes --no-verify (when it reads bundles)
+    open_kwargs: dict = field(default_factory=dict)  # Snapshot.open(...) beyond verify
+    resolve_ids: bool = True       # id prefixes of ID_KINDS resolved before build
+    exit_code: Optional[Callable[[Any], int]] = None  # non-zero exit from the answer
+    before: Optional[Callable[[dict], None]] = None   # checks before a bundle is read (--out)
+    after: Optional[Callable[[Any, Any, dict], None]] = None  # side effect (lineage --dot)
+    #: a directory recorded by `aksnap watch --record` given as the bundle: this does the work
+    series: Optional[Impl] = None
+    api: Optional[str] = None      # the Python API's name (default: the name, with _)
 
     @property
-    def mod(self):
-        return importlib.import_module(f"aksnap.analyzer.{self.module}")
+    def formats(self) -> tuple[str, ...]:
+        return self.output.formats
 
-    def build(self, *snaps, **kwargs) -> dict:
-        """Resolve id prefixes (each in the bundle that holds it), then the module's ``build``."""
-        for key, (kind, which) in ID_KINDS.items():
-            if kwargs.get(key) is not None:
-                kwargs[key] = snaps[which].resolve_id(kind, kwargs[key])
-        return self.mod.build(*snaps, **kwargs)
+    @property
+    def api_name(self) -> str:
+        return self.api or self.name.replace("-", "_").replace(" ", "_")
 
-    def render(self, data: dict, fmt: str = "table", section: str | None = None) -> str:
-        return self.mod.render(data, fmt, section)
+    @property
+    def words(self) -> tuple[str, ...]:
+        return tuple(self.name.split())
 
-    def sections(self, data: dict) -> list:
-        return self.mod.sections(data)
+    def cli_params(self) -> tuple[Param, ...]:
+        """Every parameter of the command line, in the help's order: the bundles, the
+        command's own, the output group, then --no-verify."""
+        out = [bundle_param(b) for b in self.bundles] + list(self.params)
+        out += self.output.params()
+        if self.bundles and self.verify_option:
+            out.append(NO_VERIFY)
+        return tuple(out)
+
+    def build_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The build keywords of the command line's values."""
+        return {p.name: p.build_value(values) for p in self.params if p.name is not None}
+
+    # -- running it (the command line and the Python API alike) -----------------------------
+
+    def execute(self, inputs: Sequence[Any], kwargs: dict[str, Any],
+                verify: bool = True) -> Answer:
+        """Open the bundles (``inputs``: paths, or Snapshots already open), resolve id
+        prefixes, build. A recorded series given as the one bundle goes to :attr:`series`."""
+        if not inputs:  # queries, archive, compare: no bundle to open (nor DuckDB to load)
+            return Answer(self.build(**kwargs), self.impl)
+        from .snapshot import Snapshot
+
+        given = [p for p in inputs if not isinstance(p, Snapshot)]
+        if self.series is not None and len(inputs) == 1 and given:
+            from .series import series_members
+
+            if series_members(inputs[0]) is not None:
+                extra = {"verify": verify} if self.series.verify else {}
+                return Answer(self.series.function("build")(inputs[0], **kwargs, **extra),
+                              self.series)
+        open_kwargs = dict(self.open_kwargs) or {"verify": verify}
+        snaps = tuple(s if isinstance(s, Snapshot) else Snapshot.open(s, **open_kwargs)
+                      for s in inputs)
+        return Answer(self.build(*snaps, sources=tuple(given), **kwargs), self.impl, snaps)
+
+    def build(self, *snaps: Any, sources: tuple = (), **kwargs: Any) -> Any:
+        """The impl's ``build`` on open snapshots (id prefixes resolved, each in its bundle)."""
+        if self.resolve_ids:
+            for key, (kind, which) in ID_KINDS.items():
+                if kwargs.get(key) is not None:
+                    kwargs[key] = snaps[which].resolve_id(kind, kwargs[key])
+        if self.impl.sources:
+            kwargs["sources"] = sources
+        return self.impl.function("build")(*snaps, **kwargs)
+
+    def render(self, data: Any, fmt: str = "table", section: Optional[str] = None) -> str:
+        return self.impl.function("render")(data, fmt, section)
+
+    def sections(self, data: Any) -> list:
+        return self.impl.function("sections")(data) if self.impl.sections else []
 
 
-def _session(help_text: str = "Only this session (default: every session); a unique prefix is enough."):
+# -- parameters several commands share ----------------------------------------------------------
+
+def _session(help_text: str = "Only this session (default: every session); a unique prefix "
+             "is enough."):
     return Param("session", Optional[str], typer.Option(None, "--session", "-s", help=help_text,
                                                         show_default=False, metavar="SESSION_ID"),
                  name="session_id")
+
+
+def _result(help_text: str) -> Param:
+    return Param("result", Optional[str], typer.Option(None, "--result", "-r", help=help_text,
+                                                       show_default=False, metavar="RESULT_ID"),
+                 name="result_id")
 
 
 def _all_or(module: str, constant: str):
@@ -87,6 +199,42 @@ def _all_or(module: str, constant: str):
     return lambda everything: None if everything else getattr(
         importlib.import_module(f"aksnap.analyzer.{module}"), constant)
 
+
+def _fail_on(help_text: str) -> Param:
+    return Param("fail_on", Optional[str], typer.Option(None, "--fail-on", help=help_text,
+                                                       show_default=False,
+                                                       metavar="regression|change"),
+                 name="fail_on")
+
+
+_ARCHIVE = Param("archive", Path, typer.Argument(..., help="The archive directory (created by "
+                                                 "the first add).", show_default=False,
+                                                 metavar="ARCHIVE", callback=paths.dir_out),
+                 name="archive", to_build=os.fspath)
+_PARAMS = Param("param", List[str], typer.Option([], "--param", "-p", help="Bind $k to v "
+                                                 "(repeatable).", metavar="k=v"),
+                name="params", to_build=_fn("sql", "parse_params"))
+_MEMORY_LIMIT = Param("memory_limit", str, typer.Option("4GB", "--memory-limit", help="Most "
+                                                        "memory DuckDB may use.", metavar="SIZE"),
+                      name="memory_limit")
+
+
+def _out(example: str) -> Param:
+    return Param("out", Path, typer.Option(..., "--out", help=f"The file to write, e.g. {example} "
+                                           "(refused if it exists, unless --overwrite; written "
+                                           "atomically).", show_default=False, metavar="FILE",
+                                           callback=paths.file_out), name="out")
+
+
+_OVERWRITE_OUT = Param("overwrite", bool, typer.Option(False, "--overwrite", help="Replace an "
+                                                       "existing --out file (a regular file "
+                                                       "only: never a link, a directory or the "
+                                                       "bundle read)."), name="overwrite")
+#: what a command writing a file prints about it (-o table|json|yaml only)
+_WRITTEN = OutputGroup(SUMMARY_FORMATS)
+
+
+# -- what runs before and after the work ---------------------------------------------------------
 
 def _check_dot(values: dict) -> None:
     """``lineage --dot FILE``: refused before any work when FILE exists (unless --overwrite),
@@ -116,9 +264,43 @@ def _write_dot(snap, data: dict, values: dict) -> None:
         typer.echo(note, err=True)
 
 
-ANALYSES: dict[str, Analysis] = {a.name: a for a in [
-    Analysis(
-        "analyze", "overview",
+def _check_out(values: dict) -> None:
+    """``--out FILE`` refused before any work (reading the bundle can take long)."""
+    from aksnap.output import check_output_file
+
+    check_output_file(values["out"], overwrite=values["overwrite"], sources=(values["bundle"],))
+
+
+def _check_graph(values: dict) -> None:
+    _check_out(values)
+    from aksnap.analyzer.writers import graph_options
+
+    graph_options(values["out"], values["fmt"], values["max_nodes"])
+
+
+def _say_note(snap, info: dict, values: dict) -> None:
+    """A file cut to a limit: the sentence on stderr (the summary says it too)."""
+    if info.get("note"):
+        typer.echo(info["note"], err=True)
+
+
+def _failing(data: dict) -> int:
+    return 1 if data["failing"] else 0
+
+
+# -- the commands --------------------------------------------------------------------------------
+
+#: the command groups (``aksnap archive ...``): their help
+GROUPS = {
+    "archive": "Many runs in one Parquet dataset, laid out by table and run (hive partitioning: "
+               "tasks/run=<id>/...), with a runs table; DuckDB, pandas, Spark and Trino read it "
+               "without aksnap (docs/comparison.md). `aksnap compare` reads it.\n\n"
+               "Example: aksnap archive add ./nightly.archive run-42.aksnap --label env=nightly",
+}
+
+COMMANDS: dict[str, Command] = {c.name: c for c in [
+    Command(
+        "analyze", Impl("overview"),
         """Overview of each session: tasks and results by status, wall time, throughput, phase
         breakdown, error classes, retries, root causes, top blockers, the critical path in one
         line, and the anomaly count. Over more than 20 sessions: a summary (totals, and the
@@ -128,9 +310,10 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
         --record`: the tasks by status over time, one row per recorded state (section states).
 
         Example: aksnap analyze ./run.aksnap -o json""",
-        (_session(),)),
-    Analysis(
-        "lineage", "lineage",
+        (_session(),),
+        series=Impl("series"), api="overview"),
+    Command(
+        "lineage", Impl("lineage"),
         """Why isn't this result ready? Its upstream graph (tasks and results it depends on, by
         status, percent complete), the blocking frontier (what holds it now, and for how long),
         the root causes of failures upstream, and the chain of owners. Sections: frontier (csv's
@@ -152,8 +335,8 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
                                                   "waiting; all are counted)."),
                name="frontier_limit", to_build=_all_or("lineage", "FRONTIER_SHOWN"))),
         before=_check_dot, after=_write_dot),
-    Analysis(
-        "blockers", "blockers",
+    Command(
+        "blockers", Impl("blockers"),
         """Incomplete work ranked by how many incomplete downstream results each blocking node
         (incomplete, with every input complete) holds up.
 
@@ -161,8 +344,8 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
         (_session(),
          Param("limit", int, typer.Option(20, "--limit", "-n", help="How many blockers to show (0 = all)."),
                name="limit", to_build=lambda n: n or None))),
-    Analysis(
-        "critical-path", "critical_path",
+    Command(
+        "critical-path", Impl("critical_path"),
         """The chain of dependencies (data, spawn and retry edges) that decided when each
         session's last result completed, task by task (waiting, queued, fetching, processing,
         finishing), with its share of the wall time. Over more than 20 sessions: the time by
@@ -174,8 +357,8 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
          Param("all_steps", bool, typer.Option(False, "--all", help="Every step of a long chain "
                                                "(default: the first, last and longest)."),
                name="all_steps"))),
-    Analysis(
-        "task", "task_view",
+    Command(
+        "task", Impl("task_view"),
         """One task in full: its attempts, parent chain, subtasks, inputs and outputs with their
         status (and where ownership moved), and its timeline. Long input or output lists are
         counted by status, with the first 50 listed. Sections: task (csv's default), attempts,
@@ -188,8 +371,8 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
          Param("all_io", bool, typer.Option(False, "--all", help="List every input and output "
                                             "(default: counts by status and the first 50)."),
                name="limit", to_build=_all_or("task_view", "LIMIT")))),
-    Analysis(
-        "check", "check",
+    Command(
+        "check", Impl("check"),
         """Integrity (checksums, format version) and graph anomalies: results with no producer,
         references to ids not in the bundle, tasks waiting on aborted results, cycles,
         statuses contradicting timestamps, duplicate ids. Exit code 1 when anything is found.
@@ -200,8 +383,8 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
         verify_option=False,
         open_kwargs={"verify": False, "collect_problems": True},
         exit_code=lambda data: 1 if data["total"] else 0),
-    Analysis(
-        "diff", "diff",
+    Command(
+        "diff", Impl("diff"),
         """Two runs side by side: sessions of A matched with sessions of B (--session-a and
         --session-b, or automatically: same application and partitions, then the closest task
         count; the match and its reason are printed), then per matched session the tasks and
@@ -227,11 +410,194 @@ ANALYSES: dict[str, Analysis] = {a.name: a for a in [
                                                    "metric, a prefix (phase) or a glob "
                                                    "(phase.*.p90). Repeatable.",
                                                    metavar="PATTERN=N%"), name="thresholds"),
-         Param("fail_on", Optional[str], typer.Option(None, "--fail-on", help="Exit 1 when any "
-                                                     "figure regressed (regression) or changed at "
-                                                     "all (change).", show_default=False,
-                                                     metavar="regression|change"), name="fail_on")),
+         _fail_on("Exit 1 when any figure regressed (regression) or changed at all (change).")),
         bundles=("a", "b"),
-        formats=FORMATS + ("markdown",),
-        exit_code=lambda data: 1 if data["failing"] else 0),
+        output=OutputGroup(FORMATS + ("markdown",), section=True, wide=True, deprecated=True),
+        exit_code=_failing),
+
+    # -- SQL over the bundle's views -----------------------------------------------------------
+    Command(
+        "sql", Impl("sql", build="sql", sections=None),
+        """Run SQL (DuckDB) over the bundle's views; parameters are bound, never pasted. The SQL
+        runs sandboxed: DuckDB holds no path (the tables reach it as Arrow datasets), so nothing
+        is read or written but the bundle's tables; SQL that redefines a view gets no answer;
+        configuration locked, --memory-limit. To save an answer use -o csv > FILE;
+        --allow-external lifts the sandbox (only for SQL you wrote: it may write any file).
+
+        Example: aksnap sql ./run.aksnap "SELECT status, count(*) AS n FROM tasks GROUP BY ALL\"""",
+        (Param("query", str, typer.Argument(..., help="SQL over the views sessions, tasks, "
+                                            "results, partitions, task_dependencies, task_outputs, "
+                                            "result_producers, task_parents, task_attempts, "
+                                            "task_retries, task_phases, bundle_info.",
+                                            show_default=False, metavar="SQL"), name="query"),
+         _PARAMS,
+         Param("allow_external", bool, typer.Option(False, "--allow-external", help="Lift the "
+                                                    "sandbox: the SQL may read and write any "
+                                                    "file (the bundle's too), install and load "
+                                                    "extensions. Only for SQL you wrote."),
+               name="allow_external"),
+         _MEMORY_LIMIT),
+        output=OutputGroup(FORMATS, wide=True, deprecated=True), resolve_ids=False),
+    Command(
+        "query", Impl("sql", build="query", sections=None),
+        """Run one of the named queries of queries/*.sql with bound parameters (checked: a
+        parameter a query reads as a number must be one), sandboxed as `aksnap sql`.
+
+        Example: aksnap query ./run.aksnap phase_percentiles --param session_id=6f1c...""",
+        (Param("name", str, typer.Argument(..., help="A query name (see `aksnap queries`).",
+                                           show_default=False, metavar="NAME"), name="name"),
+         Param("param", List[str], typer.Option([], "--param", "-p", help="Bind the query's $k "
+                                                "to v (repeatable).", metavar="k=v"),
+               name="params", to_build=_fn("sql", "parse_params")),
+         _MEMORY_LIMIT),
+        output=OutputGroup(FORMATS, wide=True, deprecated=True), resolve_ids=False),
+    Command(
+        "queries", Impl("sql", build="list_queries", render="render_queries", sections=None),
+        """List the named queries: purpose, parameters, output columns.
+
+        Example: aksnap queries -o json""",
+        bundles=(), output=OutputGroup(FORMATS, wide=True, deprecated=True), resolve_ids=False),
+
+    # -- files drawn from a bundle ---------------------------------------------------------------
+    Command(
+        "graph", Impl("writers", build="graph", sections=None, sources=True),
+        """Write the task/data graph (the whole bundle, one session, or one result's upstream) as
+        Graphviz DOT, GraphML or JSON: tasks and results as nodes (status, session, partition, pod,
+        message, times), data, payload, produces, spawn and retry edges. Every bundle string is
+        escaped for the format, so hostile ids and messages cannot break the file. Prints what was
+        written.
+
+        Example: aksnap graph ./run.aksnap --result 0b5e2c1a --out lineage.dot && dot -Tsvg lineage.dot > l.svg""",
+        (_out("graph.dot"),
+         # no -f here: elsewhere -f is the deprecated spelling of -o (the answer's format)
+         Param("fmt", Optional[str], typer.Option(None, "--format", help="dot (Graphviz), "
+                                                  "graphml (Gephi, yEd, networkx) or json "
+                                                  "(nodes and edges); default: from --out's "
+                                                  "suffix (.dot/.gv, .graphml, .json), else dot.",
+                                                  metavar="dot|graphml|json", show_default=False),
+               name="fmt"),
+         _session("Only this session (a unique prefix is enough)."),
+         _result("Only this result's upstream (the tasks and results it depends on; a unique "
+                 "prefix is enough)."),
+         Param("max_nodes", int, typer.Option(-1, "--max-nodes", help="Write at most N nodes "
+                                              "(default 5000 for dot, 200000 otherwise; 0: "
+                                              "every one); a cut is said on stderr.",
+                                              show_default=False, metavar="N"), name="max_nodes"),
+         _OVERWRITE_OUT),
+        output=_WRITTEN, resolve_ids=False, before=_check_graph, after=_say_note, api="graph_file"),
+    Command(
+        "trace", Impl("writers", build="trace", sections=None, sources=True),
+        """Write the run as a Chrome/Perfetto trace (JSON trace event format; open it in
+        ui.perfetto.dev or chrome://tracing): one track per pod (slots of the partition when pods
+        are unknown), each task a slice with its dispatch, fetching, processing and finishing
+        phases nested, waiting and queued as counters (and slices on small traces), data
+        dependencies as flow arrows from producer to consumer, retries linked. A limited trace
+        (--session, --result, --max-tasks) says so in the file and on stderr.
+
+        Example: aksnap trace ./run.aksnap --session 6f1c --out trace.json""",
+        (_out("trace.json"),
+         _session("Only this session (a unique prefix is enough)."),
+         _result("Only this result's upstream (the tasks that produced what it reads, with their "
+                 "retried attempts; a unique prefix is enough)."),
+         Param("max_tasks", int, typer.Option(200_000, "--max-tasks", help="Write at most N "
+                                              "tasks, the first by start (0: every one; a "
+                                              "million tasks is about 0.5 GB of JSON).",
+                                              metavar="N"), name="max_tasks"),
+         _OVERWRITE_OUT),
+        output=_WRITTEN, resolve_ids=False, before=_check_out, after=_say_note, api="trace_file"),
+    Command(
+        "report", Impl("writers", build="report", render="render_report", sections=None,
+                       sources=True),
+        """Write one self-contained HTML page (opens offline; no network: its CSS and JavaScript
+        are inlined and a Content-Security-Policy forbids loads): per session the overview, tasks
+        by status over time, throughput, phase distributions per partition, error classes with
+        examples, retries, top blockers, the critical path as a Gantt strip, and the lineage of
+        the results that matter (blocked, then failed) as an interactive DAG (click a node for its
+        detail, expand upstream; frontier and root causes highlighted), with an id search. Big
+        views are aggregated and the page says how. Every bundle string is shown as text.
+
+        BUNDLE may be a series recorded by `aksnap watch --record DIR`: the page of its latest
+        bundle, plus tasks by status over time as recorded (one point per recorded state).
+
+        Example: aksnap report ./run.aksnap --out report.html""",
+        (_out("report.html"),
+         _session("Only this session (default: the 5 largest)."),
+         _result("Draw this result's lineage first, with more of its upstream (its session is "
+                 "shown)."),
+         _OVERWRITE_OUT),
+        output=_WRITTEN, resolve_ids=False, before=_check_out, api="report_file",
+        series=Impl("writers", build="report_series", render="render_report", sections=None,
+                    verify=True)),
+
+    # -- archives of many runs -------------------------------------------------------------------
+    Command(
+        "archive add", Impl("archive", build="add", render="render_added", sections=None),
+        """Add bundles to an archive (created when new): each bundle's Parquet copied under
+        <table>/run=<id>/, its checksums verified on the way in, a row in the runs table. The run
+        id comes from the manifest's digest, so adding the same bundle twice adds it once.
+
+        Example: aksnap archive add ./nightly.archive run-42.aksnap --label env=nightly""",
+        (_ARCHIVE,
+         Param("bundles", List[Path], typer.Argument(..., help="Bundles (or packed files) to add.",
+                                                     show_default=False, metavar="BUNDLE...",
+                                                     callback=paths.bundle_in), name="bundles",
+               to_build=list),
+         Param("label", List[str], typer.Option([], "--label", "-l", help="Label the runs "
+                                                "key=value (repeatable); compare --where selects "
+                                                "by label.", metavar="k=v"), name="labels")),
+        bundles=(), output=OutputGroup(FORMATS, wide=True), resolve_ids=False),
+    Command(
+        "archive list", Impl("archive", build="runs", render="render_runs", sections=None),
+        """The runs of an archive, oldest first: run id, export time, ArmoniK versions, labels,
+        sessions, tasks, manifest digest.
+
+        Example: aksnap archive list ./nightly.archive -o csv""",
+        (_ARCHIVE,),
+        bundles=(), output=OutputGroup(FORMATS, wide=True), resolve_ids=False),
+    Command(
+        "compare", Impl("compare"),
+        """Every run of an archive against its baseline (the median and MAD of the previous
+        --history runs, or a pinned --baseline run): one row per run and metric (tasks, failures,
+        retries, wall time, makespan, throughput, phase percentiles per partition, errors), the
+        trend of each metric, and the runs that regress. One SQL query per metric family over the
+        whole archive (queries/compare_*.sql), on DuckDB or, with --engine spark, on Spark.
+        Sections: rows (csv's default), trends, runs.
+
+        Example: aksnap compare ./nightly.archive --where env=nightly --last 30 --fail-on regression""",
+        (_ARCHIVE,
+         Param("where", List[str], typer.Option([], "--where", "-w", help="Only runs with this "
+                                                "label (key=value; repeatable: all must hold).",
+                                                metavar="k=v"), name="where"),
+         Param("last", Optional[int], typer.Option(None, "--last", "-n", help="Report the last N "
+                                                   "runs (earlier ones still feed their "
+                                                   "baselines).", show_default=False), name="last"),
+         Param("metric", List[str], typer.Option([], "--metric", "-m", help="Only these metrics "
+                                                 "(a name, a family such as phase, or a glob such "
+                                                 "as phase.*.p90; repeatable).", metavar="METRIC"),
+               name="metrics"),
+         Param("history", int, typer.Option(10, "--history", help="The rolling baseline: median "
+                                            "and MAD of this many previous runs."), name="history"),
+         Param("baseline", Optional[str], typer.Option(None, "--baseline", help="Compare every "
+                                                       "run with this one instead (a run id or a "
+                                                       "unique prefix).", show_default=False,
+                                                       metavar="RUN"), name="baseline"),
+         Param("k", float, typer.Option(3.0, "--k", help="A run regresses beyond k x 1.4826 x MAD "
+                                        "from the median ..."), name="k"),
+         Param("min_rel", float, typer.Option(0.10, "--min-rel", help="... and beyond this share "
+                                              "of the baseline ..."), name="min_rel"),
+         Param("min_abs", float, typer.Option(0.05, "--min-abs", help="... and beyond this much, "
+                                              "in the metric's unit."), name="min_abs"),
+         Param("engine", str, typer.Option("duckdb", "--engine", help="duckdb (this machine) or "
+                                           "spark (pyspark: the spark extra).",
+                                           metavar="duckdb|spark"), name="engine"),
+         Param("master", Optional[str], typer.Option(None, "--master", help="Spark master URL "
+                                                     "(default local[*]).", show_default=False,
+                                                     metavar="URL"), name="master"),
+         _fail_on("Exit 1 when a reported run regressed (regression) or changed at all "
+                  "(change).")),
+        bundles=(), output=OutputGroup(FORMATS + ("markdown",), section=True, wide=True),
+        resolve_ids=False, exit_code=_fn("compare", "exit_code")),
 ]}
+
+__all__ = ["Command", "Impl", "Answer", "COMMANDS", "GROUPS", "ID_KINDS", "FORMATS",
+           "SUMMARY_FORMATS"]

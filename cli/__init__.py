@@ -119,13 +119,12 @@ def version() -> None:
 def _register() -> None:
     from aksnap import pack, redact
     from aksnap.analyzer import commands as analyzer_commands
-    from aksnap.analyzer import visual_commands
     from aksnap.exporter import commands as exporter_commands
     from aksnap.fixtures import commands as fixture_commands
 
     from . import demo, watch
 
-    for module in (fixture_commands, exporter_commands, analyzer_commands, visual_commands,
+    for module in (fixture_commands, exporter_commands, analyzer_commands,
                    demo, watch,  # these two tie the layers together: this floor
                    pack, redact):  # sharing a bundle (docs/sharing.md): format-level
         module.register(app)

@@ -37,7 +37,7 @@ import typer
 
 from aksnap import paths
 from aksnap.errors import AksnapError
-from aksnap.output import output_option
+from aksnap.options import OutputGroup, Param, typer_function
 
 FORMATS = ("table", "json", "yaml")
 DEFAULT_INTERVAL = 5.0
@@ -89,8 +89,9 @@ class _Reconciler:
     says why) and the reconciles go on in a temporary directory, as without ``--record``."""
 
     def __init__(self, conn, session_id: str, result_id: Optional[str], record: Optional[Path],
-                 keep: int, jobs: int, min_free: Optional[tuple[str, float]] = None):
+                 keep: int, jobs: int, min_free: Optional[tuple[str, float]] = None, retry=None):
         self.conn, self.session_id, self.result_id = conn, session_id, result_id
+        self.retry = retry                          # --retry-for: each export's RetryPolicy
         self.record, self.keep, self.min_free, self.jobs = record, keep, min_free, jobs
         self.dir = record
         self.temp = False
@@ -173,10 +174,11 @@ class _Reconciler:
             # cost); otherwise the cheaper way to the same rows
             if self.last is None or (not self.recording
                                      and self.open_share >= FULL_EXPORT_OPEN_SHARE):
-                s = export(self.conn, out, sessions=[self.session_id], jobs=self.jobs)
+                s = export(self.conn, out, sessions=[self.session_id], jobs=self.jobs,
+                           retry=self.retry)
                 fetched = s.rows["tasks"] + s.rows["results"]
             else:
-                s = update(self.last, out, endpoint=self.conn, jobs=self.jobs)
+                s = update(self.last, out, endpoint=self.conn, jobs=self.jobs, retry=self.retry)
                 fetched = sum(s.update["rows_fetched"].values())
             t1 = time.perf_counter()
             tables = (pq.read_table(out / "tasks.parquet", columns=_TASK_COLUMNS),
@@ -333,7 +335,7 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
           jobs: int = 2, on_update: Optional[Callable[[dict[str, Any]], None]] = None,
           stop: Optional[threading.Event] = None, max_s: Optional[float] = None,
           state=None, keep: Optional[int] = None, min_free=None,
-          on_notice: Optional[Callable[[str], None]] = None) -> WatchResult:
+          on_notice: Optional[Callable[[str], None]] = None, retry=None) -> WatchResult:
     """Follow ``session_id`` (or the session of ``result_id``) at ``endpoint`` until it ends.
 
     ``on_update(state)`` is called with the state (plain data) after every reconcile and about
@@ -349,7 +351,9 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     :data:`DEFAULT_MIN_FREE`), the recording stops and the watch goes on: ``on_notice``
     gets the sentence once, and the state's ``recording.stopped`` and the result's
     ``recording_stopped`` say it. ``state``: a :class:`aksnap.analyzer.live.LiveState` of
-    the caller's to fill (to read its statuses).
+    the caller's to fill (to read its statuses). ``retry``: the
+    :class:`~aksnap.exporter.client.RetryPolicy` of every call (``--retry-for``; None: the
+    exporter's default), the first included.
     """
     from aksnap.analyzer.live import LiveState
     from aksnap.exporter.client import ExportError, RawClient, connection_of
@@ -370,13 +374,14 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     conn = connection_of(endpoint, tls)  # the one resolver, as export and export --update
     stop = stop or threading.Event()
     if result_id is not None:
-        with RawClient(conn) as client:
+        with RawClient(conn, retry=retry) as client:
             session_id = result_session(client, result_id)
     if state is None:
         state = LiveState(session_id, result_id)
     else:
         state.session_id, state.result_id = session_id, result_id
-    rec = _Reconciler(conn, session_id, result_id, record, keep=keep, jobs=jobs, min_free=floor)
+    rec = _Reconciler(conn, session_id, result_id, record, keep=keep, jobs=jobs, min_free=floor,
+                      retry=retry)
     announced: list[str] = []
     pending: deque = deque()
     replay: list = []
@@ -571,49 +576,7 @@ def render_view(st: dict[str, Any]):
     return Group(*parts)
 
 
-def watch_command(
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", "-e", help="Control plane "
-                                           "HOST:PORT (default: AK_ENDPOINT, then the config "
-                                           "files, as aksnap export).", show_default=False),
-    session: Optional[str] = typer.Option(None, "--session", "-s", help="Session to watch.",
-                                          show_default=False),
-    result: Optional[str] = typer.Option(None, "--result", "-r", help="Result to watch (its "
-                                         "lineage; ends when it completes or fails).",
-                                         show_default=False),
-    interval: float = typer.Option(DEFAULT_INTERVAL, "--interval", help="Seconds between "
-                                   "reconciles (list calls, incremental)."),
-    once: bool = typer.Option(False, "--once", help="One refreshed state, then exit 0."),
-    record: Optional[Path] = typer.Option(None, "--record", metavar="DIR", help="Record each "
-                                          "new state in DIR (new or empty): a bundle, the "
-                                          "incremental update of the previous one, and a line "
-                                          "of DIR/states.jsonl (a state equal to the last "
-                                          "recorded one is not recorded again).",
-                                          show_default=False, callback=paths.dir_out),
-    keep: Optional[int] = typer.Option(None, "--keep", metavar="N", help="With --record: keep "
-                                       f"the bundles of the last N states (default "
-                                       f"{DEFAULT_KEEP}; 0: every one); older states keep "
-                                       "their line in states.jsonl, so `aksnap analyze DIR` "
-                                       "still shows every state.", show_default=False),
-    min_free: Optional[str] = typer.Option(None, "--min-free", metavar="SIZE|N%", help="With "
-                                           "--record: stop recording (the watch goes on) before "
-                                           "the free space of DIR's file system would fall "
-                                           f"below SIZE (default {DEFAULT_MIN_FREE}; e.g. "
-                                           "500MB, 5%, 0 for no floor).", show_default=False),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML connection file, "
-                                          "as AKCONFIG.", show_default=False, metavar="FILE",
-                                          callback=paths.file_in),
-    certificate_authority: Optional[Path] = typer.Option(None, "--certificate-authority",
-                                                         help="PEM CA of the server (TLS).",
-                                                         show_default=False, callback=paths.file_in),
-    client_certificate: Optional[Path] = typer.Option(None, "--client-certificate",
-                                                      help="PEM client certificate (mutual "
-                                                      "TLS).", show_default=False,
-                                                      callback=paths.file_in),
-    client_key: Optional[Path] = typer.Option(None, "--client-key", help="PEM client key.",
-                                              show_default=False, callback=paths.file_in),
-    output: Optional[str] = output_option(FORMATS),
-) -> None:
-    """Follow a running session (or one result) live: progress, throughput and ETA, the
+WATCH_HELP = """Follow a running session (or one result) live: progress, throughput and ETA, the
     blocking frontier, new failures and their root causes.
 
     Follows Events.GetEvents and reconciles every --interval seconds with the incremental
@@ -623,18 +586,60 @@ def watch_command(
 
     Example: aksnap watch --endpoint 10.0.0.1:5001 --result 7f3e... --record ./run-42-series
     """
+
+OUTPUT = OutputGroup(FORMATS)
+
+
+def _watch_params() -> tuple:
+    """The options of ``aksnap watch``: what to follow and how, the recording, then the
+    connection group (declared once, with ``aksnap export``'s) and -o."""
+    from aksnap.exporter.commands import CONNECTION
+
+    return (
+        Param("session", Optional[str], typer.Option(None, "--session", "-s", help="Session to "
+                                                     "watch.", show_default=False)),
+        Param("result", Optional[str], typer.Option(None, "--result", "-r", help="Result to "
+                                                    "watch (its lineage; ends when it completes "
+                                                    "or fails).", show_default=False)),
+        Param("interval", float, typer.Option(DEFAULT_INTERVAL, "--interval", help="Seconds "
+                                              "between reconciles (list calls, incremental).")),
+        Param("once", bool, typer.Option(False, "--once", help="One refreshed state, then exit "
+                                         "0.")),
+        Param("record", Optional[Path], typer.Option(
+            None, "--record", metavar="DIR", help="Record each new state in DIR (new or empty): "
+            "a bundle, the incremental update of the previous one, and a line of "
+            "DIR/states.jsonl (a state equal to the last recorded one is not recorded again).",
+            show_default=False, callback=paths.dir_out)),
+        Param("keep", Optional[int], typer.Option(
+            None, "--keep", metavar="N", help=f"With --record: keep the bundles of the last N "
+            f"states (default {DEFAULT_KEEP}; 0: every one); older states keep their line in "
+            "states.jsonl, so `aksnap analyze DIR` still shows every state.",
+            show_default=False)),
+        Param("min_free", Optional[str], typer.Option(
+            None, "--min-free", metavar="SIZE|N%", help="With --record: stop recording (the "
+            "watch goes on) before the free space of DIR's file system would fall below SIZE "
+            f"(default {DEFAULT_MIN_FREE}; e.g. 500MB, 5%, 0 for no floor).",
+            show_default=False)),
+        *CONNECTION,
+        *OUTPUT.params(),
+    )
+
+
+def watch_body(values: dict[str, Any]) -> None:
+    """The body of ``aksnap watch``."""
+    session, result, interval, once, record, keep, min_free = (values[k] for k in (
+        "session", "result", "interval", "once", "record", "keep", "min_free"))
     import sys
 
     from aksnap.errors import Interrupted
-    from aksnap.output import resolve_format, safe_text, to_json, to_yaml
+    from aksnap.output import safe_text, to_json, to_yaml
 
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    fmt = resolve_format(output, FORMATS)
-    from aksnap.exporter.client import resolve_connection
+    fmt, _ = OUTPUT.take(values)
+    from aksnap.exporter.commands import take_connection
 
-    conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
-                              client_certificate and str(client_certificate),
-                              client_key and str(client_key), config=config)
+    options, retry = take_connection(values)
+    conn = options.resolve()  # the one resolver, as export and export --update
     import signal
 
     def on_term(signum, frame):  # a pod eviction, a CI timeout: as Ctrl-C
@@ -682,6 +687,7 @@ def watch_command(
         with notices_on_stderr():  # the exporter's retry notices, as `export` shows them
             res = watch(conn, session_id=session, result_id=result, interval=interval, once=once,
                         record=record, on_update=on_update, keep=keep, min_free=min_free,
+                        retry=retry,
                         on_notice=lambda sentence: typer.echo(f"aksnap: {safe_text(sentence)}",
                                                               err=True))
     except KeyboardInterrupt:
@@ -712,4 +718,4 @@ def watch_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("watch")(watch_command)
+    app.command("watch")(typer_function("watch", WATCH_HELP, _watch_params(), watch_body))

@@ -1,9 +1,14 @@
-"""CLI commands of aksnap.exporter (registered by aksnap.cli): ``aksnap export``.
+"""CLI commands of aksnap.exporter (registered by aksnap.cli): ``aksnap export``, and the
+connection group (:data:`CONNECTION`: ``--endpoint``, ``-c/--config``, the certificates,
+``--retry-for``) that every command connecting to a control plane takes (``aksnap watch``
+too), declared once here.
 
-The command parses options, calls :func:`aksnap.exporter.export`, and hands the summary to the
-shared formatter (``-o/--output table|json|yaml``, ``AK_OUTPUT``, any case). The bundle
-directory is ``--out`` only: ``-o`` is the output format, as in armonik-cli. gRPC, ptars and
-the exporter itself are imported inside the command body.
+The command is declared as data (:data:`EXPORT`, :class:`aksnap.options.Param`) and made
+into a typer command by :func:`aksnap.options.typer_function`; its body checks the options,
+calls :func:`aksnap.exporter.export` (or ``update``), and hands the summary to the shared
+formatter (``-o/--output table|json|yaml``, ``AK_OUTPUT``, any case). The bundle directory is
+``--out`` only: ``-o`` is the output format, as in armonik-cli. gRPC, ptars and the exporter
+itself are imported inside the command body.
 """
 
 from __future__ import annotations
@@ -12,12 +17,12 @@ import logging
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
 from aksnap import paths
-from aksnap.output import output_option
+from aksnap.options import OutputGroup, Param, typer_function
 
 # The summary is one record: no csv (armonik-cli's formats).
 FORMATS = ("table", "json", "yaml")
@@ -81,93 +86,51 @@ def _human(n: float) -> str:
     return f"{n}"
 
 
-def _output_format(output: Optional[str], fmt: Optional[str]) -> str:
-    """-o/--output, else the deprecated --format/-f, else $AK_OUTPUT, else table."""
-    from aksnap.output import resolve_format
+# -- the connection group: every command that connects (export, export --update, watch) ---------
 
-    return resolve_format(output if output is not None else fmt, FORMATS)
-
-
-def export_command(
-    out: Optional[Path] = typer.Option(None, "--out", help="Bundle directory to create (refused "
-                                       "if it exists, unless --overwrite). With --update: "
-                                       "where the refreshed bundle goes (default: replace "
-                                       "BUNDLE).", show_default=False, metavar="DIR",
-                                       callback=paths.dir_out),
-    update_bundle: Optional[Path] = typer.Option(
-        None, "--update", metavar="BUNDLE", help="Refresh BUNDLE from the cluster it came from "
-        "(its recorded endpoint unless --endpoint is given), fetching only the tasks and "
-        "results that were not final in it and those created since; the selection is "
-        "BUNDLE's.", show_default=False, callback=paths.bundle_in),
-    endpoint: Optional[str] = typer.Option(None, "--endpoint", "-e", help="Control plane "
-                                           "HOST:PORT (default: AK_ENDPOINT, then the -c/AKCONFIG "
-                                           "file, then armonik-cli's config file).",
-                                           show_default=False),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML connection file, as "
-                                          "AKCONFIG (keys endpoint, certificate_authority, "
-                                          "client_certificate, client_key).", show_default=False,
-                                          metavar="FILE", callback=paths.file_in),
-    session: Optional[List[str]] = typer.Option(None, "--session", "-s", help="Session id to "
-                                                "export; repeat for several.", show_default=False),
-    all_sessions: bool = typer.Option(False, "--all", help="Export every session."),
-    status: Optional[str] = typer.Option(None, "--status", help="Only sessions with this status "
-                                         "(RUNNING, PAUSED, CANCELLED, CLOSED, PURGED, DELETED).",
-                                         show_default=False),
-    created_after: Optional[str] = typer.Option(None, "--created-after", help="Only sessions "
-                                                "created at or after this ISO date-time (UTC if "
-                                                "no zone).", show_default=False),
-    created_before: Optional[str] = typer.Option(None, "--created-before", help="Only sessions "
-                                                 "created before this ISO date-time.",
-                                                 show_default=False),
-    certificate_authority: Optional[Path] = typer.Option(
+CONNECTION: tuple[Param, ...] = (
+    Param("endpoint", Optional[str], typer.Option(
+        None, "--endpoint", "-e", help="Control plane HOST:PORT (default: AK_ENDPOINT, then the "
+        "-c/AKCONFIG file, then armonik-cli's config file).", show_default=False)),
+    Param("config", Optional[Path], typer.Option(
+        None, "--config", "-c", help="YAML connection file, as AKCONFIG (keys endpoint, "
+        "certificate_authority, client_certificate, client_key).", show_default=False,
+        metavar="FILE", callback=paths.file_in)),
+    Param("certificate_authority", Optional[Path], typer.Option(
         None, "--certificate-authority", help="PEM file of the CA that signed the server "
-        "certificate (turns TLS on).", show_default=False, callback=paths.file_in),
-    client_certificate: Optional[Path] = typer.Option(
+        "certificate (turns TLS on).", show_default=False, callback=paths.file_in)),
+    Param("client_certificate", Optional[Path], typer.Option(
         None, "--client-certificate", help="PEM client certificate, for mutual TLS.",
-        show_default=False, callback=paths.file_in),
-    client_key: Optional[Path] = typer.Option(None, "--client-key", help="PEM client key, for "
-                                              "mutual TLS.", show_default=False,
-                                              callback=paths.file_in),
-    page_size: Optional[int] = typer.Option(None, "--page-size", help="Rows per page (default: "
-                                            "automatic, about 2 MiB per page). Halved when a page "
-                                            "would not fit aksnap's receive limit or the server's "
-                                            "send limit; grows back when pages are light again.",
-                                            show_default=False),
-    max_message_size: int = typer.Option(
-        256 * 1024 * 1024, "--max-message-size", metavar="BYTES", help="Largest response aksnap "
-        "accepts: its 4 MiB receive limit is raised up to this for a single heavy row (a task "
-        "with many data dependencies); default 256 MiB."),
-    jobs: int = typer.Option(4, "--jobs", "-j", help="Shards read concurrently."),
-    retry_for: Optional[float] = typer.Option(
+        show_default=False, callback=paths.file_in)),
+    Param("client_key", Optional[Path], typer.Option(
+        None, "--client-key", help="PEM client key, for mutual TLS.", show_default=False,
+        callback=paths.file_in)),
+    Param("retry_for", Optional[float], typer.Option(
         None, "--retry-for", metavar="SECONDS", help="Keep retrying an unreachable control "
         "plane for up to SECONDS in a row: at the start (by default a refused connection fails "
         "at once) and during the export (by default 20-40 s per call, 120 s of waiting in "
-        "all).", show_default=False),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at "
-                                   "--out (atomically, once the new one is complete)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    redact: bool = typer.Option(False, "--redact", help="Write a redacted bundle (as aksnap "
-                                "redact: keyed pseudonyms, the key's fingerprint in the "
-                                "manifest); needs --key-file."),
-    key_file: Optional[Path] = typer.Option(None, "--key-file", help="The secret key for "
-                                            "--redact (aksnap redact --new-key creates one).",
-                                            show_default=False, metavar="KEY",
-                                            callback=paths.file_out),
-    messages: str = typer.Option("classes", "--messages", metavar="classes|drop|keep",
-                                 help="With --redact: what to do with error texts and status "
-                                 "messages (see aksnap redact)."),
-    map_out: Optional[Path] = typer.Option(None, "--map", help="With --redact: also write the "
-                                           "pseudonym -> original table (Parquet) to FILE, for "
-                                           "the sender alone; never inside the bundle.",
-                                           show_default=False, metavar="FILE",
-                                           callback=paths.file_out),
-    keep_ids: bool = typer.Option(False, "--keep-ids", help="With --redact: keep session, task "
-                                  "and result ids as they are."),
-    output: Optional[str] = output_option(FORMATS),
-    fmt: Optional[str] = typer.Option(None, "--format", "-f", hidden=True, show_default=False,
-                                      help="Deprecated: use -o/--output."),
-) -> None:
-    """Export sessions, their tasks and results, and the partitions into a bundle.
+        "all).", show_default=False)),
+)
+
+
+def take_connection(values: dict[str, Any]):
+    """Remove the connection group's values from ``values``: the options as given
+    (:class:`~aksnap.exporter.client.ConnectionOptions`, for the one resolver,
+    ``resolve_connection``) and the retry policy of ``--retry-for`` (None: the default)."""
+    from aksnap.errors import OptionError
+    from aksnap.exporter.client import ConnectionOptions, RetryPolicy
+
+    options = ConnectionOptions(*(values.pop(k) for k in (
+        "endpoint", "certificate_authority", "client_certificate", "client_key", "config")))
+    retry_for = values.pop("retry_for")
+    if retry_for is not None and not retry_for >= 0:
+        raise OptionError(f"--retry-for must be a number of seconds >= 0, not {retry_for}")
+    return options, (RetryPolicy(retry_for=retry_for) if retry_for is not None else None)
+
+
+# -- aksnap export -------------------------------------------------------------------------------
+
+EXPORT_HELP = """Export sessions, their tasks and results, and the partitions into a bundle.
 
     Versioned Parquet plus a manifest (docs/bundle-format.md), renamed into place when complete.
     The summary goes to stdout (-o table|json|yaml), progress bars to stderr.
@@ -176,70 +139,146 @@ def export_command(
 
     Refresh it later (reads only what can have changed): aksnap export --update ./run-42
     """
-    import os
 
-    from aksnap.errors import Interrupted, OptionError
+#: the summary is one record: no csv (armonik-cli's formats); --format/-f is the old -o
+OUTPUT = OutputGroup(FORMATS, deprecated=True)
 
-    # gRPC's C core logs TLS handshake details to stderr; our error sentence says what matters.
-    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    fmt = _output_format(output, fmt)
-    from aksnap.exporter.api import export
-    from aksnap.exporter.client import ConnectionOptions, RetryPolicy
+EXPORT: tuple[Param, ...] = (
+    Param("out", Optional[Path], typer.Option(
+        None, "--out", help="Bundle directory to create (refused if it exists, unless "
+        "--overwrite). With --update: where the refreshed bundle goes (default: replace "
+        "BUNDLE).", show_default=False, metavar="DIR", callback=paths.dir_out)),
+    Param("update_bundle", Optional[Path], typer.Option(
+        None, "--update", metavar="BUNDLE", help="Refresh BUNDLE from the cluster it came from "
+        "(its recorded endpoint unless --endpoint is given), fetching only the tasks and "
+        "results that were not final in it and those created since; the selection is "
+        "BUNDLE's.", show_default=False, callback=paths.bundle_in)),
+    *CONNECTION,
+    Param("session", Optional[List[str]], typer.Option(
+        None, "--session", "-s", help="Session id to export; repeat for several.",
+        show_default=False)),
+    Param("all_sessions", bool, typer.Option(False, "--all", help="Export every session.")),
+    Param("status", Optional[str], typer.Option(
+        None, "--status", help="Only sessions with this status (RUNNING, PAUSED, CANCELLED, "
+        "CLOSED, PURGED, DELETED).", show_default=False)),
+    Param("created_after", Optional[str], typer.Option(
+        None, "--created-after", help="Only sessions created at or after this ISO date-time "
+        "(UTC if no zone).", show_default=False)),
+    Param("created_before", Optional[str], typer.Option(
+        None, "--created-before", help="Only sessions created before this ISO date-time.",
+        show_default=False)),
+    Param("page_size", Optional[int], typer.Option(
+        None, "--page-size", help="Rows per page (default: automatic, about 2 MiB per page). "
+        "Halved when a page would not fit aksnap's receive limit or the server's send limit; "
+        "grows back when pages are light again.", show_default=False)),
+    Param("max_message_size", int, typer.Option(
+        256 * 1024 * 1024, "--max-message-size", metavar="BYTES", help="Largest response aksnap "
+        "accepts: its 4 MiB receive limit is raised up to this for a single heavy row (a task "
+        "with many data dependencies); default 256 MiB.")),
+    Param("jobs", int, typer.Option(4, "--jobs", "-j", help="Shards read concurrently.")),
+    Param("overwrite", bool, typer.Option(
+        False, "--overwrite", help="Replace an existing bundle at --out (atomically, once the "
+        "new one is complete).")),
+    Param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress bars.")),
+    Param("redact", bool, typer.Option(
+        False, "--redact", help="Write a redacted bundle (as aksnap redact: keyed pseudonyms, "
+        "the key's fingerprint in the manifest); needs --key-file.")),
+    Param("key_file", Optional[Path], typer.Option(
+        None, "--key-file", help="The secret key for --redact (aksnap redact --new-key creates "
+        "one).", show_default=False, metavar="KEY", callback=paths.file_out)),
+    Param("messages", str, typer.Option(
+        "classes", "--messages", metavar="classes|drop|keep", help="With --redact: what to do "
+        "with error texts and status messages (see aksnap redact).")),
+    Param("map_out", Optional[Path], typer.Option(
+        None, "--map", help="With --redact: also write the pseudonym -> original table "
+        "(Parquet) to FILE, for the sender alone; never inside the bundle.", show_default=False,
+        metavar="FILE", callback=paths.file_out)),
+    Param("keep_ids", bool, typer.Option(
+        False, "--keep-ids", help="With --redact: keep session, task and result ids as they "
+        "are.")),
+    *OUTPUT.params(),
+)
 
-    progress = None
-    redaction = None
+
+def _redaction(values: dict[str, Any]):
+    """``--redact --key-file KEY`` and what goes with it, checked: the Redaction, or None."""
+    from aksnap.errors import OptionError
+
+    redact, key_file = values["redact"], values["key_file"]
     if (redact or key_file is not None) and not (redact and key_file is not None):
         raise OptionError("--redact and --key-file go together: --redact --key-file KEY "
                           "(aksnap redact --new-key creates a key)")
-    if (map_out is not None or keep_ids) and not redact:
+    if (values["map_out"] is not None or values["keep_ids"]) and not redact:
         raise OptionError("--map and --keep-ids go with --redact --key-file KEY")
-    if redact:
-        from aksnap.redact import MESSAGE_MODES, Redaction, load_key
+    if not redact:
+        return None
+    from aksnap.redact import MESSAGE_MODES, Redaction, load_key
 
-        if messages.lower() not in MESSAGE_MODES:
-            raise OptionError(f"unknown --messages mode {messages!r}; use "
-                              f"{', '.join(MESSAGE_MODES)}")
-        redaction = Redaction(load_key(key_file), messages.lower(), keep_ids=keep_ids,
-                              map_out=map_out)
-    if update_bundle is not None:
-        chosen = [name for name, given in (("--session", session), ("--all", all_sessions),
-                                           ("--status", status),
-                                           ("--created-after", created_after),
-                                           ("--created-before", created_before),
-                                           ("--redact", redact)) if given]
+    messages = values["messages"].lower()
+    if messages not in MESSAGE_MODES:
+        raise OptionError(f"unknown --messages mode {values['messages']!r}; use "
+                          f"{', '.join(MESSAGE_MODES)}")
+    return Redaction(load_key(key_file), messages, keep_ids=values["keep_ids"],
+                     map_out=values["map_out"])
+
+
+def _check_selection(values: dict[str, Any]) -> None:
+    """--update keeps the bundle's own selection; a new export needs --out."""
+    from aksnap.errors import OptionError
+
+    if values["update_bundle"] is not None:
+        chosen = [name for name, key in (("--session", "session"), ("--all", "all_sessions"),
+                                         ("--status", "status"),
+                                         ("--created-after", "created_after"),
+                                         ("--created-before", "created_before"),
+                                         ("--redact", "redact")) if values[key]]
         if chosen:
             raise OptionError(f"--update refreshes the bundle's own selection; {chosen[0]} "
                               "does not go with it (export to a new --out to change the "
                               "selection)")
-    elif out is None:
+    elif values["out"] is None:
         raise OptionError("missing option --out DIR: the bundle directory to create (or "
                           "--update BUNDLE to refresh an existing bundle)")
-    if retry_for is not None and not retry_for >= 0:
-        raise OptionError(f"--retry-for must be a number of seconds >= 0, not {retry_for}")
-    retry = RetryPolicy(retry_for=retry_for) if retry_for is not None else None
+
+
+def export_body(values: dict[str, Any]) -> None:
+    """The body of ``aksnap export``: check the options, export (or update), print the
+    summary."""
+    import os
+
+    from aksnap.errors import Interrupted
+
+    # gRPC's C core logs TLS handshake details to stderr; our error sentence says what matters.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    fmt, _ = OUTPUT.take(values)
+    from aksnap.exporter.api import export
+
+    redaction = _redaction(values)
+    _check_selection(values)
     # Every command that connects hands its options to the one resolver (resolve_connection).
-    options = ConnectionOptions(endpoint, certificate_authority, client_certificate, client_key,
-                                config)
+    options, retry = take_connection(values)
     _terminate_like_ctrl_c()
+    out, update_bundle = values["out"], values["update_bundle"]
     where = out if out is not None else update_bundle
+    progress = None
     try:
         with notices_on_stderr():
-            if not quiet:
+            if not values["quiet"]:
                 progress = RichProgress()
+            common = dict(page_size=values["page_size"], jobs=values["jobs"],
+                          overwrite=values["overwrite"], progress=progress,
+                          max_receive_ceiling=values["max_message_size"], retry=retry)
             if update_bundle is not None:
                 from aksnap.exporter.incremental import update
 
                 # The bundle's own endpoint unless --endpoint is given.
-                summary = update(update_bundle, out, endpoint=options, page_size=page_size,
-                                 jobs=jobs, overwrite=overwrite, progress=progress,
-                                 max_receive_ceiling=max_message_size, retry=retry)
+                summary = update(update_bundle, out, endpoint=options, **common)
             else:
-                summary = export(options, out, sessions=session or (),
-                                 all_sessions=all_sessions, status=status,
-                                 created_after=created_after, created_before=created_before,
-                                 page_size=page_size, jobs=jobs, overwrite=overwrite,
-                                 progress=progress, max_receive_ceiling=max_message_size,
-                                 redaction=redaction, retry=retry)
+                summary = export(options, out, sessions=values["session"] or (),
+                                 all_sessions=values["all_sessions"], status=values["status"],
+                                 created_after=values["created_after"],
+                                 created_before=values["created_before"], redaction=redaction,
+                                 **common)
     except KeyboardInterrupt as e:
         # ExportInterrupted knows what is at --out; an earlier interrupt came before anything
         # was written.
@@ -318,6 +357,9 @@ def render_summary(summary, fmt: str) -> str:
         ("rows/s", f"{summary.rows_per_s:,.0f}"),
         ("tasks/s", f"{summary.tasks_per_s:,.0f}"),
     ])])
+
+
+export_command = typer_function("export", EXPORT_HELP, EXPORT, export_body)
 
 
 def register(app: typer.Typer) -> None:

@@ -230,9 +230,9 @@ def test_the_markdown_table_escapes_what_it_shows():
 
 
 def test_diff_is_registered_like_every_analysis():
-    from aksnap.analyzer.registry import ANALYSES
+    from aksnap.analyzer.registry import COMMANDS
 
-    a = ANALYSES["diff"]
+    a = COMMANDS["diff"]
     assert a.bundles == ("a", "b") and "markdown" in a.formats
     with pytest.raises(AnalysisError):
         diff.parse_thresholds(["="])

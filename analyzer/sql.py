@@ -1,0 +1,65 @@
+"""``aksnap sql``, ``aksnap query`` and ``aksnap queries``: SQL over a bundle's views.
+
+The SQL a user types or names runs sandboxed (:meth:`Snapshot.sandbox`: DuckDB holds no
+path, writes nothing, configuration locked) unless ``allow_external``; parameters are bound,
+never pasted. Imports no analysis and no graph: `aksnap sql` never loads rustworkx, and
+`aksnap queries` not even DuckDB.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Optional
+
+
+def parse_params(pairs: Iterable[str]) -> Optional[dict[str, str]]:
+    """``--param k=v`` (repeatable) as a mapping (None when there is none)."""
+    from .snapshot import AnalysisError
+
+    out = {}
+    for p in pairs:
+        k, sep, v = p.partition("=")
+        if not sep or not k.strip():
+            raise AnalysisError(f"--param {p!r} is not k=v; write e.g. --param session_id=abc")
+        out[k.strip()] = v
+    return out or None
+
+
+def sql(snap, query: str, params: Optional[Mapping[str, Any]] = None,
+        allow_external: bool = False, memory_limit: str = "4GB"):
+    """The answer of ``query`` (DuckDB SQL over the bundle's views, ``$k`` bound from
+    ``params``) as an Arrow table. ``snap`` is sandboxed first (for good) unless
+    ``allow_external``."""
+    if not allow_external:
+        snap.sandbox(memory_limit)
+    return snap.sql(query, params or None)
+
+
+def query(snap, name: str, params: Optional[Mapping[str, Any]] = None, memory_limit: str = "4GB"):
+    """The answer of the named query ``name`` of ``queries/`` (its parameters checked, then
+    bound), sandboxed as :func:`sql`."""
+    snap.sandbox(memory_limit)
+    return snap.query(name, params or {})
+
+
+def list_queries() -> list[dict[str, Any]]:
+    """The named queries: name, parameters, purpose, output columns."""
+    from aksnap import queries
+
+    return [{"name": q.name, "params": q.params, "purpose": q.purpose, "columns": q.columns}
+            for q in map(queries.info, queries.names())]
+
+
+def render(data, fmt: str = "table", section: Optional[str] = None) -> str:
+    """An answer (an Arrow table, or rows) in ``fmt``."""
+    from aksnap.output import render_rows
+
+    return render_rows(data, fmt)
+
+
+def render_queries(rows: list[dict[str, Any]], fmt: str = "table",
+                   section: Optional[str] = None) -> str:
+    """The list of queries; the table leaves their output columns to the other formats."""
+    from aksnap.output import render_rows
+
+    return render_rows(rows, fmt, columns=["name", "params", "purpose"] if fmt == "table" else None,
+                       max_width=100)
