@@ -19,7 +19,7 @@ import typer
 
 from aksnap import paths
 from aksnap.errors import AksnapError
-from aksnap.output import output_option
+from aksnap.options import OutputGroup, Param, typer_function
 
 DEFAULT_OUT = Path("aksnap-demo") / "bundle"
 # The demo's summary and analysis as one document, or the text a person reads.
@@ -129,29 +129,34 @@ def _document(done: dict[str, Any]) -> dict[str, Any]:
             "analysis": analysis}
 
 
-def demo_command(
-    keep: Optional[Path] = typer.Option(None, "--keep", help="Write the bundle into DIR and "
-                                        "leave it there; refused if DIR exists, unless "
-                                        "--overwrite (default: ./aksnap-demo/bundle, replaced "
-                                        "on every run).", show_default=False, metavar="DIR",
-                                        callback=paths.dir_out),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the bundle at --keep DIR "
-                                   "(only a bundle, never a folder of yours)."),
-    output: Optional[str] = output_option(FORMATS),
-) -> None:
-    """Serve a simulated ArmoniK cluster, export it and show what the analyzer finds.
+DEMO_HELP = """Serve a simulated ArmoniK cluster, export it and show what the analyzer finds.
 
     No cluster needed: a simulated control plane with a failure chain and a blocked result.
     -o json or yaml prints the export's summary and the analyses as one document.
 
     Example: aksnap demo --keep ./demo-bundle -o json
     """
+
+OUTPUT = OutputGroup(FORMATS)
+DEMO = (
+    Param("keep", Optional[Path], typer.Option(
+        None, "--keep", help="Write the bundle into DIR and leave it there; refused if DIR "
+        "exists, unless --overwrite (default: ./aksnap-demo/bundle, replaced on every run).",
+        show_default=False, metavar="DIR", callback=paths.dir_out)),
+    Param("overwrite", bool, typer.Option(False, "--overwrite", help="Replace the bundle at "
+                                          "--keep DIR (only a bundle, never a folder of yours).")),
+    *OUTPUT.params(),
+)
+
+
+def demo_body(values: dict[str, Any]) -> None:
+    """The body of ``aksnap demo``: run it, then print the document or the text."""
     from aksnap.bundle import BundleError
     from aksnap.exporter import ExportError
-    from aksnap.output import resolve_format, to_json, to_yaml
+    from aksnap.output import to_json, to_yaml
 
-    fmt = resolve_format(output, FORMATS)
-    done = run_demo(keep, overwrite=overwrite)
+    fmt, _ = OUTPUT.take(values)
+    done = run_demo(values["keep"], overwrite=values["overwrite"])
     try:
         if fmt != "table":
             doc = _document(done)
@@ -169,4 +174,4 @@ def demo_command(
 
 def register(app: typer.Typer) -> None:
     """Add ``aksnap demo`` to the app."""
-    app.command("demo")(demo_command)
+    app.command("demo")(typer_function("demo", DEMO_HELP, DEMO, demo_body))
