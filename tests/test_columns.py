@@ -184,3 +184,17 @@ def test_an_id_prefix_resolves_against_the_catalogues_id_columns(tmp_path):
         assert snap.resolve_id("result", "task-1-pay") == "task-1-payload"
     assert ID_COLUMN == {"sessions": "session_id", "tasks": "task_id", "results": "result_id",
                          "partitions": "partition_id"}
+
+
+def test_every_column_of_the_catalogue_is_documented():
+    """Given docs/bundle-format.md, then each table's section names every column of the
+    catalogue (a column added to the format without its documentation fails here)."""
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "bundle-format.md").read_text()
+    for t in TABLES:
+        m = re.search(rf"^## `{t}\.parquet`.*?(?=^## )", doc, re.S | re.M)
+        assert m, f"docs/bundle-format.md has no section for {t}.parquet"
+        missing = [c.name for c in CATALOGUE[t] if f"`{c.name}`" not in m.group(0)]
+        assert not missing, f"{t}.parquet's section does not document {missing}"
