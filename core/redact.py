@@ -110,7 +110,7 @@ def _carries_text(t: pa.DataType) -> bool:
     return any(_carries_text(t.field(i).type) for i in range(t.num_fields))
 
 
-def _plan(fields, rules: dict[str, str]) -> dict[str, str | None]:
+def plan_of(fields, rules: dict[str, str]) -> dict[str, str | None]:
     """A rule for each field of the format: its rule, or None (no rule: tests fail, redaction
     stops) when ``rules`` lists no rule for it, or when its rule is ``keep`` but its type
     holds text (a rule that would copy text as it is)."""
@@ -126,10 +126,10 @@ def _plan(fields, rules: dict[str, str]) -> dict[str, str | None]:
 #: fails when a column has no rule, and a column that is not in the plan, or has no rule (a
 #: column the catalogue does not list, or whose "keep" would copy text), stops redaction with
 #: its name.
-PLAN: dict[str, dict[str, str | None]] = {t: _plan(SCHEMAS[t], REDACTION.get(t, {}))
+PLAN: dict[str, dict[str, str | None]] = {t: plan_of(SCHEMAS[t], REDACTION.get(t, {}))
                                           for t in TABLES}
 #: The same for the fields of the sessions' options struct.
-STRUCT_PLAN: dict[str, str | None] = _plan(TASK_OPTIONS_STRUCT, _STRUCT_RULES)
+STRUCT_PLAN: dict[str, str | None] = plan_of(TASK_OPTIONS_STRUCT, _STRUCT_RULES)
 #: Parquet key-value metadata the format writes; the redacted files get the format's own
 #: (the writer's schema), so the input's values never reach them. Any other entry stops
 #: redaction (it could hold anything; it is neither copied nor dropped unseen).

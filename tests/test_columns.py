@@ -40,7 +40,7 @@ from aksnap.columns import (
     columns,
 )
 from aksnap.exporter.decode import decode_page
-from aksnap.redact import PLAN, _plan
+from aksnap.redact import PLAN, plan_of
 
 
 def test_every_column_of_the_format_has_exactly_one_entry_and_no_entry_is_spare():
@@ -132,9 +132,9 @@ def test_redaction_plan_is_the_catalogues_and_fails_closed_on_what_it_does_not_l
         assert PLAN[t] == REDACTION[t], t
     extra = SCHEMAS["tasks"].append(pa.field("gpu_count", pa.int64())).append(
         pa.field("gpu_model", pa.string()))
-    plan = _plan(extra, REDACTION["tasks"])
+    plan = plan_of(extra, REDACTION["tasks"])
     assert plan["gpu_count"] is None and plan["gpu_model"] is None
-    assert _plan(SCHEMAS["results"], {**REDACTION["results"], "name": "keep"})["name"] is None
+    assert plan_of(SCHEMAS["results"], {**REDACTION["results"], "name": "keep"})["name"] is None
 
 
 def test_the_never_null_columns_are_the_catalogues():
