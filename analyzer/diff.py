@@ -28,7 +28,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from aksnap.bundle import PHASE_NAMES, RESULT_FAILED_STATUSES
+from aksnap.bundle import PHASE_NAMES, RESULT_LOST_STATUSES
 from aksnap.output import cell_text, safe_text
 
 from .common import Section, pick_section, render_data, render_sections
@@ -274,7 +274,7 @@ def measure_sql(snap, session_ids: Sequence[str]) -> dict[tuple[str, str, str], 
     for r in snap.query("status_counts").to_pylist():
         put(r["session_id"], f"tasks.{r['status']}", "", r["tasks"])
     for r in snap.query("result_status_counts").to_pylist():
-        if r["status"] in ("COMPLETED", "CREATED", *RESULT_FAILED_STATUSES):
+        if r["status"] in ("COMPLETED", "CREATED", *RESULT_LOST_STATUSES):
             put(r["session_id"], f"results.{r['status']}", "", r["results"])
     for r in snap.query("phase_percentiles").to_pylist():
         if r["phase"] not in PHASE_NAMES:

@@ -33,10 +33,10 @@ import rustworkx as rx
 
 from aksnap.analyzer.cache import cache_entry
 from aksnap.bundle import (
-    RESULT_FAILED_STATUSES,
+    RESULT_LOST_STATUSES,
     RESULT_STATUSES,
     RESULT_TIMESTAMPS,
-    TASK_FAILED_STATUSES,
+    TASK_LOST_STATUSES,
     TASK_STATUS_ENTERED,
     TASK_STATUSES,
     TASK_TIMESTAMPS,
@@ -50,10 +50,11 @@ RESULT_TS = RESULT_TIMESTAMPS
 TASK_CODE = {s: i for i, s in enumerate(TASK_STATUSES)}
 RESULT_CODE = {s: i for i, s in enumerate(RESULT_STATUSES)}
 
-# A task or result is *bad* when it will never deliver: the origin of a failure, or its
-# propagation (the vocabulary's failed sets). RETRIED is not bad: the next attempt carries on.
-TASK_BAD = TASK_FAILED_STATUSES
-RESULT_BAD = RESULT_FAILED_STATUSES
+# A task or result is *bad* when it will never deliver: the origin of a failure or of a
+# cancellation, or its propagation (the vocabulary's lost sets: failed, cancelled, CANCELLING;
+# aborted, deleted). RETRIED is not bad: the next attempt carries on.
+TASK_BAD = TASK_LOST_STATUSES
+RESULT_BAD = RESULT_LOST_STATUSES
 _ENTERED = TASK_STATUS_ENTERED
 
 KIND_DATA, KIND_PAYLOAD, KIND_PRODUCES = 0, 1, 2

@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from aksnap.bundle import TASK_PHASES
+from aksnap.bundle import (
+    TASK_CANCELLED_STATUSES,
+    TASK_FAILED_STATUSES,
+    TASK_PHASES,
+    TASK_RETRIED_STATUSES,
+    TASK_STATUSES,
+    TASK_SUCCESS_STATUSES,
+)
 from aksnap.output import jsonable
 
 from .graph import NA, concat_ranges
@@ -47,6 +54,11 @@ LINEAGES = 4             # results that matter, per session
 SESSIONS_SHOWN = 5       # sessions in full (the largest); --session for another
 INDEX_MAX = 60_000       # below this many nodes, every id is searchable in the page
 MESSAGE_CHARS = 2_000    # a message longer than this is cut in the page (with its length)
+
+#: The tasks ending in each time bin, by the vocabulary's final sets (status codes).
+ENDED_SETS = {name: [TASK_STATUSES.index(s) for s in statuses] for name, statuses in (
+    ("completed", TASK_SUCCESS_STATUSES), ("failed", TASK_FAILED_STATUSES),
+    ("retried", TASK_RETRIED_STATUSES), ("cancelled", TASK_CANCELLED_STATUSES))}
 
 STATUS_ORDER = ["PENDING", "SUBMITTED", "DISPATCHED", "PROCESSING", "COMPLETED", "RETRIED",
                 "ERROR", "TIMEOUT", "CANCELLED", "CANCELLING", "PAUSED", "CREATING", "UNSPECIFIED"]
@@ -71,15 +83,15 @@ def timeline(g, tasks: np.ndarray, snapshot_us: int, bins: int = TIME_BINS) -> d
     """Tasks by status at ``bins + 1`` instants (the definition of queries/status_over_time.sql:
     PENDING [created, submitted), SUBMITTED [submitted, acquired), DISPATCHED [acquired,
     started), PROCESSING [started, ended), then the final status), and the tasks ending in each
-    bin, completed or not. Counted with sorted timestamps and binary search: no per-task work."""
-    from aksnap.bundle import TASK_STATUSES
-
+    bin by the vocabulary's final sets (``completed``: success, ``failed``, ``retried``,
+    ``cancelled``; what ``queries/throughput.sql`` counts). Counted with sorted timestamps and
+    binary search: no per-task work."""
     ts = g.task_ts
     c = ts["created_at"][tasks]
     keep = c != NA
     tasks, c = tasks[keep], c[keep]
     if not len(tasks):
-        return {"t0": None, "bin_s": 0, "times_s": [], "counts": {}, "completed": [], "failed": []}
+        return {"t0": None, "bin_s": 0, "times_s": [], "counts": {}, **{k: [] for k in ENDED_SETS}}
     end = ts["ended_at"][tasks]
     t0 = int(c.min())
     t1 = int(max(end[end != NA].max() if (end != NA).any() else t0, c.max()))
@@ -108,17 +120,15 @@ def timeline(g, tasks: np.ndarray, snapshot_us: int, bins: int = TIME_BINS) -> d
         n_end_total += n
     counts["PROCESSING"] = n_sta - n_end_total
     order = [s for s in STATUS_ORDER if s in counts] + sorted(set(counts) - set(STATUS_ORDER))
-    done = status == TASK_STATUSES.index("COMPLETED")
     edges = grid.copy()
     edges[-1] += 1
-    comp = np.histogram(end[(end != NA) & done], bins=edges)[0]
-    fail = np.histogram(end[(end != NA) & ~done], bins=edges)[0]
+    ended = {k: np.histogram(end[(end != NA) & np.isin(status, codes)], bins=edges)[0].tolist()
+             for k, codes in ENDED_SETS.items()}
     return {"t0": _iso(t0), "bin_s": (t1 - t0) / bins / 1e6,
             "times_s": ((grid - t0) / 1e6).round(3).tolist(),
             "counts": {k: np.asarray(counts[k]).astype(int).tolist() for k in order
                        if np.asarray(counts[k]).any()},
-            "completed": comp.tolist(), "failed": fail.tolist(), "snapshot_s":
-            round((snapshot_us - t0) / 1e6, 3) if snapshot_us else None}
+            **ended, "snapshot_s": round((snapshot_us - t0) / 1e6, 3) if snapshot_us else None}
 
 
 def phase_histograms(g, tasks: np.ndarray, percentiles: list[dict]) -> list[dict[str, Any]]:

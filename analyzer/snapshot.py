@@ -22,10 +22,13 @@ import pyarrow.parquet as pq
 from aksnap import queries
 from aksnap.analyzer.cache import remember_vocabulary_good, vocabulary_known_good
 from aksnap.bundle import (
+    REQUIRED,
     RESULT_STATUSES,
+    RESULT_TIMESTAMPS,
     SESSION_STATUSES,
     TABLES,
     TASK_STATUSES,
+    TASK_TIMESTAMPS,
     BundleError,
     Manifest,
     OpenBundle,
@@ -33,6 +36,7 @@ from aksnap.bundle import (
     status_sets_table,
     verify_bundle,
 )
+from aksnap.columns import ID_KINDS, id_sources
 from aksnap.errors import AksnapError
 
 class _Verification(threading.Thread):
@@ -222,7 +226,8 @@ class Snapshot:
         try:
             rows = self.con.execute(queries.text("_validate"), {
                 "task_statuses": list(TASK_STATUSES), "result_statuses": list(RESULT_STATUSES),
-                "session_statuses": list(SESSION_STATUSES)}).fetchall()
+                "session_statuses": list(SESSION_STATUSES),
+                **{f"{t[:-1]}_required": list(REQUIRED[t]) for t in TABLES}}).fetchall()
         except duckdb.Error as e:
             raise BundleError(f"{self.path} cannot be read ({str(e).strip().splitlines()[0]}); "
                               "`aksnap check` lists its problems") from None
@@ -416,11 +421,11 @@ class Snapshot:
         return exported
 
     def _latest_timestamp_in_data(self) -> datetime | None:
+        # the catalogue's timeline columns (our identifiers, never user input)
         t = self.con.sql(
-            "SELECT greatest(max(created_at), max(submitted_at), max(received_at), "
-            "max(acquired_at), max(fetched_at), max(started_at), max(processed_at), "
-            "max(ended_at), (SELECT max(completed_at) FROM results), "
-            "(SELECT max(created_at) FROM results)) FROM tasks").fetchall()[0][0]
+            "SELECT greatest(" + ", ".join([f"max({c})" for c in TASK_TIMESTAMPS] + [
+                f"(SELECT max({c}) FROM results)" for c in RESULT_TIMESTAMPS])
+            + ") FROM tasks").fetchall()[0][0]
         if t is None:
             return None
         return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
@@ -471,11 +476,9 @@ class Snapshot:
 
     # -- ids -------------------------------------------------------------------------------------
 
-    _ID_SQL = {
-        "task": "SELECT task_id AS id FROM tasks",
-        "result": "SELECT result_id AS id FROM results",
-        "session": "SELECT session_id AS id FROM sessions UNION SELECT session_id FROM tasks",
-    }
+    #: where the ids of each kind are (the column catalogue's keys, and the tasks' session)
+    _ID_SQL = {kind: " UNION ".join(f"SELECT {c} AS id FROM {t}" for t, c in id_sources(kind))
+               for kind in ID_KINDS}
 
     def resolve_id(self, kind: str, value: str) -> str:
         """The full id of a ``kind`` ("task", "result", "session") that ``value`` names: the id

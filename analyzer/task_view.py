@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from aksnap.bundle import TASK_LOST_STATUSES, TASK_TIMESTAMPS
+
 from .common import Section, failure_message, render_data, render_sections, task_details
 from .snapshot import AnalysisError
 
 LIMIT = 50  # inputs and outputs listed by default (each); the counts cover them all
-TIMESTAMPS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
-              "started_at", "processed_at", "ended_at")
 
 
 def build(snap, task_id: str, limit: int | None = LIMIT) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def build(snap, task_id: str, limit: int | None = LIMIT) -> dict[str, Any]:
         {"id": task_id}).to_pylist()
     timeline = []
     prev = None
-    for c in TIMESTAMPS:
+    for c in TASK_TIMESTAMPS:
         v = t.get(c)
         if v is None:
             continue
@@ -69,8 +69,9 @@ def build(snap, task_id: str, limit: int | None = LIMIT) -> dict[str, Any]:
                          "step_s": (v - prev).total_seconds() if prev else None})
         prev = v
     root_causes: list[dict[str, Any]] = []
-    if t["status"] in ("ERROR", "TIMEOUT", "CANCELLED", "CANCELLING"):
-        # what made it fail: the origins among its ancestors (itself when it failed running)
+    if t["status"] in TASK_LOST_STATUSES:
+        # what made it fail (or cancelled it): the origins among its ancestors (itself when it
+        # failed running)
         import numpy as np
 
         from .describe import root_cause_rows

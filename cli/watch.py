@@ -299,7 +299,7 @@ def _open_share(tasks, results) -> float:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from aksnap.bundle import RESULT_INCOMPLETE_STATUSES, TASK_FINAL_STATUSES
+    from aksnap.bundle import RESULT_OPEN_STATUSES, TASK_FINAL_STATUSES
 
     rows = tasks.num_rows + results.num_rows
     if not rows:
@@ -307,7 +307,7 @@ def _open_share(tasks, results) -> float:
     open_t = tasks.num_rows - pc.sum(pc.is_in(tasks.column("status"),
                                               value_set=pa.array(TASK_FINAL_STATUSES))).as_py()
     open_r = pc.sum(pc.is_in(results.column("status"),
-                             value_set=pa.array(RESULT_INCOMPLETE_STATUSES))).as_py()
+                             value_set=pa.array(RESULT_OPEN_STATUSES))).as_py()
     return (int(open_t or 0) + int(open_r or 0)) / rows
 
 

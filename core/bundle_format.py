@@ -1,7 +1,8 @@
 """The bundle format, defined once: its version, its four tables (schemas, status vocabularies,
 the columns that are never null, how each file is encoded) and the typed manifest.
 
-The lowest module of the format floor (it imports only :mod:`aksnap.errors`): the writer
+The lowest module of the format floor but the column catalogue (it imports only
+:mod:`aksnap.columns` and :mod:`aksnap.errors`): the writer
 (:mod:`aksnap.bundle_writer`), the packed-file reader (:mod:`aksnap.packed`) and the bundle
 reader (:mod:`aksnap.bundle`, which re-exports every name defined here, the usual place to
 import them from) are built on it. ``docs/bundle-format.md`` documents every column.
@@ -20,7 +21,40 @@ from typing import Any
 
 import pyarrow as pa
 
+# The status vocabularies, their named sets (failed, final, open, ...), and every column's
+# facts (id kind, redaction rule, encoding, null policy, timestamp) are the column catalogue's,
+# re-exported here: aksnap.columns, the one place they are spelled.
+from aksnap.columns import (  # noqa: F401  (re-exported: the format's names)
+    CATALOGUE,
+    DICTIONARY_COLUMNS,
+    ID_COLUMN,
+    NEVER_NULL,
+    REQUIRED,
+    RESULT_FINAL_STATUSES,
+    RESULT_LOST_STATUSES,
+    RESULT_OPEN_STATUSES,
+    RESULT_STATUSES,
+    RESULT_SUCCESS_STATUSES,
+    RESULT_TIMESTAMPS,
+    SESSION_STATUSES,
+    STATUS_DOMAIN,
+    STATUS_SETS,
+    TASK_CANCELLED_STATUSES,
+    TASK_FAILED_STATUSES,
+    TASK_FINAL_STATUSES,
+    TASK_IN_PROGRESS_STATUSES,
+    TASK_LOST_STATUSES,
+    TASK_OPEN_STATUSES,
+    TASK_RETRIED_STATUSES,
+    TASK_STATUSES,
+    TASK_SUCCESS_STATUSES,
+    TASK_TIMESTAMPS,
+    TASK_WAITING_STATUSES,
+    TIMESTAMP_COLUMNS,
+    status_sets_table,
+)
 from aksnap.errors import BundleError
+
 FORMAT_NAME = "armonik-snapshot-bundle"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -32,35 +66,6 @@ DUR = pa.duration("us")
 STR_LIST = pa.list_(pa.field("item", pa.string()))
 STR_MAP = pa.map_(pa.string(), pa.string())
 
-# Task statuses, result statuses, session statuses: stored as ArmoniK's names without the enum
-# prefix (TASK_STATUS_COMPLETED -> "COMPLETED").
-TASK_STATUSES = (
-    "UNSPECIFIED", "CREATING", "SUBMITTED", "DISPATCHED", "COMPLETED", "ERROR", "TIMEOUT",
-    "CANCELLING", "CANCELLED", "PROCESSING", "PROCESSED", "RETRIED", "PENDING", "PAUSED",
-)
-RESULT_STATUSES = ("UNSPECIFIED", "CREATED", "COMPLETED", "ABORTED", "NOTFOUND", "DELETED")
-SESSION_STATUSES = ("UNSPECIFIED", "RUNNING", "CANCELLED", "PAUSED", "CLOSED", "PURGED", "DELETED")
-
-# -- The vocabulary: defined here once, used by Python (import) and SQL (the ``status_sets``
-# table every Snapshot registers, see ``status_sets_table``). -------------------------------
-
-#: Final: nothing will change the task any more (ArmoniK.Core; PROCESSED is in the enum but
-#: Core never sets it, so it is not final here).
-TASK_FINAL_STATUSES = ("COMPLETED", "CANCELLED", "ERROR", "RETRIED", "TIMEOUT")
-#: Failed: the task will never deliver its outputs (CANCELLING is on its way to CANCELLED).
-#: RETRIED is neither failed nor successful: the next attempt carries on.
-TASK_FAILED_STATUSES = ("ERROR", "TIMEOUT", "CANCELLED", "CANCELLING")
-#: Incomplete: not final and not failed (still expected to run or finish).
-TASK_INCOMPLETE_STATUSES = tuple(s for s in TASK_STATUSES
-                                 if s not in TASK_FINAL_STATUSES and s not in TASK_FAILED_STATUSES)
-#: Waiting: not yet handed to an agent (their inputs, the queue, or the session hold them).
-TASK_WAITING_STATUSES = ("CREATING", "PENDING", "SUBMITTED", "PAUSED")
-RESULT_FAILED_STATUSES = ("ABORTED", "DELETED", "NOTFOUND")
-RESULT_INCOMPLETE_STATUSES = ("UNSPECIFIED", "CREATED")
-
-TASK_TIMESTAMPS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
-                   "started_at", "processed_at", "ended_at")
-RESULT_TIMESTAMPS = ("created_at", "completed_at")
 #: The timestamp at which a task entered its current status (for "in status for ...").
 TASK_STATUS_ENTERED = {
     "CREATING": "created_at", "PENDING": "created_at", "PAUSED": "created_at",
@@ -78,23 +83,6 @@ TASK_PHASES = (
 )
 PHASE_NAMES = tuple(p[0] for p in TASK_PHASES)
 
-
-def status_sets_table() -> pa.Table:
-    """The status sets as a table (``status_sets``: tbl, status, final, failed, incomplete,
-    waiting), so SQL uses the same sets as Python, never its own spelling of them."""
-    cols: dict[str, list] = {k: [] for k in ("tbl", "status", "final", "failed", "incomplete",
-                                              "waiting")}
-    for tbl, domain, final, failed, incomplete, waiting in (
-            ("tasks", TASK_STATUSES, TASK_FINAL_STATUSES, TASK_FAILED_STATUSES,
-             TASK_INCOMPLETE_STATUSES, TASK_WAITING_STATUSES),
-            ("results", RESULT_STATUSES, ("COMPLETED", *RESULT_FAILED_STATUSES),
-             RESULT_FAILED_STATUSES, RESULT_INCOMPLETE_STATUSES, RESULT_INCOMPLETE_STATUSES)):
-        for st in domain:
-            for k, v in (("tbl", tbl), ("status", st), ("final", st in final),
-                         ("failed", st in failed), ("incomplete", st in incomplete),
-                         ("waiting", st in waiting)):
-                cols[k].append(v)
-    return pa.table(cols)
 
 TASK_OPTIONS_STRUCT = pa.struct([
     pa.field("max_duration", DUR),
@@ -196,34 +184,6 @@ SCHEMAS: dict[str, pa.Schema] = {
     "partitions": PARTITIONS_SCHEMA,
 }
 TABLES = tuple(SCHEMAS)
-
-# Columns worth dictionary-encoding in Parquet: few distinct values. Ids (random GUIDs) are
-# not: dictionary pages for them cost write time and then fall back to plain anyway.
-DICTIONARY_COLUMNS: dict[str, list[str]] = {
-    "sessions": ["status"],
-    "tasks": ["session_id", "status", "status_message", "owner_pod_id", "pod_hostname",
-              "output_error", "partition_id", "application_name", "application_version",
-              "application_namespace", "application_service", "engine_type"],
-    "results": ["session_id", "status", "name"],
-    "partitions": [],
-}
-
-
-# Columns the analyzer interprets structurally: a null there would silently drop an edge or a
-# status, so a reader refuses it (the format says "never null"; docs/bundle-format.md).
-NEVER_NULL: dict[str, tuple[str, ...]] = {
-    "sessions": ("session_id", "status"),
-    "tasks": ("task_id", "session_id", "status", "payload_id", "created_by", "initial_task_id",
-              "parent_task_ids", "data_dependencies", "expected_output_ids", "retry_of_ids"),
-    "results": ("result_id", "session_id", "status", "owner_task_id", "created_by"),
-    "partitions": ("partition_id",),
-}
-# The status vocabulary of each table (a status outside it is refused, never guessed).
-STATUS_DOMAIN: dict[str, tuple[str, ...]] = {
-    "sessions": SESSION_STATUSES,
-    "tasks": TASK_STATUSES,
-    "results": RESULT_STATUSES,
-}
 
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024  # 100k sessions' entries are ~20 MiB
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

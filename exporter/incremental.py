@@ -49,7 +49,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aksnap.bundle import (
-    RESULT_INCOMPLETE_STATUSES,
+    ID_COLUMN,
+    RESULT_OPEN_STATUSES,
     TASK_FINAL_STATUSES,
     BundleError,
     OpenBundle,
@@ -76,7 +77,6 @@ from aksnap.exporter.client import (
     connection_of,
 )
 from aksnap.exporter.counts import Counts, disagreement, rows_counts, server_counts
-from aksnap.exporter.decode import ID_COLUMN
 from aksnap.exporter.manifest import ExportRecord, build_manifest
 from aksnap.exporter.plan import TABLES, session_groups
 from aksnap.exporter.requests import (
@@ -266,7 +266,7 @@ class _Parent:
                 can_change = pc.invert(final)
                 self.final_sample = _sample_per_session(cols.filter(final), FINAL_SAMPLE)
             else:
-                can_change = pc.is_in(status, value_set=pa.array(RESULT_INCOMPLETE_STATUSES))
+                can_change = pc.is_in(status, value_set=pa.array(RESULT_OPEN_STATUSES))
                 self.deleted = {"results": _counts_by(
                     cols.filter(pc.equal(status, "DELETED")).column("session_id")
                     .combine_chunks())}

@@ -53,8 +53,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aksnap.bundle import ID_COLUMN
 from aksnap.exporter.client import ExportError, PageTooLarge, RawClient
-from aksnap.exporter.decode import ID_COLUMN, Page, decode_page
+from aksnap.exporter.decode import Page, decode_page
 from aksnap.exporter.requests import HEX, list_request
 
 # Keep a page below this share of the receive limit: a page's size varies with its rows'

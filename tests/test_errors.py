@@ -23,6 +23,8 @@ INTERNAL = {
     "aksnap.packed._NotRegular": "an OSError in the packed-file reader, said as a BundleError",
     "aksnap.thrift_compact.ThriftError": "a Parquet footer's bytes; parquet_verify says it as a "
                                          "BundleError",
+    "aksnap.parquet_verify._FlatbufferError": "ARROW:schema's bytes; parquet_verify says it as "
+                                              "a check problem",
     "aksnap.exporter.api.ExportInterrupted": "a KeyboardInterrupt for Python callers; the export "
                                              "command says it as an Interrupted",
     "aksnap.fixtures.events.StreamDropped": "the simulated server dropping an event stream",
