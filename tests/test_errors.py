@@ -30,8 +30,6 @@ INTERNAL = {
     "aksnap.fixtures.events.StreamDropped": "the simulated server dropping an event stream",
     "aksnap.fixtures.filters.FilterError": "the simulated server's INVALID_ARGUMENT, over gRPC",
     "aksnap.fixtures.server._Abort": "the simulated server ending a call with a gRPC status",
-    "aksnap.parquet_verify._FlatbufferError": "an ARROW:schema value's bytes; parquet_verify "
-                                              "says it as one of the file's problems",
 }
 
 
