@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from aksnap.analyzer.testing import make_bundle, result, task
 from aksnap.bundle import (
+    FORMAT_VERSION,
     MANIFEST,
     SCHEMAS,
     TABLES,
@@ -339,7 +340,8 @@ def _drop_column_order(fm):
 
 FOOTER_EDITS = {
     "format version in the key-value metadata": (
-        lambda fm: _kv(fm, b"aksnap.format_version").__setitem__(2, b"2"), "format_version"),
+        lambda fm: _kv(fm, b"aksnap.format_version").__setitem__(
+            2, str(FORMAT_VERSION + 1).encode()), "format_version"),
     "an extra key-value pair": (_extra_kv, "unknown key"),
     "ARROW:schema with a nullable task_id": (_arrow_schema_nullable_id, "ARROW:schema"),
     "a renamed column": (_rename, "statu"),
