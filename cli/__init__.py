@@ -3,8 +3,10 @@
 The composition floor (folder ``cli/``): the one package that joins the layers. Each layer
 registers its own commands (``aksnap.exporter.commands``, ``aksnap.analyzer.commands``,
 ``aksnap.fixtures.commands``, ``aksnap.pack``, ``aksnap.redact``); ``aksnap.cli.demo`` and
-``aksnap.cli.watch`` live here because they import several layers. Nothing below imports this
-package (``tests/test_layers.py``). Heavy imports stay inside the command bodies so that
+``aksnap.cli.watch`` live here because they import several layers. Commands are declared as
+data (``aksnap.options``: parameters, the shared option groups) and the analyzer's all come
+from one registry (``aksnap.analyzer.registry``); ``docs/architecture.md`` maps the floors.
+Nothing below imports this package (``tests/test_layers.py``). Heavy imports stay inside the command bodies so that
 `aksnap sql` never loads gRPC and `aksnap export` never loads DuckDB.
 """
 
