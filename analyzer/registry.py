@@ -458,6 +458,74 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
         Example: aksnap queries -o json""",
         bundles=(), output=OutputGroup(FORMATS, wide=True, deprecated=True), resolve_ids=False),
 
+    # -- archives of many runs -------------------------------------------------------------------
+    Command(
+        "archive add", Impl("archive", build="add", render="render_added", sections=None),
+        """Add bundles to an archive (created when new): each bundle's Parquet copied under
+        <table>/run=<id>/, its checksums verified on the way in, a row in the runs table. The run
+        id comes from the manifest's digest, so adding the same bundle twice adds it once.
+
+        Example: aksnap archive add ./nightly.archive run-42.aksnap --label env=nightly""",
+        (_ARCHIVE,
+         Param("bundles", List[Path], typer.Argument(..., help="Bundles (or packed files) to add.",
+                                                     show_default=False, metavar="BUNDLE...",
+                                                     callback=paths.bundle_in), name="bundles",
+               to_build=list),
+         Param("label", List[str], typer.Option([], "--label", "-l", help="Label the runs "
+                                                "key=value (repeatable); compare --where selects "
+                                                "by label.", metavar="k=v"), name="labels")),
+        bundles=(), output=OutputGroup(FORMATS, wide=True), resolve_ids=False),
+    Command(
+        "archive list", Impl("archive", build="runs", render="render_runs", sections=None),
+        """The runs of an archive, oldest first: run id, export time, ArmoniK versions, labels,
+        sessions, tasks, manifest digest.
+
+        Example: aksnap archive list ./nightly.archive -o csv""",
+        (_ARCHIVE,),
+        bundles=(), output=OutputGroup(FORMATS, wide=True), resolve_ids=False),
+    Command(
+        "compare", Impl("compare"),
+        """Every run of an archive against its baseline (the median and MAD of the previous
+        --history runs, or a pinned --baseline run): one row per run and metric (tasks, failures,
+        retries, wall time, makespan, throughput, phase percentiles per partition, errors), the
+        trend of each metric, and the runs that regress. One SQL query per metric family over the
+        whole archive (queries/compare_*.sql), on DuckDB or, with --engine spark, on Spark.
+        Sections: rows (csv's default), trends, runs.
+
+        Example: aksnap compare ./nightly.archive --where env=nightly --last 30 --fail-on regression""",
+        (_ARCHIVE,
+         Param("where", List[str], typer.Option([], "--where", "-w", help="Only runs with this "
+                                                "label (key=value; repeatable: all must hold).",
+                                                metavar="k=v"), name="where"),
+         Param("last", Optional[int], typer.Option(None, "--last", "-n", help="Report the last N "
+                                                   "runs (earlier ones still feed their "
+                                                   "baselines).", show_default=False), name="last"),
+         Param("metric", List[str], typer.Option([], "--metric", "-m", help="Only these metrics "
+                                                 "(a name, a family such as phase, or a glob such "
+                                                 "as phase.*.p90; repeatable).", metavar="METRIC"),
+               name="metrics"),
+         Param("history", int, typer.Option(10, "--history", help="The rolling baseline: median "
+                                            "and MAD of this many previous runs."), name="history"),
+         Param("baseline", Optional[str], typer.Option(None, "--baseline", help="Compare every "
+                                                       "run with this one instead (a run id or a "
+                                                       "unique prefix).", show_default=False,
+                                                       metavar="RUN"), name="baseline"),
+         Param("k", float, typer.Option(3.0, "--k", help="A run regresses beyond k x 1.4826 x MAD "
+                                        "from the median ..."), name="k"),
+         Param("min_rel", float, typer.Option(0.10, "--min-rel", help="... and beyond this share "
+                                              "of the baseline ..."), name="min_rel"),
+         Param("min_abs", float, typer.Option(0.05, "--min-abs", help="... and beyond this much, "
+                                              "in the metric's unit."), name="min_abs"),
+         Param("engine", str, typer.Option("duckdb", "--engine", help="duckdb (this machine) or "
+                                           "spark (pyspark: the spark extra).",
+                                           metavar="duckdb|spark"), name="engine"),
+         Param("master", Optional[str], typer.Option(None, "--master", help="Spark master URL "
+                                                     "(default local[*]).", show_default=False,
+                                                     metavar="URL"), name="master"),
+         _fail_on("Exit 1 when a reported run regressed (regression) or changed at all "
+                  "(change).")),
+        bundles=(), output=OutputGroup(FORMATS + ("markdown",), section=True, wide=True),
+        resolve_ids=False, exit_code=_fn("compare", "exit_code")),
     # -- files drawn from a bundle ---------------------------------------------------------------
     Command(
         "graph", Impl("writers", build="graph", sections=None, sources=True),
@@ -529,74 +597,6 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
         series=Impl("writers", build="report_series", render="render_report", sections=None,
                     verify=True)),
 
-    # -- archives of many runs -------------------------------------------------------------------
-    Command(
-        "archive add", Impl("archive", build="add", render="render_added", sections=None),
-        """Add bundles to an archive (created when new): each bundle's Parquet copied under
-        <table>/run=<id>/, its checksums verified on the way in, a row in the runs table. The run
-        id comes from the manifest's digest, so adding the same bundle twice adds it once.
-
-        Example: aksnap archive add ./nightly.archive run-42.aksnap --label env=nightly""",
-        (_ARCHIVE,
-         Param("bundles", List[Path], typer.Argument(..., help="Bundles (or packed files) to add.",
-                                                     show_default=False, metavar="BUNDLE...",
-                                                     callback=paths.bundle_in), name="bundles",
-               to_build=list),
-         Param("label", List[str], typer.Option([], "--label", "-l", help="Label the runs "
-                                                "key=value (repeatable); compare --where selects "
-                                                "by label.", metavar="k=v"), name="labels")),
-        bundles=(), output=OutputGroup(FORMATS, wide=True), resolve_ids=False),
-    Command(
-        "archive list", Impl("archive", build="runs", render="render_runs", sections=None),
-        """The runs of an archive, oldest first: run id, export time, ArmoniK versions, labels,
-        sessions, tasks, manifest digest.
-
-        Example: aksnap archive list ./nightly.archive -o csv""",
-        (_ARCHIVE,),
-        bundles=(), output=OutputGroup(FORMATS, wide=True), resolve_ids=False),
-    Command(
-        "compare", Impl("compare"),
-        """Every run of an archive against its baseline (the median and MAD of the previous
-        --history runs, or a pinned --baseline run): one row per run and metric (tasks, failures,
-        retries, wall time, makespan, throughput, phase percentiles per partition, errors), the
-        trend of each metric, and the runs that regress. One SQL query per metric family over the
-        whole archive (queries/compare_*.sql), on DuckDB or, with --engine spark, on Spark.
-        Sections: rows (csv's default), trends, runs.
-
-        Example: aksnap compare ./nightly.archive --where env=nightly --last 30 --fail-on regression""",
-        (_ARCHIVE,
-         Param("where", List[str], typer.Option([], "--where", "-w", help="Only runs with this "
-                                                "label (key=value; repeatable: all must hold).",
-                                                metavar="k=v"), name="where"),
-         Param("last", Optional[int], typer.Option(None, "--last", "-n", help="Report the last N "
-                                                   "runs (earlier ones still feed their "
-                                                   "baselines).", show_default=False), name="last"),
-         Param("metric", List[str], typer.Option([], "--metric", "-m", help="Only these metrics "
-                                                 "(a name, a family such as phase, or a glob such "
-                                                 "as phase.*.p90; repeatable).", metavar="METRIC"),
-               name="metrics"),
-         Param("history", int, typer.Option(10, "--history", help="The rolling baseline: median "
-                                            "and MAD of this many previous runs."), name="history"),
-         Param("baseline", Optional[str], typer.Option(None, "--baseline", help="Compare every "
-                                                       "run with this one instead (a run id or a "
-                                                       "unique prefix).", show_default=False,
-                                                       metavar="RUN"), name="baseline"),
-         Param("k", float, typer.Option(3.0, "--k", help="A run regresses beyond k x 1.4826 x MAD "
-                                        "from the median ..."), name="k"),
-         Param("min_rel", float, typer.Option(0.10, "--min-rel", help="... and beyond this share "
-                                              "of the baseline ..."), name="min_rel"),
-         Param("min_abs", float, typer.Option(0.05, "--min-abs", help="... and beyond this much, "
-                                              "in the metric's unit."), name="min_abs"),
-         Param("engine", str, typer.Option("duckdb", "--engine", help="duckdb (this machine) or "
-                                           "spark (pyspark: the spark extra).",
-                                           metavar="duckdb|spark"), name="engine"),
-         Param("master", Optional[str], typer.Option(None, "--master", help="Spark master URL "
-                                                     "(default local[*]).", show_default=False,
-                                                     metavar="URL"), name="master"),
-         _fail_on("Exit 1 when a reported run regressed (regression) or changed at all "
-                  "(change).")),
-        bundles=(), output=OutputGroup(FORMATS + ("markdown",), section=True, wide=True),
-        resolve_ids=False, exit_code=_fn("compare", "exit_code")),
 ]}
 
 __all__ = ["Command", "Impl", "Answer", "COMMANDS", "GROUPS", "ID_KINDS", "FORMATS",
