@@ -200,7 +200,8 @@ def _marked(g, lin: dict, dist: np.ndarray) -> dict[int, set]:
     return marked
 
 
-def _kept(dist: np.ndarray, paths: dict[int, list[int]], cap: int) -> tuple[np.ndarray, dict[int, int]]:
+def _kept(dist: np.ndarray, paths: dict[int, list[int]],
+          cap: int) -> tuple[np.ndarray, dict[int, int]]:
     """The nodes drawn: the ``cap`` nearest the result, plus every marked node's path down to
     it; (the nodes in order, node -> its layer: hops from the result)."""
     up = np.flatnonzero(dist >= 0)
