@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from aksnap.bundle import TABLES, BundleError
 from aksnap.bundle_writer import fsync_dir
 
-from .snapshot import AnalysisError, Snapshot, _parse_time
+from .snapshot import AnalysisError, Snapshot, parse_time
 
 ARCHIVE_FORMAT = "aksnap-archive"
 ARCHIVE_VERSION = 1
@@ -93,7 +93,7 @@ def manifest_digest(snap: Snapshot) -> str:
 
 
 def run_id_of(snap: Snapshot, digest: str) -> str:
-    t = _parse_time(snap.manifest.exported_at) or snap.snapshot_time
+    t = parse_time(snap.manifest.exported_at) or snap.snapshot_time
     stamp = t.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ") if t else "00000000T000000Z"
     return f"{stamp}-{digest[:12]}"
 
@@ -191,7 +191,7 @@ class Archive:
         sessions = [s.get("session_id") for s in m.sessions if isinstance(s, dict)] or \
             snap.session_ids()
         row = {
-            "run_id": run_id, "exported_at": _parse_time(m.exported_at),
+            "run_id": run_id, "exported_at": parse_time(m.exported_at),
             "snapshot_time": snap.snapshot_time, "added_at": datetime.now(timezone.utc),
             "manifest_digest": digest,
             "core_version": str((m.armonik_versions or {}).get("core") or ""),

@@ -105,7 +105,7 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
     return render_data(data, fmt, sections, _table, section)
 
 
-def _table(data: dict[str, Any], fmt: str = "table") -> str:
+def _table(data: dict[str, Any]) -> str:
     head = [("session", data["session_id"] or "(all)"), ("snapshot time", data["snapshot_time"]),
             ("incomplete nodes", f"{data['incomplete_nodes']} (tasks and results not yet "
                                  "complete, failed ones included)"),
@@ -116,6 +116,6 @@ def _table(data: dict[str, Any], fmt: str = "table") -> str:
                                            "blockers: see `aksnap analyze` or `aksnap lineage`)"))
     if data["ranked_exactly"] < data["blocking_nodes"]:
         head.append(("note", f"ranked the {data['ranked_exactly']} longest-waiting blocking nodes"))
-    return render_sections(data, fmt, [
+    return render_sections([
         ("Blockers (ranked by incomplete results held up)", data["blockers"], COLUMNS),
     ], head)

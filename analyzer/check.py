@@ -25,7 +25,7 @@ from aksnap.bundle import (
 )
 
 from .common import Section, render_data, render_sections
-from .graph import KIND_PRODUCES, _np_index
+from .graph import KIND_PRODUCES, np_index
 
 WAITING = [TASK_STATUSES.index(s) for s in TASK_WAITING_STATUSES]
 CREATED = RESULT_STATUSES.index("CREATED")
@@ -75,7 +75,7 @@ def graph_anomalies(snap, mask: np.ndarray, thorough: bool) -> list[dict[str, An
 
     if thorough:
         for ids, offset, what in ((g.task_ids, 0, "task"), (g.result_ids, T, "result")):
-            first = _np_index(pc.index_in(ids, value_set=ids))
+            first = np_index(pc.index_in(ids, value_set=ids))
             dup = np.flatnonzero(first != np.arange(len(first)))
             for i in dup[:MAX_PER_KIND].tolist():
                 if mask[offset + i]:
@@ -256,7 +256,7 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
     return render_data(data, fmt, sections, _table, section)
 
 
-def _table(data: dict[str, Any], fmt: str = "table") -> str:
+def _table(data: dict[str, Any]) -> str:
     head = [("bundle", data["bundle"]), ("format version", data["format_version"]),
             ("checksums", data["checksums"]),
             ("redaction", redaction_line(data.get("redaction"))),
@@ -264,9 +264,9 @@ def _table(data: dict[str, Any], fmt: str = "table") -> str:
     head += [(f"  {k}", v) for k, v in data["counts"].items()]
     # Integrity problems are whole sentences: shown in full, before the findings table.
     head += [("problem", r["detail"]) for r in data["integrity"]]
-    rows = data["anomalies"] if fmt == "table" else data["integrity"] + data["anomalies"]
-    if data["total"] > len(rows) + (len(data["integrity"]) if fmt == "table" else 0):
+    rows = data["anomalies"]
+    if data["total"] > len(rows) + len(data["integrity"]):
         head.append(("shown", f"the first {len(rows)}; -o json or --session for the rest"))
-    return render_sections(data, fmt, [
+    return render_sections([
         ("Findings", rows, FINDING_COLUMNS),
     ], head)

@@ -13,9 +13,8 @@ exit code 2.
 from __future__ import annotations
 
 import inspect
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, List, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -40,28 +39,14 @@ def _section_opt():
                         show_default=False, metavar="NAME")
 
 
-def _verify_opt():
+def no_verify_option():
+    """``--no-verify``, as every command that reads a bundle takes it (here and in
+    :mod:`aksnap.analyzer.visual_commands`)."""
     return typer.Option(False, "--no-verify",
                         help="Skip the SHA-256 checks of the Parquet files (faster on big bundles).")
 
 
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn the analyzer's and the bundle's errors into one sentence and exit code 2."""
-    from aksnap.analyzer.snapshot import AnalysisError
-    from aksnap.bundle import BundleError
-    from aksnap.cli import fail
-    from aksnap.output import FormatError
-
-    from .common import SectionError
-
-    try:
-        yield
-    except (BundleError, AnalysisError, FormatError, SectionError) as e:
-        raise fail(str(e)) from None
-
-
-def _output(output: Optional[str], fmt: Optional[str], wide: bool,
+def output_format(output: Optional[str], fmt: Optional[str], wide: bool,
             allowed: tuple[str, ...] = FORMATS) -> str:
     """The output format (-o, else the deprecated --format, else $AK_OUTPUT, else table)."""
     from aksnap.output import resolve_format, set_wide
@@ -74,35 +59,34 @@ def run_analysis(a: Analysis, values: dict[str, Any]) -> None:
     """The body of every analysis command: open, build, render, exit code."""
     from aksnap.analyzer.snapshot import Snapshot
 
-    with _errors():
-        fmt = _output(values.pop("output"), values.pop("fmt"), values.pop("wide"), a.formats)
-        section = values.pop("section")
-        open_kwargs = dict(a.open_kwargs) or {"verify": not values.pop("no_verify", False)}
-        kwargs = {}
-        for p in a.params:
-            if p.name is not None:
-                v = values[p.dest]
-                kwargs[p.name] = p.to_build(v) if p.to_build else v
-        if a.name == "analyze":
-            from . import series
+    fmt = output_format(values.pop("output"), values.pop("fmt"), values.pop("wide"), a.formats)
+    section = values.pop("section")
+    open_kwargs = dict(a.open_kwargs) or {"verify": not values.pop("no_verify", False)}
+    kwargs = {}
+    for p in a.params:
+        if p.name is not None:
+            v = values[p.dest]
+            kwargs[p.name] = p.to_build(v) if p.to_build else v
+    if a.name == "analyze":
+        from . import series
 
-            if series.series_members(values["bundle"]) is not None:
-                # a directory of bundles recorded by `aksnap watch --record`: its states
-                data = series.build(values["bundle"], kwargs.get("session_id"))
-                typer.echo(series.render(data, fmt, section))
-                return
-        if a.before is not None:
-            a.before(values)
-        snaps = [Snapshot.open(values[name], **open_kwargs) for name in a.bundles]
-        data = a.build(*snaps, **kwargs)
-        if a.after is not None:
-            a.after(snaps[0], data, values)
-        text = a.render(data, fmt, section)
-        if fmt == "csv" and section is None:
-            names = [s.name for s in a.sections(data)]
-            if len(names) > 1:
-                typer.echo(f"aksnap: csv is the {names[0]} table; --section NAME for another "
-                           f"({', '.join(names[1:])})", err=True)
+        if series.series_members(values["bundle"]) is not None:
+            # a directory of bundles recorded by `aksnap watch --record`: its states
+            data = series.build(values["bundle"], kwargs.get("session_id"))
+            typer.echo(series.render(data, fmt, section))
+            return
+    if a.before is not None:
+        a.before(values)
+    snaps = [Snapshot.open(values[name], **open_kwargs) for name in a.bundles]
+    data = a.build(*snaps, **kwargs)
+    if a.after is not None:
+        a.after(snaps[0], data, values)
+    text = a.render(data, fmt, section)
+    if fmt == "csv" and section is None:
+        names = [s.name for s in a.sections(data)]
+        if len(names) > 1:
+            typer.echo(f"aksnap: csv is the {names[0]} table; --section NAME for another "
+                       f"({', '.join(names[1:])})", err=True)
     typer.echo(text)
     code = a.exit_code(data) if a.exit_code else 0
     if code:
@@ -119,7 +103,7 @@ def make_command(a: Analysis):
         ("output", Optional[str], output_option(a.formats)), ("section", Optional[str], _section_opt()),
         ("wide", bool, wide_option()), ("fmt", Optional[str], _format_opt())]
     if a.verify_option:
-        params.append(("no_verify", bool, _verify_opt()))
+        params.append(("no_verify", bool, no_verify_option()))
 
     def command(**values: Any) -> None:
         run_analysis(a, values)
@@ -148,7 +132,7 @@ def sql_command(bundle: Path = _BUNDLE,
                                                     "extensions. Only for SQL you wrote."),
                 memory_limit: str = typer.Option("4GB", "--memory-limit", help="Most memory DuckDB "
                                                  "may use.", metavar="SIZE"),
-                fmt: Optional[str] = _format_opt(), no_verify: bool = _verify_opt()) -> None:
+                fmt: Optional[str] = _format_opt(), no_verify: bool = no_verify_option()) -> None:
     """Run SQL (DuckDB) over the bundle's views; parameters are bound, never pasted. The SQL
     runs sandboxed: DuckDB holds no path (the tables reach it as Arrow datasets), so nothing
     is read or written but the bundle's tables; SQL that redefines a view gets no answer;
@@ -170,7 +154,7 @@ def query_command(bundle: Path = _BUNDLE,
                   output: Optional[str] = output_option(), wide: bool = wide_option(),
                   memory_limit: str = typer.Option("4GB", "--memory-limit", help="Most memory "
                                                    "DuckDB may use.", metavar="SIZE"),
-                  fmt: Optional[str] = _format_opt(), no_verify: bool = _verify_opt()) -> None:
+                  fmt: Optional[str] = _format_opt(), no_verify: bool = no_verify_option()) -> None:
     """Run one of the named queries of queries/*.sql with bound parameters (checked: a
     parameter a query reads as a number must be one), sandboxed as `aksnap sql`.
 
@@ -181,15 +165,14 @@ def query_command(bundle: Path = _BUNDLE,
 
 
 def _run_sql(bundle, output, fmt, wide, no_verify, allow_external, memory_limit, run) -> None:
-    with _errors():
-        from aksnap.analyzer.snapshot import Snapshot
-        from aksnap.output import render_rows
+    from aksnap.analyzer.snapshot import Snapshot
+    from aksnap.output import render_rows
 
-        fmt = _output(output, fmt, wide)
-        snap = Snapshot.open(bundle, verify=not no_verify)
-        if not allow_external:
-            snap.sandbox(memory_limit)
-        text = render_rows(run(snap), fmt)
+    fmt = output_format(output, fmt, wide)
+    snap = Snapshot.open(bundle, verify=not no_verify)
+    if not allow_external:
+        snap.sandbox(memory_limit)
+    text = render_rows(run(snap), fmt)
     typer.echo(text)
 
 
@@ -202,8 +185,7 @@ def queries_command(output: Optional[str] = output_option(), wide: bool = wide_o
     from aksnap import queries
     from aksnap.output import render_rows
 
-    with _errors():
-        fmt = _output(output, fmt, wide)
+    fmt = output_format(output, fmt, wide)
     rows = [{"name": q.name, "params": q.params, "purpose": q.purpose, "columns": q.columns}
             for q in map(queries.info, queries.names())]
     typer.echo(render_rows(rows, fmt, columns=["name", "params", "purpose"] if fmt == "table" else None,
@@ -255,9 +237,8 @@ def archive_add_command(archive: Path = _ARCHIVE,
     from aksnap.analyzer import archive as archive_mod
     from aksnap.output import render_rows
 
-    with _errors():
-        fmt = _output(output, None, wide)
-        rows = archive_mod.add(archive, bundles, label)
+    fmt = output_format(output, None, wide)
+    rows = archive_mod.add(archive, bundles, label)
     typer.echo(render_rows([{**r, "labels": " ".join(f"{k}={v}" for k, v in r["labels"].items())}
                             if fmt in ("table", "csv") else r for r in rows], fmt))
 
@@ -273,9 +254,8 @@ def archive_list_command(archive: Path = _ARCHIVE, output: Optional[str] = outpu
     from aksnap.analyzer import archive as archive_mod
     from aksnap.output import render_rows
 
-    with _errors():
-        fmt = _output(output, None, wide)
-        rows = archive_mod.runs(archive)
+    fmt = output_format(output, None, wide)
+    rows = archive_mod.runs(archive)
     typer.echo(render_rows(rows, fmt))
 
 
@@ -326,14 +306,13 @@ def compare_command(archive: Path = _ARCHIVE,
     """
     from aksnap.analyzer import compare as compare_mod
 
-    with _errors():
-        fmt = _output(output, None, wide, COMPARE_FORMATS)
-        data = compare_mod.build(str(archive), where, last, metric, history, baseline, k, min_rel,
-                                 min_abs, engine, master, fail_on)
-        text = compare_mod.render(data, fmt, section)
-        if fmt == "csv" and section is None:
-            typer.echo("aksnap: csv is the rows table; --section NAME for another (trends, runs)",
-                       err=True)
+    fmt = output_format(output, None, wide, COMPARE_FORMATS)
+    data = compare_mod.build(str(archive), where, last, metric, history, baseline, k, min_rel,
+                             min_abs, engine, master, fail_on)
+    text = compare_mod.render(data, fmt, section)
+    if fmt == "csv" and section is None:
+        typer.echo("aksnap: csv is the rows table; --section NAME for another (trends, runs)",
+                   err=True)
     typer.echo(text)
     if compare_mod.exit_code(data):
         raise typer.Exit(1)

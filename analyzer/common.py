@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
+from aksnap.errors import AksnapError
 from aksnap.output import render_kv, render_rows, to_json, to_yaml
 
 if TYPE_CHECKING:  # annotations only: numpy is imported where the arrays are made
@@ -78,16 +79,6 @@ def task_details(snap, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
     return {r["task_id"]: r for r in rows}
 
 
-def result_details(snap, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    rows = snap.sql(
-        "SELECT result_id, session_id, name, status, owner_task_id, created_by, created_at, "
-        "completed_at, size FROM results WHERE list_contains($ids, result_id)",
-        {"ids": list(ids)}).to_pylist()
-    return {r["result_id"]: r for r in rows}
-
-
 def failure_message(t: dict[str, Any]) -> str:
     return (t.get("output_error") or t.get("status_message") or "").strip()
 
@@ -120,26 +111,16 @@ def render_table(rows: Any, fmt: str, columns: Sequence[str] | None = None, **kw
     return render_rows(rows, fmt, columns=columns, **kw)
 
 
-def render_sections(data: Any, fmt: str, sections: Iterable[tuple[str, Any, Sequence[str] | None]],
+def render_sections(sections: Iterable[tuple[str, Any, Sequence[str] | None]],
                     head: Iterable[tuple[str, Any]] = ()) -> str:
-    """JSON: the plain data as is. Table/CSV: a key-value head, then titled row sections."""
-    if fmt == "json":
-        return to_json(data)
+    """An analysis' layout for people (``-o table``): a key-value head, then titled row
+    sections, every cell made printable. (JSON, YAML and CSV come from :func:`render_data`.)"""
     parts = []
     head = [(k, printable(v)) for k, v in head]
-    if fmt == "table":
-        sections = [(t, printable_rows(r), c) for t, r, c in sections]
-    if head and fmt == "table":
+    if head:
         parts.append(render_kv(head))
-    elif head:
-        parts.append(render_rows([{"key": k, "value": v} for k, v in head], "csv"))
     for title, rows, columns in sections:
-        if fmt == "table":
-            parts.append(f"\n{title}\n" + render_rows(rows, "table", columns=columns))
-        else:
-            if not rows:
-                continue
-            parts.append(f"# {title}\n" + render_rows(rows, "csv", columns=columns))
+        parts.append(f"\n{title}\n" + render_rows(printable_rows(rows), "table", columns=columns))
     return "\n".join(parts)
 
 
@@ -163,9 +144,6 @@ def fmt_seconds(s: float | None) -> str:
 # is the analysis' own layout for people. ``section`` also narrows JSON, YAML and table output to
 # that one section's rows.
 
-OUTPUTS = ("table", "json", "yaml", "csv")
-
-
 @dataclass
 class Section:
     """One table of an analysis' answer: ``name`` for ``--section``, ``rows`` (dicts), and the
@@ -185,8 +163,9 @@ class Section:
         return cols
 
 
-class SectionError(ValueError):
-    """``--section`` named a section the answer does not have; one sentence."""
+class SectionError(AksnapError, ValueError):
+    """``--section`` named a section the answer does not have; one sentence (exit code 2;
+    still a ValueError for callers that catch one)."""
 
 
 def counts_text(d: dict[str, Any] | None) -> str:
@@ -243,9 +222,3 @@ def render_data(data: Any, fmt: str, sections: Callable[[Any], Sequence[Section]
 
 def _csv(s: Section) -> str:
     return render_rows([flat(r) for r in s.rows], "csv", columns=s.csv_columns())
-
-
-def head_row(head: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """Key-value head lines as one row (keys as column names: ``snapshot time`` ->
-    ``snapshot_time``)."""
-    return {k.strip().replace(" ", "_"): v for k, v in head}

@@ -27,8 +27,8 @@ from aksnap import queries
 from aksnap.bundle import status_sets_table
 
 from .archive import Archive, parse_labels
-from .common import Section, render_data, render_sections
-from .diff import markdown_table
+from .common import Section, pick_section, render_data, render_sections
+from .diff import markdown_table, md_cell
 from .snapshot import AnalysisError, duckdb_type
 
 #: metric family -> the query computing it (one query per family, over the whole archive)
@@ -320,18 +320,15 @@ REG_COLUMNS = ["run", "metric", "scope", "value", "baseline", "rel", "history"]
 
 def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
     if fmt == "markdown":
-        from .common import pick_section
-        from .diff import _md
-
         if section is not None:
             s = pick_section(sections(data), section)
             return markdown_table([{k: (" -> ".join(v) if isinstance(v, list) else v)
                                     for k, v in r.items()} for r in s.rows], s.csv_columns())
         c = data["verdicts"]
-        out = [f"### aksnap compare: {_md(data['archive'])}", "",
-               f"{len(data['runs'])} run(s) against the {_md(data['baseline'])}: "
+        out = [f"### aksnap compare: {md_cell(data['archive'])}", "",
+               f"{len(data['runs'])} run(s) against the {md_cell(data['baseline'])}: "
                f"**{c['regression']} regression(s)** in {len(data['regressed_runs'])} run(s)"
-               + (f" ({_md(', '.join(data['regressed_runs']))})" if data["regressed_runs"] else "")
+               + (f" ({md_cell(', '.join(data['regressed_runs']))})" if data["regressed_runs"] else "")
                + "."]
         regs = _regressions(data)
         if regs:
@@ -347,7 +344,7 @@ def _table(data: dict[str, Any]) -> str:
             ("verdicts", ", ".join(f"{c[v]} {v}" for v in VERDICTS)),
             ("regressed runs", ", ".join(data["regressed_runs"]) or "none")]
     trends = [{**t, "regressed_runs": len(t["regressed_runs"])} for t in data["trends"]]
-    return render_sections(data, "table", [
+    return render_sections([
         ("Trends (one character per run, oldest first; the last run's verdict)", trends,
          TREND_COLUMNS),
         ("Regressions", _regressions(data), REG_COLUMNS)], head)

@@ -26,7 +26,7 @@ import numpy as np
 from aksnap.bundle import PHASE_NAMES, RESULT_STATUSES, TASK_PHASES
 
 from .common import Section, fmt_seconds, render_data, render_sections, seconds_between, to_time
-from .graph import KIND_PRODUCES, NA
+from .graph import NA
 
 PHASES = PHASE_NAMES  # aksnap.bundle.TASK_PHASES, the same phases as the task_phases view
 COMPLETED = RESULT_STATUSES.index("COMPLETED")
@@ -363,10 +363,6 @@ def session_detail(snap, p: Paths, i: int, all_steps: bool = False) -> dict[str,
             "steps_total": int(hi - lo), "steps_omitted": int(hi - lo - len(shown))}
 
 
-def build_session(snap, session_id: str, all_steps: bool = False) -> dict[str, Any]:
-    return session_detail(snap, compute(snap, [session_id]), 0, all_steps)
-
-
 def summary(snap, p: Paths, shown: int = SESSIONS_SHOWN) -> dict[str, Any]:
     """Many sessions at once: time on the critical paths by segment over all sessions, and the
     sessions with the longest critical paths (their one-line summary)."""
@@ -420,13 +416,13 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
     return render_data(data, fmt, sections, _table, section)
 
 
-def _table(data: dict[str, Any], fmt: str = "table") -> str:
+def _table(data: dict[str, Any]) -> str:
     if "summary" in data:
         s = data["summary"]
         head = [("sessions", s["sessions_total"]), ("with a completed result", s["sessions_with_path"]),
                 ("wall time, summed", fmt_seconds(s["wall_s_total"])),
                 ("detail", "aksnap critical-path BUNDLE --session SESSION_ID")]
-        return render_sections(s, fmt, [
+        return render_sections([
             ("Time on the critical paths by segment (all sessions)", s["totals"], ["segment", "seconds", "share"]),
             (f"Longest critical paths (top {len(s['longest'])})", s["longest"],
              ["session_id", "wall_s", "tasks_on_path", "line"]),
@@ -439,7 +435,7 @@ def _table(data: dict[str, Any], fmt: str = "table") -> str:
         if s.get("steps_omitted"):
             head.append(("steps", f"{s['steps_total']} on the path; showing the first and last "
                                   f"{STEPS_EDGE} and the {STEPS_LONGEST} longest (--all for every step)"))
-        parts.append(render_sections(s, fmt, [
+        parts.append(render_sections([
             ("Chain (oldest first; seconds per phase; share of wall time)", s["steps"],
              ["step", "kind", "id", "edge", "status", *PHASES, "total", "share"]),
             ("Time on the critical path by segment", s["totals"], ["segment", "seconds", "share"]),

@@ -18,10 +18,24 @@ import pyarrow as pa
 from aksnap.bundle import RESULT_STATUSES, TASK_STATUSES
 
 from .graph import NA
+from .snapshot import AnalysisError
 
 #: status names indexed by code; code -1 (not an ArmoniK status) picks the last, "UNKNOWN"
 _TASK_NAMES = np.array(list(TASK_STATUSES) + ["UNKNOWN"], dtype=object)
 _RESULT_NAMES = np.array(list(RESULT_STATUSES) + ["UNKNOWN"], dtype=object)
+
+def result_node(snap, result_id: str) -> int:
+    """The graph node of the result ``result_id`` (lineage, graph, trace and report start
+    from one); an :class:`AnalysisError` naming the bundle when it holds no such result, and
+    pointing at `aksnap task` when the id is a task's."""
+    g = snap.graph
+    j = g.result_index(result_id)
+    if j < 0:
+        hint = " (that is a task id: try `aksnap task`)" if g.task_index(result_id) >= 0 else ""
+        raise AnalysisError(f"result {result_id!r} is not in {snap.path}{hint}; "
+                            "list result ids with: aksnap sql BUNDLE \"SELECT result_id, status FROM results\"")
+    return g.n_tasks + j
+
 
 #: what a task in each waiting status waits for (SUBMITTED is told with its partition)
 _WAITS = {"PENDING": "the scheduler: its inputs are all complete",

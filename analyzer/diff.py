@@ -28,9 +28,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from aksnap.bundle import PHASE_NAMES, RESULT_FAILED_STATUSES
+from aksnap.bundle import PHASE_NAMES, RESULT_LOST_STATUSES
+from aksnap.output import cell_text, safe_text
 
-from .common import Section, render_data, render_sections
+from .common import Section, pick_section, render_data, render_sections
 from .snapshot import AnalysisError
 
 REGRESSION, IMPROVEMENT, SAME, CHANGED = "regression", "improvement", "same", "changed"
@@ -273,7 +274,7 @@ def measure_sql(snap, session_ids: Sequence[str]) -> dict[tuple[str, str, str], 
     for r in snap.query("status_counts").to_pylist():
         put(r["session_id"], f"tasks.{r['status']}", "", r["tasks"])
     for r in snap.query("result_status_counts").to_pylist():
-        if r["status"] in ("COMPLETED", "CREATED", *RESULT_FAILED_STATUSES):
+        if r["status"] in ("COMPLETED", "CREATED", *RESULT_LOST_STATUSES):
             put(r["session_id"], f"results.{r['status']}", "", r["results"])
     for r in snap.query("phase_percentiles").to_pylist():
         if r["phase"] not in PHASE_NAMES:
@@ -499,40 +500,38 @@ def _table(data: dict[str, Any]) -> str:
     for p in data["matches"]:
         rows = [r for r in _shown(data) if (r["session_a"], r["session_b"]) == (p["session_a"], p["session_b"])]
         out.append((f"{p['session_a']} -> {p['session_b']}: what differs", rows, TABLE_COLUMNS))
-    return render_sections(data, "table", out, head)
+    return render_sections(out, head)
 
 
-def _md(v: Any) -> str:
-    from aksnap.output import _text, safe_text
-
+def md_cell(v: Any) -> str:
+    """A value as the text of a Markdown table cell: control characters, pipes, backticks,
+    HTML and emphasis escaped (diff's and compare's ``-o markdown``)."""
     if isinstance(v, float):
         v = f"{v:.3f}".rstrip("0").rstrip(".") if abs(v) < 1e6 else f"{v:.4g}"
-    return safe_text(_text(v)).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`") \
+    return safe_text(cell_text(v)).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`") \
         .replace("<", "&lt;").replace(">", "&gt;").replace("*", "\\*").replace("_", "\\_")
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
     """A GitHub-flavoured Markdown table; cells escaped (a pipe, a backtick or HTML in a
     message cannot break the table or the page)."""
-    lines = ["| " + " | ".join(_md(c) for c in columns) + " |",
+    lines = ["| " + " | ".join(md_cell(c) for c in columns) + " |",
              "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(_md(r.get(c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(md_cell(r.get(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 
 
 def _markdown(data: dict[str, Any], section: str | None = None) -> str:
-    from .common import pick_section
-
     if section is not None:
         s = pick_section(sections(data), section)
         return markdown_table(s.rows, s.csv_columns())
     c = data["verdicts"]
-    out = [f"### aksnap diff: {_md(data['a'])} -> {_md(data['b'])}", "",
+    out = [f"### aksnap diff: {md_cell(data['a'])} -> {md_cell(data['b'])}", "",
            f"**{c[REGRESSION]} regression(s)**, {c[IMPROVEMENT]} improvement(s), "
            f"{c[CHANGED]} changed, {c[SAME]} same.", ""]
     for p in data["matches"]:
-        out += [f"- {_md(p['session_a'])} -> {_md(p['session_b'])}: {_md(p['reason'])}",
-                f"  - {_md(p['headline'])}"]
+        out += [f"- {md_cell(p['session_a'])} -> {md_cell(p['session_b'])}: {md_cell(p['reason'])}",
+                f"  - {md_cell(p['headline'])}"]
     rows = _shown(data)
     if rows:
         many = len(data["matches"]) > 1

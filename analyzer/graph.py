@@ -33,10 +33,10 @@ import rustworkx as rx
 
 from aksnap.analyzer.cache import cache_entry
 from aksnap.bundle import (
-    RESULT_FAILED_STATUSES,
+    RESULT_LOST_STATUSES,
     RESULT_STATUSES,
     RESULT_TIMESTAMPS,
-    TASK_FAILED_STATUSES,
+    TASK_LOST_STATUSES,
     TASK_STATUS_ENTERED,
     TASK_STATUSES,
     TASK_TIMESTAMPS,
@@ -50,10 +50,11 @@ RESULT_TS = RESULT_TIMESTAMPS
 TASK_CODE = {s: i for i, s in enumerate(TASK_STATUSES)}
 RESULT_CODE = {s: i for i, s in enumerate(RESULT_STATUSES)}
 
-# A task or result is *bad* when it will never deliver: the origin of a failure, or its
-# propagation (the vocabulary's failed sets). RETRIED is not bad: the next attempt carries on.
-TASK_BAD = TASK_FAILED_STATUSES
-RESULT_BAD = RESULT_FAILED_STATUSES
+# A task or result is *bad* when it will never deliver: the origin of a failure or of a
+# cancellation, or its propagation (the vocabulary's lost sets: failed, cancelled, CANCELLING;
+# aborted, deleted). RETRIED is not bad: the next attempt carries on.
+TASK_BAD = TASK_LOST_STATUSES
+RESULT_BAD = RESULT_LOST_STATUSES
 _ENTERED = TASK_STATUS_ENTERED
 
 KIND_DATA, KIND_PAYLOAD, KIND_PRODUCES = 0, 1, 2
@@ -64,7 +65,7 @@ def _single(a: pa.ChunkedArray | pa.Array) -> pa.Array:
     return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
 
 
-def _np_index(a) -> np.ndarray:
+def np_index(a) -> np.ndarray:
     """index_in output (int32 with nulls) -> int64 numpy with -1 for 'not found'."""
     return _np(pc.fill_null(a, -1)).astype(np.int64, copy=False)
 
@@ -99,11 +100,11 @@ def _codes(col: pa.ChunkedArray, names: pa.Array) -> np.ndarray:
     out = []
     for c in chunks:
         if pa.types.is_dictionary(c.type):
-            m = _np_index(pc.index_in(c.dictionary.cast(pa.string()), value_set=names))
+            m = np_index(pc.index_in(c.dictionary.cast(pa.string()), value_set=names))
             idx = _np(pc.fill_null(c.indices, 0)).astype(np.int64)
             out.append(m[idx] if len(m) else np.full(len(c), -1, dtype=np.int64))
         else:
-            out.append(_np_index(pc.index_in(c.cast(pa.string()), value_set=names)))
+            out.append(np_index(pc.index_in(c.cast(pa.string()), value_set=names)))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
@@ -115,7 +116,7 @@ def _csr(key: np.ndarray, other: np.ndarray, n: int) -> tuple[np.ndarray, np.nda
     return ptr, np.asarray(other, dtype=np.int64)[order]
 
 
-def _ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+def concat_ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
     """The positions lo[i] .. lo[i] + cnt[i] - 1 of every i, concatenated (a CSR gather)."""
     total = int(cnt.sum())
     if not total:
@@ -164,7 +165,7 @@ def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start,
                 parts.append(np.array(steps, dtype=np.int64))
             front = np.array([x], dtype=np.int64)
         lo = ptr[front]
-        nxt = nbr[_ranges(lo, ptr[front + 1] - lo)]
+        nxt = nbr[concat_ranges(lo, ptr[front + 1] - lo)]
         nxt = nxt[~seen[nxt]]
         if len(nxt) > 1:
             slot[nxt] = np.arange(len(nxt))
@@ -189,7 +190,7 @@ def _peels_completely(ptr: np.ndarray, nbr: np.ndarray, n: int) -> bool:
     while len(front):
         removed += len(front)
         lo = ptr[front]
-        succ = nbr[_ranges(lo, ptr[front + 1] - lo)]
+        succ = nbr[concat_ranges(lo, ptr[front + 1] - lo)]
         if not len(succ):
             break
         u, c = np.unique(succ, return_counts=True)
@@ -396,9 +397,6 @@ class TaskGraph:
         """Messages, pod and partition of every task (row order), for the few rows shown."""
         return self._read("tasks", self.DETAIL_COLUMNS).combine_chunks()
 
-    def task_detail(self, nodes: np.ndarray) -> list[dict]:
-        return self.details.take(pa.array(np.asarray(nodes, dtype=np.int64))).to_pylist()
-
     @cached_property
     def depth(self) -> np.ndarray:
         """Spawn depth of every task (0 = submitted by the client), by pointer jumping."""
@@ -414,7 +412,7 @@ class TaskGraph:
         history, needed by owner chains and checks only, so read on first use (and cached)."""
         outs = self._read("tasks", ["expected_output_ids"])["expected_output_ids"]
         rows = _np(pc.list_parent_indices(outs)).astype(np.int64)
-        res = _np_index(pc.index_in(pc.list_flatten(outs), value_set=self.result_ids))
+        res = np_index(pc.index_in(pc.list_flatten(outs), value_set=self.result_ids))
         ok = res >= 0
         order = np.argsort(res[ok], kind="stable")
         return res[ok][order], rows[ok][order]
@@ -428,7 +426,7 @@ class TaskGraph:
             created_by = self.__dict__.get("_result_created_by")
             if created_by is None:
                 created_by = self._read("results", ["created_by"])["created_by"]
-            self.result_creator = _np_index(pc.index_in(created_by, value_set=self.task_ids))
+            self.result_creator = np_index(pc.index_in(created_by, value_set=self.task_ids))
         elif name in ("in_ptr", "in_src"):
             self.in_ptr, self.in_src = _csr(self.dst, self.src, self.n)
         elif name in ("out_ptr", "out_dst"):
@@ -481,8 +479,8 @@ class TaskGraph:
                                       + _chunks(results["created_by"]), type=pa.string())
         # The two hash joins are independent and Arrow releases the GIL: run them side by side.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            res_job = pool.submit(lambda: _np_index(pc.index_in(res_query, value_set=self.result_ids)))
-            task_job = pool.submit(lambda: _np_index(pc.index_in(task_query, value_set=self.task_ids)))
+            res_job = pool.submit(lambda: np_index(pc.index_in(res_query, value_set=self.result_ids)))
+            task_job = pool.submit(lambda: np_index(pc.index_in(task_query, value_set=self.task_ids)))
             res_idx, task_idx = res_job.result(), task_job.result()
         nd = len(dep_vals)
         dep_r, pay_r, out_r = res_idx[:nd], res_idx[nd:nd + T], res_idx[nd + T:]
@@ -498,7 +496,7 @@ class TaskGraph:
         first_attempt = np.arange(T)
         if is_retry.any():
             rows = np.flatnonzero(is_retry)
-            fa = _np_index(pc.index_in(pc.filter(initial, pa.array(is_retry)),
+            fa = np_index(pc.index_in(pc.filter(initial, pa.array(is_retry)),
                                        value_set=self.task_ids))
             fa[fa < 0] = rows[fa < 0]
             first_attempt[rows] = fa
@@ -539,7 +537,7 @@ class TaskGraph:
             "SELECT parent_task_ids[-1] AS parent, retry_of_ids[-1] AS previous FROM tasks"
         ).to_arrow_table()
         parent, previous = tails["parent"], tails["previous"]
-        idx = _np_index(pc.index_in(pa.chunked_array(
+        idx = np_index(pc.index_in(pa.chunked_array(
             _chunks(parent) + _chunks(previous), type=pa.string()), value_set=self.task_ids))
         self.parent, self.previous_attempt = idx[:T], idx[T:]
 
@@ -632,20 +630,6 @@ class TaskGraph:
         arr = self.result_ts.get(column)
         return int(arr[node - self.n_tasks]) if arr is not None else NA
 
-    def entered_status_at(self, node: int) -> int:
-        """When the node entered its current status (µs since epoch, or NA)."""
-        if node >= self.n_tasks:
-            j = node - self.n_tasks
-            col = "completed_at" if self.result_status[j] == RESULT_CODE["COMPLETED"] else "created_at"
-            v = self.result_ts[col][j]
-            return int(v if v != NA else self.result_ts["created_at"][j])
-        col = _ENTERED.get(self.status_name(node), "ended_at")
-        v = int(self.task_ts[col][node])
-        if v != NA:
-            return v
-        latest = max(int(self.task_ts[c][node]) for c in TASK_TS)
-        return latest
-
     # -- traversals ------------------------------------------------------------------------------
 
     def ancestors(self, node: int | np.ndarray) -> np.ndarray:
@@ -677,7 +661,10 @@ class TaskGraph:
                            tiebreaker="min")).astype(np.int64)
 
     def entered_status_at_many(self, nodes: np.ndarray) -> np.ndarray:
-        """:meth:`entered_status_at` of many nodes at once (µs since epoch, NA when unknown)."""
+        """When each node entered its current status (µs since epoch, NA when unknown): a
+        task at its status' timestamp (``TASK_STATUS_ENTERED``; ``ended_at`` for the others),
+        else its latest timestamp; a result at ``completed_at`` when COMPLETED, else (or when
+        that is missing) ``created_at``."""
         nodes = np.asarray(nodes, dtype=np.int64)
         out = np.full(len(nodes), NA, dtype=np.int64)
         t = nodes < self.n_tasks
@@ -810,7 +797,7 @@ class TaskGraph:
             small = np.unique(small)
             small = small[candidate[small]]
             lo, cnt = self.in_ptr[small], self.in_ptr[small + 1] - self.in_ptr[small]
-            preds = self.in_src[_ranges(lo, cnt)]
+            preds = self.in_src[concat_ranges(lo, cnt)]
             spoiled = np.zeros(len(small), dtype=bool)
             np.logical_or.at(spoiled, np.repeat(np.arange(len(small)), cnt), spoils[preds])
             return small[~spoiled].astype(np.int64)

@@ -30,7 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .graph import KIND_NAMES, NA, _ranges
+from .describe import result_node, status_names
+from .graph import KIND_NAMES, NA, concat_ranges
 from .snapshot import AnalysisError
 
 FORMATS = ("dot", "graphml", "json")
@@ -109,7 +110,7 @@ def _nearest_upstream(g, node: int, cap: int) -> np.ndarray:
     front = parts[0]
     while len(front) and count < cap:
         lo = g.in_ptr[front]
-        nxt = g.in_src[_ranges(lo, g.in_ptr[front + 1] - lo)]
+        nxt = g.in_src[concat_ranges(lo, g.in_ptr[front + 1] - lo)]
         nxt = np.unique(nxt[~seen[nxt]])[:cap - count]
         seen[nxt] = True
         parts.append(nxt)
@@ -127,8 +128,8 @@ def _first_tasks_with_io(g, mask: np.ndarray, cap: int) -> np.ndarray:
     k = int(np.searchsorted(np.cumsum(1 + deg), cap, side="right"))  # an upper bound of the size
     picked = tasks[:max(k, 1)] if len(tasks) else tasks
     lo_i, lo_o = g.in_ptr[picked], g.out_ptr[picked]
-    io = np.concatenate([g.in_src[_ranges(lo_i, g.in_ptr[picked + 1] - lo_i)],
-                         g.out_dst[_ranges(lo_o, g.out_ptr[picked + 1] - lo_o)]])
+    io = np.concatenate([g.in_src[concat_ranges(lo_i, g.in_ptr[picked + 1] - lo_i)],
+                         g.out_dst[concat_ranges(lo_o, g.out_ptr[picked + 1] - lo_o)]])
     out = np.unique(np.concatenate([picked, io[mask[io]]]))
     if len(out) > cap:  # a single task with more inputs than the cap
         out = out[:cap]
@@ -160,9 +161,7 @@ def select(snap, session_id: str | None = None, result_id: str | None = None,
     g = snap.graph
     cap = max_nodes if max_nodes else None
     if result_id is not None:
-        from .lineage import _resolve_result
-
-        node = _resolve_result(snap, result_id)
+        node = result_node(snap, result_id)
         nodes = np.append(g.ancestors(node), node)
         total = len(nodes)
         if cap is not None and total > cap:
@@ -302,8 +301,6 @@ def to_dot(snap, sel: Selection, title: str | None = None) -> str:
     g = snap.graph
     nodes = sel.nodes
     ids = g.node_ids(nodes)
-    from .describe import status_names
-
     statuses = status_names(g, nodes).tolist()
     title = title or f"aksnap graph of {sel.scope}"
     lines = [f'digraph "{dot_escape(title)}" {{', "  rankdir=LR;",

@@ -18,19 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from . import graphfile
 from .common import Section, fmt_seconds, longest_waiting_first, render_data, render_sections
-from .describe import frontier_rows, owner_chain, root_cause_rows
-from .snapshot import AnalysisError
-
-
-def _resolve_result(snap, result_id: str) -> int:
-    g = snap.graph
-    j = g.result_index(result_id)
-    if j < 0:
-        hint = " (that is a task id: try `aksnap task`)" if g.task_index(result_id) >= 0 else ""
-        raise AnalysisError(f"result {result_id!r} is not in {snap.path}{hint}; "
-                            "list result ids with: aksnap sql BUNDLE \"SELECT result_id, status FROM results\"")
-    return g.n_tasks + j
+from .describe import frontier_rows, owner_chain, result_node, root_cause_rows
 
 
 FRONTIER_SHOWN = 50  # frontier nodes described by default (the longest waiting); all are counted
@@ -40,7 +30,7 @@ def build(snap, result_id: str, frontier_limit: int | None = FRONTIER_SHOWN) -> 
     """``frontier_limit``: how many frontier nodes to describe, longest waiting first (None:
     all); ``frontier_total`` and ``frontier_by_status`` count them all."""
     g = snap.graph
-    node = _resolve_result(snap, result_id)
+    node = result_node(snap, result_id)
     anc = g.ancestors(node)
     scope = np.append(anc, node)
     is_t = anc < g.n_tasks
@@ -142,7 +132,7 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
     return render_data(data, fmt, sections, _table, section)
 
 
-def _table(data: dict[str, Any], fmt: str = "table") -> str:
+def _table(data: dict[str, Any]) -> str:
     up = data["upstream"]
     head = [
         ("result", data["result_id"]), ("session", data["session_id"]), ("status", data["status"]),
@@ -162,7 +152,7 @@ def _table(data: dict[str, Any], fmt: str = "table") -> str:
                  f"waiting of {total}, --all for every one)")
         head.insert(-1, ("frontier", f"{total}  " + " ".join(f"{k}={v}" for k, v in
                                                              data["frontier_by_status"].items())))
-    return render_sections(data, fmt, [
+    return render_sections([
         (title, data["frontier"], FRONTIER_COLUMNS),
         ("Root causes (origins of failures upstream)", rc_rows, ROOT_CAUSE_COLUMNS),
         ("Owner chain", data["owner_chain"], OWNER_COLUMNS),
@@ -171,24 +161,13 @@ def _table(data: dict[str, Any], fmt: str = "table") -> str:
 
 # -- Graphviz: the same selection and writer as `aksnap graph --result` (graphfile.py) ------------
 
-def dot_escape(s: str) -> str:
-    """See :func:`aksnap.analyzer.graphfile.dot_escape` (kept here for existing callers)."""
-    from .graphfile import dot_escape as escape
-
-    return escape(s)
-
-
 def dot_selection(snap, result_id: str, max_nodes: int = 5000):
     """The upstream of a result as :class:`graphfile.Selection` (data edges only, as lineage
     answers), cut to the ``max_nodes`` nearest the result."""
-    from .graphfile import select
-
-    return select(snap, result_id=result_id, max_nodes=max_nodes, extra_edges=False)
+    return graphfile.select(snap, result_id=result_id, max_nodes=max_nodes, extra_edges=False)
 
 
 def to_dot(snap, result_id: str, max_nodes: int = 5000) -> str:
     """The upstream subgraph of a result in Graphviz DOT (tasks as boxes, results as ellipses)."""
-    from .graphfile import to_dot as write_dot
-
-    return write_dot(snap, dot_selection(snap, result_id, max_nodes),
-                     title=f"lineage of {result_id}")
+    return graphfile.to_dot(snap, dot_selection(snap, result_id, max_nodes),
+                            title=f"lineage of {result_id}")

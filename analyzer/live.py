@@ -26,20 +26,35 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aksnap.bundle import (
-    RESULT_FAILED_STATUSES,
+    RESULT_FINAL_STATUSES,
+    RESULT_LOST_STATUSES,
     RESULT_STATUSES,
+    TASK_CANCELLED_STATUSES,
+    TASK_FAILED_STATUSES,
     TASK_FINAL_STATUSES,
+    TASK_LOST_STATUSES,
+    TASK_RETRIED_STATUSES,
     TASK_STATUSES,
 )
 
 T_CODE = {s: i for i, s in enumerate(TASK_STATUSES)}
 R_CODE = {s: i for i, s in enumerate(RESULT_STATUSES)}
-_T_FINAL = np.zeros(len(TASK_STATUSES), dtype=bool)
-_T_FINAL[[T_CODE[s] for s in TASK_FINAL_STATUSES]] = True
-_T_FAILED = np.zeros(len(TASK_STATUSES), dtype=bool)
-_T_FAILED[[T_CODE[s] for s in ("ERROR", "TIMEOUT", "CANCELLED")]] = True
-_R_FINAL = np.zeros(len(RESULT_STATUSES), dtype=bool)
-_R_FINAL[[R_CODE[s] for s in ("COMPLETED", *RESULT_FAILED_STATUSES)]] = True
+
+
+def _mask(names: tuple[str, ...], codes: dict[str, int]) -> np.ndarray:
+    """A status set as a lookup table over status codes (``mask[codes]``: vectorised)."""
+    m = np.zeros(len(codes), dtype=bool)
+    m[[codes[s] for s in names]] = True
+    return m
+
+
+# The vocabulary's sets (aksnap.columns), as lookup tables over the status codes.
+_T_FINAL = _mask(TASK_FINAL_STATUSES, T_CODE)
+_T_FAILED = _mask(TASK_FAILED_STATUSES, T_CODE)
+_T_RETRIED = _mask(TASK_RETRIED_STATUSES, T_CODE)
+_T_CANCELLED = _mask(TASK_CANCELLED_STATUSES, T_CODE)
+_T_LOST = _mask(TASK_LOST_STATUSES, T_CODE)
+_R_FINAL = _mask(RESULT_FINAL_STATUSES, R_CODE)
 #: The throughput window: tasks ended this many seconds before the reconciled instant.
 THROUGHPUT_WINDOW_S = 60.0
 #: How many new failures the view keeps (the most recent).
@@ -190,13 +205,13 @@ class LiveState:
 
     def outcome(self) -> int | None:
         """The watch's exit code once it is decided (None: still running). A result: 0 when
-        COMPLETED, 1 when ABORTED, DELETED or NOTFOUND. A session: when every task is final,
-        1 if any ended ERROR, TIMEOUT or CANCELLED, else 0."""
+        COMPLETED, 1 when lost (ABORTED, DELETED or NOTFOUND). A session: when every task is
+        final, 1 if any is lost (failed: ERROR, TIMEOUT; or CANCELLED), else 0."""
         if self.result_id is not None:
             st = self.result_status
             if st == "COMPLETED":
                 return 0
-            if st in RESULT_FAILED_STATUSES:
+            if st in RESULT_LOST_STATUSES:
                 return 1
             return None
         n = self.tasks.n
@@ -205,7 +220,7 @@ class LiveState:
         codes = self.tasks.codes[:n].astype(np.int64)
         if not _T_FINAL[codes].all():
             return None
-        return 1 if _T_FAILED[codes].any() else 0
+        return 1 if _T_LOST[codes].any() else 0
 
     def view(self) -> dict[str, Any]:
         """Plain data: counts, percent complete, throughput and ETA with their basis."""
@@ -220,7 +235,6 @@ class LiveState:
                  f"{when} (cluster clock, last reconcile); ETA = {open_} non-final tasks / "
                  "that rate (tasks submitted later are not counted)"
                  if when else "no reconciled timestamps yet")
-        failed_now = int(_T_FAILED[codes].sum()) if n else 0
         return {
             "session_id": self.session_id,
             "result_id": self.result_id,
@@ -231,7 +245,12 @@ class LiveState:
             "percent_complete": round(100.0 * final / n, 2) if n else 0.0,
             "tasks_by_status": self.tasks.counts(TASK_STATUSES),
             "results_by_status": self.results.counts(RESULT_STATUSES),
-            "failed_tasks": failed_now,
+            # the vocabulary's sets: failed (ERROR, TIMEOUT), retried attempts, cancelled,
+            # open (not final: what the ETA waits for)
+            "failed_tasks": int(_T_FAILED[codes].sum()),
+            "retried_tasks": int(_T_RETRIED[codes].sum()),
+            "cancelled_tasks": int(_T_CANCELLED[codes].sum()),
+            "open_tasks": open_,
             "throughput_tasks_per_s": round(rate, 3),
             "eta_s": eta,
             "eta_basis": basis,

@@ -254,8 +254,8 @@ def _render_summary(data: dict[str, Any], fmt: str) -> str:
             "critical_path"]
     titles = {"failures": "Most failed tasks", "waiting": "Longest waiting (a blocking node in its status)",
               "duration": "Longest wall time"}
-    out.append(render_sections(data, "table", [(f"{titles[k]} (top {len(v)})", v, cols)
-                                               for k, v in data["top_sessions"].items()]))
+    out.append(render_sections([(f"{titles[k]} (top {len(v)})", v, cols)
+                                for k, v in data["top_sessions"].items()]))
     return "\n".join(out)
 
 
@@ -312,7 +312,7 @@ def _table(data: dict[str, Any]) -> str:
             ("anomalies", f"{s['anomalies']} (see: aksnap check)" if s["anomalies"] else "none"),
         ]
         phases = [r for r in s["phases"] if r["phase"] != "total"]
-        out.append("\n" + "=" * 72 + "\n" + render_sections(s, "table", [
+        out.append("\n" + "=" * 72 + "\n" + render_sections([
             ("Phases (seconds)", phases, ["partition_id", "phase", "tasks", "mean_s", "p50_s", "p90_s", "max_s", "total_s"]),
             ("Error classes", s["error_classes"], ["status", "propagated", "tasks", "error_class", "example_task_id"]),
             ("Root causes (failures with no failed input)", s["root_causes"],

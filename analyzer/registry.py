@@ -1,8 +1,12 @@
-"""Every analysis, registered once: its name, where its ``build`` and ``render`` live, the options it
-takes, its help and example. ``aksnap.analyzer.commands`` makes the CLI commands from this list
-and ``aksnap.analyzer.api`` the notebook functions, so a new analysis (diff, report sections) is
-one module (``build(snap, ...) -> data``, ``sections(data)``, ``render(data, fmt, section)``)
-plus one entry here.
+"""The analyses of one bundle (two for diff), registered once: analyze, lineage, blockers,
+critical-path, task, check and diff, each with its name, where its ``build`` and ``render``
+live, the options it takes, its help and example. ``aksnap.analyzer.commands`` makes the CLI
+commands from this list and ``aksnap.analyzer.api`` the notebook functions, so a new analysis
+of this kind is one module (``build(snap, ...) -> data``, ``sections(data)``,
+``render(data, fmt, section)``) plus one entry here. The other commands of the analyzer are
+not in it yet: sql, query, queries, archive and compare are written out in ``commands.py``,
+graph, trace and report in ``visual_commands.py``, and ``analyze`` of a recorded series is
+dispatched by hand (``commands.run_analysis``).
 
 Importing this module is cheap (typer only): the analysis modules, numpy and rustworkx are
 imported when an analysis runs, so `aksnap sql` never loads them.

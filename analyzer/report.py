@@ -32,9 +32,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from aksnap.bundle import TASK_PHASES
+from aksnap.bundle import (
+    TASK_CANCELLED_STATUSES,
+    TASK_FAILED_STATUSES,
+    TASK_PHASES,
+    TASK_RETRIED_STATUSES,
+    TASK_STATUSES,
+    TASK_SUCCESS_STATUSES,
+)
+from aksnap.output import jsonable
 
-from .graph import NA, _ranges
+from .graph import NA, concat_ranges
 from .snapshot import AnalysisError
 
 TIME_BINS = 120          # instants of the status-over-time and throughput charts
@@ -46,6 +54,11 @@ LINEAGES = 4             # results that matter, per session
 SESSIONS_SHOWN = 5       # sessions in full (the largest); --session for another
 INDEX_MAX = 60_000       # below this many nodes, every id is searchable in the page
 MESSAGE_CHARS = 2_000    # a message longer than this is cut in the page (with its length)
+
+#: The tasks ending in each time bin, by the vocabulary's final sets (status codes).
+ENDED_SETS = {name: [TASK_STATUSES.index(s) for s in statuses] for name, statuses in (
+    ("completed", TASK_SUCCESS_STATUSES), ("failed", TASK_FAILED_STATUSES),
+    ("retried", TASK_RETRIED_STATUSES), ("cancelled", TASK_CANCELLED_STATUSES))}
 
 STATUS_ORDER = ["PENDING", "SUBMITTED", "DISPATCHED", "PROCESSING", "COMPLETED", "RETRIED",
                 "ERROR", "TIMEOUT", "CANCELLED", "CANCELLING", "PAUSED", "CREATING", "UNSPECIFIED"]
@@ -64,27 +77,21 @@ def _cut(s: str | None) -> str | None:
     return s[:MESSAGE_CHARS] + f" ... [{len(s) - MESSAGE_CHARS} more characters; aksnap task ID]"
 
 
-def _jsonable(v):
-    from aksnap.output import _jsonable as plain
-
-    return plain(v)
-
-
 # -- aggregates ------------------------------------------------------------------------------------
 
 def timeline(g, tasks: np.ndarray, snapshot_us: int, bins: int = TIME_BINS) -> dict[str, Any]:
     """Tasks by status at ``bins + 1`` instants (the definition of queries/status_over_time.sql:
     PENDING [created, submitted), SUBMITTED [submitted, acquired), DISPATCHED [acquired,
     started), PROCESSING [started, ended), then the final status), and the tasks ending in each
-    bin, completed or not. Counted with sorted timestamps and binary search: no per-task work."""
-    from aksnap.bundle import TASK_STATUSES
-
+    bin by the vocabulary's final sets (``completed``: success, ``failed``, ``retried``,
+    ``cancelled``; what ``queries/throughput.sql`` counts). Counted with sorted timestamps and
+    binary search: no per-task work."""
     ts = g.task_ts
     c = ts["created_at"][tasks]
     keep = c != NA
     tasks, c = tasks[keep], c[keep]
     if not len(tasks):
-        return {"t0": None, "bin_s": 0, "times_s": [], "counts": {}, "completed": [], "failed": []}
+        return {"t0": None, "bin_s": 0, "times_s": [], "counts": {}, **{k: [] for k in ENDED_SETS}}
     end = ts["ended_at"][tasks]
     t0 = int(c.min())
     t1 = int(max(end[end != NA].max() if (end != NA).any() else t0, c.max()))
@@ -113,17 +120,15 @@ def timeline(g, tasks: np.ndarray, snapshot_us: int, bins: int = TIME_BINS) -> d
         n_end_total += n
     counts["PROCESSING"] = n_sta - n_end_total
     order = [s for s in STATUS_ORDER if s in counts] + sorted(set(counts) - set(STATUS_ORDER))
-    done = status == TASK_STATUSES.index("COMPLETED")
     edges = grid.copy()
     edges[-1] += 1
-    comp = np.histogram(end[(end != NA) & done], bins=edges)[0]
-    fail = np.histogram(end[(end != NA) & ~done], bins=edges)[0]
+    ended = {k: np.histogram(end[(end != NA) & np.isin(status, codes)], bins=edges)[0].tolist()
+             for k, codes in ENDED_SETS.items()}
     return {"t0": _iso(t0), "bin_s": (t1 - t0) / bins / 1e6,
             "times_s": ((grid - t0) / 1e6).round(3).tolist(),
             "counts": {k: np.asarray(counts[k]).astype(int).tolist() for k in order
                        if np.asarray(counts[k]).any()},
-            "completed": comp.tolist(), "failed": fail.tolist(), "snapshot_s":
-            round((snapshot_us - t0) / 1e6, 3) if snapshot_us else None}
+            **ended, "snapshot_s": round((snapshot_us - t0) / 1e6, 3) if snapshot_us else None}
 
 
 def phase_histograms(g, tasks: np.ndarray, percentiles: list[dict]) -> list[dict[str, Any]]:
@@ -162,7 +167,7 @@ def _hops(g, node: int) -> np.ndarray:
     front, d = np.array([node], dtype=np.int64), 0
     while len(front):
         lo = g.in_ptr[front]
-        nxt = g.in_src[_ranges(lo, g.in_ptr[front + 1] - lo)]
+        nxt = g.in_src[concat_ranges(lo, g.in_ptr[front + 1] - lo)]
         nxt = np.unique(nxt[dist[nxt] < 0])
         d += 1
         dist[nxt] = d
@@ -317,8 +322,8 @@ def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
     return {"result_id": result_id, "status": lin["status"], "summary": summary_line(lin),
             "upstream_nodes": total_up, "nodes_in_page": len(out_nodes),
             "percent_complete": lin["upstream"]["percent_complete"],
-            "frontier_total": lin["frontier_total"], "frontier": _jsonable(lin["frontier"]),
-            "root_causes": _jsonable([{k: v for k, v in r.items() if k != "path"}
+            "frontier_total": lin["frontier_total"], "frontier": jsonable(lin["frontier"]),
+            "root_causes": jsonable([{k: v for k, v in r.items() if k != "path"}
                                       for r in lin["root_causes"][:TOP]]),
             "nodes": out_nodes, "edges": edges}
 
@@ -386,7 +391,7 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
         e["example_message"] = msgs.get(g.task_index(e["example_task_id"])) \
             if e.get("example_task_id") else None
     chains = snap.query("retry_chains", {"session_id": sid})
-    retry_rows = _jsonable(chains.slice(0, TOP).to_pylist())
+    retry_rows = jsonable(chains.slice(0, TOP).to_pylist())
     for r in retry_rows:
         r["messages"] = [_cut(m) for m in r.get("messages") or []]
     from . import check as check_mod
@@ -433,7 +438,7 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
         "depths": by_depth(g, tasks),
         "errors": errors, "retries": {**overview_row.get("retries", {}), "chains_shown": retry_rows},
         "root_causes": overview_row.get("root_causes", []),
-        "anomalies": {"counts": anomalies["counts"], "rows": _jsonable(anomalies["anomalies"])},
+        "anomalies": {"counts": anomalies["counts"], "rows": jsonable(anomalies["anomalies"])},
         "blockers": bl.get("blockers", [])[:TOP], "blocking_nodes": bl.get("blocking_nodes"),
         "critical_path": {"line": cps.get("line"), "wall_s": cps.get("wall_s"),
                           "task_steps": len(task_steps), "steps": steps},
@@ -475,9 +480,9 @@ def build(snap, session_id: str | None = None, result_id: str | None = None) -> 
     sessions = []
     for sid in chosen:
         ov = overview_mod.build(snap, sid)
-        row = _jsonable(ov["sessions"][0])
+        row = jsonable(ov["sessions"][0])
         sessions.append(_session_data(snap, row, result_id, notes))
-    meta = {"bundle": str(snap.path), "snapshot_time": _jsonable(snap.snapshot_time),
+    meta = {"bundle": str(snap.path), "snapshot_time": jsonable(snap.snapshot_time),
             "format_version": snap.manifest.format_version, "generator": f"aksnap {__version__}",
             "redacted": None, "sessions_total": len(all_ids), "tasks": g.n_tasks,
             "results": g.n_results}
@@ -546,7 +551,7 @@ def script_json(data: Any) -> str:
     """``data`` as JSON safe inside a ``<script>`` element: ASCII, and ``<``, ``>``, ``&``
     (and U+2028/2029, by ensure_ascii) as ``\\u`` escapes, so no string can close the element
     or open a comment."""
-    text = json.dumps(_jsonable(data), ensure_ascii=True, separators=(",", ":"), allow_nan=False,
+    text = json.dumps(jsonable(data), ensure_ascii=True, separators=(",", ":"), allow_nan=False,
                       default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 

@@ -22,10 +22,13 @@ import pyarrow.parquet as pq
 from aksnap import queries
 from aksnap.analyzer.cache import remember_vocabulary_good, vocabulary_known_good
 from aksnap.bundle import (
+    REQUIRED,
     RESULT_STATUSES,
+    RESULT_TIMESTAMPS,
     SESSION_STATUSES,
     TABLES,
     TASK_STATUSES,
+    TASK_TIMESTAMPS,
     BundleError,
     Manifest,
     OpenBundle,
@@ -33,10 +36,8 @@ from aksnap.bundle import (
     status_sets_table,
     verify_bundle,
 )
-
-TIMESTAMP_COLUMNS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
-                     "started_at", "processed_at", "ended_at")
-
+from aksnap.columns import ID_KINDS, id_sources
+from aksnap.errors import AksnapError
 
 class _Verification(threading.Thread):
     """The bundle's checksums, in the background; ``problems`` once joined."""
@@ -54,14 +55,16 @@ class _Verification(threading.Thread):
             self.problems = [f"its files could not be verified ({e})"]
 
 
-class AnalysisError(Exception):
+class AnalysisError(AksnapError):
     """A request the analyzer cannot answer: unknown id, unknown query, bad SQL or parameter.
 
     Its message is one sentence a user can act on; the CLI prints it and exits with code 2.
     """
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A manifest's ISO time (``exported_at``, ``written_at``...) as an aware datetime (a
+    naive one taken as UTC); None when it is missing or not a time."""
     if value in (None, ""):
         return None
     try:
@@ -223,7 +226,8 @@ class Snapshot:
         try:
             rows = self.con.execute(queries.text("_validate"), {
                 "task_statuses": list(TASK_STATUSES), "result_statuses": list(RESULT_STATUSES),
-                "session_statuses": list(SESSION_STATUSES)}).fetchall()
+                "session_statuses": list(SESSION_STATUSES),
+                **{f"{t[:-1]}_required": list(REQUIRED[t]) for t in TABLES}}).fetchall()
         except duckdb.Error as e:
             raise BundleError(f"{self.path} cannot be read ({str(e).strip().splitlines()[0]}); "
                               "`aksnap check` lists its problems") from None
@@ -407,21 +411,21 @@ class Snapshot:
         timestamp is the better "now". Without a manifest time, the latest timestamp in the
         bundle.
         """
-        exported = _parse_time(self.manifest.exported_at)
-        latest = _parse_time(self.manifest.latest_timestamp)
+        exported = parse_time(self.manifest.exported_at)
+        latest = parse_time(self.manifest.latest_timestamp)
         if exported is None:
             latest = latest or self._latest_timestamp_in_data()
-            return latest or _parse_time(self.manifest.written_at)
+            return latest or parse_time(self.manifest.written_at)
         if latest is not None and latest > exported:
             return latest
         return exported
 
     def _latest_timestamp_in_data(self) -> datetime | None:
+        # the catalogue's timeline columns (our identifiers, never user input)
         t = self.con.sql(
-            "SELECT greatest(max(created_at), max(submitted_at), max(received_at), "
-            "max(acquired_at), max(fetched_at), max(started_at), max(processed_at), "
-            "max(ended_at), (SELECT max(completed_at) FROM results), "
-            "(SELECT max(created_at) FROM results)) FROM tasks").fetchall()[0][0]
+            "SELECT greatest(" + ", ".join([f"max({c})" for c in TASK_TIMESTAMPS] + [
+                f"(SELECT max({c}) FROM results)" for c in RESULT_TIMESTAMPS])
+            + ") FROM tasks").fetchall()[0][0]
         if t is None:
             return None
         return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
@@ -472,11 +476,9 @@ class Snapshot:
 
     # -- ids -------------------------------------------------------------------------------------
 
-    _ID_SQL = {
-        "task": "SELECT task_id AS id FROM tasks",
-        "result": "SELECT result_id AS id FROM results",
-        "session": "SELECT session_id AS id FROM sessions UNION SELECT session_id FROM tasks",
-    }
+    #: where the ids of each kind are (the column catalogue's keys, and the tasks' session)
+    _ID_SQL = {kind: " UNION ".join(f"SELECT {c} AS id FROM {t}" for t, c in id_sources(kind))
+               for kind in ID_KINDS}
 
     def resolve_id(self, kind: str, value: str) -> str:
         """The full id of a ``kind`` ("task", "result", "session") that ``value`` names: the id

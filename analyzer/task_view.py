@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from aksnap.bundle import TASK_LOST_STATUSES, TASK_TIMESTAMPS
+
 from .common import Section, failure_message, render_data, render_sections, task_details
 from .snapshot import AnalysisError
 
 LIMIT = 50  # inputs and outputs listed by default (each); the counts cover them all
-TIMESTAMPS = ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
-              "started_at", "processed_at", "ended_at")
 
 
 def build(snap, task_id: str, limit: int | None = LIMIT) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def build(snap, task_id: str, limit: int | None = LIMIT) -> dict[str, Any]:
         {"id": task_id}).to_pylist()
     timeline = []
     prev = None
-    for c in TIMESTAMPS:
+    for c in TASK_TIMESTAMPS:
         v = t.get(c)
         if v is None:
             continue
@@ -69,8 +69,9 @@ def build(snap, task_id: str, limit: int | None = LIMIT) -> dict[str, Any]:
                          "step_s": (v - prev).total_seconds() if prev else None})
         prev = v
     root_causes: list[dict[str, Any]] = []
-    if t["status"] in ("ERROR", "TIMEOUT", "CANCELLED", "CANCELLING"):
-        # what made it fail: the origins among its ancestors (itself when it failed running)
+    if t["status"] in TASK_LOST_STATUSES:
+        # what made it fail (or cancelled it): the origins among its ancestors (itself when it
+        # failed running)
         import numpy as np
 
         from .describe import root_cause_rows
@@ -123,7 +124,7 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
     return render_data(data, fmt, sections, _table, section)
 
 
-def _table(data: dict[str, Any], fmt: str = "table") -> str:
+def _table(data: dict[str, Any]) -> str:
     head = [("task", data["task_id"]), ("session", data["session_id"]),
             ("status", data["status"] + ("  (failed by propagation: the root cause is upstream)"
                                          if data["propagated_failure"] else "")),
@@ -134,7 +135,7 @@ def _table(data: dict[str, Any], fmt: str = "table") -> str:
     out_title, out_head = _listed("Outputs", data["outputs"], data.get("outputs_total", 0),
                                   data.get("outputs_by_status", {}))
     head += in_head + out_head
-    return render_sections(data, fmt, [
+    return render_sections([
         ("Attempts", data["attempts"], ["attempt", "task_id", "status", "started_at", "ended_at", "message"]),
         ("Parent chain (outermost first)", data["parent_chain"], ["depth", "task_id", "status"]),
         ("Subtasks", data["subtasks"], ["status", "tasks"]),

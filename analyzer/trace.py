@@ -41,8 +41,10 @@ import pyarrow.compute as pc
 
 from aksnap.bundle import TASK_PHASES, TASK_STATUSES
 
-from .graph import NA
-from .graphfile import jstr, text_buffer as _buffer  # noqa: F401 (jstr: part of this API)
+from .describe import result_node
+from .graph import NA, concat_ranges
+from .graphfile import jstr, write_atomically  # noqa: F401 (jstr: part of this API)
+from .graphfile import text_buffer as _buffer
 from .snapshot import AnalysisError
 
 MAX_TASKS = 200_000   # default cap on the tasks written (a 1M-task trace is ~0.8 GB of JSON)
@@ -124,9 +126,7 @@ def _select(snap, session_id, result_id, max_tasks) -> tuple[np.ndarray, int, li
     g = snap.graph
     limits = []
     if result_id is not None:
-        from .lineage import _resolve_result
-
-        node = _resolve_result(snap, result_id)
+        node = result_node(snap, result_id)
         up = np.append(g.ancestors(node), node)
         tasks = up[up < g.n_tasks]
         prev = g.previous_attempt[tasks]  # keep the failed attempts of retried tasks in view
@@ -325,8 +325,7 @@ class _Builder:
         # data edges result -> consumer task, among the chunk's consumers
         lo_i = g.in_ptr[cons_all]
         cnt = g.in_ptr[cons_all + 1] - lo_i
-        from .graph import _ranges
-        pos = _ranges(lo_i, cnt)
+        pos = concat_ranges(lo_i, cnt)
         res = g.in_src[pos]
         cons = np.repeat(np.arange(lo, hi), cnt)
         # keep data edges (not payloads): an input that is not the task's payload
@@ -395,8 +394,6 @@ def write(snap, out: str | os.PathLike, session_id: str | None = None,
     limited)."""
     from aksnap import __version__
     from aksnap.output import check_output_file
-
-    from .graphfile import write_atomically
 
     sources = (snap.path, *sources)
     check_output_file(out, overwrite=overwrite, sources=sources)  # before the work

@@ -18,7 +18,7 @@ import typer
 from aksnap import paths
 from aksnap.output import output_option
 
-from .commands import _errors, _output, _verify_opt
+from .commands import output_format, no_verify_option
 
 _BUNDLE = typer.Argument(..., help="Bundle directory or packed file (written by `aksnap export` "
                          "or `aksnap pack`).", show_default=False, metavar="BUNDLE",
@@ -84,7 +84,7 @@ def graph_command(bundle: Path = _BUNDLE,
                                                 show_default=False, metavar="N"),
                   overwrite: bool = _overwrite_opt(),
                   output: Optional[str] = output_option(_SUMMARY_FORMATS),
-                  no_verify: bool = _verify_opt()) -> None:
+                  no_verify: bool = no_verify_option()) -> None:
     """Write the task/data graph (the whole bundle, one session, or one result's upstream) as
     Graphviz DOT, GraphML or JSON: tasks and results as nodes (status, session, partition, pod,
     message, times), data, payload, produces, spawn and retry edges. Every bundle string is
@@ -96,18 +96,17 @@ def graph_command(bundle: Path = _BUNDLE,
     from aksnap.analyzer import graphfile
     from aksnap.analyzer.snapshot import AnalysisError, Snapshot
 
-    with _errors():
-        summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
-        _check_out(out, overwrite, bundle)
-        # no -f here: elsewhere -f is the deprecated spelling of -o (the answer's format)
-        fmt = (fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), "dot")).lower()
-        if fmt not in graphfile.FORMATS:
-            raise AnalysisError(f"--format {fmt!r} is not a graph format; use dot, graphml or json")
-        if max_nodes < -1:
-            raise AnalysisError(f"--max-nodes {max_nodes} is negative; give a count, or 0 for no cap")
-        snap = Snapshot.open(bundle, verify=not no_verify)
-        info = graphfile.write(snap, out, fmt, session, result, max_nodes, overwrite=overwrite,
-                               sources=(bundle,))
+    summary_fmt = output_format(output, None, False, _SUMMARY_FORMATS)
+    _check_out(out, overwrite, bundle)
+    # no -f here: elsewhere -f is the deprecated spelling of -o (the answer's format)
+    fmt = (fmt or _SUFFIX_FORMATS.get(out.suffix.lower(), "dot")).lower()
+    if fmt not in graphfile.FORMATS:
+        raise AnalysisError(f"--format {fmt!r} is not a graph format; use dot, graphml or json")
+    if max_nodes < -1:
+        raise AnalysisError(f"--max-nodes {max_nodes} is negative; give a count, or 0 for no cap")
+    snap = Snapshot.open(bundle, verify=not no_verify)
+    info = graphfile.write(snap, out, fmt, session, result, max_nodes, overwrite=overwrite,
+                           sources=(bundle,))
     _say(info, summary_fmt)
 
 
@@ -122,7 +121,7 @@ def trace_command(bundle: Path = _BUNDLE,
                                                 metavar="N"),
                   overwrite: bool = _overwrite_opt(),
                   output: Optional[str] = output_option(_SUMMARY_FORMATS),
-                  no_verify: bool = _verify_opt()) -> None:
+                  no_verify: bool = no_verify_option()) -> None:
     """Write the run as a Chrome/Perfetto trace (JSON trace event format; open it in
     ui.perfetto.dev or chrome://tracing): one track per pod (slots of the partition when pods
     are unknown), each task a slice with its dispatch, fetching, processing and finishing
@@ -135,12 +134,11 @@ def trace_command(bundle: Path = _BUNDLE,
     from aksnap.analyzer import trace
     from aksnap.analyzer.snapshot import Snapshot
 
-    with _errors():
-        summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
-        _check_out(out, overwrite, bundle)
-        snap = Snapshot.open(bundle, verify=not no_verify)
-        info = trace.write(snap, out, session, result, max_tasks, overwrite=overwrite,
-                           sources=(bundle,))
+    summary_fmt = output_format(output, None, False, _SUMMARY_FORMATS)
+    _check_out(out, overwrite, bundle)
+    snap = Snapshot.open(bundle, verify=not no_verify)
+    info = trace.write(snap, out, session, result, max_tasks, overwrite=overwrite,
+                       sources=(bundle,))
     _say(info, summary_fmt)
 
 
@@ -155,7 +153,7 @@ def report_command(bundle: Path = _BUNDLE,
                                                         show_default=False, metavar="RESULT_ID"),
                    overwrite: bool = _overwrite_opt(),
                    output: Optional[str] = output_option(_SUMMARY_FORMATS),
-                   no_verify: bool = _verify_opt()) -> None:
+                   no_verify: bool = no_verify_option()) -> None:
     """Write one self-contained HTML page (opens offline; no network: its CSS and JavaScript
     are inlined and a Content-Security-Policy forbids loads): per session the overview, tasks
     by status over time, throughput, phase distributions per partition, error classes with
@@ -172,16 +170,15 @@ def report_command(bundle: Path = _BUNDLE,
     from aksnap.analyzer import report, series
     from aksnap.analyzer.snapshot import Snapshot
 
-    with _errors():
-        summary_fmt = _output(output, None, False, _SUMMARY_FORMATS)
-        _check_out(out, overwrite, bundle)
-        if series.series_members(bundle) is not None:
-            info = report.write_series(bundle, out, session, result, verify=not no_verify,
-                                       overwrite=overwrite)
-        else:
-            snap = Snapshot.open(bundle, verify=not no_verify)
-            info = report.write(snap, out, session, result, overwrite=overwrite,
-                                sources=(bundle,))
+    summary_fmt = output_format(output, None, False, _SUMMARY_FORMATS)
+    _check_out(out, overwrite, bundle)
+    if series.series_members(bundle) is not None:
+        info = report.write_series(bundle, out, session, result, verify=not no_verify,
+                                   overwrite=overwrite)
+    else:
+        snap = Snapshot.open(bundle, verify=not no_verify)
+        info = report.write(snap, out, session, result, overwrite=overwrite,
+                            sources=(bundle,))
     info = {**info, "notes": "; ".join(info["notes"])}
     _say(info, summary_fmt)
 

@@ -331,7 +331,7 @@ def run(argv: list[str], cache: Path) -> dict:
     process alone. Through /usr/bin/time when present: a child forked straight from this (large)
     process would inherit its high-water RSS (Linux keeps it across exec)."""
     exe = shutil.which("aksnap")
-    cmd = [exe, *argv] if exe else [sys.executable, "-m", "aksnap.cli", *argv]
+    cmd = [exe, *argv] if exe else [sys.executable, "-m", "aksnap", *argv]
     env = {**os.environ, "AKSNAP_CACHE_DIR": str(cache)}
     timer = Path("/usr/bin/time")
     with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as stats:

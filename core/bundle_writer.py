@@ -41,7 +41,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from aksnap.bundle import (
+from aksnap.bundle_format import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
@@ -58,7 +58,8 @@ from aksnap.bundle import (
 )
 
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
-_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
+#: :func:`rename2` flags (Linux ``renameat2``): refuse an existing target; swap the two paths.
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 _AT_FDCWD = -100
 
 
@@ -75,8 +76,11 @@ def _renameat2() -> Any:
 _renameat2_fn = _renameat2()
 
 
-def _rename2(src: Path, dst: Path, flags: int) -> bool:
-    """renameat2; False when the system or file system lacks it (caller falls back)."""
+def rename2(src: Path, dst: Path, flags: int) -> bool:
+    """``renameat2(src, dst, flags)`` (:data:`RENAME_NOREPLACE`: never over an existing
+    ``dst``; :data:`RENAME_EXCHANGE`: swap ``src`` and ``dst`` in one step). False when the
+    system or the file system lacks it (the caller falls back); another failure is the
+    ``OSError``. Used by the writer, and by the packed-file reader to install an extraction."""
     if _renameat2_fn is None:
         return False
     if _renameat2_fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
@@ -197,7 +201,9 @@ def _missing_parent_sentence(out: Path) -> str:
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<host>[0-9a-f]+)-(?P<pid>\d+)-[0-9a-z]+$")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` (of this machine) still runs: the owner of a leftover working
+    directory named after it (an export killed with ``kill -9`` leaves one)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -218,7 +224,7 @@ def recover_leftovers(out: Path) -> list[str]:
         return said
     for n in sorted(names):
         m = _TEMP.match(n)
-        if not m or m["name"] != out.name or m["host"] != _HOST or _pid_alive(int(m["pid"])):
+        if not m or m["name"] != out.name or m["host"] != _HOST or pid_alive(int(m["pid"])):
             continue
         p = out.parent / n
         if m["kind"] == "old" and not os.path.lexists(out) and _manifest_of(p) is not None:
@@ -357,7 +363,7 @@ class BundleWriter:
 
     def _rename_noreplace(self) -> None:
         try:
-            if not _rename2(self.tmp, self.out, _RENAME_NOREPLACE):
+            if not rename2(self.tmp, self.out, RENAME_NOREPLACE):
                 if os.path.lexists(self.out):
                     raise FileExistsError(errno.EEXIST, "exists")
                 os.rename(self.tmp, self.out)  # a directory rename refuses a non-empty target
@@ -374,7 +380,7 @@ class BundleWriter:
         if why:
             raise BundleError(f"{why} (it changed while this export ran)")
         try:
-            exchanged = _rename2(self.tmp, self.out, _RENAME_EXCHANGE)
+            exchanged = rename2(self.tmp, self.out, RENAME_EXCHANGE)
         except FileNotFoundError:  # the old bundle went away meanwhile
             self._rename_noreplace()
             return
@@ -382,7 +388,7 @@ class BundleWriter:
             # What came back must be the bundle we agreed to replace; if something else took
             # its place in the meantime, swap back and refuse (never delete a user's files).
             if replaceable_problem(self.tmp) is not None:
-                _rename2(self.tmp, self.out, _RENAME_EXCHANGE)
+                rename2(self.tmp, self.out, RENAME_EXCHANGE)
                 raise BundleError(f"{self.out} was changed into something that is not a "
                                   "bundle while this export ran; it was left as it is")
             self.replaced = True

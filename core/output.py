@@ -37,6 +37,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
+from aksnap.errors import AksnapError, BundleError
+
 #: Every output format, as armonik-cli names them; a command offers the ones that fit it.
 FORMATS = ("table", "json", "yaml", "csv")
 #: armonik-cli's variable for the default output format.
@@ -45,8 +47,9 @@ OUTPUT_ENV = "AK_OUTPUT"
 CELL_WIDTH = 60
 
 
-class FormatError(ValueError):
-    """An output format aksnap does not write; the message is one sentence."""
+class FormatError(AksnapError, ValueError):
+    """An output format aksnap does not write; the message is one sentence (exit code 2; still
+    a ValueError for callers that catch one)."""
 
 
 def resolve_format(value: str | None, allowed: Sequence[str] = FORMATS) -> str:
@@ -136,11 +139,13 @@ def _terminal_width() -> int | None:
 def to_yaml(obj: Any) -> str:
     import yaml
 
-    return yaml.safe_dump(_jsonable(obj), sort_keys=False, allow_unicode=False,
+    return yaml.safe_dump(jsonable(obj), sort_keys=False, allow_unicode=False,
                           default_flow_style=False).rstrip("\n")
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
+    """``v`` as JSON and YAML hold it: times as ISO strings, durations in seconds, decimals
+    as floats, NaN and infinities as null, bytes as hex; maps and lists converted inside."""
     if isinstance(v, (datetime, date)):
         return v.isoformat()
     if isinstance(v, timedelta):
@@ -152,9 +157,9 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.hex()
     if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
+        return {str(k): jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     return v
 
 
@@ -170,7 +175,7 @@ def safe_text(s: str, keep: str = "") -> str:
 def to_json(obj: Any) -> str:
     # ensure_ascii (the default, said out loud): control characters and bidi overrides are
     # written as \uXXXX escapes, never raw.
-    return json.dumps(_jsonable(obj), indent=2, ensure_ascii=True)
+    return json.dumps(jsonable(obj), indent=2, ensure_ascii=True)
 
 
 def _csv_cell(v: Any) -> str:
@@ -184,10 +189,12 @@ def _csv_cell(v: Any) -> str:
 
 
 def _cell(v: Any) -> str:
-    return safe_text(_text(v))
+    return safe_text(cell_text(v))
 
 
-def _text(v: Any) -> str:
+def cell_text(v: Any) -> str:
+    """A value as the text of a table cell, before escaping: floats to 3 decimals, durations
+    in seconds, times to the millisecond, lists joined by commas, None empty."""
     if v is None:
         return ""
     if isinstance(v, float):
@@ -197,7 +204,7 @@ def _text(v: Any) -> str:
     if isinstance(v, datetime):
         return v.isoformat(sep=" ", timespec="milliseconds")
     if isinstance(v, (list, tuple)):
-        return ",".join(_text(x) for x in v)
+        return ",".join(cell_text(x) for x in v)
     return str(v)
 
 
@@ -272,12 +279,6 @@ def render_kv(pairs: Iterable[tuple[str, Any]]) -> str:
 
 # -- files the user names --------------------------------------------------------------------
 
-def _bundle_error(message: str):
-    from aksnap.bundle import BundleError
-
-    return BundleError(message)
-
-
 def _same_or_inside(path: Path, source: Path) -> str | None:
     """How ``path`` relates to ``source`` as the file system resolves both: ``is`` (the same
     file), ``is inside`` (``source`` is a directory holding it), else None."""
@@ -307,31 +308,31 @@ def check_output_file(out: str | os.PathLike, *, overwrite: bool = False, option
     for source in sources:
         how = _same_or_inside(out, Path(os.path.abspath(source)))
         if how is not None:
-            raise _bundle_error(f"{option} {out} {how} {source}, which this command reads; "
+            raise BundleError(f"{option} {out} {how} {source}, which this command reads; "
                                 "write it elsewhere")
     try:
         st = os.lstat(out)
     except FileNotFoundError:
         st = None
     except OSError as e:  # a parent is a file (ENOTDIR), a loop, no permission
-        raise _bundle_error(f"cannot write {option} {out}: {e.strerror}; choose another "
+        raise BundleError(f"cannot write {option} {out}: {e.strerror}; choose another "
                             f"{option}") from None
     if st is not None:
         if stat.S_ISLNK(st.st_mode):
-            raise _bundle_error(f"{option} {out} is a symbolic link (to {os.readlink(out)}); "
+            raise BundleError(f"{option} {out} is a symbolic link (to {os.readlink(out)}); "
                                 "aksnap never writes through one: give the file's own path or "
                                 "another name")
         if stat.S_ISDIR(st.st_mode):
-            raise _bundle_error(f"{option} {out} is a directory; give a file name")
+            raise BundleError(f"{option} {out} is a directory; give a file name")
         if not stat.S_ISREG(st.st_mode):
-            raise _bundle_error(f"{option} {out} is not a regular file (a FIFO, socket or "
+            raise BundleError(f"{option} {out} is not a regular file (a FIFO, socket or "
                                 f"device); choose another {option}")
         if not overwrite:
-            raise _bundle_error(f"{out} already exists; pass --overwrite to replace it")
+            raise BundleError(f"{out} already exists; pass --overwrite to replace it")
     if not out.parent.is_dir():
-        raise _bundle_error(f"cannot write {out}: the directory {out.parent} does not exist")
+        raise BundleError(f"cannot write {out}: the directory {out.parent} does not exist")
     if _is_bundle_dir(out.parent):
-        raise _bundle_error(f"{option} {out} is inside the bundle {out.parent} (a bundle holds "
+        raise BundleError(f"{option} {out} is inside the bundle {out.parent} (a bundle holds "
                             "its own files only); write it elsewhere")
     return out
 
@@ -339,7 +340,7 @@ def check_output_file(out: str | os.PathLike, *, overwrite: bool = False, option
 def _is_bundle_dir(directory: Path) -> bool:
     """Whether ``directory`` holds an aksnap manifest (its ``format`` is ours; a web app's
     manifest.json is not one)."""
-    from aksnap.bundle import FORMAT_NAME, MANIFEST
+    from aksnap.bundle_format import FORMAT_NAME, MANIFEST  # here: pyarrow is not for every start
 
     try:
         fd = os.open(directory / MANIFEST, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -371,7 +372,7 @@ def atomic_output(out: str | os.PathLike, *, overwrite: bool = False, option: st
     try:
         fd = os.open(tmp, flags, 0o666)
     except OSError as e:
-        raise _bundle_error(os_error_sentence(e, out, "write")) from None
+        raise BundleError(os_error_sentence(e, out, "write")) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -383,7 +384,7 @@ def atomic_output(out: str | os.PathLike, *, overwrite: bool = False, option: st
             _rename_noreplace(tmp, out)
         fsync_dir(out.parent)
     except OSError as e:
-        raise _bundle_error(os_error_sentence(e, out, "write")) from None
+        raise BundleError(os_error_sentence(e, out, "write")) from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -394,7 +395,7 @@ def _rename_noreplace(tmp: Path, out: Path) -> None:
     try:
         os.link(tmp, out)
     except FileExistsError:
-        raise _bundle_error(f"{out} appeared while aksnap wrote it; it was left as it is "
+        raise BundleError(f"{out} appeared while aksnap wrote it; it was left as it is "
                             "(pass --overwrite to replace it)") from None
     except OSError as e:
         if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK,
@@ -402,6 +403,6 @@ def _rename_noreplace(tmp: Path, out: Path) -> None:
             raise
         # a file system without hard links: the check and the rename are two steps
         if os.path.lexists(out):
-            raise _bundle_error(f"{out} appeared while aksnap wrote it; it was left as it is "
+            raise BundleError(f"{out} appeared while aksnap wrote it; it was left as it is "
                                 "(pass --overwrite to replace it)") from None
         os.rename(tmp, out)

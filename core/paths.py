@@ -38,10 +38,13 @@ from typing import Any, Callable
 
 from typer import _click as click
 
+from aksnap.errors import AksnapError
 
-class PathError(click.exceptions.UsageError):
+
+class PathError(click.exceptions.UsageError, AksnapError):
     """A path argument that is not what its command reads or writes; the message is the whole
-    sentence (the CLI prints it without pointing at the help)."""
+    sentence (the CLI prints it without pointing at the help). A usage error to click (raised
+    while the arguments are parsed), an :class:`AksnapError` to a Python caller."""
 
     whole_sentence = True
 

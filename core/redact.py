@@ -64,6 +64,7 @@ from aksnap.bundle import (
     OpenBundle,
     utc_now_iso,
 )
+from aksnap.columns import KEEP, REDACTION
 from aksnap.output import check_output_file
 
 MESSAGE_MODES = ("classes", "drop", "keep")
@@ -86,32 +87,17 @@ PREFIX = {
     "option_key": "key-", "option_value": "value-", "endpoint": "endpoint-",
     "release": "release-",
 }
-#: The rules for text, by table and column (and for the session options' struct): a kind of
-#: value (its pseudonym), "message", "options" (a map: keys and values), "task_options" (the
-#: sessions' struct), "opaque" (bytes), "status" (a word of ArmoniK's status vocabulary: kept,
-#: anything else stops redaction).
-_TEXT_RULES: dict[str, dict[str, str]] = {
-    "sessions": {"session_id": "id", "status": "status", "partition_ids": "partition",
-                 "options": "task_options"},
-    "tasks": {"task_id": "id", "session_id": "id", "status": "status", "initial_task_id": "id",
-              "created_by": "id", "payload_id": "id", "parent_task_ids": "id",
-              "data_dependencies": "id", "expected_output_ids": "id", "retry_of_ids": "id",
-              "owner_pod_id": "pod", "pod_hostname": "host", "partition_id": "partition",
-              "application_name": "application_name", "application_version": "application_version",
-              "application_namespace": "application_namespace",
-              "application_service": "application_service", "engine_type": "engine_type",
-              "options": "options", "status_message": "message", "output_error": "message"},
-    "results": {"result_id": "id", "session_id": "id", "status": "status", "owner_task_id": "id",
-                "created_by": "id", "name": "name", "opaque_id": "opaque"},
-    "partitions": {"partition_id": "partition", "parent_partition_ids": "partition",
-                   "pod_configuration": "options"},
-}
-_STRUCT_TEXT_RULES = {"partition_id": "partition", "application_name": "application_name",
-                      "application_version": "application_version",
-                      "application_namespace": "application_namespace",
-                      "application_service": "application_service",
-                      "engine_type": "engine_type", "options": "options"}
-KEEP = "keep"
+#: The rules: a kind of value (its pseudonym), "id", "message", "options" (a map: keys and
+#: values), "task_options" (the sessions' struct, its fields ruled here), "opaque" (bytes),
+#: "status" (a word of ArmoniK's status vocabulary: kept, anything else stops redaction),
+#: "keep" (numbers, times, durations, flags). The tables' columns take theirs from the column
+#: catalogue (``aksnap.columns``); the fields of the session options' struct from here.
+_STRUCT_RULES = {"max_duration": KEEP, "max_retries": KEEP, "priority": KEEP,
+                 "partition_id": "partition", "application_name": "application_name",
+                 "application_version": "application_version",
+                 "application_namespace": "application_namespace",
+                 "application_service": "application_service",
+                 "engine_type": "engine_type", "options": "options"}
 
 
 def _carries_text(t: pa.DataType) -> bool:
@@ -124,21 +110,26 @@ def _carries_text(t: pa.DataType) -> bool:
     return any(_carries_text(t.field(i).type) for i in range(t.num_fields))
 
 
-def _plan(fields, text_rules: dict[str, str]) -> dict[str, str | None]:
-    """A rule for each field of the format: its text rule, else ``keep`` when its type holds
-    no text (numbers, times, durations, flags), else None (no rule: tests fail, redaction
-    stops)."""
-    return {f.name: text_rules.get(f.name) or (None if _carries_text(f.type) else KEEP)
-            for f in fields}
+def plan_of(fields, rules: dict[str, str]) -> dict[str, str | None]:
+    """A rule for each field of the format: its rule, or None (no rule: tests fail, redaction
+    stops) when ``rules`` lists no rule for it, or when its rule is ``keep`` but its type
+    holds text (a rule that would copy text as it is)."""
+    def rule(f) -> str | None:
+        r = rules.get(f.name)
+        return None if r is None or (r == KEEP and _carries_text(f.type)) else r
+
+    return {f.name: rule(f) for f in fields}
 
 
-#: What redaction does with every column of every table, derived from the format
-#: (aksnap.bundle.SCHEMAS): total by construction; tests/test_sharing_trust.py fails when the
-#: format gains a column holding text without a rule, and a column that is not in the plan,
-#: or has no rule, stops redaction with its name.
-PLAN: dict[str, dict[str, str | None]] = {t: _plan(SCHEMAS[t], _TEXT_RULES[t]) for t in TABLES}
+#: What redaction does with every column of every table: the column catalogue's rules
+#: (aksnap.columns), over the format's fields (aksnap.bundle.SCHEMAS). tests/test_sharing_trust.py
+#: fails when a column has no rule, and a column that is not in the plan, or has no rule (a
+#: column the catalogue does not list, or whose "keep" would copy text), stops redaction with
+#: its name.
+PLAN: dict[str, dict[str, str | None]] = {t: plan_of(SCHEMAS[t], REDACTION.get(t, {}))
+                                          for t in TABLES}
 #: The same for the fields of the sessions' options struct.
-STRUCT_PLAN: dict[str, str | None] = _plan(TASK_OPTIONS_STRUCT, _STRUCT_TEXT_RULES)
+STRUCT_PLAN: dict[str, str | None] = plan_of(TASK_OPTIONS_STRUCT, _STRUCT_RULES)
 #: Parquet key-value metadata the format writes; the redacted files get the format's own
 #: (the writer's schema), so the input's values never reach them. Any other entry stops
 #: redaction (it could hold anything; it is neither copied nor dropped unseen).
@@ -1010,8 +1001,8 @@ def register(app) -> None:
 
         Example: aksnap redact ./run-42 --out ./run-42-redacted --key-file ~/.aksnap-key --new-key
         """
-        from aksnap.cli import fail
-        from aksnap.output import FormatError, render_kv, resolve_format, to_json, to_yaml
+        from aksnap.errors import Interrupted
+        from aksnap.output import render_kv, resolve_format, to_json, to_yaml
 
         try:
             fmt = resolve_format(output, formats)
@@ -1021,10 +1012,8 @@ def register(app) -> None:
                            "for comparable pseudonyms", err=True)
             s = redact_bundle(bundle, out, key_file=key_file, messages=messages.lower(),
                               keep_ids=keep_ids, map_out=map_out, overwrite=overwrite)
-        except (BundleError, FormatError) as e:
-            raise fail(str(e)) from None
         except KeyboardInterrupt:
-            raise fail(f"interrupted; nothing was written to {out}", code=130) from None
+            raise Interrupted(f"interrupted; nothing was written to {out}") from None
         d = s.as_dict()
         if fmt == "json":
             typer.echo(to_json(d))

@@ -126,15 +126,15 @@ def export(endpoint: "str | Connection | ConnectionOptions | None",
             max_rescans=max_rescans))
     started, started_at = time.perf_counter(), utc_now_iso()
     selection = Selection.of(sessions, all_sessions, status, created_after, created_before)
-    _check_sizes(page_size, jobs, max_receive_ceiling)
-    out = _check_out(out, overwrite)
+    check_sizes(page_size, jobs, max_receive_ceiling)
+    out = check_out(out, overwrite)
     conn = connection_of(endpoint, tls)
     path, chosen = run_into_bundle(conn, selection, started_at, out, overwrite, _write_bundle,
                                    page_size=page_size, jobs=jobs, progress=progress,
                                    retry=retry, max_receive=max_receive,
                                    max_receive_ceiling=max_receive_ceiling,
                                    max_rescans=max_rescans)
-    return _summary(path, time.perf_counter() - started, chosen.ids)
+    return read_summary(path, time.perf_counter() - started, chosen.ids)
 
 
 def run_into_bundle(conn: Connection, selection: Selection, started_at: str,
@@ -177,14 +177,14 @@ def _export_redacted(redaction: "Redaction", endpoint, out, overwrite: bool,
     whatever happens: what reaches ``out`` is exactly what ``aksnap redact`` would write."""
     import secrets
 
-    from aksnap.bundle_writer import _pid_alive, remove_bundle_dir
+    from aksnap.bundle_writer import pid_alive, remove_bundle_dir
     from aksnap.redact import redact_bundle
 
     started = time.perf_counter()
-    out = _check_out(out, overwrite)
+    out = check_out(out, overwrite)
     for leftover in out.parent.glob(f".{out.name}.unredacted-*"):  # of killed exports
         pid = leftover.name.rsplit("-", 2)[-2]
-        if pid.isdigit() and not _pid_alive(int(pid)):
+        if pid.isdigit() and not pid_alive(int(pid)):
             remove_bundle_dir(leftover)
     raw = out.with_name(f".{out.name}.unredacted-{os.getpid()}-{secrets.token_hex(4)}")
     try:
@@ -199,12 +199,14 @@ def _export_redacted(redaction: "Redaction", endpoint, out, overwrite: bool,
                             overwrite=overwrite)
     finally:
         remove_bundle_dir(raw)
-    summary = _summary(red.path, time.perf_counter() - started, [])
+    summary = read_summary(red.path, time.perf_counter() - started, [])
     summary.sessions = [s.get("session_id") for s in summary.manifest.get("sessions", [])]
     return summary
 
 
-def _check_sizes(page_size: int | None, jobs: int, max_receive_ceiling: int) -> None:
+def check_sizes(page_size: int | None, jobs: int, max_receive_ceiling: int) -> None:
+    """Refuse a page size, a number of jobs or a receive ceiling no export can use (a
+    :class:`SelectionError`, before any call): shared by export and update."""
     if page_size is not None and page_size < 1:
         raise SelectionError(f"--page-size must be at least 1, not {page_size}")
     if jobs < 1:
@@ -214,9 +216,10 @@ def _check_sizes(page_size: int | None, jobs: int, max_receive_ceiling: int) -> 
                              f"not {max_receive_ceiling}")
 
 
-def _check_out(out: str | os.PathLike, overwrite: bool) -> Path:
+def check_out(out: str | os.PathLike, overwrite: bool) -> Path:
     """Refuse a bad ``out`` before touching the cluster (the writer checks again when it
-    starts, and its final rename is what actually guarantees nothing is lost)."""
+    starts, and its final rename is what actually guarantees nothing is lost); the absolute
+    path to write. Shared by export and update."""
     out = Path(os.path.abspath(out))
     if os.path.lexists(out):
         why = (f"{out} already exists; pass --overwrite to replace it" if not overwrite
@@ -233,12 +236,12 @@ def _write_bundle(bundle: BundleWriter, ctx: ScanContext, record: ExportRecord,
     bundle.write("sessions", record.sessions.table)
     bundle.write("partitions", partitions)
     record.tallies, record.reports = scan_sessions(ctx, bundle, ids)
-    record.server_counts = _server_counts(ctx.client, ids)
+    record.server_counts = group_server_counts(ctx.client, ids)
     record.stats = ctx.client.stats
     return bundle.commit(build_manifest(record))
 
 
-def _server_counts(client: RawClient, sessions: list[str]) -> dict[tuple[str, ...], Counts]:
+def group_server_counts(client: RawClient, sessions: list[str]) -> dict[tuple[str, ...], Counts]:
     """The server's own counts by status after the scan, per plan group (per session for a
     small selection; for many sessions a call per session would cost more than the scan):
     what the manifest records, for a reader to compare with the rows (they differ only by
@@ -246,8 +249,9 @@ def _server_counts(client: RawClient, sessions: list[str]) -> dict[tuple[str, ..
     return {tuple(g): server_counts(client, g) for g in session_groups(sessions)}
 
 
-def _summary(path: Path, seconds: float, sessions: list[str]) -> ExportSummary:
-    """What the CLI prints, read back from the manifest on disk (what a reader will see)."""
+def read_summary(path: Path, seconds: float, sessions: list[str]) -> ExportSummary:
+    """The :class:`ExportSummary` the CLI prints, read back from the manifest on disk (what a
+    reader will see); shared by export and update."""
     manifest = read_manifest(path)
     return ExportSummary(
         path=path,

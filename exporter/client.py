@@ -27,6 +27,8 @@ from urllib.parse import urlparse
 
 import grpc
 
+from aksnap.errors import AksnapError
+
 #: Where the exporter says what the user should know while it runs (a retry): the CLI prints
 #: these on stderr; a Python caller sees them through :mod:`logging`.
 log = logging.getLogger("aksnap.exporter")
@@ -46,7 +48,7 @@ METHODS = {
 }
 
 
-class ExportError(Exception):
+class ExportError(AksnapError):
     """The export cannot go on; the message is one sentence a user can act on."""
 
     exit_code = 1

@@ -178,36 +178,29 @@ def export_command(
     """
     import os
 
-    from aksnap.cli import fail
-    from aksnap.output import FormatError
+    from aksnap.errors import Interrupted, OptionError
 
     # gRPC's C core logs TLS handshake details to stderr; our error sentence says what matters.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    try:
-        fmt = _output_format(output, fmt)
-    except FormatError as e:
-        raise fail(str(e)) from None
-    from aksnap.bundle import BundleError
+    fmt = _output_format(output, fmt)
     from aksnap.exporter.api import export
-    from aksnap.exporter.client import ConnectionOptions, ExportError, RetryPolicy
+    from aksnap.exporter.client import ConnectionOptions, RetryPolicy
 
     progress = None
     redaction = None
     if (redact or key_file is not None) and not (redact and key_file is not None):
-        raise fail("--redact and --key-file go together: --redact --key-file KEY "
-                   "(aksnap redact --new-key creates a key)")
+        raise OptionError("--redact and --key-file go together: --redact --key-file KEY "
+                          "(aksnap redact --new-key creates a key)")
     if (map_out is not None or keep_ids) and not redact:
-        raise fail("--map and --keep-ids go with --redact --key-file KEY")
+        raise OptionError("--map and --keep-ids go with --redact --key-file KEY")
     if redact:
         from aksnap.redact import MESSAGE_MODES, Redaction, load_key
 
         if messages.lower() not in MESSAGE_MODES:
-            raise fail(f"unknown --messages mode {messages!r}; use {', '.join(MESSAGE_MODES)}")
-        try:
-            redaction = Redaction(load_key(key_file), messages.lower(), keep_ids=keep_ids,
-                                  map_out=map_out)
-        except BundleError as e:
-            raise fail(str(e)) from None
+            raise OptionError(f"unknown --messages mode {messages!r}; use "
+                              f"{', '.join(MESSAGE_MODES)}")
+        redaction = Redaction(load_key(key_file), messages.lower(), keep_ids=keep_ids,
+                              map_out=map_out)
     if update_bundle is not None:
         chosen = [name for name, given in (("--session", session), ("--all", all_sessions),
                                            ("--status", status),
@@ -215,13 +208,14 @@ def export_command(
                                            ("--created-before", created_before),
                                            ("--redact", redact)) if given]
         if chosen:
-            raise fail(f"--update refreshes the bundle's own selection; {chosen[0]} does not "
-                       "go with it (export to a new --out to change the selection)")
+            raise OptionError(f"--update refreshes the bundle's own selection; {chosen[0]} "
+                              "does not go with it (export to a new --out to change the "
+                              "selection)")
     elif out is None:
-        raise fail("missing option --out DIR: the bundle directory to create (or --update "
-                   "BUNDLE to refresh an existing bundle)")
+        raise OptionError("missing option --out DIR: the bundle directory to create (or "
+                          "--update BUNDLE to refresh an existing bundle)")
     if retry_for is not None and not retry_for >= 0:
-        raise fail(f"--retry-for must be a number of seconds >= 0, not {retry_for}")
+        raise OptionError(f"--retry-for must be a number of seconds >= 0, not {retry_for}")
     retry = RetryPolicy(retry_for=retry_for) if retry_for is not None else None
     # Every command that connects hands its options to the one resolver (resolve_connection).
     options = ConnectionOptions(endpoint, certificate_authority, client_certificate, client_key,
@@ -249,13 +243,9 @@ def export_command(
     except KeyboardInterrupt as e:
         # ExportInterrupted knows what is at --out; an earlier interrupt came before anything
         # was written.
-        raise fail(str(e) if str(e) else f"the export was interrupted; nothing was written to "
-                   f"{where}{' (the existing bundle is untouched)' if os.path.lexists(where) else ''}",
-                   code=130)
-    except ExportError as e:
-        raise fail(str(e), code=e.exit_code)
-    except BundleError as e:
-        raise fail(str(e), code=2)
+        kept = " (the existing bundle is untouched)" if os.path.lexists(where) else ""
+        raise Interrupted(str(e) or f"the export was interrupted; nothing was written to "
+                          f"{where}{kept}") from None
     finally:
         if progress is not None:
             progress.close()

@@ -37,6 +37,7 @@ from aksnap.bundle import (
     STR_MAP,
     TASK_OPTIONS_STRUCT,
     TASKS_SCHEMA,
+    TIMESTAMP_COLUMNS,
     TS,
 )
 
@@ -166,8 +167,7 @@ def tasks_from_wire(w: pa.StructArray) -> pa.RecordBatch:
         "output_error": out["error"],
         **{k: v for k, v in opts.items()},
     }
-    for name in ("created_at", "submitted_at", "received_at", "acquired_at", "fetched_at",
-                 "started_at", "processed_at", "ended_at", "pod_ttl"):
+    for name in TIMESTAMP_COLUMNS["tasks"]:
         cols[name] = _ts(f[name])
     for name in ("creation_to_end_duration", "processing_to_end_duration",
                  "received_to_end_duration"):
@@ -184,8 +184,7 @@ def results_from_wire(w: pa.StructArray) -> pa.RecordBatch:
         "status": _enum(f["status"], "RESULT_STATUS_"),
         "owner_task_id": f["owner_task_id"],
         "created_by": f["created_by"],
-        "created_at": _ts(f["created_at"]),
-        "completed_at": _ts(f["completed_at"]),
+        **{name: _ts(f[name]) for name in TIMESTAMP_COLUMNS["results"]},
         "size": f["size"],
         "opaque_id": f["opaque_id"],
         "manual_deletion": f["manual_deletion"],
@@ -211,7 +210,7 @@ def sessions_from_wire(w: pa.StructArray) -> pa.RecordBatch:
         "options": options,
         "duration": _dur(f["duration"]),
     }
-    for name in ("created_at", "cancelled_at", "closed_at", "purged_at", "deleted_at"):
+    for name in TIMESTAMP_COLUMNS["sessions"]:
         cols[name] = _ts(f[name])
     return _batch(SESSIONS_SCHEMA, cols)
 
@@ -236,11 +235,6 @@ CONVERTERS = {
     "sessions": sessions_from_wire,
     "partitions": partitions_from_wire,
 }
-
-# The column that identifies a row, per table (dedup key, sort key, shard key).
-ID_COLUMN = {"tasks": "task_id", "results": "result_id", "sessions": "session_id",
-             "partitions": "partition_id"}
-
 
 def versions_from_raw(raw: bytes) -> dict[str, str]:
     msg = versions_common_pb2.ListVersionsResponse.FromString(raw)

@@ -50,7 +50,6 @@ class FollowStats:
     events: int = 0          # events received (every subscription)
     subscriptions: int = 0   # streams opened (1 + resubscriptions)
     drops: int = 0           # streams that ended or failed while the follower ran
-    last_error: str = ""     # the last failure, as gRPC said it
     subscribed_at: float = 0.0  # time.time() of the first subscription (0: none yet)
 
 
@@ -131,12 +130,10 @@ class EventFollower(threading.Thread):
                     wait = RETRY_FIRST_S
                 if not self._stopping.is_set():
                     self.stats.drops += 1
-                    self.stats.last_error = "the stream ended"
-            except grpc.RpcError as e:
+            except grpc.RpcError:
                 if self._stopping.is_set():
                     break
                 self.stats.drops += 1
-                self.stats.last_error = f"{e.code().name}: {e.details()}" if hasattr(e, "code") else str(e)
             finally:
                 with self._lock:
                     self._call = None

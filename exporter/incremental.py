@@ -49,7 +49,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from aksnap.bundle import (
-    RESULT_INCOMPLETE_STATUSES,
+    ID_COLUMN,
+    RESULT_OPEN_STATUSES,
     TASK_FINAL_STATUSES,
     BundleError,
     OpenBundle,
@@ -60,10 +61,10 @@ from aksnap.exporter.api import (
     DEFAULT_JOBS,
     DEFAULT_MAX_RECEIVE_CEILING,
     ExportSummary,
-    _check_out,
-    _check_sizes,
-    _server_counts,
-    _summary,
+    check_out,
+    check_sizes,
+    group_server_counts,
+    read_summary,
     run_into_bundle,
 )
 from aksnap.exporter.client import (
@@ -76,7 +77,6 @@ from aksnap.exporter.client import (
     connection_of,
 )
 from aksnap.exporter.counts import Counts, disagreement, rows_counts, server_counts
-from aksnap.exporter.decode import ID_COLUMN
 from aksnap.exporter.manifest import ExportRecord, build_manifest
 from aksnap.exporter.plan import TABLES, session_groups
 from aksnap.exporter.requests import (
@@ -154,7 +154,7 @@ def _target(bundle: Path, out: str | os.PathLike | None, overwrite: bool,
             packed: bool) -> tuple[Path, bool]:
     """Where the new bundle goes, and whether it replaces one: ``out``, else ``bundle``."""
     if out is not None:
-        return _check_out(out, overwrite), overwrite
+        return check_out(out, overwrite), overwrite
     if packed:
         raise SelectionError(f"{bundle} is a packed file; an update writes a bundle "
                              "directory: pass --out DIR")
@@ -266,7 +266,7 @@ class _Parent:
                 can_change = pc.invert(final)
                 self.final_sample = _sample_per_session(cols.filter(final), FINAL_SAMPLE)
             else:
-                can_change = pc.is_in(status, value_set=pa.array(RESULT_INCOMPLETE_STATUSES))
+                can_change = pc.is_in(status, value_set=pa.array(RESULT_OPEN_STATUSES))
                 self.deleted = {"results": _counts_by(
                     cols.filter(pc.equal(status, "DELETED")).column("session_id")
                     .combine_chunks())}
@@ -305,7 +305,7 @@ def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
     Raises :class:`SelectionError` (nothing written) for a bundle that cannot be updated,
     :class:`ExportError` when the cluster cannot be read; ``bundle`` is never harmed."""
     started, started_at = time.perf_counter(), utc_now_iso()
-    _check_sizes(page_size, jobs, max_receive_ceiling)
+    check_sizes(page_size, jobs, max_receive_ceiling)
     src = Path(bundle)
     try:
         opened = OpenBundle.open(src)
@@ -330,7 +330,7 @@ def update(bundle: str | os.PathLike, out: str | os.PathLike | None = None, *,
             resolve=lambda client, sel, cancelled: _resolve(client, sel, cancelled, parent, src))
     finally:
         opened.close()
-    summary = _summary(path, time.perf_counter() - started, chosen.ids)
+    summary = read_summary(path, time.perf_counter() - started, chosen.ids)
     summary.update = summary.manifest.get("update")
     return summary
 
@@ -466,7 +466,7 @@ def _write(writer: BundleWriter, ctx: ScanContext, record: ExportRecord, partiti
     elif ctx.progress is not None:
         ctx.progress.close()
     record.tallies, record.reports = tallies, reports
-    record.server_counts = _server_counts(ctx.client, chosen)
+    record.server_counts = group_server_counts(ctx.client, chosen)
     record.stats = ctx.client.stats
     manifest = build_manifest(record)
     fetched_rows = {t: sum(r.rows for r in reports if r.name.startswith(t + "/")) for t in TABLES}

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 
+from aksnap.bundle import ID_COLUMN
 from aksnap.exporter.client import RawClient
-from aksnap.exporter.decode import ID_COLUMN, decode_page
+from aksnap.exporter.decode import decode_page
 from aksnap.exporter.requests import (ASC, DESC, HEX, hex_filters, list_request, row_filters,
                                      sessions_filters)
 from aksnap.exporter.scan import AUTO_FIRST_PAGE, Unit

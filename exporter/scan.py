@@ -53,8 +53,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from aksnap.bundle import ID_COLUMN
 from aksnap.exporter.client import ExportError, PageTooLarge, RawClient
-from aksnap.exporter.decode import ID_COLUMN, Page, decode_page
+from aksnap.exporter.decode import Page, decode_page
 from aksnap.exporter.requests import HEX, list_request
 
 # Keep a page below this share of the receive limit: a page's size varies with its rows'
@@ -100,7 +101,6 @@ class UnitReport:
     late_duplicates: int = 0        # rows that came back after being written (older copy kept)
     replaced: int = 0               # rows seen twice across a page boundary (newer copy kept)
     rescans: int = 0
-    final_page_size: int = 0
     short: int = 0                  # reported total minus rows, after the last rescan (>0: missed)
     truncated: bool = False         # stopped at GROWTH_LIMIT: the unit grew faster than it was read
 
@@ -468,7 +468,6 @@ class UnitScan:
             total = self._pass(rescan=True)
         self.report.reported_total = total
         self.report.short = max(0, total - self.report.rows) if not self.unit.residual else 0
-        self.report.final_page_size = self.page_size
         self._written = []
         self._written_sorted = None
         return self.report

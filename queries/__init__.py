@@ -58,11 +58,6 @@ def names() -> list[str]:
                   if p.name.endswith(".sql") and not p.name.startswith(("_", ARCHIVE_PREFIX)))
 
 
-def archive_names() -> list[str]:
-    return sorted(p.name[:-4] for p in resources.files(__name__).iterdir()
-                  if p.name.endswith(".sql") and p.name.startswith(ARCHIVE_PREFIX))
-
-
 def text(name: str) -> str:
     path = resources.files(__name__) / f"{name}.sql"
     if not path.is_file():

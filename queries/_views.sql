@@ -12,8 +12,9 @@
 --   task_phases(task_id, ..., waiting, queued, dispatch, fetching, processing, finishing, total)
 --            durations in seconds (DOUBLE); null where a timestamp is missing; the phases are
 --            aksnap.bundle.TASK_PHASES (tests/test_vocabulary.py checks they agree)
---   status_sets(tbl, status, final, failed, incomplete, waiting)   registered from
---            aksnap.bundle's status sets: queries test membership with it, never a literal list
+--   status_sets(tbl, status, final, success, failed, retried, cancelled, open, waiting,
+--            in_progress, lost)   registered from aksnap.columns' status sets: queries test
+--            membership with it, never a literal list
 
 CREATE OR REPLACE VIEW task_dependencies AS
 SELECT task_id, session_id, result_id, 'data' AS kind

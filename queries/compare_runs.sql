@@ -1,7 +1,8 @@
 -- name: compare_runs
 -- purpose: `aksnap compare`'s per-run families over a whole archive at once, in one scan of
 --          the task rows: per run (every session of the run together) the task count, failed
---          (the status_sets failed set), retried and still incomplete tasks; the wall time
+--          (the status_sets failed set: ERROR, TIMEOUT), retried and still open (not final)
+--          tasks; the wall time
 --          (first created_at -> last ended_at), the makespan (first started_at -> last
 --          ended_at), the throughput (ended tasks per second of wall time); the failed tasks
 --          that ran (started_at set: the origins), those failed by propagation (never
@@ -12,7 +13,7 @@
 -- views: selected_runs(run, pos) the runs compared, in order
 -- columns: run, metric, scope, value, better
 WITH t AS (
-    SELECT t.run, t.status, t.created_at, t.started_at, t.ended_at, v.failed, v.incomplete,
+    SELECT t.run, t.status, t.created_at, t.started_at, t.ended_at, v.failed, v.retried, v.open,
            coalesce(nullif(trim(t.output_error), ''), nullif(trim(t.status_message), '')) AS message
     FROM tasks t
     JOIN selected_runs s ON t.run = s.run
@@ -21,8 +22,8 @@ WITH t AS (
     SELECT run,
            count(*) AS tasks,
            count(*) FILTER (WHERE failed) AS failed,
-           count(*) FILTER (WHERE status = 'RETRIED') AS retried,
-           count(*) FILTER (WHERE incomplete) AS incomplete,
+           count(*) FILTER (WHERE retried) AS retried,
+           count(*) FILTER (WHERE open) AS incomplete,
            count(ended_at) AS ended,
            (epoch_us(max(ended_at)) - epoch_us(min(created_at))) / 1e6 AS wall_s,
            (epoch_us(max(ended_at)) - epoch_us(min(started_at))) / 1e6 AS makespan_s,

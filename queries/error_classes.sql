@@ -1,5 +1,7 @@
 -- name: error_classes
--- purpose: failure messages grouped into classes: ids (GUIDs, hex strings) and numbers are
+-- purpose: the messages of the failed attempts and of the tasks that will never deliver (the
+--          status_sets retried and lost sets: RETRIED, ERROR, TIMEOUT, CANCELLED, CANCELLING)
+--          grouped into classes: ids (GUIDs, hex strings) and numbers are
 --          replaced by placeholders so that "task 3f2a... failed" counts once. Propagated
 --          errors (ERROR without started_at) are told apart from failures that ran.
 -- params: $session_id (optional)
@@ -8,8 +10,7 @@ WITH f AS (
     SELECT session_id, task_id, status, started_at IS NULL AND status = 'ERROR' AS propagated,
            coalesce(nullif(trim(output_error), ''), nullif(trim(status_message), ''), '(no message)') AS message
     FROM tasks
-    WHERE (status = 'RETRIED'
-           OR status IN (SELECT status FROM status_sets WHERE tbl = 'tasks' AND failed))
+    WHERE status IN (SELECT status FROM status_sets WHERE tbl = 'tasks' AND (retried OR lost))
       AND ($session_id::VARCHAR IS NULL OR session_id = $session_id::VARCHAR)
 ), c AS (
     SELECT *, regexp_replace(regexp_replace(regexp_replace(left(message, 300),

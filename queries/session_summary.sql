@@ -1,20 +1,22 @@
 -- name: session_summary
--- purpose: one row per session: task counts by the status sets of aksnap.bundle (completed,
---          failed = will never deliver, retried, running = incomplete), wall time and throughput,
+-- purpose: one row per session: task counts by the status sets of aksnap.columns (completed =
+--          success, failed = ERROR or TIMEOUT, retried attempts, cancelled, running = open: not
+--          final; the five add up to tasks), wall time and throughput,
 --          over every task row at once (armonik-analytics' TotalElapsedTime and AvgThroughput):
 --          elapsed = first created_at -> last ended_at or completed_at; avg_throughput = ended
 --          tasks / elapsed; completed_throughput = COMPLETED tasks / elapsed.
 -- params: $session_id (optional)
--- columns: session_id, session_status, tasks, completed, failed, retried, running, results,
+-- columns: session_id, session_status, tasks, completed, failed, retried, cancelled, running, results,
 --          results_completed, first_created, last_ended, elapsed_s, avg_throughput,
 --          completed_throughput
 WITH t AS (
     SELECT session_id,
            count(*) AS tasks,
-           count(*) FILTER (WHERE status = 'COMPLETED') AS completed,
+           count(*) FILTER (WHERE v.success) AS completed,
            count(*) FILTER (WHERE v.failed) AS failed,
-           count(*) FILTER (WHERE status = 'RETRIED') AS retried,
-           count(*) FILTER (WHERE v.incomplete) AS running,
+           count(*) FILTER (WHERE v.retried) AS retried,
+           count(*) FILTER (WHERE v.cancelled) AS cancelled,
+           count(*) FILTER (WHERE v.open) AS running,
            count(ended_at) AS ended,
            min(created_at) AS first_created,
            max(ended_at) AS last_ended
@@ -36,7 +38,7 @@ WITH t AS (
     FROM t LEFT JOIN r USING (session_id)
 )
 SELECT t.session_id, s.status AS session_status, t.tasks, t.completed, t.failed, t.retried,
-       t.running, coalesce(r.results, 0) AS results,
+       t.cancelled, t.running, coalesce(r.results, 0) AS results,
        coalesce(r.results_completed, 0) AS results_completed,
        t.first_created, w.last_ended,
        (epoch_us(w.last_ended) - epoch_us(t.first_created)) / 1e6 AS elapsed_s,

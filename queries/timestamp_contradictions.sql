@@ -10,7 +10,7 @@ SELECT 'status_timestamp' AS kind, session_id, object_id, detail FROM (
             THEN status || ' task has no ended_at'
         WHEN status = 'COMPLETED' AND started_at IS NULL
             THEN 'COMPLETED task never started (no started_at)'
-        WHEN v.incomplete AND ended_at IS NOT NULL
+        WHEN v.open AND NOT v.lost AND ended_at IS NOT NULL
             THEN status || ' task already has ended_at'
         WHEN v.waiting AND started_at IS NOT NULL
             THEN status || ' task already has started_at'

@@ -13,8 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = (
     "import aksnap, aksnap.bundle, aksnap.exporter, aksnap.analyzer, aksnap.fixtures, aksnap.queries;"
+    "import aksnap.cli, aksnap.cli.demo, aksnap.cli.watch;"
     "import importlib.util as u, sys, os;"
-    "squat = [n for n in ('exporter', 'analyzer', 'fixtures', 'queries', 'core') if u.find_spec(n)];"
+    "squat = [n for n in ('exporter', 'analyzer', 'fixtures', 'queries', 'core', 'cli')"
+    "         if u.find_spec(n)];"
     "assert not squat or os.getcwd() == sys.argv[1], f'generic names squatted: {squat}';"
     "assert not aksnap.__file__.startswith(os.path.join(sys.argv[1], 'aksnap')), 'shadowed';"
     "print(aksnap.__file__)"
@@ -45,7 +47,8 @@ def _pip(py: Path, *args: str) -> None:
 def test_install_imports_from_any_directory(tmp_path, mode):
     """Given a fresh venv with the project installed as a wheel or editable,
     when Python starts in an unrelated directory and in the repository root,
-    then `aksnap` and its subpackages import and the CLI answers."""
+    then `aksnap` and its subpackages (the composition floor `aksnap.cli` too) import and the
+    CLI answers, as the console script and as `python -m aksnap`."""
     py = _venv(tmp_path / "venv")
     if mode == "wheel":
         out = tmp_path / "dist"
@@ -63,6 +66,10 @@ def test_install_imports_from_any_directory(tmp_path, mode):
         if mode == "wheel":
             assert "site-packages" in r.stdout
     r = subprocess.run([str(py.parent / "aksnap"), "version"], cwd=elsewhere, capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0 and "bundle format" in r.stdout, r.stderr
+    # `python -m aksnap` too: core/__main__.py hands over to the composition floor, aksnap.cli
+    r = subprocess.run([str(py), "-m", "aksnap", "version"], cwd=elsewhere, capture_output=True,
                        text=True, env=env)
     assert r.returncode == 0 and "bundle format" in r.stdout, r.stderr
     if mode == "wheel":

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from aksnap import pack as pack_mod
+from aksnap import packed as pack_mod  # reading a packed file: its cache, its private copies
 from aksnap.analyzer.testing import anomaly_bundle, failure_bundle
 from aksnap.bundle import (SCHEMAS, TABLES, TASK_OPTIONS_STRUCT, BundleError, Manifest,
                            read_manifest, sha256_file)

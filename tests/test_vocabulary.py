@@ -15,14 +15,17 @@ from aksnap.analyzer.snapshot import Snapshot
 from aksnap.analyzer.testing import at, make_bundle, result, task
 from aksnap.bundle import (
     PHASE_NAMES,
-    TASK_FAILED_STATUSES,
-    TASK_FINAL_STATUSES,
-    TASK_INCOMPLETE_STATUSES,
+    STATUS_DOMAIN,
+    STATUS_SETS,
+    TASK_LOST_STATUSES,
+    TASK_OPEN_STATUSES,
     TASK_PHASES,
     TASK_STATUSES,
     Manifest,
     read_manifest,
+    status_sets_table,
 )
+from aksnap.columns import SET_NAMES, TASK_PARTITION
 from aksnap.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,9 +55,29 @@ def test_no_query_spells_a_status_set():
 
 
 def test_the_sets_partition_the_statuses():
-    final_or_failed = set(TASK_FINAL_STATUSES) | set(TASK_FAILED_STATUSES)
-    assert set(TASK_INCOMPLETE_STATUSES) == set(TASK_STATUSES) - final_or_failed
-    assert "CANCELLING" in TASK_FAILED_STATUSES and "PROCESSED" in TASK_INCOMPLETE_STATUSES
+    """Given the vocabulary's task sets, then success, failed, retried, cancelled and open
+    partition the statuses (each status in exactly one), final is the first four, waiting and
+    in progress are open, lost is failed + cancelled + CANCELLING; every set is a subset of its
+    table's vocabulary; and the status_sets table SQL reads says the same, row by row."""
+    sets = STATUS_SETS["tasks"]
+    for st in TASK_STATUSES:
+        assert sum(st in sets[k] for k in TASK_PARTITION) == 1, st
+    assert set(sets["final"]) == set(TASK_STATUSES) - set(sets["open"])
+    assert set(sets["final"]) == {s for k in TASK_PARTITION if k != "open" for s in sets[k]}
+    assert set(sets["waiting"]) | set(sets["in_progress"]) < set(TASK_OPEN_STATUSES)
+    assert set(TASK_LOST_STATUSES) == set(sets["failed"]) | set(sets["cancelled"]) | {"CANCELLING"}
+    assert set(sets["failed"]) == {"ERROR", "TIMEOUT"} and "RETRIED" not in TASK_LOST_STATUSES
+    assert "CANCELLING" in TASK_OPEN_STATUSES and "PROCESSED" in TASK_OPEN_STATUSES
+    results = STATUS_SETS["results"]
+    assert set(results["final"]) == set(STATUS_DOMAIN["results"]) - set(results["open"])
+    for table, named in STATUS_SETS.items():
+        for name, members in named.items():
+            assert name in SET_NAMES and set(members) <= set(STATUS_DOMAIN[table]), (table, name)
+    rows = status_sets_table().to_pylist()
+    for r in rows:
+        for name in SET_NAMES:
+            assert r[name] == (r["status"] in STATUS_SETS[r["tbl"]].get(name, ())), (r, name)
+    assert len(rows) == sum(len(STATUS_DOMAIN[t]) for t in STATUS_SETS)
 
 
 def cancelled_session(tmp_path):
@@ -90,13 +113,19 @@ def test_analyze_and_critical_path_agree_on_the_wall_time(tmp_path):
 
 
 def test_counts_use_the_same_sets_as_the_graph(tmp_path):
-    """CANCELLING counts as failed in SQL as in the graph; throughput counts ended tasks."""
+    """Given a session with a COMPLETED, a CANCELLING, a CANCELLED and a PENDING task, then no
+    task failed (cancelling is not a failure), one is cancelled, two are open (CANCELLING is
+    not final yet), and the graph's bad tasks are the lost set (cancelled and cancelling: both
+    will never deliver) in SQL as in the graph; throughput counts ended tasks."""
     b = cancelled_session(tmp_path)
     with Snapshot.open(b) as snap:
         row = snap.query("session_summary").to_pylist()[0]
         g = snap.graph
-        assert row["failed"] == int(g.bad[: g.n_tasks].sum()) == 2
-        assert row["running"] == 1 and row["completed"] == 1
+        assert row["failed"] == 0 and row["cancelled"] == 1
+        assert row["running"] == 2 and row["completed"] == 1 and row["retried"] == 0
+        lost = snap.scalar("SELECT count(*) FROM tasks JOIN status_sets v ON v.tbl = 'tasks' "
+                           "AND v.status = tasks.status WHERE v.lost")
+        assert lost == int(g.bad[: g.n_tasks].sum()) == 2
         assert row["avg_throughput"] == pytest.approx(2 / 11.3)  # t1 and t3 ended
 
 

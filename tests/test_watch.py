@@ -25,7 +25,7 @@ from aksnap.bundle import read_manifest, verify_bundle
 from aksnap.cli import app
 from aksnap.fixtures.scenarios import build_scenario
 from aksnap.fixtures.server import Faults, SimulatedControlPlane
-from aksnap.watch import watch
+from aksnap.cli.watch import watch
 
 INTERVAL = 0.6
 NASTY = dict(events_loss_rate=0.3, events_duplicate_rate=0.2, events_reorder_window=16,
@@ -493,7 +493,7 @@ def test_an_unknown_session_exits_2_at_once_with_or_without_once(htcmock):
     """Given a session id (or a prefix of one) the cluster does not know, when `aksnap watch`
     runs without --once (and with), then it exits 2 with one sentence within seconds,
     instead of showing "last refresh failed" forever; an unknown --result does too."""
-    from aksnap.watch import WatchError
+    from aksnap.cli.watch import WatchError
 
     scenario, session, end = htcmock
     runner = CliRunner()

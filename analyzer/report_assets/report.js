@@ -141,24 +141,32 @@
       "(queries/status_over_time.sql's definition; aksnap query BUNDLE status_over_time for the table)")));
     return wrap;
   }
+  // Tasks ending per second in each bin, stacked by the vocabulary's final sets (aksnap.columns:
+  // completed, failed = ERROR or TIMEOUT, retried attempts, cancelled); queries/throughput.sql's.
+  const ENDED = [["completed", "COMPLETED"], ["failed", "ERROR"], ["retried", "RETRIED"],
+    ["cancelled", "CANCELLED"]];
   function throughputChart(tl) {
     const wrap = el("div");
     const n = tl.completed.length;
     if (!n) return wrap;
     const h = 140, x0 = 50, bw = (W - x0 - 10) / n, rate = (c) => c / (tl.bin_s || 1);
+    const sets = ENDED.filter(([k]) => Array.isArray(tl[k]));
     let ymax = 1e-9;
-    for (let i = 0; i < n; i++) ymax = Math.max(ymax, rate(tl.completed[i] + tl.failed[i]));
+    for (let i = 0; i < n; i++) ymax = Math.max(ymax, rate(sets.reduce((a, [k]) => a + tl[k][i], 0)));
     const root = svg("svg", {width: W, height: h + 24});
     for (let i = 0; i < n; i++) {
-      const c = rate(tl.completed[i]), f = rate(tl.failed[i]);
-      const hc = (h - 6) * c / ymax, hf = (h - 6) * f / ymax;
-      const r1 = svg("rect", {x: x0 + i * bw, y: h - hc, width: Math.max(bw - 1, 1), height: hc, fill: COLORS.COMPLETED});
-      r1.appendChild(svg("title", {}, `${c.toFixed(2)} completed/s`));
-      root.appendChild(r1);
-      if (hf > 0) root.appendChild(svg("rect", {x: x0 + i * bw, y: h - hc - hf, width: Math.max(bw - 1, 1), height: hf, fill: COLORS.ERROR}));
+      let y = h;
+      for (const [k, color] of sets) {
+        const v = rate(tl[k][i]), hv = (h - 6) * v / ymax;
+        if (hv <= 0) continue;
+        y -= hv;
+        const r = svg("rect", {x: x0 + i * bw, y: y, width: Math.max(bw - 1, 1), height: hv, fill: COLORS[color]});
+        r.appendChild(svg("title", {}, `${v.toFixed(2)} ${k}/s`));
+        root.appendChild(r);
+      }
     }
     axes(root, W - 10, h, x0, fmtS(tl.times_s[n] || tl.times_s[n - 1]), ymax.toFixed(1), "", "tasks/s");
-    wrap.appendChild(legend([["completed / s", COLORS.COMPLETED], ["ended otherwise / s", COLORS.ERROR]]));
+    wrap.appendChild(legend(sets.map(([k, color]) => [k + " / s", COLORS[color]])));
     wrap.appendChild(root);
     return wrap;
   }
@@ -430,7 +438,8 @@
     sec.appendChild(el("h2", "", "Session " + vis(o.session_id)));
     pageIds.set(o.session_id, "session");
     sec.appendChild(cards([["status", o.session_status], ["tasks", fmtN(o.tasks)], ["completed", fmtN(o.completed)],
-      ["failed", fmtN(o.failed)], ["retried", fmtN(o.retried)], ["running", fmtN(o.running)],
+      ["failed", fmtN(o.failed)], ["retried", fmtN(o.retried)], ["cancelled", fmtN(o.cancelled)],
+      ["running", fmtN(o.running)],
       ["results", fmtN(o.results)], ["wall time", fmtS(o.elapsed_s)],
       ["throughput", o.avg_throughput !== null ? Number(o.avg_throughput).toFixed(2) + " tasks/s" : null],
       ["anomalies", fmtN(o.anomalies)], ["blocking nodes", fmtN(s.blocking_nodes)]]));

@@ -1,11 +1,12 @@
 """``aksnap watch``: follow a running session, or one result, live.
 
-It ties the layers together (as ``aksnap demo`` does, so it lives in the root package, every
-import inside the function bodies): the exporter's :class:`~aksnap.exporter.follow.
-EventFollower` reads ArmoniK's ``Events.GetEvents`` stream (resubscribing when it drops), the
-exporter's ``export``/``update`` reconcile every ``interval`` seconds (the incremental export:
-only what can have changed is read), and the analyzer's :class:`~aksnap.analyzer.live.
-LiveState` and :func:`~aksnap.analyzer.live.analyze` turn both into what is shown.
+It ties the layers together (as ``aksnap demo`` does, so it lives in the composition floor,
+``aksnap.cli``, every import of a layer inside the function bodies): the exporter's
+:class:`~aksnap.exporter.follow.EventFollower` reads ArmoniK's ``Events.GetEvents`` stream
+(resubscribing when it drops), the exporter's ``export``/``update`` reconcile every
+``interval`` seconds (the incremental export: only what can have changed is read), and the
+analyzer's :class:`~aksnap.analyzer.live.LiveState` and :func:`~aksnap.analyzer.live.analyze`
+turn both into what is shown.
 
 Between reconciles the events move the statuses (they may be lost, repeated, stale or out of
 order: each reconcile replaces the state with the cluster's truth, and the events that
@@ -35,6 +36,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from aksnap import paths
+from aksnap.errors import AksnapError
 from aksnap.output import output_option
 
 FORMATS = ("table", "json", "yaml")
@@ -58,15 +60,9 @@ DEFAULT_KEEP = 10
 DEFAULT_MIN_FREE = "1GiB"
 
 
-class WatchError(Exception):
+class WatchError(AksnapError):
     """The watch cannot start or go on; one sentence. ``exit_code`` 2 for a mistake that will
     not go away (unknown id, bad option), 1 for a refresh that failed (--once)."""
-
-    exit_code = 2
-
-    def __init__(self, message: str, exit_code: int = 2):
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 @dataclass
@@ -301,7 +297,7 @@ def _open_share(tasks, results) -> float:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from aksnap.bundle import RESULT_INCOMPLETE_STATUSES, TASK_FINAL_STATUSES
+    from aksnap.bundle import RESULT_OPEN_STATUSES, TASK_FINAL_STATUSES
 
     rows = tasks.num_rows + results.num_rows
     if not rows:
@@ -309,7 +305,7 @@ def _open_share(tasks, results) -> float:
     open_t = tasks.num_rows - pc.sum(pc.is_in(tasks.column("status"),
                                               value_set=pa.array(TASK_FINAL_STATUSES))).as_py()
     open_r = pc.sum(pc.is_in(results.column("status"),
-                             value_set=pa.array(RESULT_INCOMPLETE_STATUSES))).as_py()
+                             value_set=pa.array(RESULT_OPEN_STATUSES))).as_py()
     return (int(open_t or 0) + int(open_r or 0)) / rows
 
 
@@ -629,22 +625,16 @@ def watch_command(
     """
     import sys
 
-    from aksnap.cli import fail
-    from aksnap.output import FormatError, resolve_format, safe_text, to_json, to_yaml
+    from aksnap.errors import Interrupted
+    from aksnap.output import resolve_format, safe_text, to_json, to_yaml
 
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-    try:
-        fmt = resolve_format(output, FORMATS)
-    except FormatError as e:
-        raise fail(str(e)) from None
-    from aksnap.exporter.client import ExportError, resolve_connection
+    fmt = resolve_format(output, FORMATS)
+    from aksnap.exporter.client import resolve_connection
 
-    try:
-        conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
-                                  client_certificate and str(client_certificate),
-                                  client_key and str(client_key), config=config)
-    except ExportError as e:
-        raise fail(str(e), code=e.exit_code)
+    conn = resolve_connection(endpoint, certificate_authority and str(certificate_authority),
+                              client_certificate and str(client_certificate),
+                              client_key and str(client_key), config=config)
     import signal
 
     def on_term(signum, frame):  # a pod eviction, a CI timeout: as Ctrl-C
@@ -700,11 +690,7 @@ def watch_command(
         if latest:  # -o json|yaml: the state when interrupted, last
             emit(latest[0])
         where = f"; the bundles so far are in {record}" if record is not None else ""
-        raise fail(f"watch interrupted{where}", code=130)
-    except WatchError as e:
-        raise fail(str(e), code=e.exit_code)
-    except ExportError as e:
-        raise fail(str(e), code=e.exit_code)
+        raise Interrupted(f"watch interrupted{where}") from None
     finally:
         if live is not None and live.is_started:
             live.stop()

@@ -1,8 +1,11 @@
 """The `aksnap` command line: a thin typer shell over the Python API.
 
-Each layer registers its own commands (``aksnap.exporter.commands``,
-``aksnap.analyzer.commands``, ``aksnap.fixtures.commands``); heavy imports stay inside the
-command bodies so that `aksnap sql` never loads gRPC and `aksnap export` never loads DuckDB.
+The composition floor (folder ``cli/``): the one package that joins the layers. Each layer
+registers its own commands (``aksnap.exporter.commands``, ``aksnap.analyzer.commands``,
+``aksnap.fixtures.commands``, ``aksnap.pack``, ``aksnap.redact``); ``aksnap.cli.demo`` and
+``aksnap.cli.watch`` live here because they import several layers. Nothing below imports this
+package (``tests/test_layers.py``). Heavy imports stay inside the command bodies so that
+`aksnap sql` never loads gRPC and `aksnap export` never loads DuckDB.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from typer.core import TyperGroup, TyperOption
 from typer.exceptions import Abort
 
 from aksnap import __version__
+from aksnap.errors import AksnapError
 
 
 class AksnapGroup(TyperGroup):
-    """The root command: a usage mistake (an unknown option, ``--jobs many``, a missing
-    argument) is one line, ``aksnap: error: ...``, with exit code 2, like every other mistake,
-    instead of click's boxed usage panel."""
+    """The root command, and the one place an error becomes a message and an exit code.
+
+    Every error a user can see is an :class:`~aksnap.errors.AksnapError` raised below (the
+    layers never print one nor exit): caught here once, it is one line, ``aksnap: error:
+    <sentence>``, and its ``exit_code``. A usage mistake (an unknown option, ``--jobs many``,
+    a missing argument) is one such line too, with exit code 2, instead of click's boxed usage
+    panel; Ctrl-C is ``aksnap: interrupted``, 130."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
@@ -35,6 +43,9 @@ class AksnapGroup(TyperGroup):
             sys.exit(e.exit_code)
         except click.exceptions.ClickException as e:
             fail(usage_sentence(e), code=e.exit_code)
+            sys.exit(e.exit_code)
+        except AksnapError as e:
+            fail(str(e), code=e.exit_code)
             sys.exit(e.exit_code)
         sys.exit(rv if isinstance(rv, int) else 0)
 
@@ -82,9 +93,11 @@ def _root() -> None:
 def fail(message: str, code: int = 2) -> "typer.Exit":
     """Print ``aksnap: error: MESSAGE`` on stderr and return the exit to raise.
 
-    Messages quote ids, paths and server replies, so control characters, DEL, C1 and bidi
-    overrides in them are shown escaped (``\\x1b``, ``\\u202e``), never sent to the terminal.
-    Newlines and tabs stay: a database error may span lines and cannot drive a terminal.
+    Called by :class:`AksnapGroup` only: a command or a layer raises an
+    :class:`~aksnap.errors.AksnapError` instead, which ends here. Messages quote ids, paths
+    and server replies, so control characters, DEL, C1 and bidi overrides in them are shown
+    escaped (``\\x1b``, ``\\u202e``), never sent to the terminal. Newlines and tabs stay: a
+    database error may span lines and cannot drive a terminal.
     """
     from aksnap.output import safe_text
 
@@ -104,18 +117,18 @@ def version() -> None:
 
 
 def _register() -> None:
-    from aksnap.fixtures import commands as fixture_commands
-    from aksnap.exporter import commands as exporter_commands
+    from aksnap import pack, redact
     from aksnap.analyzer import commands as analyzer_commands
     from aksnap.analyzer import visual_commands
+    from aksnap.exporter import commands as exporter_commands
+    from aksnap.fixtures import commands as fixture_commands
 
-    for module in (fixture_commands, exporter_commands, analyzer_commands, visual_commands):
+    from . import demo, watch
+
+    for module in (fixture_commands, exporter_commands, analyzer_commands, visual_commands,
+                   demo, watch,  # these two tie the layers together: this floor
+                   pack, redact):  # sharing a bundle (docs/sharing.md): format-level
         module.register(app)
-    __import__("aksnap.demo", fromlist=["register"]).register(app)  # demo ties the layers together
-    __import__("aksnap.watch", fromlist=["register"]).register(app)  # so does watch
-    # sharing a bundle (docs/sharing.md): format-level, no layer needed
-    __import__("aksnap.pack", fromlist=["register"]).register(app)
-    __import__("aksnap.redact", fromlist=["register"]).register(app)
 
 
 _register()

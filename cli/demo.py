@@ -4,8 +4,9 @@ It starts the simulated ArmoniK control plane in-process on a free loopback port
 ``demo`` scenario (a failure chain and a blocked result), exports it through real gRPC into a
 bundle (default ``./aksnap-demo/bundle``, replaced on every run if it is a bundle; ``--keep
 DIR`` is refused if DIR exists, unless ``--overwrite``), and prints what the analyzer says
-about it (``-o json|yaml``: one document). Lives in the root package because it is the one place that ties the
-three layers together; every import is inside the function bodies.
+about it (``-o json|yaml``: one document). Lives in the composition floor (``aksnap.cli``)
+because it ties the three layers together; every import of a layer is inside the function
+bodies.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from aksnap import paths
+from aksnap.errors import AksnapError
 from aksnap.output import output_option
 
 DEFAULT_OUT = Path("aksnap-demo") / "bundle"
@@ -24,8 +26,9 @@ DEFAULT_OUT = Path("aksnap-demo") / "bundle"
 FORMATS = ("table", "json", "yaml")
 
 
-class DemoError(Exception):
-    pass
+class DemoError(AksnapError):
+    """The demo cannot run as asked (``--keep DIR`` exists); ``exit_code`` 1 when the analysis
+    of the bundle it just wrote fails."""
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -144,17 +147,11 @@ def demo_command(
     Example: aksnap demo --keep ./demo-bundle -o json
     """
     from aksnap.bundle import BundleError
-    from aksnap.cli import fail
     from aksnap.exporter import ExportError
-    from aksnap.output import FormatError, resolve_format, to_json, to_yaml
+    from aksnap.output import resolve_format, to_json, to_yaml
 
-    try:
-        fmt = resolve_format(output, FORMATS)
-        done = run_demo(keep, overwrite=overwrite)
-    except (DemoError, FormatError) as e:
-        raise fail(str(e))
-    except ExportError as e:
-        raise fail(str(e), code=e.exit_code)
+    fmt = resolve_format(output, FORMATS)
+    done = run_demo(keep, overwrite=overwrite)
     try:
         if fmt != "table":
             doc = _document(done)
@@ -166,7 +163,8 @@ def demo_command(
                    f"to {s.path} ({s.snapshot} snapshot)\n")
         typer.echo(_analysis(s.path, done["truth"]))
     except (BundleError, ExportError) as e:
-        raise fail(str(e), code=1)
+        # the bundle the demo just wrote cannot be read back: the demo failed, not the user
+        raise DemoError(str(e), exit_code=1) from None
 
 
 def register(app: typer.Typer) -> None:
