@@ -189,19 +189,9 @@ def _path_down(g, start: int, dist: np.ndarray) -> list[int]:
     return path
 
 
-def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
-    """The result's lineage (the `lineage` analysis) and its upstream DAG for the page: the
-    nodes nearest the result, the frontier and root causes with a path down to the result,
-    positions in layers (x: hops from the result), which are visible at first."""
-    from . import lineage as lineage_mod
-    from .describe import session_ids, status_names, task_columns
-
-    g = snap.graph
-    lin = lineage_mod.build(snap, result_id, frontier_limit=TOP)
-    target = g.n_tasks + g.result_index(result_id)
-    dist = _hops(g, target)
-    up = np.flatnonzero(dist >= 0)
-    near = up[np.lexsort((up, dist[up]))][:cap]  # the nearest first
+def _marked(g, lin: dict, dist: np.ndarray) -> dict[int, set]:
+    """The upstream nodes the lineage names (its first frontier rows and root causes): node ->
+    its roles ("frontier", "root")."""
     marked: dict[int, set] = {}
     for role, rows in (("frontier", lin["frontier"]), ("root", lin["root_causes"])):
         for r in rows[:TOP]:
@@ -212,16 +202,27 @@ def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
                 i = g.n_tasks + j if j >= 0 else -1
             if i >= 0 and dist[i] >= 0:
                 marked.setdefault(i, set()).add(role)
-    paths = {m: _path_down(g, m, dist) for m in marked}
+    return marked
+
+
+def _kept(dist: np.ndarray, paths: dict[int, list[int]],
+          cap: int) -> tuple[np.ndarray, dict[int, int]]:
+    """The nodes drawn: the ``cap`` nearest the result, plus every marked node's path down to
+    it; (the nodes in order, node -> its layer: hops from the result)."""
+    up = np.flatnonzero(dist >= 0)
+    near = up[np.lexsort((up, dist[up]))][:cap]  # the nearest first
     keep = set(near.tolist())
     for p in paths.values():
         keep.update(p)
     hop = {u: int(dist[u]) for u in keep}
     all_nodes = np.array(sorted(hop), dtype=np.int64)
-    total_up = int(lin["upstream"]["tasks"] + lin["upstream"]["results"] + 1)
-    # layers: x = hops from the result; order within a layer by the mean row of successors
-    layer_of = {u: hop[u] for u in all_nodes.tolist()}
-    src, dst, kind = g.subgraph_edges(all_nodes)
+    return all_nodes, {u: hop[u] for u in all_nodes.tolist()}
+
+
+def _rows_in_layers(layer_of: dict[int, int], src: np.ndarray, dst: np.ndarray,
+                    target: int) -> dict[int, float]:
+    """Each node's row within its layer: layer by layer away from the result, ordered by the
+    mean row of its successors already placed (then by node)."""
     succ: dict[int, list[int]] = {}
     for a, b in zip(src.tolist(), dst.tolist()):
         succ.setdefault(a, []).append(b)
@@ -236,10 +237,16 @@ def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
                                    if any(v in row for v in succ.get(u, [])) else 1e9, u))
         for k, u in enumerate(us):
             row[u] = float(k)
-    # visibility: a few hops, plus every marked node and its path to the result
-    visible = {u for u, h in layer_of.items() if h <= DAG_VISIBLE_DEPTH}
-    for p in paths.values():
-        visible.update(p)
+    return row
+
+
+def _dag_nodes(g, lin: dict, all_nodes: np.ndarray, target: int, marked: dict[int, set],
+               layer_of: dict[int, int], row: dict[int, float], visible: set) -> list[dict]:
+    """The page's node records: id, kind, status, place, flags, times; for a task its
+    partition, pod, message and attempt; for a frontier row what it waits for, for a root
+    cause what it explains; how many of its inputs the page does not hold."""
+    from .describe import session_ids, status_names, task_columns
+
     ids = g.node_ids(all_nodes)
     statuses = status_names(g, all_nodes).tolist()
     sess = session_ids(g, all_nodes)
@@ -248,8 +255,6 @@ def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
         if len(t) else {}
     tpos = {u: k for k, u in enumerate(t.tolist())}
     in_total = (g.in_ptr[all_nodes + 1] - g.in_ptr[all_nodes]).tolist()
-    shown = set(all_nodes.tolist())
-    idx = {u: k for k, u in enumerate(all_nodes.tolist())}
     front = {r["id"]: r for r in lin["frontier"]}
     roots = {r["id"]: r for r in lin["root_causes"]}
     out_nodes = []
@@ -275,12 +280,43 @@ def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
             d.update(waiting_for=f.get("waiting_for"), in_status_s=f.get("in_status_s"))
         if ids[k] in roots:
             d.update(explains=roots[ids[k]].get("explains"))
+        ins = g.in_src[g.in_ptr[u]:g.in_ptr[u + 1]]  # what "expand upstream" cannot show
+        d["inputs_not_in_page"] = int(np.count_nonzero(~np.isin(ins, all_nodes)))
         out_nodes.append(d)
-    edges = [[idx[a], idx[b], int(k)] for a, b, k in zip(src.tolist(), dst.tolist(), kind.tolist())
-             if a in shown and b in shown]
-    for k, u in enumerate(all_nodes.tolist()):  # what "expand upstream" cannot show
-        ins = g.in_src[g.in_ptr[u]:g.in_ptr[u + 1]]
-        out_nodes[k]["inputs_not_in_page"] = int(np.count_nonzero(~np.isin(ins, all_nodes)))
+    return out_nodes
+
+
+def _page_edges(all_nodes: np.ndarray, src: np.ndarray, dst: np.ndarray,
+                kind: np.ndarray) -> list[list[int]]:
+    """The edges between drawn nodes, as [source position, destination position, kind]."""
+    shown = set(all_nodes.tolist())
+    idx = {u: k for k, u in enumerate(all_nodes.tolist())}
+    return [[idx[a], idx[b], int(k)] for a, b, k in zip(src.tolist(), dst.tolist(), kind.tolist())
+            if a in shown and b in shown]
+
+
+def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
+    """The result's lineage (the `lineage` analysis) and its upstream DAG for the page: the
+    nodes nearest the result, the frontier and root causes with a path down to the result,
+    positions in layers (x: hops from the result), which are visible at first."""
+    from . import lineage as lineage_mod
+
+    g = snap.graph
+    lin = lineage_mod.build(snap, result_id, frontier_limit=TOP)
+    target = g.n_tasks + g.result_index(result_id)
+    dist = _hops(g, target)
+    marked = _marked(g, lin, dist)
+    paths = {m: _path_down(g, m, dist) for m in marked}
+    all_nodes, layer_of = _kept(dist, paths, cap)
+    total_up = int(lin["upstream"]["tasks"] + lin["upstream"]["results"] + 1)
+    src, dst, kind = g.subgraph_edges(all_nodes)
+    row = _rows_in_layers(layer_of, src, dst, target)
+    # visibility: a few hops, plus every marked node and its path to the result
+    visible = {u for u, h in layer_of.items() if h <= DAG_VISIBLE_DEPTH}
+    for p in paths.values():
+        visible.update(p)
+    out_nodes = _dag_nodes(g, lin, all_nodes, target, marked, layer_of, row, visible)
+    edges = _page_edges(all_nodes, src, dst, kind)
     from .lineage import summary_line
 
     return {"result_id": result_id, "status": lin["status"], "summary": summary_line(lin),

@@ -29,7 +29,7 @@ INTERNAL = {
                                              "command says it as an Interrupted",
     "aksnap.fixtures.events.StreamDropped": "the simulated server dropping an event stream",
     "aksnap.fixtures.filters.FilterError": "the simulated server's INVALID_ARGUMENT, over gRPC",
-    "aksnap.fixtures.server._Abort": "the simulated server ending a call with a gRPC status",
+    "aksnap.fixtures.wire.Abort": "the simulated server ending a call with a gRPC status",
 }
 
 

@@ -172,3 +172,38 @@ def test_simulate_fault_flags_reach_the_server():
 def test_fault_flags_out_of_range_exit_2():
     assert "--unavailable-rate" in _fails_with_one_sentence("--scenario", "chain", "--unavailable-rate", "2")
     _fails_with_one_sentence("--scenario", "chain", "--latency", "-1")
+
+
+def test_simulate_signal_handler_takes_no_lock():
+    """Given the SIGINT/SIGTERM handlers `aksnap simulate` installs while it serves, when one
+    runs, then it takes no lock and the serve loop sees the stop request.
+
+    A handler runs in the main thread between two bytecodes, so a lock it takes may be held by
+    the very code it interrupted: ``threading.Event.set`` from the handler deadlocked when the
+    signal landed while the loop's ``Event.wait`` held the event's lock, and simulate then hung
+    forever, deaf to SIGTERM too (seen once in a few dozen Ctrl-C). Every lock a handler could
+    take is a ``_thread`` lock entered from C, so the profiler sees each attempt."""
+    import threading
+
+    from aksnap.fixtures.commands import _stopped_by_signals
+
+    lock_types = (type(threading.Lock()), type(threading.RLock()))
+    taken = []
+
+    def profile(frame, event, arg):
+        if (event == "c_call" and getattr(arg, "__name__", "") in ("acquire", "__enter__")
+                and isinstance(getattr(arg, "__self__", None), lock_types)):
+            taken.append(frame.f_code.co_qualname)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        taken.clear()
+        with _stopped_by_signals() as stop:
+            handler = signal.getsignal(sig)
+            assert not stop.wait(0)
+            sys.setprofile(profile)
+            try:
+                handler(sig, None)
+            finally:
+                sys.setprofile(None)
+            assert stop.wait(0), "the serve loop must see the stop request"
+        assert not taken, f"the {sig.name} handler takes a lock in {taken}"
