@@ -363,6 +363,8 @@ class _Flatbuffer:
         self.buf = buf
         self.covered = bytearray(len(buf))
         self.tables = 0
+        #: (start, end) of the alignment padding tables claim after their last field
+        self.padding: list[tuple[int, int]] = []
 
     def take(self, pos: int, n: int) -> int:
         if pos < 0 or n < 0 or pos + n > len(self.buf):
@@ -394,6 +396,18 @@ class _Flatbuffer:
         self.take(vt + 4, vsize - 4)
         kinds = _FB_TABLES[name]
         out: dict[int, Any] = {}
+        # the table's size is where its last field ends (a builder writes nothing after it):
+        # a size claiming more would hide bytes no field accounts for
+        end = 4
+        for i in range(min((vsize - 4) // 2, len(kinds))):
+            off = int.from_bytes(self.buf[vt + 4 + 2 * i:vt + 6 + 2 * i], "little")
+            if off:
+                end = max(end, off + (kinds[i] if isinstance(kinds[i], int) else 4))
+        if not end <= tsize < end + 8:
+            raise _FlatbufferError(f"has a {name} table of {tsize} bytes whose fields end at "
+                                   f"byte {end}")
+        if tsize > end:  # alignment padding inside the table: zeros that nothing else is
+            self.padding.append((pos + end, pos + tsize))
         for i in range((vsize - 4) // 2):
             off = int.from_bytes(self.buf[vt + 4 + 2 * i:vt + 6 + 2 * i], "little")
             if not off:
@@ -452,6 +466,10 @@ def _ipc_schema(raw: bytes) -> tuple[str | None, dict[int, Any]]:
         tree = fb.table(fb.target(0), "Message")
     except _FlatbufferError as e:
         return f"is not a well-formed schema message: it {e}", {}
+    for a, b in fb.padding:  # a table's padding is its own: zeros, read by nothing else
+        if any(fb.buf[a:b]) or any(fb.covered[a:b]):
+            return (f"has a table claiming bytes {a + 8} to {b + 8} as its padding, which hold "
+                    "something else"), tree
     # bytes nothing points at: alignment, zeros, fewer than 8 in a row (flatbuffers align to
     # 8 bytes at most)
     for run in re.finditer(rb"\x00+", bytes(fb.covered)):
