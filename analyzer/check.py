@@ -237,12 +237,18 @@ def build(snap, session_id: str | None = None, limit: int | None = 200,
 FINDING_COLUMNS = ["kind", "session_id", "object_id", "detail"]
 
 
-def redaction_line(r: dict[str, Any] | None) -> str:
-    """The manifest's redaction record in one line (``aksnap redact``; docs/sharing.md)."""
+def redaction_detail(r: dict[str, Any] | None) -> str:
+    """The manifest's redaction record, for a line already titled "redaction" (``aksnap
+    redact``; docs/sharing.md): how, with which key, what became of ids and messages."""
     if not r:
         return "none (original strings)"
-    return (f"redacted ({r.get('method')}, key {r.get('key_fingerprint')}, ids "
-            f"{r.get('ids')}, messages {r.get('messages')})")
+    return (f"keyed pseudonyms ({r.get('method')}, key {r.get('key_fingerprint')}); ids: "
+            f"{r.get('ids')}, messages: {r.get('messages')}")
+
+
+def redaction_line(r: dict[str, Any] | None) -> str:
+    """The manifest's redaction record in one line that says it is one (the report's header)."""
+    return f"redacted: {redaction_detail(r)}" if r else redaction_detail(r)
 
 
 def sections(data: dict[str, Any]) -> list[Section]:
@@ -259,7 +265,7 @@ def render(data: dict[str, Any], fmt: str = "table", section: str | None = None)
 def _table(data: dict[str, Any]) -> str:
     head = [("bundle", data["bundle"]), ("format version", data["format_version"]),
             ("checksums", data["checksums"]),
-            ("redaction", redaction_line(data.get("redaction"))),
+            ("redaction", redaction_detail(data.get("redaction"))),
             ("anomalies", data["total"] if data["total"] else "none")]
     head += [(f"  {k}", v) for k, v in data["counts"].items()]
     # Integrity problems are whole sentences: shown in full, before the findings table.

@@ -55,6 +55,8 @@ def register(app: typer.Typer) -> None:
     ``archive add``, under its group)."""
     groups: dict[str, typer.Typer] = {}
     for cmd in COMMANDS.values():
+        if cmd.made_by is not None:
+            continue  # its module of the composition floor registers it
         target = app
         if len(cmd.words) == 2:
             group = cmd.words[0]

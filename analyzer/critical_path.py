@@ -323,12 +323,17 @@ def session_detail(snap, p: Paths, i: int, all_steps: bool = False) -> dict[str,
     g = snap.graph
     sid = p.sessions[i]
     base = {"session_id": sid, "last_result": None, "wall_s": None, "steps": [],
-            "segments": [], "totals": [], "line": "no completed result: no critical path yet"}
+            "segments": [], "totals": [], "line": "none yet (no result has completed)"}
     last = int(p.last[i])
     if last < 0:
         return {**base, "steps_total": 0, "steps_omitted": 0}
-    wall = None if np.isnan(p.wall[i]) else float(p.wall[i])
     lo, hi = int(np.searchsorted(p.k, i, side="left")), int(np.searchsorted(p.k, i, side="right"))
+    if not p.is_task[lo:hi].any():
+        # only what the client uploaded is complete (a session that just started): no task
+        # decided anything yet
+        return {**base, "line": "none yet (no task has completed a result)", "steps_total": 0,
+                "steps_omitted": 0}
+    wall = None if np.isnan(p.wall[i]) else float(p.wall[i])
     slo, shi = int(np.searchsorted(p.seg_k, i, side="left")), int(np.searchsorted(p.seg_k, i, side="right"))
     seg = np.arange(slo, shi)
     shown = np.arange(lo, hi) if all_steps else _shown_steps(p, lo, hi)

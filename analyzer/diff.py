@@ -374,6 +374,7 @@ def compare(ma: dict, mb: dict, pairs: list[dict[str, Any]],
             a, b = ma.get((sa, metric, scope)), mb.get((sb, metric, scope))
             if metric.startswith(_ZERO_WHEN_MISSING):
                 a, b = (0.0 if a is None else a), (0.0 if b is None else b)
+            a, b = _count(metric, a), _count(metric, b)
             rel_t, abs_t = threshold_for(metric, thresholds)
             v, delta, rel = verdict(metric, a, b, rel_t, abs_t)
             if metric.startswith("critical_path.") and metric != "critical_path.length" \
@@ -385,6 +386,15 @@ def compare(ma: dict, mb: dict, pairs: list[dict[str, Any]],
                          "verdict": v, "better": direction(metric),
                          "threshold": f"{rel_t:.0%},{abs_t:g}"})
     return rows
+
+
+def _count(metric: str, v: float | None) -> float | int | None:
+    """A figure that counts (tasks, results, errors, retries, pods, path steps, graph depths)
+    as the integer it is: 8649, not 8649.000; seconds and rates stay floats."""
+    if v is None or metric.startswith(("phase.", "throughput.", "time.")) or \
+            metric.endswith("_s") or not float(v).is_integer():
+        return v
+    return int(v)
 
 
 def _order(key: tuple[str, str]) -> tuple:

@@ -60,6 +60,7 @@ def build(snap, result_id: str, frontier_limit: int | None = FRONTIER_SHOWN) -> 
         "root_causes": root_cause_rows(snap, origins, scope, target=node),
         "owner_chain": owner_chain(snap, node),
     }
+    data["summary"] = summary_line(data)  # the one sentence the table shows, for programs too
     return data
 
 

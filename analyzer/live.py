@@ -292,10 +292,13 @@ def analyze(path, session_id: str, result_id: str | None = None, limit: int = 5)
         g = snap.graph
         origins = g.origins(mask=g.session_nodes(session_id))
         causes = root_cause_rows(snap, origins, None)[:limit] if len(origins) else []
+        # shown as the view titles it: the longest waiting first (blockers ranks by what
+        # each holds up; ties and unknown waits keep that rank)
+        front = sorted(d["blockers"], key=lambda r: -(r.get("in_status_s") or 0.0))
         return {
             "snapshot_time": _iso(d["snapshot_time"]),
             "frontier_total": d["blocking_nodes"],
-            "frontier": [{**_front(r), "holds_results": r["holds_results"]} for r in d["blockers"]],
+            "frontier": [{**_front(r), "holds_results": r["holds_results"]} for r in front],
             "root_causes": [_cause(r) for r in causes],
         }
     finally:

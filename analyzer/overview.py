@@ -162,7 +162,7 @@ def build(snap, session_id: str | None = None, top: int = 3) -> dict[str, Any]:
         })
     return {"bundle": str(snap.path), "snapshot_time": snap.snapshot_time,
             "format_version": snap.manifest.format_version,
-            "redacted": check_mod.redaction_line(snap.manifest.redaction) if snap.manifest.redaction else None,
+            "redacted": check_mod.redaction_detail(snap.manifest.redaction) if snap.manifest.redaction else None,
             "anomalies": anomalies["total"], "sessions": sessions}
 
 
@@ -218,7 +218,7 @@ def build_summary(snap, summary: list[dict[str, Any]], shown: int = TOP_SESSIONS
 
     return {"bundle": str(snap.path), "snapshot_time": snap.snapshot_time,
             "format_version": snap.manifest.format_version,
-            "redacted": check_mod.redaction_line(snap.manifest.redaction) if snap.manifest.redaction else None,
+            "redacted": check_mod.redaction_detail(snap.manifest.redaction) if snap.manifest.redaction else None,
             "anomalies": None,
             "summary": {"sessions": len(rows), "sessions_by_status": by_status,
                         "tasks": sum(r["tasks"] for r in rows), "results": sum(r["results"] for r in rows),
@@ -240,7 +240,7 @@ def _render_summary(data: dict[str, Any], fmt: str) -> str:
     s = data["summary"]
     out = [render_kv([
         ("bundle", printable(data["bundle"])), ("snapshot time", data["snapshot_time"]),
-        *([("redacted", data["redacted"])] if data.get("redacted") else []),
+        *([("redaction", data["redacted"])] if data.get("redacted") else []),
         ("sessions", f"{s['sessions']}  {_counts(s['sessions_by_status'])}"),
         ("tasks", f"{s['tasks']}  {_counts(s['tasks_by_status'])}"),
         ("results", f"{s['results']}  {_counts(s['results_by_status'])}"),
@@ -293,7 +293,7 @@ def _table(data: dict[str, Any]) -> str:
     if "summary" in data:
         return _render_summary(data, "table")
     out = [render_kv([("bundle", printable(data["bundle"])), ("snapshot time", data["snapshot_time"]),
-                      *([("redacted", data["redacted"])] if data.get("redacted") else []),
+                      *([("redaction", data["redacted"])] if data.get("redacted") else []),
                       ("sessions", len(data["sessions"])), ("anomalies", data["anomalies"])])]
     for s in data["sessions"]:
         rt = s["retries"]

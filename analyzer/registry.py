@@ -44,6 +44,8 @@ ID_KINDS = {"result_id": ("result", 0), "task_id": ("task", 0), "session_id": ("
 FORMATS = ("table", "json", "yaml", "csv")
 #: what a command that writes a file prints: what it wrote (one record)
 SUMMARY_FORMATS = ("table", "json", "yaml")
+#: sessions listed by ``aksnap sessions`` unless --limit says otherwise (both forms)
+LIMIT_SESSIONS = 50
 #: the output group of an analysis: -o, --section, --wide and the hidden --format
 ANSWER = OutputGroup(FORMATS, section=True, wide=True, deprecated=True)
 
@@ -113,6 +115,10 @@ class Command:
     #: a directory recorded by `aksnap watch --record` given as the bundle: this does the work
     series: Optional[Impl] = None
     api: Optional[str] = None      # the Python API's name (default: the name, with _)
+    #: the module of the composition floor that makes the typer command instead (it adds a
+    #: form the analyzer cannot answer: ``sessions --endpoint``, against a control plane); the
+    #: bundle form is still this declaration's, and so is the Python API
+    made_by: Optional[str] = None
 
     @property
     def formats(self) -> tuple[str, ...]:
@@ -371,6 +377,19 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
          Param("all_io", bool, typer.Option(False, "--all", help="List every input and output "
                                             "(default: counts by status and the first 50)."),
                name="limit", to_build=_all_or("task_view", "LIMIT")))),
+    Command(
+        "sessions", Impl("sessions"),
+        """The sessions of a bundle, the most recently created first: id, status, creation time
+        and tasks by status set (success, failed, retried, cancelled, open: they add up to the
+        tasks; -o json also by status), to find an id without armonik-cli. With --endpoint
+        instead of BUNDLE: the sessions of a control plane (one Sessions.ListSessions call for
+        the page, then one Tasks.CountTasksByStatus per session listed: at most --limit).
+
+        Example: aksnap sessions --endpoint 10.0.0.1:5001 --limit 10""",
+        (Param("limit", int, typer.Option(LIMIT_SESSIONS, "--limit", "-n", help="List the N "
+                                          "sessions created last (0: every one).",
+                                          metavar="N"), name="limit", to_build=lambda n: n or None),),
+        made_by="aksnap.cli.sessions"),
     Command(
         "check", Impl("check"),
         """Integrity (checksums, format version) and graph anomalies: results with no producer,

@@ -480,12 +480,32 @@ class Snapshot:
     _ID_SQL = {kind: " UNION ".join(f"SELECT {c} AS id FROM {t}" for t, c in id_sources(kind))
                for kind in ID_KINDS}
 
+    #: what shows an object of each kind, for a sentence saying an id is of another kind
+    _SHOWN_BY = {"task": "`aksnap task {bundle} {id}` shows it",
+                 "result": "`aksnap lineage {bundle} {id}` explains it",
+                 "session": "pass it as --session (`aksnap analyze {bundle} --session {id}`)",
+                 "partition": "its tasks are in `aksnap analyze {bundle}` (phases by partition)"}
+
+    def _matching(self, kind: str, value: str) -> list[tuple[str, bool, int]]:
+        """The ids of ``kind`` that ``value`` names (itself, or the ids it begins, in any
+        case), grouped by the task they are attempts of (``ID``, ``ID###1``...: ArmoniK names
+        a retry after its first attempt): (the first attempt's id, whether that id itself
+        matched, how many attempts matched), an exact match first, then by id; at most 6."""
+        return [tuple(r.values()) for r in self.sql(
+            f"SELECT split_part(id, '###', 1) AS base, bool_or(NOT contains(id, '###')) AS first, "
+            f"count(*) AS n FROM ({self._ID_SQL[kind]}) WHERE starts_with(lower(id), lower($v)) "
+            "GROUP BY 1 ORDER BY bool_or(id = $v) DESC, bool_or(lower(id) = lower($v)) DESC, 1 "
+            "LIMIT 6", {"v": value}).to_pylist()]
+
     def resolve_id(self, kind: str, value: str) -> str:
-        """The full id of a ``kind`` ("task", "result", "session") that ``value`` names: the id
-        itself, or (compared case-insensitively, as armonik-cli's tables truncate ids) the one
-        id it is a prefix of. One SQL scan, whatever the bundle's size. An ambiguous prefix is
-        an :class:`AnalysisError` naming a few candidates; an unknown value is returned as is,
-        for the analysis to say it is not in the bundle (and what it is instead)."""
+        """The full id of a ``kind`` ("task", "result", "session", "partition") that ``value``
+        names: the id itself, or (compared case-insensitively, as armonik-cli's tables truncate
+        ids) the one id it is a prefix of. A prefix of a retried task (``ID``, ``ID###1``,
+        ``ID###2``) names its first attempt ``ID``, whose answer lists the retries (add
+        ``###n`` for one). One SQL scan, whatever the bundle's size. An ambiguous prefix is an
+        :class:`AnalysisError` naming a few candidates; an id of another kind is one saying
+        what it is and which command shows it; an unknown value is returned as is, for the
+        analysis to say it is not in the bundle."""
         if value is None or self.con is None:
             return value
         rows = self.sql(
@@ -493,13 +513,44 @@ class Snapshot:
             "ORDER BY id = $v DESC, lower(id) = lower($v) DESC, id LIMIT 6", {"v": value}
         ).column("id").to_pylist()
         if not rows:
+            self._refuse_other_kind(kind, value)
             return value
         exact = [r for r in rows if r == value] or [r for r in rows if r.lower() == value.lower()]
         if len(rows) == 1 or len(exact) == 1:
             return exact[0] if exact else rows[0]
-        shown = ", ".join(rows[:5]) + (" ..." if len(rows) > 5 else "")
-        raise AnalysisError(f"{kind} {value!r} is ambiguous in {self.path}: it begins {shown}; "
-                            f"give more of the {kind} id")
+        groups = self._matching(kind, value)
+        if len(groups) == 1 and groups[0][1]:
+            return groups[0][0]  # a task and its retries: the first attempt
+        if len(groups) == 1:
+            raise AnalysisError(f"{kind} {value!r} is ambiguous in {self.path}: it begins "
+                                f"{', '.join(rows[:5])}{' ...' if len(rows) > 5 else ''}, "
+                                f"retries of {groups[0][0]}; give the whole id (###n)")
+        shown = ", ".join(base + (f" (and {n - 1} retr{'y' if n == 2 else 'ies'})"
+                                  if first and n > 1 else "") for base, first, n in groups[:5])
+        raise AnalysisError(f"{kind} {value!r} is ambiguous in {self.path}: it begins {shown}"
+                            f"{' ...' if len(groups) > 5 else ''}; give more of the {kind} id")
+
+    def has_id(self, kind: str, value: str) -> bool:
+        """Whether the bundle holds the ``kind`` whose id is ``value``."""
+        return bool(self.sql(f"SELECT 1 FROM ({self._ID_SQL[kind]}) WHERE id = $v LIMIT 1",
+                             {"v": value}).num_rows)
+
+    def _refuse_other_kind(self, kind: str, value: str) -> None:
+        """``value`` names no ``kind``: when it names an object of another kind, say so (one
+        sentence naming that kind and the command that shows it)."""
+        for other in ("task", "result", "session", "partition"):
+            if other == kind or other not in self._ID_SQL:
+                continue
+            found = self.sql(
+                f"SELECT DISTINCT split_part(id, '###', 1) AS id FROM ({self._ID_SQL[other]}) "
+                "WHERE starts_with(lower(id), lower($v)) ORDER BY 1 LIMIT 2",
+                {"v": value}).column("id").to_pylist()
+            if not found:
+                continue
+            full = found[0] if len(found) == 1 else value
+            what = f"the {other} {full}" if full != value else f"a {other}"
+            raise AnalysisError(f"{value!r} is {what} in {self.path}, not a {kind}: "
+                                + self._SHOWN_BY[other].format(bundle=self.path, id=full))
 
     def close(self) -> None:
         if self.con is not None:

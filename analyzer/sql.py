@@ -8,6 +8,7 @@ never pasted. Imports no analysis and no graph: `aksnap sql` never loads rustwor
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Mapping, Optional
 
 
@@ -34,11 +35,26 @@ def sql(snap, query: str, params: Optional[Mapping[str, Any]] = None,
     return snap.sql(query, params or None)
 
 
+#: a parameter named like an id (``session_id``, ``parent_task_id``...): the kind it names
+_ID_PARAM = re.compile(r"^(?:\w+_)?(task|result|session|partition)_id$")
+
+
 def query(snap, name: str, params: Optional[Mapping[str, Any]] = None, memory_limit: str = "4GB"):
     """The answer of the named query ``name`` of ``queries/`` (its parameters checked, then
-    bound), sandboxed as :func:`sql`."""
+    bound), sandboxed as :func:`sql`. A parameter named like an id (``session_id``) takes a
+    unique prefix of one, as every command does (:meth:`Snapshot.resolve_id`)."""
     snap.sandbox(memory_limit)
-    return snap.query(name, params or {})
+    params = dict(params or {})
+    for key, value in params.items():
+        m = _ID_PARAM.match(key)
+        if m and isinstance(value, str) and value:
+            params[key] = snap.resolve_id(m.group(1), value)
+            if not snap.has_id(m.group(1), params[key]):
+                from .snapshot import AnalysisError
+
+                raise AnalysisError(f"--param {key}={value!r}: no {m.group(1)} of {snap.path} "
+                                    f"has this id or begins with it")
+    return snap.query(name, params)
 
 
 def list_queries() -> list[dict[str, Any]]:

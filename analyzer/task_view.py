@@ -131,6 +131,10 @@ def _table(data: dict[str, Any]) -> str:
             ("message", data["message"]), ("partition", data["partition_id"]),
             ("pod", data["pod_hostname"]), ("created by", data["created_by"]),
             ("attempt", f"{data['attempt']} of {len(data['attempts'])} (max_retries {data['max_retries']})")]
+    later = [a for a in data["attempts"] if a["task_id"] != data["task_id"]]
+    if later:  # the other attempts are tasks of their own (ID###n): say how to show one
+        head.append(("other attempts", ", ".join(f"{a['task_id']} {a['status']}" for a in later)
+                     + " (each a task: its whole id, ID###n, shows it)"))
     in_title, in_head = _listed("Inputs", data["inputs"], data.get("inputs_total", 0), data.get("inputs_by_status", {}))
     out_title, out_head = _listed("Outputs", data["outputs"], data.get("outputs_total", 0),
                                   data.get("outputs_by_status", {}))

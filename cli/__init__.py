@@ -124,15 +124,41 @@ def _register() -> None:
     from aksnap.exporter import commands as exporter_commands
     from aksnap.fixtures import commands as fixture_commands
 
-    from . import demo, watch
+    from . import demo, sessions, watch
 
     for module in (fixture_commands, exporter_commands, analyzer_commands,
+                   sessions,  # a bundle, or a control plane: both layers
                    demo, watch,  # these two tie the layers together: this floor
                    pack, redact):  # sharing a bundle (docs/sharing.md): format-level
         module.register(app)
 
 
 _register()
+
+
+def _unwrap_help(typer_app: typer.Typer) -> None:
+    """Every command's help as the terminal wraps it (:func:`aksnap.options.help_text`): the
+    docstrings are hard-wrapped at about 95 columns, which rich would keep as line breaks
+    (ragged at 80 columns, narrow at 200); a list of commands shows each one's first
+    sentence."""
+    import inspect
+
+    from aksnap.options import help_text, short_help
+
+    for info in typer_app.registered_commands:
+        info.help = help_text(info.help if info.help is not None
+                              else inspect.getdoc(info.callback) or "")
+        if info.short_help is None:
+            info.short_help = short_help(info.help)
+    for group in typer_app.registered_groups:
+        sub = group.typer_instance
+        if sub is not None:
+            sub.info.help = help_text(sub.info.help) if isinstance(sub.info.help, str) \
+                else sub.info.help
+            _unwrap_help(sub)
+
+
+_unwrap_help(app)
 
 
 class _WithoutPandas:

@@ -358,6 +358,7 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     from aksnap.analyzer.live import LiveState
     from aksnap.exporter.client import ExportError, RawClient, connection_of
     from aksnap.exporter.follow import EventFollower, result_session
+    from aksnap.exporter.listing import resolve_result_prefix, resolve_session_prefix
 
     if (session_id is None) == (result_id is None):
         raise WatchError("watch one thing: --session ID or --result ID")
@@ -373,9 +374,13 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     record = _check_record(Path(record) if record is not None else None)
     conn = connection_of(endpoint, tls)  # the one resolver, as export and export --update
     stop = stop or threading.Event()
-    if result_id is not None:
-        with RawClient(conn, retry=retry) as client:
+    with RawClient(conn, retry=retry) as client:
+        # an id given by its beginning is made whole (an ambiguous one refused) first
+        if result_id is not None:
+            result_id = resolve_result_prefix(client, result_id)
             session_id = result_session(client, result_id)
+        else:
+            session_id = resolve_session_prefix(client, session_id)
     if state is None:
         state = LiveState(session_id, result_id)
     else:
@@ -511,24 +516,48 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
 # -- rendering ----------------------------------------------------------------------------
 
 
-def render_view(st: dict[str, Any]):
-    """A rich renderable of the state (ids and messages escaped: they come from the cluster)."""
+def _head(st: dict[str, Any], width: int) -> str:
+    """The view's first line: what is watched (the session said once) and how far it is, fit
+    to ``width`` columns: when it would wrap, the figures on a line of their own, then the
+    ids cut to their first 8 characters (a prefix ``watch`` takes), the session's first."""
+    a = st.get("analysis") or {}
+    pct = a.get("lineage_percent_complete") if st.get("result_id") else st["percent_complete"]
+    figures = (f"{pct if pct is not None else '?'} % complete, {st['tasks']} tasks, "
+               f"{st['failed_tasks']} failed")
+
+    def what(rid: str, sid: str) -> str:
+        return (f"result {rid} ({st['result_status'] or 'unknown yet'}) in session {sid}"
+                if st.get("result_id") else f"session {sid}")
+
+    rid, sid = str(st.get("result_id") or ""), str(st["session_id"])
+    line = f"aksnap watch: {what(rid, sid)}: {figures}"
+    if len(line) <= width:
+        return line
+    short = [(rid, sid), (rid, sid[:8] + "…"), (rid[:8] + "…", sid[:8] + "…")]
+    for r, s in short:
+        line = f"aksnap watch: {what(r, s)}"
+        if len(line) <= width:
+            return f"{line}\n{figures}"
+    return f"aksnap watch: {what(*short[-1])}\n{figures}"
+
+
+def render_view(st: dict[str, Any], width: Optional[int] = None):
+    """A rich renderable of the state (ids and messages escaped: they come from the cluster),
+    its first line fit to ``width`` (default: the terminal's)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
+    from aksnap.analyzer.common import fmt_seconds
     from aksnap.output import safe_text
 
     def t(x: Any) -> Text:
         return Text(safe_text("" if x is None else str(x)))
 
-    what = (f"result {st['result_id']} ({st['result_status'] or 'unknown yet'})"
-            if st.get("result_id") else f"session {st['session_id']}")
+    if width is None:
+        width = shutil.get_terminal_size().columns
     a = st.get("analysis") or {}
-    pct = a.get("lineage_percent_complete") if st.get("result_id") else st["percent_complete"]
-    head = Text(safe_text(f"aksnap watch: {what} in session {st['session_id']}: "
-                          f"{pct if pct is not None else '?'} % complete, {st['tasks']} tasks, "
-                          f"{st['failed_tasks']} failed"), style="bold")
+    head = Text(safe_text(_head(st, width), keep="\n"), style="bold")
     status = Table(title="tasks by status", title_justify="left")
     for k in st["tasks_by_status"]:
         status.add_column(k, justify="right")
@@ -539,12 +568,16 @@ def render_view(st: dict[str, Any]):
                           f"{st['eta_basis']})"))
     parts = [head, status, rate]
     if a.get("frontier"):
-        ft = Table(title=f"blocking frontier ({a.get('frontier_total', 0)} nodes, longest "
-                   "waiting first)", title_justify="left")
+        total, shown = a.get("frontier_total", 0), len(a["frontier"])
+        which = "" if shown >= total or st.get("result_id") else \
+            f"; the {shown} holding up most"
+        ft = Table(title=f"blocking frontier ({total} nodes{which}, longest waiting first)",
+                   title_justify="left")
         for c in ("kind", "id", "status", "waiting_s", "waiting_for"):
             ft.add_column(c)
         for r in a["frontier"]:
-            ft.add_row(*[t(r.get(c)) for c in ("kind", "id", "status", "waiting_s", "waiting_for")])
+            ft.add_row(*[t(fmt_seconds(r.get(c)) if c == "waiting_s" else r.get(c))
+                         for c in ("kind", "id", "status", "waiting_s", "waiting_for")])
         parts.append(ft)
     if st.get("new_failures"):
         nf = Table(title="new failures", title_justify="left")
@@ -675,12 +708,12 @@ def watch_body(values: dict[str, Any]) -> None:
             live.start()
 
             def on_update(st):
-                live.update(render_view(st), refresh=True)
+                live.update(render_view(st, console.width), refresh=True)
         else:
             def on_update(st, _last=[0]):
                 if st["reconciles"] != _last[0]:
                     _last[0] = st["reconciles"]
-                    console.print(render_view(st))
+                    console.print(render_view(st, console.width))
     from aksnap.exporter.commands import notices_on_stderr
 
     try:
@@ -708,10 +741,11 @@ def watch_body(values: dict[str, Any]) -> None:
         else:
             from rich.console import Console
 
-            Console().print(render_view(res.state))
+            console = Console()
+            console.print(render_view(res.state, console.width))
         raise typer.Exit(0)
     end = res.state
-    what = f"result {result}" if result else f"session {end['session_id']}"
+    what = f"result {end['result_id']}" if result else f"session {end['session_id']}"
     verdict = {0: "completed", 1: "failed"}.get(res.code, "stopped")
     typer.echo(f"aksnap: {what} {verdict}", err=True)
     raise typer.Exit(res.code if res.code is not None else 0)

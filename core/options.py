@@ -15,6 +15,7 @@ Cheap to import (typer only): nothing here reads a bundle.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -130,6 +131,39 @@ def take_verify(values: dict[str, Any]) -> bool:
 
 # -- making the typer function --------------------------------------------------------------------
 
+_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s")
+
+
+def help_text(text: str) -> str:
+    """A help text as the terminal should wrap it: the source's hard line breaks inside a
+    paragraph joined (rich then wraps each paragraph to the terminal's width, 80 columns or
+    200); paragraphs (blank lines), list items (``- ``, ``1. ``) and click's ``\\b`` blocks
+    keep their lines."""
+    out = []
+    for para in inspect.cleandoc(text or "").split("\n\n"):
+        if para.startswith("\b"):
+            out.append(para)
+            continue
+        lines: list[str] = []
+        for line in para.split("\n"):
+            if lines and not _ITEM.match(line):
+                lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
+            else:
+                lines.append(line.rstrip())
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
+
+
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)[.?!](?=\s|$)")
+
+
+def short_help(text: str) -> str:
+    """What a command list shows of a help text: its first sentence."""
+    first = help_text(text).split("\n\n")[0]
+    m = _SENTENCE_END.search(first)
+    return first[:m.end()] if m else first
+
+
 def typer_function(name: str, help: str, params: Sequence[Param],
                    body: Callable[[dict[str, Any]], Any]) -> Callable[..., Any]:
     """A function typer turns into the command ``name``: one keyword parameter per
@@ -147,9 +181,10 @@ def typer_function(name: str, help: str, params: Sequence[Param],
         inspect.Parameter(p.dest, inspect.Parameter.KEYWORD_ONLY, default=p.cli,
                           annotation=p.annotation) for p in params])
     command.__annotations__ = {p.dest: p.annotation for p in params}
-    command.__doc__ = inspect.cleandoc(help)
+    command.__doc__ = help_text(help)
     command.__name__ = command.__qualname__ = name.replace("-", "_").replace(" ", "_") + "_command"
     return command
 
 
-__all__ = ["Param", "OutputGroup", "bundle_param", "NO_VERIFY", "take_verify", "typer_function"]
+__all__ = ["Param", "OutputGroup", "bundle_param", "NO_VERIFY", "take_verify", "typer_function",
+           "help_text", "short_help"]

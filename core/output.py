@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -237,44 +238,197 @@ def render_rows(data: Any, fmt: str = "table", columns: Sequence[str] | None = N
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if not rows:
         return "(no rows)"
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    columns = [safe_text(str(c)) for c in columns]
-    widths = [max(display_width(c), *(display_width(row[i]) for row in cells))
-              for i, c in enumerate(columns)]
+    cols = [[r.get(c) for r in rows] for c in columns]
+    cells = [[_cell(v) for v in col] for col in cols]
+    heads = [safe_text(str(c)) for c in columns]
+    note = ""
+    term = None if _wide else _terminal_width()
+    if term is not None and _row_width(cells, heads, max_width) > term:
+        # too wide for the terminal: first what loses nothing (times said without the date
+        # they share, and without the zone they all have), then columns yield (:func:`_fit`)
+        cells, note = _short_times(cols, cells)
+    widths = [max(display_width(h), *(display_width(s) for s in col)) for h, col in zip(heads, cells)]
     if not _wide:
-        widths = _fit(widths, [display_width(c) for c in columns], max_width)
-    cells = [[clip(s, w) for s, w in zip(row, widths)] for row in cells]
-    line = "  ".join(_pad(clip(c, w), w) for c, w in zip(columns, widths)).rstrip()
+        words = [all(v is None or isinstance(v, str) for v in col) for col in cols]
+        widths = _fit(widths, heads, cells, max_width, term, words)
+    cells = [_clip_column(col, w) for col, w in zip(cells, widths)]
+    line = "  ".join(_pad(clip(h, w), w) for h, w in zip(heads, widths)).rstrip()
     sep = "  ".join("-" * w for w in widths)
-    body = ["  ".join(_pad(s, w) for s, w in zip(row, widths)).rstrip() for row in cells]
-    return "\n".join([line, sep, *body])
+    body = ["  ".join(_pad(col[i], w) for col, w in zip(cells, widths)).rstrip()
+            for i in range(len(rows))]
+    return "\n".join([line, sep, *body] + ([note] if note else []))
 
 
-def _fit(widths: list[int], heads: list[int], max_width: int) -> list[int]:
-    """Column widths: each cut at ``max_width``, then the widest narrowed (not below its
-    header, nor 8) until the row fits the terminal, when there is one."""
-    widths = [min(w, max(max_width, h)) for w, h in zip(widths, heads)]
-    term = _terminal_width()
+def _row_width(cells: list[list[str]], heads: list[str], max_width: int) -> int:
+    return sum(min(max(display_width(h), *(display_width(s) for s in col)),
+                   max(max_width, display_width(h)))
+               for h, col in zip(heads, cells)) + 2 * (len(heads) - 1)
+
+
+def _short_times(cols: list[list[Any]], cells: list[list[str]]) -> tuple[list[list[str]], str]:
+    """The cells of the UTC time columns without what every one of them repeats: the zone
+    (said once, under the table) and, when they all fall on one day, the date (said there
+    too). Other columns as they were."""
+    times = [i for i, col in enumerate(cols)
+             if any(v is not None for v in col)
+             and all(v is None or (isinstance(v, datetime) and v.utcoffset() == timedelta(0))
+                     for v in col)]
+    if not times:
+        return cells, ""
+    days = {v.date() for i in times for v in cols[i] if v is not None}
+    one_day = len(days) == 1
+    out = list(cells)
+    for i in times:
+        out[i] = ["" if v is None else
+                  (v.strftime("%H:%M:%S.") + f"{v.microsecond // 1000:03d}" if one_day
+                   else v.strftime("%Y-%m-%d %H:%M:%S.") + f"{v.microsecond // 1000:03d}")
+                  for v in cols[i]]
+    return out, (f"(times UTC, on {next(iter(days)).isoformat()})" if one_day else "(times UTC)")
+
+
+def _fit(widths: list[int], heads: list[str], cells: list[list[str]], max_width: int,
+         term: int | None, words: list[bool] | None = None) -> list[int]:
+    """Column widths: each cut at ``max_width``; then, when the row is wider than the
+    terminal, the columns yield by what they tell apart, each phase narrowing the widest
+    column first down to its bound:
+
+    1. a column of single words (ids, statuses; ``words``: the columns of strings) holding
+       one value on every row (it tells no row from another: the session of a one-session
+       answer), down to 8 characters and an ellipsis;
+    2. a column of single words down to the width that keeps its values as distinct as they
+       are, and 8 characters (an id cut to a unique prefix is still usable: aksnap takes one;
+       ``ID###1`` and ``ID###2`` keep their ends, :func:`_clip_column`);
+    3. a column of text (messages, sentences);
+    4. any column (numbers and times last: a cut one is wrong), down to its header (and 8
+       columns).
+    """
+    hw = [display_width(h) for h in heads]
+    widths = [min(w, max(max_width, h)) for w, h in zip(widths, hw)]
     if term is None:
         return widths
-    while sum(widths) + 2 * (len(widths) - 1) > term:
-        i = max(range(len(widths)), key=lambda k: widths[k] - max(heads[k], 8))
-        if widths[i] <= max(heads[i], 8):
+    floor = [max(h, 8) for h in hw]
+    nrows = len(cells[0]) if cells else 0
+    constant = [nrows > 1 and len(set(col)) == 1 for col in cells]
+    words = words if words is not None else [True] * len(widths)
+    text = [words[i] and any(" " in s for s in col) for i, col in enumerate(cells)]
+    word = [words[i] and not text[i] for i in range(len(widths))]
+    bounds = [
+        [max(floor[i], _HEAD + 1) if constant[i] and word[i] else widths[i]
+         for i in range(len(widths))],
+        [max(floor[i], _HEAD + 1, _distinct_width(cells[i])) if word[i] else widths[i]
+         for i in range(len(widths))],
+        [floor[i] if text[i] else widths[i] for i in range(len(widths))],
+        floor,
+    ]
+    def too_wide() -> bool:
+        return sum(widths) + 2 * (len(widths) - 1) > term
+
+    for bound in bounds:
+        while too_wide():
+            i = max(range(len(widths)), key=lambda k: widths[k] - bound[k])
+            if widths[i] <= bound[i]:
+                break
+            widths[i] -= 1
+        if not too_wide():
             break
-        widths[i] -= 1
     return widths
 
 
+#: the head a cut that keeps a value's end leaves at least (``3f2a9c4e…###2``)
+_HEAD = 8
+
+
+def _tail_kept(values: set[str]) -> int:
+    """How many trailing characters tell apart values that share a long beginning (a task and
+    its retries ``ID###n``): the longest part after their common prefix."""
+    if len(values) < 2:
+        return 0
+    common = os.path.commonprefix(list(values))
+    return max(len(v) - len(common) for v in values)
+
+
+def _distinct_width(col: list[str]) -> int:
+    """The narrowest width at which the values of ``col`` stay as distinct as they are, cut
+    at their end (a unique prefix) or, when they share a long beginning, in their middle."""
+    values = set(col)
+    full = max((display_width(v) for v in values), default=0)
+    if len(values) < 2:
+        return 1
+    ordered = sorted(values)
+    need = 1
+    for a, b in zip(ordered, ordered[1:]):
+        common = len(os.path.commonprefix([a, b]))
+        need = max(need, common + 2)  # the common part, one character more, the ellipsis
+    need = min(need, full)
+    tail = _tail_kept(values)
+    if tail and _HEAD + 1 + tail < need:
+        return _HEAD + 1 + tail
+    return need
+
+
+def _clip_id(s: str, width: int) -> str:
+    """``s`` cut to ``width`` at its end, but a retried task's id (ArmoniK names a retry
+    ``ID###n``) keeps its ``###n``: the attempt is the part that matters."""
+    m = _RETRY_END.search(s) if display_width(s) > width else None
+    if m is None or width - len(m.group(0)) < 3:
+        return clip(s, width)
+    return clip(s[:m.start()], width - len(m.group(0))) + m.group(0)
+
+
+_RETRY_END = re.compile(r"###\d+$")
+
+
+def _clip_column(col: list[str], width: int) -> list[str]:
+    """The cells of one column cut to ``width``: at their end (a retry keeping its ``###n``),
+    unless that makes distinct values equal and a cut in the middle, keeping the end that
+    tells them apart, does not."""
+    cut = [_clip_id(s, width) for s in col]
+    values = set(col)
+    if len(set(cut)) == len(values):
+        return cut
+    tail = _tail_kept(values)
+    if not tail or width < _HEAD + 1 + tail:
+        return cut
+    mid = [s if display_width(s) <= width else clip(s, width - tail) + s[-tail:] for s in col]
+    return mid if len(set(mid)) > len(set(cut)) else cut
+
+
+#: at most this many lines for one value of a key-value list on a terminal (then it is cut)
+KV_LINES = 6
+
+
 def render_kv(pairs: Iterable[tuple[str, Any]]) -> str:
-    """``key  value`` lines; a value longer than the terminal (or 1,000 columns) is cut,
-    unless ``--wide``."""
+    """``key  value`` lines. On a terminal, a value longer than the line is wrapped under
+    itself (at most :data:`KV_LINES` lines, the last cut); elsewhere it stays on one line,
+    cut at 1,000 columns; ``--wide`` shows every value whole on one line."""
     pairs = [(safe_text(str(k)), v) for k, v in pairs]
     if not pairs:
         return ""
     w = max(display_width(k) for k, _ in pairs)
-    room = None if _wide else max(20, (_terminal_width() or 1002) - w - 2)
-    return "\n".join(f"{_pad(k, w)}  {_cell(v) if room is None else clip(_cell(v), room)}"
-                     for k, v in pairs)
+    if _wide:
+        return "\n".join(f"{_pad(k, w)}  {_cell(v)}" for k, v in pairs)
+    term = _terminal_width()
+    room = max(20, (term or 1002) - w - 2)
+    out = []
+    for k, v in pairs:
+        text = _cell(v)
+        lines = _wrap(text, room) if term is not None else [clip(text, room)]
+        out.append(f"{_pad(k, w)}  {lines[0]}".rstrip())
+        out += [f"{' ' * w}  {line}".rstrip() for line in lines[1:]]
+    return "\n".join(out)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` columns, broken at spaces (never inside an id
+    at its hyphens), at most :data:`KV_LINES` of them, the last cut with an ellipsis."""
+    import textwrap
+
+    if display_width(text) <= width:
+        return [text]
+    lines = textwrap.wrap(text, width, break_on_hyphens=False) or [""]
+    if len(lines) > KV_LINES:
+        lines = lines[:KV_LINES - 1] + [clip(" ".join(lines[KV_LINES - 1:]), width)]
+    return [clip(line, width) for line in lines]
 
 
 # -- files the user names --------------------------------------------------------------------

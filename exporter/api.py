@@ -155,6 +155,7 @@ def run_into_bundle(conn: Connection, selection: Selection, started_at: str,
         ctx = ScanContext(client, page_size, jobs, max_rescans, cancelled, progress)
         versions = versions_from_raw(client.call("versions", versions_request()))
         chosen = resolve(client, selection, cancelled)
+        selection = chosen.selection or selection  # ids given by their beginning made whole
         partitions = read_whole(client, "partitions", all_partitions_filters(), cancelled)
         record = ExportRecord(started_at, versions, conn, selection, chosen, page_size, jobs)
         writer = BundleWriter(out, overwrite=overwrite, row_group_size=256 * 1024)

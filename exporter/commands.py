@@ -162,11 +162,13 @@ EXPORT: tuple[Param, ...] = (
         None, "--status", help="Only sessions with this status (RUNNING, PAUSED, CANCELLED, "
         "CLOSED, PURGED, DELETED).", show_default=False)),
     Param("created_after", Optional[str], typer.Option(
-        None, "--created-after", help="Only sessions created at or after this ISO date-time "
-        "(UTC if no zone).", show_default=False)),
+        None, "--created-after", help="Only sessions created at or after this time: a time "
+        "ago (30m, 2h, 1d, 1h30m) or an ISO date-time (UTC if no zone).", show_default=False,
+        metavar="AGO|ISO")),
     Param("created_before", Optional[str], typer.Option(
-        None, "--created-before", help="Only sessions created before this ISO date-time.",
-        show_default=False)),
+        None, "--created-before", help="Only sessions created before this time: a time ago "
+        "(2h: before two hours ago) or an ISO date-time.", show_default=False,
+        metavar="AGO|ISO")),
     Param("page_size", Optional[int], typer.Option(
         None, "--page-size", help="Rows per page (default: automatic, about 2 MiB per page). "
         "Halved when a page would not fit aksnap's receive limit or the server's send limit; "

@@ -160,6 +160,31 @@ def list_request(table: str, filters, page: int, page_size: int):
     raise KeyError(table)
 
 
+def newest_sessions_request(page: int, page_size: int, filters=None):
+    """A ListSessions page, the sessions created last first (``aksnap sessions``)."""
+    return sessions_common_pb2.ListSessionsRequest(
+        page=page, page_size=page_size, filters=filters or sessions_filters_pb2.Filters(),
+        with_task_options=False,
+        sort=sessions_common_pb2.ListSessionsRequest.Sort(field=_session_field("CREATED_AT"),
+                                                          direction=DESC))
+
+
+def session_prefix_filters(prefix: str):
+    """Sessions whose id starts with ``prefix`` (an id given by its beginning)."""
+    m = sessions_filters_pb2
+    return m.Filters(**{"or": [m.FiltersAnd(**{"and": [m.FilterField(
+        field=_session_field("SESSION_ID"),
+        filter_string=fc.FilterString(value=prefix, operator=_STR_PREFIX))]})]})
+
+
+def result_prefix_filters(prefix: str):
+    """Results whose id starts with ``prefix``."""
+    m = results_filters_pb2
+    return m.Filters(**{"or": [m.FiltersAnd(**{"and": [m.FilterField(
+        field=_result_field("RESULT_ID"),
+        filter_string=fc.FilterString(value=prefix, operator=_STR_PREFIX))]})]})
+
+
 def all_partitions_filters():
     return partitions_filters_pb2.Filters()
 

@@ -8,9 +8,10 @@ is written, and sessions created later are not exported.
 
 from __future__ import annotations
 
+import re
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
 
 import pyarrow as pa
@@ -26,15 +27,28 @@ STATUS_NAMES = tuple(s for s in SESSION_STATUSES if s != "UNSPECIFIED")
 IDS_PER_CALL = 100
 
 
-def _utc(dt: datetime | str | None, what: str) -> datetime | None:
+#: a time ago, as armonik-cli users write one: ``30m``, ``2h``, ``1d``, ``1h30m``, ``90s``, ``1w``
+_AGO = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*([wdhms]))+\s*$", re.I)
+_AGO_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])", re.I)
+_UNIT_S = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def _utc(dt: datetime | str | None, what: str, now: datetime | None = None) -> datetime | None:
+    """A ``--created-after``/``--created-before`` value as an aware UTC datetime: an ISO date
+    or date-time (UTC if it has no zone), or a time ago (``30m``, ``2h``, ``1d``, ``1h30m``)
+    counted back from ``now`` (this machine's clock)."""
     if dt is None:
         return None
     if isinstance(dt, str):
+        if _AGO.match(dt):
+            ago = sum(float(n) * _UNIT_S[u.lower()] for n, u in _AGO_PART.findall(dt))
+            return (now or datetime.now(timezone.utc)) - timedelta(seconds=ago)
         try:
-            dt = datetime.fromisoformat(dt)
+            dt = datetime.fromisoformat(dt.strip().replace("Z", "+00:00")
+                                        if dt.strip().endswith("Z") else dt.strip())
         except ValueError:
-            raise SelectionError(f"{what} {dt!r} is not an ISO date or date-time; use e.g. "
-                                 "2025-01-31 or 2025-01-31T12:00:00Z") from None
+            raise SelectionError(f"{what} {dt!r} is neither a time ago nor an ISO date; use e.g. "
+                                 "2h, 30m, 1d, 2025-01-31 or 2025-01-31T12:00:00Z") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
@@ -85,10 +99,13 @@ class Selection:
 
 @dataclass(frozen=True)
 class SelectedSessions:
-    """The sessions the export covers: their rows (the bundle's sessions table) and ids."""
+    """The sessions the export covers: their rows (the bundle's sessions table) and ids;
+    ``selection``: the selection with each id given by its beginning made whole (what the
+    manifest records, so that ``--update`` selects the same sessions), None when unchanged."""
 
     table: pa.Table
     ids: list[str]
+    selection: Selection | None = None
 
     def status_of(self) -> dict[str, str]:
         return dict(zip(self.table.column("session_id").to_pylist(),
@@ -122,13 +139,30 @@ def resolve_sessions(client: RawClient, selection: Selection,
               for i in range(0, max(1, len(ids)), IDS_PER_CALL)]
     table = pa.concat_tables(tables)
     found = table.column("session_id").to_pylist()
-    chosen = list(dict.fromkeys(found))
     if missing_ok:
-        return SelectedSessions(table, chosen)
+        return SelectedSessions(table, list(dict.fromkeys(found)))
+    resolved = None
+    missing = [s for s in ids if s not in set(found)]
+    if missing:
+        # an id given by its beginning (as armonik-cli's tables show them): made whole with
+        # one ListSessions call each, an ambiguous one refused naming candidates
+        from aksnap.exporter.listing import resolve_session_prefix
+
+        whole = {s: resolve_session_prefix(client, s) for s in missing}
+        more = [w for s, w in whole.items() if w != s and w not in set(found)]
+        if more:
+            table = pa.concat_tables([table, read_whole(client, "sessions",
+                                                        selection.filters(more), cancelled)])
+            found = table.column("session_id").to_pylist()
+        if any(w != s for s, w in whole.items()):
+            resolved = replace(selection, sessions=tuple(dict.fromkeys(
+                whole.get(s, s) for s in selection.sessions)))
+            selection = resolved
+    chosen = list(dict.fromkeys(found))
     _refuse_missing(client, selection, set(found))
     if not chosen:
         raise SelectionError(nothing_selected(client))
-    return SelectedSessions(table, chosen)
+    return SelectedSessions(table, chosen, resolved)
 
 
 def nothing_selected(client: RawClient) -> str:
@@ -145,6 +179,7 @@ def _refuse_missing(client: RawClient, selection: Selection, found: set[str]) ->
     if unknown:
         raise SelectionError(
             f"unknown session id{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} at "
-            f"{client.conn.endpoint}; list sessions with `armonik session list` and check the id")
+            f"{client.conn.endpoint}; list its sessions with `aksnap sessions --endpoint "
+            f"{client.conn.endpoint}` and check the id")
     raise SelectionError(f"session{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
                          "exist but do not match the --status/--created-* filters")

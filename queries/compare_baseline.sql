@@ -41,10 +41,14 @@ WITH v AS (
     CROSS JOIN compare_params k
     WHERE p.run = k.baseline_run AND c.run <> k.baseline_run
 )
-SELECT v.run, v.pos, v.metric, v.scope, v.value, v.better, b.baseline, b.mad,
+SELECT v.run, v.pos, v.metric, v.scope, v.value, v.better,
+       -- too few earlier runs: no baseline, so no baseline value, MAD nor delta either
+       CASE WHEN b.history >= k.min_history THEN b.baseline END AS baseline,
+       CASE WHEN b.history >= k.min_history THEN b.mad END AS mad,
        coalesce(b.history, 0) AS history,
-       v.value - b.baseline AS delta,
-       (v.value - b.baseline) / nullif(abs(b.baseline), 0) AS rel_delta,
+       CASE WHEN b.history >= k.min_history THEN v.value - b.baseline END AS delta,
+       CASE WHEN b.history >= k.min_history
+            THEN (v.value - b.baseline) / nullif(abs(b.baseline), 0) END AS rel_delta,
        CASE WHEN b.baseline IS NULL OR b.history < k.min_history THEN 'no baseline'
             WHEN abs(v.value - b.baseline) <= greatest(k.k * 1.4826 * b.mad,
                                                        k.min_rel * abs(b.baseline), k.min_abs)

@@ -62,6 +62,7 @@ def _argv(name: str, fb, server, tmp_path) -> list[str]:
         "blockers": ["blockers", b, "--session", "S1"],  # s1, in another case
         "critical-path": ["critical-path", b],
         "task": ["task", b, "T2#"],               # t2###1, by a prefix
+        "sessions": ["sessions", b],              # --endpoint: tests/test_new_user.py
         "check": ["check", b],
         "sql": ["sql", b, "SELECT status, count(*) AS n FROM tasks GROUP BY ALL ORDER BY 1"],
         "query": ["query", b, "phase_percentiles"],
@@ -111,7 +112,7 @@ def _formats(name: str) -> list[str]:
 def test_every_command_is_walked_or_says_why_not():
     walked = {"analyze", "lineage", "blockers", "critical-path", "task", "check", "sql", "query",
               "queries", "export", "pack", "unpack", "redact", "diff", "archive", "compare",
-              "graph", "trace", "report"}
+              "graph", "trace", "report", "sessions"}
     assert set(COMMANDS) == walked | set(NO_ANSWER), "a new command: add it to _argv or NO_ANSWER"
     for name in walked:
         assert {"json", "yaml"} <= set(_formats(name)), f"`aksnap {name}` has no -o json|yaml"
@@ -119,7 +120,8 @@ def test_every_command_is_walked_or_says_why_not():
 
 @pytest.mark.parametrize("name", ["analyze", "lineage", "blockers", "critical-path", "task", "check",
                                   "sql", "query", "queries", "export", "pack", "unpack", "redact",
-                                  "diff", "archive", "compare", "graph", "trace", "report"])
+                                  "diff", "archive", "compare", "graph", "trace", "report",
+                                  "sessions"])
 @pytest.mark.parametrize("fmt", ["json", "yaml", "csv"])
 def test_output_parses(name, fmt, fb, server, tmp_path):
     argv = _argv(name, fb, server, tmp_path) + ["-o", fmt]

@@ -490,9 +490,10 @@ def test_cli_low_disk_and_bad_recording_options(htcmock, tmp_path, monkeypatch):
 
 
 def test_an_unknown_session_exits_2_at_once_with_or_without_once(htcmock):
-    """Given a session id (or a prefix of one) the cluster does not know, when `aksnap watch`
-    runs without --once (and with), then it exits 2 with one sentence within seconds,
-    instead of showing "last refresh failed" forever; an unknown --result does too."""
+    """Given a session id the cluster does not know, when `aksnap watch` runs without --once
+    (and with), then it exits 2 with one sentence within seconds, instead of showing "last
+    refresh failed" forever; an unknown --result does too. A prefix of a session id is no
+    longer unknown: it names the session (tests/test_new_user.py)."""
     from aksnap.cli.watch import WatchError
 
     scenario, session, end = htcmock
@@ -503,7 +504,7 @@ def test_an_unknown_session_exits_2_at_once_with_or_without_once(htcmock):
         with pytest.raises(WatchError, match="unknown session id no-such-session") as e:
             watch(ep, session_id="no-such-session", interval=5, max_s=60)
         assert e.value.exit_code == 2 and time.time() - t0 < 10
-        for sid, once in (("no-such-session", []), (session[:8], []), (session[:8], ["--once"])):
+        for sid, once in (("no-such-session", []), ("no-such-session", ["--once"])):
             t0 = time.time()
             r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", sid, "--interval",
                                     "5", *once])
@@ -512,6 +513,9 @@ def test_an_unknown_session_exits_2_at_once_with_or_without_once(htcmock):
             assert err.startswith(f"aksnap: error: unknown session id {sid}") and "\n" not in err
         r = runner.invoke(app, ["watch", "--endpoint", ep, "--result", "no-such-result"])
         assert r.exit_code == 2 and "unknown result id no-such-result" in r.stderr
+        r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", session[:8], "--once",
+                                "-o", "json"])
+        assert r.exit_code == 0 and json.loads(r.stdout)["session_id"] == session, r.output
 
 
 def test_a_transient_failure_is_said_and_retried(htcmock, monkeypatch):
