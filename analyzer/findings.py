@@ -86,9 +86,10 @@ T_AWAITING_INPUTS = _lookup(("CREATING", "PENDING"), TASK_STATUSES)
 
 @dataclass(frozen=True)
 class Threshold:
-    """A number a rule compares with, stated and overridable (``--threshold NAME=VALUE``)."""
+    """A number a rule compares with, stated and overridable (``--threshold NAME=VALUE``); a
+    count's default is an int (and so is its value, when whole)."""
     name: str
-    default: float
+    default: float | int
     unit: str        # s (seconds), x (times), share (0..1), tasks, p (a probability)
     help: str
 
@@ -151,28 +152,44 @@ class Context:
 
     @cached_property
     def session_of(self) -> np.ndarray:
-        return np.asarray(self.g.session_of, dtype=np.int64)
+        return np.asarray(self.g.session_of)  # int32 codes: index and count with them as they are
 
     @cached_property
     def session_names(self) -> list[str]:
         return self.g.sessions.to_pylist()
 
-    def _dictionary(self, column: str) -> tuple[np.ndarray, list[str]]:
-        """A string column of the tasks as (code per task, names); "" and null share a code."""
-        col = pc.fill_null(self.g.details[column], "")
-        enc = col.dictionary_encode() if not pa.types.is_dictionary(col.type) else col
-        if isinstance(enc, pa.ChunkedArray):
-            enc = enc.combine_chunks() if enc.num_chunks != 1 else enc.chunk(0)
-        names = enc.dictionary.to_pylist()
-        return np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64), names
-
     @cached_property
+    def _place(self) -> dict[str, tuple[np.ndarray, list[str]]]:
+        """The tasks' partition and pod as (code per task, names): both columns read at once,
+        dictionary-encoded as stored (a few distinct values over a million rows); null and ""
+        share one code."""
+        cols = ["partition_id", "pod_hostname"]
+        t = self.snap.read_columns("tasks", cols, dictionary=cols).unify_dictionaries()
+        out = {}
+        for c in cols:
+            col = t[c]
+            if not col.num_chunks:
+                out[c] = (np.zeros(0, np.int64), [])
+                continue
+            if not pa.types.is_dictionary(col.type):  # stored plain: encode it here
+                col = pa.chunked_array([pc.dictionary_encode(col.combine_chunks())])
+            names = pc.fill_null(col.chunk(0).dictionary.cast(pa.string()), "").to_pylist()
+            idx = pa.chunked_array([ch.indices for ch in col.chunks]).combine_chunks()
+            codes = np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            if idx.null_count:  # a null is ""
+                if "" not in names:
+                    names.append("")
+                codes[np.asarray(idx.is_null().to_numpy(zero_copy_only=False))] = names.index("")
+            out[c] = (codes, names)
+        return out
+
+    @property
     def partition(self) -> tuple[np.ndarray, list[str]]:
-        return self._dictionary("partition_id")
+        return self._place["partition_id"]
 
-    @cached_property
+    @property
     def pod(self) -> tuple[np.ndarray, list[str]]:
-        return self._dictionary("pod_hostname")
+        return self._place["pod_hostname"]
 
     @cached_property
     def first_attempt(self) -> np.ndarray:
@@ -200,7 +217,10 @@ class Context:
 
     @cached_property
     def origins(self) -> np.ndarray:
-        """Failure origins in scope: bad nodes with no bad input (graph.origins)."""
+        """Failure origins in scope: bad nodes with no bad input (graph.origins); none without
+        a bad node (no walk over the edges of a clean run)."""
+        if not self.g.bad[self.mask].any():
+            return np.zeros(0, dtype=np.int64)
         return self.g.origins(mask=self.mask)
 
     @cached_property
@@ -318,10 +338,6 @@ def finding(c: Context, kind: str, severity: str, claim: str, *, session_id: str
 
 # -- the rules -------------------------------------------------------------------------------------
 
-def _sessions_with(c: Context, task_mask: np.ndarray) -> list[int]:
-    return np.unique(c.session_of[:c.T][task_mask & c.tmask]).tolist()
-
-
 def _session_cancelled(c: Context) -> list[dict[str, Any]]:
     """A session the client cancelled: its CANCELLED tasks and ABORTED results are one fact."""
     g, T = c.g, c.T
@@ -383,7 +399,7 @@ def _unsatisfiable(c: Context) -> list[dict[str, Any]]:
     from .graph import KIND_PRODUCES
 
     g, T = c.g, c.T
-    if not T:
+    if not T or not (T_AWAITING_INPUTS[c.status] & c.tmask).any():
         return []
     e = np.flatnonzero(g.kind != KIND_PRODUCES)  # result -> task: data dependency or payload
     dst, src = np.asarray(g.dst)[e], np.asarray(g.src)[e]
@@ -579,6 +595,9 @@ def _failure_groups(c: Context) -> list[_Group]:
         return c.__dict__["failure_groups"]
     g, T = c.g, c.T
     o = c.origins[~c.claimed[c.origins]]
+    if not len(o):
+        c.__dict__["failure_groups"] = []
+        return []
     tk, rs = o[o < T], o[o >= T]
     labels = np.empty(len(o), dtype=object)
     if len(tk):
@@ -783,6 +802,12 @@ def _straggler(c: Context) -> list[dict[str, Any]]:
     live = np.concatenate([np.ones(len(running), bool), np.zeros(len(on_path), bool)])
     value = np.where(live, (c.now - started[cand]) / 1e6 if c.now != c.NA else 0.0,
                      (processed[cand] - started[cand]) / 1e6)
+    # a straggler is at least straggler_min_s beyond a median >= 0: nothing shorter can be one,
+    # and then no distribution is computed at all (a clean run's critical path)
+    short = value < c.th["straggler_min_s"]
+    cand, live, value = cand[~short], live[~short], value[~short]
+    if not len(cand):
+        return []
     part, names = c.partition
     done = (processed != c.NA) & (started != c.NA)
     dur = np.where(done, (processed - started) / 1e6, np.nan)
@@ -797,9 +822,8 @@ def _straggler(c: Context) -> list[dict[str, Any]]:
         sel = np.flatnonzero(key == k)
         v = value[sel]
         hit = (v >= c.th["straggler_ratio"] * p50) & (v >= p99) & (v - p50 >= c.th["straggler_min_s"])
-        srt = np.sort(dist)
         for i, val in zip(sel[hit].tolist(), v[hit].tolist()):
-            pct = 100.0 * np.searchsorted(srt, val, side="left") / len(srt)
+            pct = 100.0 * float((dist < val).sum()) / len(dist)  # few candidates: no sort
             flagged.append((i, code, val, p50, p99, pct, len(dist)))
     out = []
     by_group: dict[tuple[int, int, bool], list] = {}
@@ -928,7 +952,6 @@ def _throughput_drop(c: Context) -> list[dict[str, Any]]:
     W = c.th["drop_window_s"] * 1e6
     ended = c.ts["ended_at"]
     sess = c.session_of[:T]
-    pod, names = c.pod
     out = []
     for code in np.unique(sess[queued]).tolist():
         sid = c.session_names[code]
@@ -952,6 +975,7 @@ def _throughput_drop(c: Context) -> list[dict[str, Any]]:
         if ref < c.th["drop_min_tasks"] or recent > c.th["drop_ratio"] * ref:
             continue
         acq = c.ts["acquired_at"]
+        pod, _ = c.pod
         took = (sess == code) & (acq != c.NA)
         recent_pods = len(np.unique(pod[took & (acq > c.now - W)]))
         before_pods = len(np.unique(pod[took & (acq <= c.now - W) & (acq > c.now - windows * W)]))
@@ -973,22 +997,25 @@ def _throughput_drop(c: Context) -> list[dict[str, Any]]:
     return out
 
 
-def _busy_integral(c: Context, tasks: np.ndarray):
-    """B(t) = the pod-seconds the ``tasks`` spent with an agent (acquired -> ended, or now)
-    up to t, for many t at once (sorted starts and ends, cumulative sums)."""
-    acq, end = c.ts["acquired_at"][tasks], c.ts["ended_at"][tasks]
-    ok = acq != c.NA
-    t0 = int(acq[ok].min()) if ok.any() else 0
-    starts = np.sort((acq[ok] - t0) / 1e6)
-    stop = np.where(end[ok] != c.NA, end[ok], c.now if c.now != c.NA else acq[ok])
-    stops = np.sort((stop - t0) / 1e6)
-    cs, ce = np.r_[0.0, np.cumsum(starts)], np.r_[0.0, np.cumsum(stops)]
+#: beyond this many tasks, the busy pods are estimated from an even sample of them
+BUSY_SAMPLE = 100_000
 
-    def B(t_us: np.ndarray) -> np.ndarray:
-        t = (np.asarray(t_us, dtype=np.int64) - t0) / 1e6
-        ns, ne = np.searchsorted(starts, t), np.searchsorted(stops, t)
-        return t * ns - cs[ns] - (t * ne - ce[ne])
-    return B
+
+def _busy_pod_seconds(c: Context, tasks: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Pod-seconds the ``tasks`` spent with an agent (acquired -> ended, or now) within the
+    intervals [a, b): each interval one vectorised pass over the tasks (intervals are the few
+    queued steps of a critical path). Over many tasks, every k-th task's, times k (an even
+    sample in row order: the estimate of a mean over 100,000 intervals)."""
+    step = max(1, -(-len(tasks) // BUSY_SAMPLE))
+    tasks = tasks[::step]
+    acq, end = c.ts["acquired_at"][tasks], c.ts["ended_at"][tasks]
+    stop = np.where(end != c.NA, end, c.now if c.now != c.NA else acq)
+    total = 0
+    for lo, hi in zip(np.asarray(a).tolist(), np.asarray(b).tolist()):
+        x = np.minimum(stop, hi)
+        x -= np.maximum(acq, lo)
+        total += int(x[x > 0].sum())
+    return step * total / 1e6
 
 
 def _capacity(c: Context) -> list[dict[str, Any]]:
@@ -1019,11 +1046,10 @@ def _capacity(c: Context) -> list[dict[str, Any]]:
         pname = names[top] if names else ""
         info = c.partitions.get(pname) or {}
         of_p = np.flatnonzero((part == top) & (c.ts["acquired_at"] != c.NA))
-        used = len(np.unique(pod[of_p]))
+        used = int((np.bincount(pod[of_p], minlength=1) > 0).sum()) if len(of_p) else 0
         mine = segs[part[nodes] == top]
-        B = _busy_integral(c, of_p)
         span = float(((p.seg_b[mine] - p.seg_a[mine]) / 1e6).sum())
-        busy = float((B(p.seg_b[mine]) - B(p.seg_a[mine])).sum()) / span if span > 0 else 0.0
+        busy = _busy_pod_seconds(c, of_p, p.seg_a[mine], p.seg_b[mine]) / span if span > 0 else 0.0
         if busy < c.th["capacity_busy_share"] * max(used, 1):
             continue  # queued while agents were free: not capacity (a paused session, a slow scheduler)
         claim = (f"session {_short(sid)} is capacity-bound: its critical path waited "
@@ -1051,16 +1077,17 @@ def _clean(c: Context) -> list[dict[str, Any]]:
     n = int(len(st))
     done = int((st == _T["COMPLETED"]).sum())
     open_ = int(T_OPEN[st].sum())
-    sessions = len(_sessions_with(c, np.ones(T, dtype=bool))) if T else 0
+    sessions = int((np.bincount(c.session_of[:T][c.tmask], minlength=1) > 0).sum()) if n else 0
     if not n:
         claim = "nothing to say: no task in scope"
     elif open_:
         claim = (f"no problem found: {done} of {n} tasks completed, {open_} open and progressing "
                  f"in {_plural(sessions, 'session')}")
     else:
-        first, last = c.ts["created_at"][c.tmask], c.ts["ended_at"][c.tmask]
-        span = (c.seconds(int(first[first != c.NA].min()), int(last[last != c.NA].max()))
-                if (first != c.NA).any() and (last != c.NA).any() else None)
+        first = c.ts["created_at"][c.tmask]
+        first = first[first != c.NA]
+        last = int(c.ts["ended_at"][c.tmask].max())  # NA is the smallest int64
+        span = c.seconds(int(first.min()), last) if len(first) and last != c.NA else None
         took = f" in {fmt_seconds(span)}" if span is not None and sessions == 1 else ""
         others = n - done
         claim = (f"clean run: {_plural(sessions, 'session')}, {done} tasks completed{took}"
@@ -1132,7 +1159,7 @@ THRESHOLDS: dict[str, Threshold] = {t.name: t for r in RULES for t in r.threshol
 def parse_thresholds(specs: Iterable[str] | Mapping[str, float] | None) -> dict[str, float]:
     """Every threshold's value: the defaults, overridden by ``NAME=VALUE`` (a number; a
     duration may end in s, a share in %)."""
-    values = {name: float(t.default) for name, t in THRESHOLDS.items()}
+    values = {name: t.default for name, t in THRESHOLDS.items()}
     if specs is None:
         return values
     items = specs.items() if isinstance(specs, Mapping) else \
@@ -1153,7 +1180,8 @@ def parse_thresholds(specs: Iterable[str] | Mapping[str, float] | None) -> dict[
                                 f"{THRESHOLDS[name].default:g}") from None
         if not math.isfinite(value) or value < 0:
             raise AnalysisError(f"--threshold {name}={text}: must be a finite number >= 0")
-        values[name] = value
+        default = THRESHOLDS[name].default
+        values[name] = int(value) if isinstance(default, int) and value.is_integer() else value
     return values
 
 

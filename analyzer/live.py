@@ -103,7 +103,8 @@ class LiveState:
         self.events_applied = 0
         self.events_ignored = 0
         self.findings: list[dict[str, Any]] = []   # the last reconcile's, ranked
-        self._findings_seen: dict[str, float] = {}  # key -> seconds into the watch first seen
+        # key -> (seconds into the watch when first seen, there at the first reconcile)
+        self._findings_seen: dict[str, tuple[float, bool]] = {}
         self._findings_reconciles = 0
 
     # -- truth: a reconcile ------------------------------------------------------------------
@@ -206,8 +207,8 @@ class LiveState:
         self._findings_reconciles += 1
         shown = []
         for f in found:
-            seen = self._findings_seen.setdefault(f["key"], at)
-            shown.append({**f, "seen_at": seen, "new": not first and seen == at})
+            seen, initial = self._findings_seen.setdefault(f["key"], (at, first))
+            shown.append({**f, "seen_at": seen, "new": not initial})
         self._findings_seen = {f["key"]: self._findings_seen[f["key"]] for f in found}
         self.findings = shown
 
@@ -291,10 +292,11 @@ FINDINGS_SHOWN = 5
 
 
 def _findings(snap, session_id: str) -> list[dict[str, Any]]:
-    """The session's findings (``findings.build``), each as a few fields."""
+    """The session's findings (``findings.build``), each as a few fields (not ``next``: it
+    names the reconcile's bundle, which the next reconcile replaces)."""
     from .findings import build
 
-    return [{k: f[k] for k in ("kind", "severity", "claim", "next", "key")}
+    return [{k: f[k] for k in ("kind", "severity", "claim", "key")}
             for f in build(snap, session_id)["findings"][:FINDINGS_SHOWN]]
 
 
