@@ -206,9 +206,23 @@ class Context:
 
     @cached_property
     def sessions(self) -> dict[str, dict[str, Any]]:
-        """The sessions table's rows, by id (status, cancelled_at)."""
+        """The sessions that are not plainly RUNNING (status, cancelled_at), by id: the rules
+        ask about paused, cancelled and closed ones; a session not here is RUNNING (or has no
+        row). Few rows, however many sessions the bundle holds."""
         return {r["session_id"]: r for r in self.snap.sql(
-            "SELECT session_id, status, cancelled_at FROM sessions").to_pylist()}
+            "SELECT session_id, status, cancelled_at FROM sessions "
+            "WHERE status <> 'RUNNING' OR cancelled_at IS NOT NULL").to_pylist()}
+
+    def session_codes(self, statuses: tuple[str, ...]) -> np.ndarray:
+        """A lookup over session codes (``table[code]``): the sessions whose row has one of
+        ``statuses`` (CANCELLED also when it has cancelled_at)."""
+        table = np.zeros(len(self.session_names) + 1, dtype=bool)
+        code_of = {sid: i for i, sid in enumerate(self.session_names)}
+        for sid, row in self.sessions.items():
+            if sid in code_of and (row["status"] in statuses or
+                                   ("CANCELLED" in statuses and row.get("cancelled_at") is not None)):
+                table[code_of[sid]] = True
+        return table
 
     @cached_property
     def partitions(self) -> dict[str, dict[str, Any]]:
@@ -235,9 +249,22 @@ class Context:
         e, m = pc.utf8_trim_whitespace(err.take(idx)), pc.utf8_trim_whitespace(msg.take(idx))
         return pc.if_else(pc.equal(e, ""), pc.if_else(pc.equal(m, ""), "(no message)", m), e).to_pylist()
 
+    def _class_array(self, tasks: np.ndarray) -> pa.Array:
+        err, msg = self.messages
+        idx = pa.array(np.asarray(tasks, dtype=np.int64))
+        e, m = pc.utf8_trim_whitespace(err.take(idx)), pc.utf8_trim_whitespace(msg.take(idx))
+        return error_class(pc.if_else(pc.equal(e, ""), pc.if_else(pc.equal(m, ""), "(no message)", m), e))
+
     def classes(self, tasks: np.ndarray) -> list[str]:
         """The error class of each task's failure message (``error_class``)."""
-        return error_class(pa.array(self.failure_messages(tasks), pa.string())).to_pylist()
+        return self._class_array(tasks).to_pylist()
+
+    def class_codes(self, tasks: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The error classes of the tasks as (code of each, the distinct classes): Arrow's
+        dictionary encoding, no Python per task."""
+        enc = pc.dictionary_encode(self._class_array(tasks))
+        return (np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64),
+                enc.dictionary.to_pylist())
 
     @property
     def paths(self):
@@ -300,6 +327,18 @@ def _single(a) -> pa.Array:
     return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
 
 
+def groups(keys: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+    """(key, positions) for each distinct key, in key order: one stable sort, not one pass
+    over ``keys`` per key (a bundle of 100,000 sessions has as many groups)."""
+    keys = np.asarray(keys)
+    if not len(keys):
+        return []
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    starts = np.r_[0, np.flatnonzero(k[1:] != k[:-1]) + 1]
+    return list(zip(k[starts].tolist(), np.split(order, starts[1:])))
+
+
 def error_class(messages: pa.Array) -> pa.Array:
     """Messages -> classes, as ``queries/error_classes.sql`` makes them: the first 300
     characters, ids (GUIDs, with a ``###n`` retry suffix) -> ``<id>``, long hex strings ->
@@ -324,6 +363,20 @@ def _quote(text: str, limit: int = 120) -> str:
     return '"' + (text if len(text) <= limit else text[:limit - 1] + "…") + '"'
 
 
+def where(c: Context, codes) -> tuple[str, str | None, dict[str, Any]]:
+    """Where a finding is, said once however many sessions share it: ("in session 6f1c2a9b",
+    its id, {}) for one session; ("in 992 sessions", None, {"sessions": the first few,
+    "sessions_total": 992}) for several (a finding per session would say the same thing
+    992 times)."""
+    codes = np.unique(np.asarray(codes, dtype=np.int64))
+    if len(codes) == 1:
+        sid = c.session_names[int(codes[0])]
+        return f"in session {_short(sid)}", sid, {}
+    names = [c.session_names[int(k)] for k in codes[:IDS_SHOWN]]
+    return (f"in {len(codes)} sessions", None,
+            {"sessions": names, "sessions_total": int(len(codes))})
+
+
 def finding(c: Context, kind: str, severity: str, claim: str, *, session_id: str | None,
             subject: str = "", results: int | None = None, tasks: int | None = None,
             time_lost_s: float | None = None, evidence: dict[str, Any] | None = None,
@@ -339,39 +392,58 @@ def finding(c: Context, kind: str, severity: str, claim: str, *, session_id: str
 # -- the rules -------------------------------------------------------------------------------------
 
 def _session_cancelled(c: Context) -> list[dict[str, Any]]:
-    """A session the client cancelled: its CANCELLED tasks and ABORTED results are one fact."""
+    """A session the client cancelled: its CANCELLED tasks and ABORTED results are one fact.
+    Counted for every cancelled session at once (bincount over the session codes)."""
     g, T = c.g, c.T
-    out = []
-    for code, sid in enumerate(c.session_names):
-        row = c.sessions.get(sid)
-        if row is None or (row["status"] != "CANCELLED" and row.get("cancelled_at") is None):
-            continue
-        in_s = (c.session_of == code) & c.mask
-        if not in_s.any():
-            continue
-        o = c.origins[in_s[c.origins]]
-        ot = o[o < T]
-        mine = np.concatenate([ot[T_CANCELLED[c.status[ot]]], o[(o >= T)]])
-        c.claimed[mine] = True
-        tin = in_s[:T]
-        cancelled = int((tin & T_CANCELLED[c.status]).sum())
-        rs = np.asarray(g.result_status, dtype=np.int64)
-        aborted = int((in_s[T:] & R_LOST[rs]).sum())
-        completed = int((tin & (c.status == _T["COMPLETED"])).sum())
-        ran = np.flatnonzero(tin & T_CANCELLED[c.status] & (c.ts["started_at"] != c.NA))
-        at = micros(row.get("cancelled_at"))
-        first = c.ts["created_at"][tin]
-        first = int(first[first != c.NA].min()) if (first != c.NA).any() else c.NA
-        when = f" {fmt_seconds(c.seconds(first, at))} after it started" if c.seconds(first, at) is not None else ""
-        claim = (f"session {_short(sid)} was cancelled{when}: {_plural(cancelled, 'task')} cancelled, "
-                 f"{_plural(aborted, 'result')} aborted ({completed} tasks had completed)")
-        out.append(finding(c, "session_cancelled", "warning", claim, session_id=sid,
-                           results=aborted, tasks=cancelled, time_lost_s=c.pod_seconds(ran),
-                           evidence={"session_id": sid, "cancelled_at": row.get("cancelled_at"),
-                                     "tasks_cancelled": cancelled, "results_aborted": aborted,
-                                     "tasks_completed": completed, "cancelled_while_running": int(len(ran))},
-                           next=c.command("analyze", "--session", sid)))
-    return out
+    is_c = c.session_codes(("CANCELLED",))
+    if not is_c.any():
+        return []
+    in_c = is_c[c.session_of] & c.mask
+    o = c.origins[in_c[c.origins]]
+    ot = o[o < T]
+    c.claimed[np.concatenate([ot[T_CANCELLED[c.status[ot]]], o[o >= T]])] = True
+    S = len(c.session_names)
+    tcode, rcode = c.session_of[:T], c.session_of[T:]
+    tin = in_c[:T]
+    rs = np.asarray(g.result_status, dtype=np.int64)
+    gone = tin & T_CANCELLED[c.status]
+    cancelled = np.bincount(tcode[gone], minlength=S)
+    completed = np.bincount(tcode[tin & (c.status == _T["COMPLETED"])], minlength=S)
+    aborted = np.bincount(rcode[in_c[T:] & R_LOST[rs]], minlength=S)
+    ran = np.flatnonzero(gone & (c.ts["started_at"] != c.NA))
+    first = np.full(S, np.iinfo(np.int64).max, dtype=np.int64)
+    made = tin & (c.ts["created_at"] != c.NA)
+    np.minimum.at(first, tcode[made], c.ts["created_at"][made])
+    codes = np.flatnonzero(is_c[:S] & (np.bincount(c.session_of[c.mask], minlength=S) > 0))
+    if not len(codes):
+        return []
+    codes = codes[np.argsort(-aborted[codes], kind="stable")]
+    n_c, n_a, n_done = (int(x[codes].sum()) for x in (cancelled, aborted, completed))
+    per = []
+    for code in codes[:IDS_SHOWN].tolist():
+        sid = c.session_names[code]
+        row = c.sessions.get(sid) or {}
+        began = int(first[code]) if first[code] != np.iinfo(np.int64).max else c.NA
+        per.append({"session_id": sid, "cancelled_at": row.get("cancelled_at"),
+                    "after_s": c.seconds(began, micros(row.get("cancelled_at"))),
+                    "tasks_cancelled": int(cancelled[code]), "results_aborted": int(aborted[code]),
+                    "tasks_completed": int(completed[code])})
+    if len(codes) == 1:
+        after = per[0]["after_s"]
+        when = f" {fmt_seconds(after)} after it started" if after is not None else ""
+        who, sid = f"session {_short(per[0]['session_id'])} was cancelled{when}", per[0]["session_id"]
+    else:
+        who, sid = f"{len(codes)} sessions were cancelled", None
+    claim = (f"{who}: {_plural(n_c, 'task')} cancelled, {_plural(n_a, 'result')} aborted "
+             f"({n_done} tasks had completed)")
+    mine = ran[np.isin(tcode[ran], codes)]
+    return [finding(c, "session_cancelled", "warning", claim, session_id=sid,
+                    results=n_a, tasks=n_c, time_lost_s=c.pod_seconds(mine),
+                    evidence={**(per[0] if len(codes) == 1 else {"sessions": per,
+                                                                "sessions_total": int(len(codes))}),
+                              "tasks_cancelled": n_c, "results_aborted": n_a, "tasks_completed": n_done,
+                              "cancelled_while_running": int(len(mine))},
+                    next=c.command("analyze", "--session", per[0]["session_id"]))]
 
 
 def _retry_cleanup(c: Context) -> list[dict[str, Any]]:
@@ -421,54 +493,52 @@ def _unsatisfiable(c: Context) -> list[dict[str, Any]]:
     for reason, sel in (("lost", lost), ("owner", dead_owner), ("nobody", nobody)):
         if not sel.any():
             continue
-        d, s = dst[sel], src[sel]
-        for code in np.unique(c.session_of[d]).tolist():
-            mine = c.session_of[d] == code
-            tasks, inputs = np.unique(d[mine]), np.unique(s[mine])
-            sid = c.session_names[code]
-            c.explained[tasks] = True
-            aff = c.affected(tasks)
-            in_ids = g.node_ids(T + inputs[:IDS_SHOWN])
-            in_status = [g.status_name(T + int(j)) for j in inputs[:IDS_SHOWN]]
-            t_ids = g.node_ids(tasks[:IDS_SHOWN])
-            longest = float(waited[sel][mine].max()) if mine.any() else 0.0
-            one = len(inputs) == 1
-            it = "it" if one else "them"
-            their = "its" if len(tasks) == 1 else "their"
-            inputs_said = (f"{their} input {_short(in_ids[0])}" if one
-                           else f"{_plural(len(inputs), 'input')} {'it reads' if len(tasks) == 1 else 'they read'}")
-            if reason == "lost":
-                severity = "error"
-                why = (f"{inputs_said} {'is' if one else 'are'} {'/'.join(sorted(set(in_status)))} "
-                       "and a lost result never comes back")
-            elif reason == "owner":
-                owners = np.unique(prod[sel][mine])
-                o_status = sorted({g.status_name(int(p)) for p in owners[:IDS_SHOWN]})
-                severity = "error"
-                why = (f"{inputs_said} {'is' if one else 'are'} still CREATED but the task that owns "
-                       f"{it} ended {'/'.join(o_status)}: no task will complete {it}")
-            else:
-                srow = c.sessions.get(sid) or {}
-                open_session = srow.get("status") in (None, "RUNNING", "PAUSED")
-                severity = "warning" if open_session else "error"
-                why = (f"{inputs_said} {'has' if one else 'have'} no owner: no task will produce "
-                       f"{it}, only the client can upload {it}"
-                       + ("" if open_session else f", and the session is {srow.get('status')}"))
-            claim = (f"{_plural(len(tasks), 'task')} in session {_short(sid)} can never start: {why} "
-                     f"(waiting {fmt_seconds(longest)}); {_plural(aff['waiting_results'], 'result')} "
-                     f"wait on {'it' if len(tasks) == 1 else 'them'}")
-            out.append(finding(c, "unsatisfiable_dependency", severity, claim, session_id=sid,
-                               subject=reason, results=aff["waiting_results"], tasks=aff["open_tasks"],
-                               time_lost_s=longest,
-                               evidence={"reason": {"lost": "input aborted or deleted",
-                                                    "owner": "input's owner ended without it",
-                                                    "nobody": "input owned by nobody"}[reason],
-                                         "tasks": t_ids, "tasks_total": int(len(tasks)),
-                                         "inputs": [{"result_id": i, "status": st}
-                                                    for i, st in zip(in_ids, in_status)],
-                                         "inputs_total": int(len(inputs)),
-                                         "longest_wait_s": round(longest, 3)},
-                               next=c.command("task", t_ids[0])))
+        d, src_sel = dst[sel], src[sel]
+        tasks, inputs = np.unique(d), np.unique(src_sel)
+        inside, sid, more = where(c, c.session_of[tasks])
+        c.explained[tasks] = True
+        aff = c.affected(tasks)
+        in_ids = g.node_ids(T + inputs[:IDS_SHOWN])
+        in_status = [g.status_name(T + int(j)) for j in inputs[:IDS_SHOWN]]
+        t_ids = g.node_ids(tasks[:IDS_SHOWN])
+        longest = float(waited[sel].max())
+        one = len(inputs) == 1
+        it = "it" if one else "them"
+        their = "its" if len(tasks) == 1 else "their"
+        inputs_said = (f"{their} input {_short(in_ids[0])}" if one
+                       else f"{_plural(len(inputs), 'input')} {'it reads' if len(tasks) == 1 else 'they read'}")
+        if reason == "lost":
+            severity = "error"
+            why = (f"{inputs_said} {'is' if one else 'are'} {'/'.join(sorted(set(in_status)))} "
+                   "and a lost result never comes back")
+        elif reason == "owner":
+            owners = np.unique(prod[sel])
+            o_status = sorted({g.status_name(int(p)) for p in owners[:IDS_SHOWN]})
+            severity = "error"
+            why = (f"{inputs_said} {'is' if one else 'are'} still CREATED but the task that owns "
+                   f"{it} ended {'/'.join(o_status)}: no task will complete {it}")
+        else:
+            closed = sorted({(c.sessions.get(c.session_names[int(k)]) or {}).get("status") or "RUNNING"
+                             for k in np.unique(c.session_of[tasks]).tolist()} - {"RUNNING", "PAUSED"})
+            severity = "error" if closed else "warning"
+            why = (f"{inputs_said} {'has' if one else 'have'} no owner: no task will produce "
+                   f"{it}, only the client can upload {it}"
+                   + (f", and the session is {'/'.join(closed)}" if closed else ""))
+        claim = (f"{_plural(len(tasks), 'task')} {inside} can never start: {why} "
+                 f"(waiting {fmt_seconds(longest)}); {_plural(aff['waiting_results'], 'result')} "
+                 f"wait on {'it' if len(tasks) == 1 else 'them'}")
+        out.append(finding(c, "unsatisfiable_dependency", severity, claim, session_id=sid,
+                           subject=reason, results=aff["waiting_results"], tasks=aff["open_tasks"],
+                           time_lost_s=longest,
+                           evidence={"reason": {"lost": "input aborted or deleted",
+                                                "owner": "input's owner ended without it",
+                                                "nobody": "input owned by nobody"}[reason],
+                                     "tasks": t_ids, "tasks_total": int(len(tasks)),
+                                     "inputs": [{"result_id": i, "status": st}
+                                                for i, st in zip(in_ids, in_status)],
+                                     "inputs_total": int(len(inputs)),
+                                     "longest_wait_s": round(longest, 3), **more},
+                           next=c.command("task", t_ids[0])))
     return out
 
 
@@ -556,19 +626,22 @@ def _retries(c: Context) -> list[dict[str, Any]]:
                           & c.tmask & ~c.claimed[:T])
     if not len(last):
         return []
-    classes = np.array(c.classes(last), dtype=object)
-    sess = c.session_of[last]
+    cls_code, names = c.class_codes(last)
+    c.claimed[last[np.isin(last, c.origins)]] = True
     out = []
     first = c.first_attempt
-    for code, cls in sorted({(int(s), k) for s, k in zip(sess.tolist(), classes.tolist())}):
-        mine = last[(sess == code) & (classes == cls)]
-        c.claimed[mine[np.isin(mine, c.origins)]] = True
+    found = sorted(groups(cls_code), key=lambda kv: -len(kv[1]))
+    if len(found) > MAX_PER_RULE:
+        c.omitted["retries_never_recover"] = len(found) - MAX_PER_RULE
+    for k, pos in found[:MAX_PER_RULE]:
+        cls = names[int(k)]
+        mine = last[pos]
+        inside, sid, more = where(c, c.session_of[mine])
         aff = c.affected(mine)
         chains = np.flatnonzero(np.isin(first, first[mine]))
-        sid = c.session_names[code]
         ids = g.node_ids(first[mine][:IDS_SHOWN])
         most = int(attempt[mine].max())
-        claim = (f"{_plural(len(mine), 'task')} in session {_short(sid)} failed every attempt "
+        claim = (f"{_plural(len(mine), 'task')} {inside} failed every attempt "
                  f"(up to {most}): {_quote(cls)}; {_plural(aff['lost_results'], 'result')} aborted")
         out.append(finding(c, "retries_never_recover", "error", claim, session_id=sid, subject=cls,
                            results=aff["lost_results"], tasks=aff["lost_tasks"],
@@ -576,53 +649,71 @@ def _retries(c: Context) -> list[dict[str, Any]]:
                            evidence={"error_class": cls, "tasks": ids, "tasks_total": int(len(mine)),
                                      "attempts": int(len(chains)), "most_attempts": most,
                                      "last_attempts": g.node_ids(mine[:IDS_SHOWN]),
-                                     "example_message": c.failure_messages(mine[:1])[0]},
+                                     "example_message": c.failure_messages(mine[:1])[0], **more},
                            next=c.command("task", ids[0])))
     return out
 
 
 @dataclass
 class _Group:
-    session: int
     cls: str
     nodes: np.ndarray
     severity: str
+    new: bool  # the class is not in the baseline of (every session of) these nodes
 
 
 def _failure_groups(c: Context) -> list[_Group]:
-    """The origins no earlier rule claimed, grouped by session and error class."""
+    """The origins no earlier rule claimed, grouped by error class (a task's failure message's
+    class; a lost result with no failed task upstream by its status and its owner's) across
+    sessions (one finding however many sessions it spans), and, with a baseline, by whether
+    the baseline of their session had the class; the largest first. One sort, whatever the
+    number of groups."""
     if "failure_groups" in c.__dict__:
         return c.__dict__["failure_groups"]
     g, T = c.g, c.T
     o = c.origins[~c.claimed[c.origins]]
+    out: list[_Group] = []
+    c.__dict__["failure_groups"] = out
     if not len(o):
-        c.__dict__["failure_groups"] = []
-        return []
+        return out
     tk, rs = o[o < T], o[o >= T]
-    labels = np.empty(len(o), dtype=object)
+    label = np.zeros(len(o), dtype=np.int64)
+    names: list[str] = []
     if len(tk):
-        cls = np.array(c.classes(tk), dtype=object)
-        st = np.array([TASK_STATUSES[s] for s in c.status[tk]], dtype=object)
+        code, base = c.class_codes(tk)
         cancelled = T_CANCELLED[c.status[tk]]
-        labels[:len(tk)] = np.where(cancelled, "cancelled: " + cls.astype(str), cls)
-        del st
+        label[:len(tk)] = np.where(cancelled, code + len(base), code)
+        names = base + ["cancelled: " + n for n in base]
+    results_from = len(names)
     if len(rs):
         rstat = np.asarray(g.result_status, dtype=np.int64)[rs - T]
         prod = np.asarray(g.producer, dtype=np.int64)[rs - T]
         pst = np.where(prod >= 0, c.status[np.maximum(prod, 0)], -1)
-        labels[len(tk):] = [f"{RESULT_STATUSES[s]} result, " + (
-            f"its owner {TASK_STATUSES[p]}" if p >= 0 else "no owner (the client's)")
-            for s, p in zip(rstat.tolist(), pst.tolist())]
+        combo = rstat * (len(TASK_STATUSES) + 2) + (pst + 1)
+        kinds, inverse = np.unique(combo, return_inverse=True)
+        label[len(tk):] = len(names) + inverse
+        for k in kinds.tolist():
+            r, p = divmod(k, len(TASK_STATUSES) + 2)
+            names.append(f"{RESULT_STATUSES[r]} result, " + (
+                f"its owner {TASK_STATUSES[p - 1]}" if p else "no owner (the client's)"))
     nodes = np.concatenate([tk, rs])
-    sess = c.session_of[nodes]
-    groups = []
-    for code, cls in sorted({(int(s), str(k)) for s, k in zip(sess.tolist(), labels.tolist())}):
-        mine = nodes[(sess == code) & (labels == cls)]
+    L = len(names) + 1
+    new = np.zeros(len(nodes), dtype=np.int64)
+    if c.baseline is not None:  # is each (session, class) new? once per distinct pair
+        pair = c.session_of[nodes].astype(np.int64) * L + label
+        uniq, inverse = np.unique(pair, return_inverse=True)
+        flag = np.zeros(len(uniq), dtype=np.int64)
+        for i, pr in enumerate(uniq.tolist()):
+            known = _baseline_for(c, c.session_names[pr // L])
+            cls = names[pr % L].removeprefix("cancelled: ")
+            flag[i] = int(known is not None and cls not in known and pr % L < results_from)
+        new = flag[inverse]
+    for k, pos in sorted(groups(label * 2 + new), key=lambda kv: -len(kv[1])):
+        mine = nodes[pos]
         t = mine[mine < T]
-        severe = (t.size and T_FAILED[c.status[t]].any()) or (mine >= T).any()
-        groups.append(_Group(code, cls, mine, "error" if severe else "warning"))
-    c.__dict__["failure_groups"] = groups
-    return groups
+        severe = bool((len(t) and T_FAILED[c.status[t]].any()) or (mine >= T).any())
+        out.append(_Group(names[int(k) // 2], mine, "error" if severe else "warning", bool(k % 2)))
+    return out
 
 
 def _failure_finding(c: Context, grp: _Group, kind: str, new: bool = False) -> dict[str, Any]:
@@ -630,7 +721,7 @@ def _failure_finding(c: Context, grp: _Group, kind: str, new: bool = False) -> d
     c.claimed[grp.nodes] = True
     aff = c.affected(grp.nodes)
     roots = grp.nodes[grp.nodes < T]
-    sid = c.session_names[grp.session]
+    inside, sid, more = where(c, c.session_of[grp.nodes])
     every = c.descendants(grp.nodes)
     lost_r = every[(every >= T)]
     lost_r = lost_r[g.bad[lost_r]]
@@ -651,8 +742,8 @@ def _failure_finding(c: Context, grp: _Group, kind: str, new: bool = False) -> d
             else f"{_plural(len(grp.nodes), 'lost result')}")
     prefix = "new error class: " if new else ""
     if len(roots):
-        claim = (f"{prefix}{_plural(aff['lost_results'], 'result')} aborted by {what} in session "
-                 f"{_short(sid)}: {_quote(grp.cls)}")
+        claim = (f"{prefix}{_plural(aff['lost_results'], 'result')} aborted by {what} {inside}: "
+                 f"{_quote(grp.cls)}")
         if propagated > 0:
             claim += f" ({_plural(propagated, 'task')} failed by propagation)"
     else:
@@ -662,7 +753,8 @@ def _failure_finding(c: Context, grp: _Group, kind: str, new: bool = False) -> d
     evidence = {"error_class": grp.cls, "root_ids": root_ids, "roots_total": int(len(grp.nodes)),
                 "results_aborted": aff["lost_results"], "tasks_failed": aff["lost_tasks"],
                 "failed_by_propagation": max(propagated, 0),
-                "example_message": c.failure_messages(roots[:1])[0] if len(roots) else grp.cls}
+                "example_message": c.failure_messages(roots[:1])[0] if len(roots) else grp.cls,
+                **more}
     nxt = c.command("lineage", g.node_id(target)) if target is not None else c.command("task", root_ids[0])
     if target is not None:
         evidence["example_result"] = g.node_id(target)
@@ -687,40 +779,44 @@ def _new_error_class(c: Context) -> list[dict[str, Any]]:
     the baseline never had; failed attempts that were retried (and recovered) included."""
     if c.baseline is None:
         return []
-    out = []
+    new = []
     for grp in _failure_groups(c):
-        known = _baseline_for(c, c.session_names[grp.session])
-        cls = grp.cls.removeprefix("cancelled: ")
-        if known is not None and cls not in known and not grp.cls.startswith(("ABORTED ", "DELETED ", "NOTFOUND ")):
-            out.append(_failure_finding(c, grp, "new_error_class", new=True))
+        if grp.new and not grp.cls.startswith(("ABORTED ", "DELETED ", "NOTFOUND ")):
+            c.claimed[grp.nodes] = True  # said here: not again as failures_by_root_cause
+            new.append(grp)
+    out = [_failure_finding(c, grp, "new_error_class", new=True) for grp in new[:MAX_PER_RULE]]
     # attempts that failed and were retried: a new class even when the retry recovered
     T = c.T
     retried = np.flatnonzero((c.status == _T["RETRIED"]) & c.tmask) if T else np.zeros(0, np.int64)
     if len(retried):
-        cls = np.array(c.classes(retried), dtype=object)
-        sess = c.session_of[retried]
+        code, names = c.class_codes(retried)
         said = {(f["session_id"], f["subject"]) for f in out}
-        for code, k in sorted({(int(s), str(x)) for s, x in zip(sess.tolist(), cls.tolist())}):
-            sid = c.session_names[code]
+        key = c.session_of[retried].astype(np.int64) * (len(names) + 1) + code
+        for k, pos in sorted(groups(key), key=lambda kv: -len(kv[1])):
+            sid = c.session_names[int(k) // (len(names) + 1)]
+            cls = names[int(k) % (len(names) + 1)]
             known = _baseline_for(c, sid)
-            if known is None or k in known or (sid, k) in said:
+            if known is None or cls in known or (sid, cls) in said:
                 continue
-            mine = retried[(sess == code) & (cls == k)]
+            mine = retried[pos]
             ids = c.g.node_ids(mine[:IDS_SHOWN])
             claim = (f"new error class: {_plural(len(mine), 'attempt')} in session {_short(sid)} "
-                     f"raised {_quote(k)}; retried")
-            out.append(finding(c, "new_error_class", "warning", claim, session_id=sid, subject=k,
+                     f"raised {_quote(cls)}; retried")
+            out.append(finding(c, "new_error_class", "warning", claim, session_id=sid, subject=cls,
                                tasks=int(len(mine)), time_lost_s=c.pod_seconds(mine),
-                               evidence={"error_class": k, "attempts": int(len(mine)), "attempt_ids": ids,
+                               evidence={"error_class": cls, "attempts": int(len(mine)), "attempt_ids": ids,
                                          "example_message": c.failure_messages(mine[:1])[0]},
                                next=c.command("task", ids[0])))
     return out
 
 
 def _failures(c: Context) -> list[dict[str, Any]]:
-    """What is left of the failures: grouped by root cause's error class."""
-    return [_failure_finding(c, grp, "failures_by_root_cause") for grp in _failure_groups(c)
-            if not c.claimed[grp.nodes].all()]
+    """What is left of the failures: grouped by root cause's error class (the largest groups
+    described, the others counted)."""
+    left = [grp for grp in _failure_groups(c) if not c.claimed[grp.nodes].all()]
+    if len(left) > MAX_PER_RULE:
+        c.omitted["failures_by_root_cause"] = len(left) - MAX_PER_RULE
+    return [_failure_finding(c, grp, "failures_by_root_cause") for grp in left[:MAX_PER_RULE]]
 
 
 def _starved(c: Context) -> list[dict[str, Any]]:
@@ -811,15 +907,20 @@ def _straggler(c: Context) -> list[dict[str, Any]]:
     part, names = c.partition
     done = (processed != c.NA) & (started != c.NA)
     dur = np.where(done, (processed - started) / 1e6, np.nan)
-    key = c.session_of[cand] * np.int64(len(names) + 1) + part[cand]
+    width = np.int64(len(names) + 1)
+    key = c.session_of[cand].astype(np.int64) * width + part[cand]
+    # the finished tasks of each (session, partition), found by one sort of their keys
+    fin = np.flatnonzero(done)
+    fin_key = c.session_of[:T][fin].astype(np.int64) * width + part[fin]
+    order = np.argsort(fin_key, kind="stable")
+    fin_key, fin_dur = fin_key[order], dur[fin][order]
     flagged: list[tuple[int, int, float, float, float, float, int]] = []
-    for k in np.unique(key).tolist():
-        code, pc_ = divmod(k, len(names) + 1)
-        dist = dur[(c.session_of[:T] == code) & (part == pc_) & done]
+    for k, sel in groups(key):
+        code = int(k) // int(width)
+        dist = fin_dur[np.searchsorted(fin_key, k, "left"):np.searchsorted(fin_key, k, "right")]
         if len(dist) < c.th["straggler_min_samples"]:
             continue
         p50, p99 = (float(x) for x in np.quantile(dist, [0.5, 0.99]))
-        sel = np.flatnonzero(key == k)
         v = value[sel]
         hit = (v >= c.th["straggler_ratio"] * p50) & (v >= p99) & (v - p50 >= c.th["straggler_min_s"])
         for i, val in zip(sel[hit].tolist(), v[hit].tolist()):
@@ -830,7 +931,13 @@ def _straggler(c: Context) -> list[dict[str, Any]]:
     for f in flagged:
         i = f[0]
         by_group.setdefault((f[1], int(part[cand[i]]), bool(live[i])), []).append(f)
-    for (code, pcode, is_live), fl in by_group.items():
+    ranked = sorted(by_group.items(), key=lambda kv: -max(f[2] - f[3] for f in kv[1]))
+    for (code, pcode, is_live), fl in ranked[MAX_PER_RULE:]:
+        if is_live:  # not described, still explained (a stall is not made of them)
+            c.explained[[cand[f[0]] for f in fl]] = True
+    if len(ranked) > MAX_PER_RULE:
+        c.omitted["straggler"] = len(ranked) - MAX_PER_RULE
+    for (code, pcode, is_live), fl in ranked[:MAX_PER_RULE]:
         fl.sort(key=lambda f: -f[2])
         nodes = np.array([cand[f[0]] for f in fl], dtype=np.int64)
         i, _, val, p50, p99, pct, n = fl[0]
@@ -880,8 +987,33 @@ def _last_end(c: Context) -> np.ndarray:
     return last
 
 
+def _p99_by_session(c: Context, codes: np.ndarray) -> np.ndarray:
+    """The p99 processing time of each of the sessions ``codes`` (0 when none finished one),
+    by one sort of their finished tasks (the nearest rank below)."""
+    T = c.T
+    S = len(c.session_names)
+    wanted = np.zeros(S + 1, dtype=bool)
+    wanted[codes] = True
+    sess = c.session_of[:T]
+    done = np.flatnonzero((c.ts["processed_at"] != c.NA) & (c.ts["started_at"] != c.NA) & wanted[sess])
+    out = np.zeros(S)
+    if not len(done):
+        return out[codes]
+    d = (c.ts["processed_at"][done] - c.ts["started_at"][done]) / 1e6
+    k = sess[done]
+    order = np.lexsort((d, k))
+    ks, ds = k[order], d[order]
+    cnt = np.bincount(ks, minlength=S)
+    start = np.cumsum(cnt) - cnt
+    has = np.flatnonzero(cnt)
+    out[has] = ds[start[has] + np.floor(0.99 * (cnt[has] - 1)).astype(np.int64)]
+    return out[codes]
+
+
 def _stall(c: Context) -> list[dict[str, Any]]:
-    """Open work, nothing ended for a while and nothing running (bar stragglers)."""
+    """Open work, nothing ended for a while and nothing running (bar stragglers): every
+    session judged at once (counts by bincount, last ends by maximum.at), the few stalled ones
+    described."""
     T = c.T
     if not T or c.now == c.NA:
         return []
@@ -895,45 +1027,45 @@ def _stall(c: Context) -> list[dict[str, Any]]:
     created = c.ts["created_at"]
     ok = created != c.NA
     np.minimum.at(first, sess[ok], created[ok])
+    n_open = np.bincount(sess[open_], minlength=S)
     # running stragglers are explained (c.explained): they do not count as progress
     running = np.bincount(sess[T_IN_PROGRESS[c.status] & ~c.explained], minlength=S)
-    done = (c.ts["processed_at"] != c.NA) & (c.ts["started_at"] != c.NA)
+    since = np.where(last != c.NA, last, first)
+    quiet = np.where(since != np.iinfo(np.int64).max, (c.now - since) / 1e6, -1.0)
+    held = c.session_codes(("PAUSED", "CANCELLED"))[:S]
+    cand = np.flatnonzero((n_open > 0) & (running == 0) & ~held & (quiet >= c.th["stall_min_s"]))
+    if not len(cand):
+        return []
+    window = np.maximum(c.th["stall_min_s"], c.th["stall_factor"] * _p99_by_session(c, cand))
+    cand, window = cand[quiet[cand] >= window], window[quiet[cand] >= window]
+    order = np.argsort(-n_open[cand], kind="stable")
+    if len(cand) > MAX_PER_RULE:
+        c.omitted["stall"] = int(len(cand) - MAX_PER_RULE)
+    rs = np.asarray(c.g.result_status, dtype=np.int64)
+    waiting_r = np.bincount(c.session_of[T:][rs == _R["CREATED"]], minlength=S)
     out = []
-    for code in np.unique(sess[open_]).tolist():
+    for code, win in zip(cand[order][:MAX_PER_RULE].tolist(), window[order][:MAX_PER_RULE].tolist()):
         sid = c.session_names[code]
-        row = c.sessions.get(sid) or {}
-        if row.get("status") in ("PAUSED", "CANCELLED") or running[code]:
-            continue
-        since = int(last[code]) if last[code] != c.NA else int(first[code])
-        if since == np.iinfo(np.int64).max:
-            continue
-        mine = sess == code
-        d = (c.ts["processed_at"] - c.ts["started_at"])[mine & done] / 1e6
-        window = max(c.th["stall_min_s"], c.th["stall_factor"] * float(np.quantile(d, 0.99)) if len(d) else 0.0)
-        quiet = (c.now - since) / 1e6
-        if quiet < window:
-            continue
-        opened = np.flatnonzero(mine & open_)
-        by_status = {TASK_STATUSES[s]: int(n) for s, n in
+        opened = np.flatnonzero(open_ & (sess == code))
+        by_status = {TASK_STATUSES[st]: int(n) for st, n in
                      enumerate(np.bincount(c.status[opened], minlength=len(TASK_STATUSES))) if n}
         unexplained = opened[~c.explained[opened]]
         # a task waiting behind explained work is explained too: only the frontier decides
         front = c.g.frontier(nodes=unexplained) if len(unexplained) else unexplained
         front = front[front < T]
-        rs = np.asarray(c.g.result_status, dtype=np.int64)
-        waiting_r = int(((c.session_of[T:] == code) & (rs == _R["CREATED"])).sum())
-        statuses = ", ".join(f"{n} {s}" for s, n in by_status.items())
+        statuses = ", ".join(f"{n} {st}" for st, n in by_status.items())
+        q = float(quiet[code])
         ended = "nothing ended" if last[code] != c.NA else "nothing has ended since it started"
         explained = sorted({f["kind"] for f in c.found if f["session_id"] in (sid, None)
                             and f["kind"] in ("straggler", "starved_partition", "unsatisfiable_dependency")})
-        claim = (f"session {_short(sid)} stalled: {ended} for {fmt_seconds(quiet)}, "
+        claim = (f"session {_short(sid)} stalled: {ended} for {fmt_seconds(q)}, "
                  f"{_plural(len(opened), 'task')} open ({statuses}), none running")
         severity = "warning" if len(front) else "info"
         if not len(front):
             claim += f"; explained by {', '.join(explained) or 'the findings above'}"
         out.append(finding(c, "stall", severity, claim, session_id=sid,
-                           results=waiting_r, tasks=int(len(opened)), time_lost_s=quiet,
-                           evidence={"quiet_s": round(quiet, 3), "window_s": round(window, 3),
+                           results=int(waiting_r[code]), tasks=int(len(opened)), time_lost_s=q,
+                           evidence={"quiet_s": round(q, 3), "window_s": round(win, 3),
                                      "open_by_status": by_status, "unexplained_frontier": int(len(front)),
                                      "unexplained_ids": c.g.node_ids(front[:IDS_SHOWN]),
                                      "explained_by": explained},
@@ -941,55 +1073,82 @@ def _stall(c: Context) -> list[dict[str, Any]]:
     return out
 
 
+#: how many windows before the last one a throughput drop compares with (the hour before, at
+#: the default 60 s window)
+DROP_WINDOWS_BEFORE = 60
+
+
 def _throughput_drop(c: Context) -> list[dict[str, Any]]:
     """A live session completing far fewer tasks in the last window than it did before, while
-    tasks wait in the queue (the work was there)."""
+    tasks wait in the queue (the work was there). Every such session at once: completions by
+    (session, window) in one bincount, the median of the windows before per row."""
     T = c.T
     if not T or c.now == c.NA:
         return []
-    stalled = {f["session_id"] for f in c.found if f["kind"] == "stall"}
     queued = (c.status == _T["SUBMITTED"]) & c.tmask
-    W = c.th["drop_window_s"] * 1e6
-    ended = c.ts["ended_at"]
+    if not queued.any():
+        return []
+    S = len(c.session_names)
     sess = c.session_of[:T]
+    stalled = np.zeros(S + 1, dtype=bool)
+    code_of = {sid: i for i, sid in enumerate(c.session_names)}
+    stalled[[code_of[f["session_id"]] for f in c.found if f["kind"] == "stall"]] = True
+    held = c.session_codes(("PAUSED", "CANCELLED")) | stalled
+    cand = np.unique(sess[queued])
+    cand = cand[~held[cand]]
+    if not len(cand):
+        return []
+    W = int(c.th["drop_window_s"] * 1e6)
+    if W <= 0:
+        return []
+    row = np.full(S + 1, -1, dtype=np.int64)
+    row[cand] = np.arange(len(cand))
+    ended = c.ts["ended_at"]
+    sel = np.flatnonzero((c.status == _T["COMPLETED"]) & (ended != c.NA) & (ended <= c.now))
+    k = row[sess[sel]]
+    keep = k >= 0
+    e, k = ended[sel][keep], k[keep]
+    K, B = len(cand), DROP_WINDOWS_BEFORE
+    first_end = np.full(K, c.now, dtype=np.int64)
+    np.minimum.at(first_end, k, e)
+    windows = (c.now - first_end) // W                  # whole windows since each first end
+    back = (c.now - e) // W                             # 0: the last window
+    near = back <= B
+    counts = np.bincount(k[near] * (B + 1) + back[near], minlength=K * (B + 1)).reshape(K, B + 1)
+    col = np.arange(B + 1)
+    before = (col >= 1) & (col < windows[:, None])
+    judged = np.flatnonzero(windows >= 2)
+    ref = np.zeros(K)
+    if len(judged):
+        ref[judged] = np.nanmedian(np.where(before[judged], counts[judged], np.nan), axis=1)
+    recent = counts[:, 0]
+    hit = np.flatnonzero((windows >= 2) & (ref >= c.th["drop_min_tasks"])
+                         & (recent <= c.th["drop_ratio"] * ref))
+    if len(hit) > MAX_PER_RULE:
+        c.omitted["throughput_drop"] = int(len(hit) - MAX_PER_RULE)
+    hit = hit[np.argsort(recent[hit] / ref[hit], kind="stable")][:MAX_PER_RULE]
     out = []
-    for code in np.unique(sess[queued]).tolist():
+    acq = c.ts["acquired_at"]
+    w = c.th["drop_window_s"]
+    for i in hit.tolist():
+        code = int(cand[i])
         sid = c.session_names[code]
-        row = c.sessions.get(sid) or {}
-        if sid in stalled or row.get("status") in ("PAUSED", "CANCELLED"):
-            continue
-        mine = (sess == code) & (c.status == _T["COMPLETED"]) & (ended != c.NA) & (ended <= c.now)
-        e = ended[mine]
-        if not len(e):
-            continue
-        back = ((c.now - e) // W).astype(np.int64)          # 0: the last window
-        first_end = int(e.min())
-        windows = int((c.now - first_end) // W)             # whole windows since the first end
-        if windows < 2:
-            continue
-        counts = np.bincount(back, minlength=windows + 1)
-        recent, before = int(counts[0]), counts[1:windows]
-        if not len(before):
-            continue
-        ref = float(np.median(before))
-        if ref < c.th["drop_min_tasks"] or recent > c.th["drop_ratio"] * ref:
-            continue
-        acq = c.ts["acquired_at"]
         pod, _ = c.pod
-        took = (sess == code) & (acq != c.NA)
+        mine = sess == code
+        took = mine & (acq != c.NA)
+        n_before = int(before[i].sum())
         recent_pods = len(np.unique(pod[took & (acq > c.now - W)]))
-        before_pods = len(np.unique(pod[took & (acq <= c.now - W) & (acq > c.now - windows * W)]))
-        n_queued = int((queued & (sess == code)).sum())
-        w = c.th["drop_window_s"]
-        claim = (f"session {_short(sid)} slowed down: {recent} tasks completed in the last "
-                 f"{fmt_seconds(w)} against {ref:.0f} per {fmt_seconds(w)} before "
-                 f"({100 * (recent / ref - 1):+.0f}%) while {_plural(n_queued, 'task')} wait in the "
+        before_pods = len(np.unique(pod[took & (acq <= c.now - W) & (acq > c.now - (n_before + 1) * W)]))
+        n_queued = int((queued & mine).sum())
+        r, f = int(recent[i]), float(ref[i])
+        claim = (f"session {_short(sid)} slowed down: {r} tasks completed in the last "
+                 f"{fmt_seconds(w)} against {f:.0f} per {fmt_seconds(w)} before "
+                 f"({100 * (r / f - 1):+.0f}%) while {_plural(n_queued, 'task')} wait in the "
                  f"queue; {_plural(recent_pods, 'pod')} took tasks in that time, {before_pods} before")
         out.append(finding(c, "throughput_drop", "warning", claim, session_id=sid,
-                           tasks=int((T_OPEN[c.status] & (sess == code)).sum()),
-                           time_lost_s=w * (1 - recent / ref),
-                           evidence={"window_s": w, "completed_last_window": recent,
-                                     "completed_per_window_before": ref, "windows_before": int(len(before)),
+                           tasks=int((T_OPEN[c.status] & mine).sum()), time_lost_s=w * (1 - r / f),
+                           evidence={"window_s": w, "completed_last_window": r,
+                                     "completed_per_window_before": f, "windows_before": n_before,
                                      "queued": n_queued, "pods_last_window": recent_pods,
                                      "pods_before": before_pods},
                            next=c.command("query", "throughput", "--param", f"session_id={sid}",
@@ -997,30 +1156,35 @@ def _throughput_drop(c: Context) -> list[dict[str, Any]]:
     return out
 
 
-#: beyond this many tasks, the busy pods are estimated from an even sample of them
+#: beyond this many tasks, a partition's busy pods are estimated from an even sample of them
 BUSY_SAMPLE = 100_000
 
 
-def _busy_pod_seconds(c: Context, tasks: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    """Pod-seconds the ``tasks`` spent with an agent (acquired -> ended, or now) within the
-    intervals [a, b): each interval one vectorised pass over the tasks (intervals are the few
-    queued steps of a critical path). Over many tasks, every k-th task's, times k (an even
-    sample in row order: the estimate of a mean over 100,000 intervals)."""
+def _busy_integral(c: Context, tasks: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """B(t): the pod-seconds ``tasks`` spent with an agent (acquired -> ended, or now) before
+    each t (µs), so that B(b) - B(a) is the busy pod-seconds within [a, b). Sorted starts and
+    ends with their cumulative sums: any number of intervals in one ``searchsorted``. Over many
+    tasks, every k-th task's, times k (an even sample in row order)."""
     step = max(1, -(-len(tasks) // BUSY_SAMPLE))
     tasks = tasks[::step]
     acq, end = c.ts["acquired_at"][tasks], c.ts["ended_at"][tasks]
     stop = np.where(end != c.NA, end, c.now if c.now != c.NA else acq)
-    total = 0
-    for lo, hi in zip(np.asarray(a).tolist(), np.asarray(b).tolist()):
-        x = np.minimum(stop, hi)
-        x -= np.maximum(acq, lo)
-        total += int(x[x > 0].sum())
-    return step * total / 1e6
+    t0 = int(acq.min()) if len(acq) else 0
+    starts, stops = np.sort((acq - t0) / 1e6), np.sort((stop - t0) / 1e6)
+    cs, ce = np.r_[0.0, np.cumsum(starts)], np.r_[0.0, np.cumsum(stops)]
+
+    def B(t_us: np.ndarray) -> np.ndarray:
+        t = (np.asarray(t_us, dtype=np.int64) - t0) / 1e6
+        ns, ne = np.searchsorted(starts, t), np.searchsorted(stops, t)
+        return step * ((t * ns - cs[ns]) - (t * ne - ce[ne]))
+    return B
 
 
 def _capacity(c: Context) -> list[dict[str, Any]]:
     """A session whose critical path waited mostly in the queue for a free agent while the
-    partition's agents were busy."""
+    partition's agents were busy. Every session at once: queued seconds per session by
+    bincount, the partition it queued in most by one (session x partition) bincount, the busy
+    pods over its queued segments by one busy integral per partition."""
     from . import critical_path as cp
 
     p = c.paths
@@ -1029,41 +1193,63 @@ def _capacity(c: Context) -> list[dict[str, Any]]:
     q = cp.SEGMENTS.index("queued")
     S = len(p.sessions)
     is_q = p.seg_name == q
-    secs = np.bincount(p.seg_k[is_q], weights=((p.seg_b - p.seg_a) / 1e6)[is_q], minlength=S)
-    out = []
+    length = (p.seg_b - p.seg_a) / 1e6
+    secs = np.bincount(p.seg_k[is_q], weights=length[is_q], minlength=S)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = secs / p.wall
+    cand = np.flatnonzero(~np.isnan(p.wall) & (p.wall > 0) & (secs >= c.th["capacity_min_s"])
+                          & (share >= c.th["capacity_queued_share"]))
+    if not len(cand):
+        return []
     part, names = c.partition
     pod, _ = c.pod
-    for i in range(S):
-        wall = p.wall[i]
-        if np.isnan(wall) or wall <= 0 or secs[i] < c.th["capacity_min_s"] \
-                or secs[i] / wall < c.th["capacity_queued_share"]:
-            continue
-        sid = p.sessions[i]
-        segs = np.flatnonzero(is_q & (p.seg_k == i))
-        nodes = p.node[p.seg_step[segs]]
-        seconds = (p.seg_b[segs] - p.seg_a[segs]) / 1e6
-        top = int(np.argmax(np.bincount(part[nodes], weights=seconds, minlength=len(names))))
-        pname = names[top] if names else ""
+    P = max(len(names), 1)
+    K = len(cand)
+    row = np.full(S, -1, dtype=np.int64)
+    row[cand] = np.arange(K)
+    qs = np.flatnonzero(is_q & (row[p.seg_k] >= 0))
+    r = row[p.seg_k[qs]]
+    seg_part = part[p.node[p.seg_step[qs]]]
+    top = np.argmax(np.bincount(r * P + seg_part, weights=length[qs], minlength=K * P).reshape(K, P), axis=1)
+    on_top = seg_part == top[r]
+    busy_s = np.zeros(len(qs))
+    used = np.zeros(P, dtype=np.int64)
+    acquired = c.ts["acquired_at"] != c.NA
+    for pc_ in np.unique(seg_part[on_top]).tolist():
+        of_p = np.flatnonzero((part == pc_) & acquired)
+        used[pc_] = int((np.bincount(pod[of_p], minlength=1) > 0).sum()) if len(of_p) else 0
+        m = np.flatnonzero(on_top & (seg_part == pc_))
+        if len(of_p):
+            B = _busy_integral(c, of_p)
+            busy_s[m] = B(p.seg_b[qs[m]]) - B(p.seg_a[qs[m]])
+    span = np.bincount(r[on_top], weights=length[qs][on_top], minlength=K)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        busy = np.bincount(r[on_top], weights=busy_s[on_top], minlength=K) / span
+    ok = np.flatnonzero(busy >= c.th["capacity_busy_share"] * np.maximum(used[top], 1))
+    # (queued while agents were free is not capacity: a paused session, a slow scheduler)
+    ok = ok[np.argsort(-secs[cand[ok]], kind="stable")]
+    if len(ok) > MAX_PER_RULE:
+        c.omitted["capacity_bound"] = int(len(ok) - MAX_PER_RULE)
+    out = []
+    for j in ok[:MAX_PER_RULE].tolist():
+        i = int(cand[j])
+        sid, wall, queued = p.sessions[i], float(p.wall[i]), float(secs[i])
+        pname = names[int(top[j])] if names else ""
         info = c.partitions.get(pname) or {}
-        of_p = np.flatnonzero((part == top) & (c.ts["acquired_at"] != c.NA))
-        used = int((np.bincount(pod[of_p], minlength=1) > 0).sum()) if len(of_p) else 0
-        mine = segs[part[nodes] == top]
-        span = float(((p.seg_b[mine] - p.seg_a[mine]) / 1e6).sum())
-        busy = _busy_pod_seconds(c, of_p, p.seg_a[mine], p.seg_b[mine]) / span if span > 0 else 0.0
-        if busy < c.th["capacity_busy_share"] * max(used, 1):
-            continue  # queued while agents were free: not capacity (a paused session, a slow scheduler)
+        n_used = int(used[top[j]])
+        steps = int(len(np.unique(p.seg_step[qs[r == j]])))
         claim = (f"session {_short(sid)} is capacity-bound: its critical path waited "
-                 f"{fmt_seconds(float(secs[i]))} in the queue ({100 * secs[i] / wall:.0f}% of its "
-                 f"{fmt_seconds(float(wall))} wall time) while the {used} pods of partition {pname} "
-                 f"were busy ({busy:.1f} on average, pod_max {info.get('pod_max')}): more pods would "
-                 "shorten it")
+                 f"{fmt_seconds(queued)} in the queue ({100 * queued / wall:.0f}% of its "
+                 f"{fmt_seconds(wall)} wall time) while the {n_used} pods of partition {pname} "
+                 f"were busy ({busy[j]:.1f} on average, pod_max {info.get('pod_max')}): more pods "
+                 "would shorten it")
         out.append(finding(c, "capacity_bound", "info", claim, session_id=sid, subject=pname,
-                           tasks=int(len(np.unique(nodes))), time_lost_s=float(secs[i]),
-                           evidence={"queued_s": round(float(secs[i]), 3), "wall_s": round(float(wall), 3),
-                                     "share": round(float(secs[i] / wall), 4), "partition_id": pname,
+                           tasks=steps, time_lost_s=queued,
+                           evidence={"queued_s": round(queued, 3), "wall_s": round(wall, 3),
+                                     "share": round(queued / wall, 4), "partition_id": pname,
                                      "pod_max": info.get("pod_max"), "pod_reserved": info.get("pod_reserved"),
-                                     "pods_seen": used, "busy_pods_while_queued": round(busy, 2),
-                                     "queued_steps": int(len(np.unique(nodes)))},
+                                     "pods_seen": n_used, "busy_pods_while_queued": round(float(busy[j]), 2),
+                                     "queued_steps": steps},
                            next=c.command("critical-path", "--session", sid)))
     return out
 

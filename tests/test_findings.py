@@ -226,6 +226,39 @@ def test_hand_drawn_bundles(tmp_path):
     assert un[0]["evidence"]["inputs"] == [{"result_id": "x2", "status": "ABORTED"}]
 
 
+def _queued_bundle(path, busy: bool):
+    """Drawn (one pod, p1; snapshot at 120 s)::
+
+        a  submitted 0, acquired 100 (queued 100 s), runs 100.2 -> 110  -> ra (the last result)
+        b  (busy only) acquired 0 on p1, runs until 100                 -> rb
+    """
+    from aksnap.analyzer.testing import make_bundle, result, task
+
+    tasks = [task("a", outputs=["ra"], times={"created": 0, "submitted": 0, "acquired": 100,
+                                              "fetched": 100.1, "started": 100.2,
+                                              "processed": 110, "ended": 110.1},
+                  pod_hostname="p1")]
+    results = [result("ra", owner="a", completed=110.1)]
+    if busy:
+        tasks.append(task("b", outputs=["rb"], times={"created": 0, "submitted": 0, "acquired": 0,
+                                                      "fetched": 0.1, "started": 0.2,
+                                                      "processed": 99.9, "ended": 100},
+                          pod_hostname="p1"))
+        results.append(result("rb", owner="b", completed=100))
+    return make_bundle(path, tasks=tasks, results=results, snapshot=120)
+
+
+def test_capacity_bound_needs_the_pods_busy_while_the_path_queued(tmp_path):
+    """Given a critical path that waited 100 s of its 110 s in the queue, then it is
+    capacity-bound when the one pod ran another task all that time, and not when the pod was
+    idle (the queue, not the capacity, held it: a slow scheduler, a paused session)."""
+    d = _found(_queued_bundle(tmp_path / "busy", busy=True))
+    cap = [f for f in d["findings"] if f["kind"] == "capacity_bound"]
+    assert len(cap) == 1 and cap[0]["evidence"]["busy_pods_while_queued"] >= 0.99, d["findings"]
+    d = _found(_queued_bundle(tmp_path / "idle", busy=False))
+    assert not [f for f in d["findings"] if f["kind"] == "capacity_bound"], d["findings"]
+
+
 # -- thresholds, --fail-on, the contract --------------------------------------------------------------
 
 def test_a_threshold_overrides_its_rule(exported):
