@@ -243,16 +243,22 @@ def match_sessions(keys_a: list[dict[str, Any]], keys_b: list[dict[str, Any]],
 
 # -- measuring one bundle ---------------------------------------------------------------------------
 
-def measure(snap, session_ids: Sequence[str], graph_lock=None) -> dict[tuple[str, str, str], float | None]:
+def measure(snap, session_ids: Sequence[str], graph_lock=None,
+            findings: dict | None = None) -> dict[tuple[str, str, str], float | None]:
     """Every compared figure of the named sessions of one bundle: {(session, metric, scope):
     value}. SQL over every task row at once, then (holding ``graph_lock``, so that two bundles
     never hold two graphs) the critical paths and spawn depths, vectorised; the graph is
-    dropped once measured."""
+    dropped once measured. ``findings``: a dict that receives the bundle's findings
+    (``findings.build``; its ``baseline`` keyword under "baseline") while the graph is held."""
     import contextlib
 
     out = measure_sql(snap, session_ids)
     with graph_lock or contextlib.nullcontext():
         out.update(measure_graph(snap, session_ids))
+        if findings is not None:
+            from . import findings as findings_mod
+
+            findings.update(findings_mod.build(snap, baseline=findings.get("baseline")))
         _release_graph(snap)
     return out
 
@@ -446,9 +452,15 @@ def build(snap_a, snap_b, session_a: str | None = None, session_b: str | None = 
     from threading import Lock
 
     lock = Lock()
+    # B's findings say which error classes A (the matched session) never had
+    from . import findings as findings_mod
+
+    known = findings_mod.failure_classes(snap_a)
+    found_a: dict = {}
+    found_b: dict = {"baseline": {p["session_b"]: known.get(p["session_a"], set()) for p in pairs}}
     with ThreadPoolExecutor(2, thread_name_prefix="aksnap-diff") as pool:
-        fa = pool.submit(measure, snap_a, [p["session_a"] for p in pairs], lock)
-        fb = pool.submit(measure, snap_b, [p["session_b"] for p in pairs], lock)
+        fa = pool.submit(measure, snap_a, [p["session_a"] for p in pairs], lock, found_a)
+        fb = pool.submit(measure, snap_b, [p["session_b"] for p in pairs], lock, found_b)
         ma, mb = fa.result(), fb.result()
     rows = compare(ma, mb, pairs, user)
     for p in pairs:
@@ -461,7 +473,25 @@ def build(snap_a, snap_b, session_a: str | None = None, session_b: str | None = 
                             if k["session_id"] not in {p["session_a"] for p in pairs}],
             "unmatched_b": [k["session_id"] for k in keys_b
                             if k["session_id"] not in {p["session_b"] for p in pairs}],
-            "verdicts": counts, "fail_on": fail_on, "failing": failing, "rows": rows}
+            "verdicts": counts, "fail_on": fail_on, "failing": failing, "rows": rows,
+            "findings": findings_change(found_a, found_b, pairs)}
+
+
+def findings_change(found_a: dict, found_b: dict, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The findings new in B and resolved since A: the same finding is the same kind and
+    subject (an error class, a partition; never an id of the run) in matched sessions."""
+    to_b = {p["session_a"]: p["session_b"] for p in pairs}
+
+    def key(f, session):
+        return (f["kind"], session, f["subject"])
+
+    in_a = {key(f, to_b.get(f["session_id"], f["session_id"])) for f in found_a.get("findings", [])}
+    in_b = {key(f, f["session_id"]) for f in found_b.get("findings", [])}
+    new = [f for f in found_b.get("findings", []) if key(f, f["session_id"]) not in in_a]
+    gone = [f for f in found_a.get("findings", [])
+            if key(f, to_b.get(f["session_id"], f["session_id"])) not in in_b]
+    return {"a": found_a.get("summary"), "b": found_b.get("summary"), "new": new, "resolved": gone,
+            "persisting": len(in_a & in_b)}
 
 
 def exit_code(data: dict[str, Any]) -> int:
@@ -475,10 +505,20 @@ COLUMNS = ["session_a", "session_b", "metric", "scope", "a", "b", "delta", "rel_
 TABLE_COLUMNS = ["metric", "scope", "a", "b", "delta", "rel", "verdict"]
 
 
+FINDING_COLUMNS = ["change", "severity", "kind", "session_id", "claim", "next"]
+
+
+def _finding_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    f = data.get("findings") or {}
+    return [{"change": change, **{k: x[k] for k in FINDING_COLUMNS[1:]}}
+            for change, key in (("new", "new"), ("resolved", "resolved")) for x in f.get(key, [])]
+
+
 def sections(data: dict[str, Any]) -> list[Section]:
     return [Section("comparisons", data["rows"], COLUMNS),
             Section("matches", [{k: p[k] for k in ("session_a", "session_b", "reason", "headline")}
-                                for p in data["matches"]], ["session_a", "session_b", "reason", "headline"])]
+                                for p in data["matches"]], ["session_a", "session_b", "reason", "headline"]),
+            Section("findings", _finding_rows(data), FINDING_COLUMNS)]
 
 
 def _shown(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -506,6 +546,11 @@ def _table(data: dict[str, Any]) -> str:
     c = data["verdicts"]
     head.append(("verdicts", f"{c[REGRESSION]} regression(s), {c[IMPROVEMENT]} improvement(s), "
                              f"{c[CHANGED]} changed, {c[SAME]} same (-o csv lists every figure)"))
+    f = data.get("findings") or {}
+    if f:
+        head.append(("findings", f"{len(f['new'])} new in B, {len(f['resolved'])} resolved, "
+                                 f"{f['persisting']} in both"))
+        head += [(f"  {r['change']}", f"{r['severity']}: {r['claim']}") for r in _finding_rows(data)]
     out = []
     for p in data["matches"]:
         rows = [r for r in _shown(data) if (r["session_a"], r["session_b"]) == (p["session_a"], p["session_b"])]
@@ -542,6 +587,10 @@ def _markdown(data: dict[str, Any], section: str | None = None) -> str:
     for p in data["matches"]:
         out += [f"- {md_cell(p['session_a'])} -> {md_cell(p['session_b'])}: {md_cell(p['reason'])}",
                 f"  - {md_cell(p['headline'])}"]
+    changed = _finding_rows(data)
+    if changed:
+        out += ["", "Findings new in B and resolved since A:", "",
+                markdown_table(changed, ["change", "severity", "claim"])]
     rows = _shown(data)
     if rows:
         many = len(data["matches"]) > 1

@@ -102,6 +102,10 @@ class LiveState:
         self.started = time.time()
         self.events_applied = 0
         self.events_ignored = 0
+        self.findings: list[dict[str, Any]] = []   # the last reconcile's, ranked
+        # key -> (seconds into the watch when first seen, there at the first reconcile)
+        self._findings_seen: dict[str, tuple[float, bool]] = {}
+        self._findings_reconciles = 0
 
     # -- truth: a reconcile ------------------------------------------------------------------
 
@@ -194,6 +198,20 @@ class LiveState:
             self.failures.append({"task_id": task_id, "status": status,
                                   "seen_at": round(time.time() - self.started, 1)})
 
+    def note_findings(self, found: list[dict[str, Any]]) -> None:
+        """A reconcile's findings (:func:`analyze`'s ``findings``): each is kept with when it
+        first appeared; those of the first reconcile were there when the watch began (not new),
+        a finding gone from a later reconcile is resolved and dropped."""
+        at = round(time.time() - self.started, 1)
+        first = self._findings_reconciles == 0
+        self._findings_reconciles += 1
+        shown = []
+        for f in found:
+            seen, initial = self._findings_seen.setdefault(f["key"], (at, first))
+            shown.append({**f, "seen_at": seen, "new": not initial})
+        self._findings_seen = {f["key"]: self._findings_seen[f["key"]] for f in found}
+        self.findings = shown
+
     # -- answers -----------------------------------------------------------------------------
 
     @property
@@ -255,6 +273,8 @@ class LiveState:
             "eta_s": eta,
             "eta_basis": basis,
             "new_failures": list(self.failures)[-10:],
+            # ranked, each with seen_at (seconds into the watch) and new (appeared since)
+            "findings": list(self.findings),
             "outcome": self.outcome(),
         }
 
@@ -267,42 +287,61 @@ def _codes(col: pa.ChunkedArray | pa.Array, names: tuple[str, ...]) -> np.ndarra
     return np.asarray(pc.fill_null(idx, 0).to_numpy(zero_copy_only=False), dtype=np.int8)
 
 
+#: findings a watch shows (the most severe first)
+FINDINGS_SHOWN = 5
+
+
+def _findings(snap, session_id: str) -> list[dict[str, Any]]:
+    """The session's findings (``findings.build``), each as a few fields (not ``next``: it
+    names the reconcile's bundle, which the next reconcile replaces)."""
+    from .findings import build
+
+    return [{k: f[k] for k in ("kind", "severity", "claim", "key")}
+            for f in build(snap, session_id)["findings"][:FINDINGS_SHOWN]]
+
+
 def analyze(path, session_id: str, result_id: str | None = None, limit: int = 5) -> dict[str, Any]:
-    """The blocking frontier (with wait times) and the failures' root causes of a reconciled
-    bundle: for ``result_id`` its lineage's, else the session's."""
+    """The blocking frontier (with wait times), the failures' root causes and the findings of
+    a reconciled bundle: for ``result_id`` its lineage's, else the session's (the findings are
+    the session's either way)."""
     from .snapshot import Snapshot
 
     snap = Snapshot.open(path, verify=False)
     try:
-        if result_id is not None:
-            from . import lineage
-
-            d = lineage.build(snap, result_id, frontier_limit=limit)
-            return {
-                "snapshot_time": _iso(d["snapshot_time"]),
-                "lineage_percent_complete": d["upstream"]["percent_complete"],
-                "frontier_total": d["frontier_total"],
-                "frontier": [_front(r) for r in d["frontier"][:limit]],
-                "root_causes": [_cause(r) for r in d["root_causes"][:limit]],
-            }
-        from . import blockers
-        from .describe import root_cause_rows
-
-        d = blockers.build(snap, session_id, limit=limit)
-        g = snap.graph
-        origins = g.origins(mask=g.session_nodes(session_id))
-        causes = root_cause_rows(snap, origins, None)[:limit] if len(origins) else []
-        # shown as the view titles it: the longest waiting first (blockers ranks by what
-        # each holds up; ties and unknown waits keep that rank)
-        front = sorted(d["blockers"], key=lambda r: -(r.get("in_status_s") or 0.0))
-        return {
-            "snapshot_time": _iso(d["snapshot_time"]),
-            "frontier_total": d["blocking_nodes"],
-            "frontier": [{**_front(r), "holds_results": r["holds_results"]} for r in front],
-            "root_causes": [_cause(r) for r in causes],
-        }
+        return {**_analysis(snap, session_id, result_id, limit), "findings": _findings(snap, session_id)}
     finally:
         snap.close()
+
+
+def _analysis(snap, session_id: str, result_id: str | None, limit: int) -> dict[str, Any]:
+    """The frontier and root causes: of ``result_id``'s lineage, else the session's."""
+    if result_id is not None:
+        from . import lineage
+
+        d = lineage.build(snap, result_id, frontier_limit=limit)
+        return {
+            "snapshot_time": _iso(d["snapshot_time"]),
+            "lineage_percent_complete": d["upstream"]["percent_complete"],
+            "frontier_total": d["frontier_total"],
+            "frontier": [_front(r) for r in d["frontier"][:limit]],
+            "root_causes": [_cause(r) for r in d["root_causes"][:limit]],
+        }
+    from . import blockers
+    from .describe import root_cause_rows
+
+    d = blockers.build(snap, session_id, limit=limit)
+    g = snap.graph
+    origins = g.origins(mask=g.session_nodes(session_id))
+    causes = root_cause_rows(snap, origins, None)[:limit] if len(origins) else []
+    # shown as the view titles it: the longest waiting first (blockers ranks by what
+    # each holds up; ties and unknown waits keep that rank)
+    front = sorted(d["blockers"], key=lambda r: -(r.get("in_status_s") or 0.0))
+    return {
+        "snapshot_time": _iso(d["snapshot_time"]),
+        "frontier_total": d["blocking_nodes"],
+        "frontier": [{**_front(r), "holds_results": r["holds_results"]} for r in front],
+        "root_causes": [_cause(r) for r in causes],
+    }
 
 
 def _iso(t) -> str | None:

@@ -114,13 +114,27 @@ def _top_blockers(snap, r: blockers_mod.Ranking, top: int) -> dict[int, list[dic
     return out
 
 
-def build(snap, session_id: str | None = None, top: int = 3) -> dict[str, Any]:
+def _with_findings(snap, data: dict[str, Any], session_id: str | None, thresholds, fail_on,
+                   paths=None, ids=None) -> dict[str, Any]:
+    """The findings first (``findings.build``: the critical paths computed here are reused),
+    then the overview: ``findings`` (the list, ranked), ``verdict`` (clean, summary,
+    thresholds), and ``failing`` for ``--fail-on``."""
+    from . import findings as findings_mod
+
+    f = findings_mod.build(snap, session_id, thresholds, fail_on, paths=paths, path_ids=ids)
+    verdict = {k: f[k] for k in ("clean", "summary", "counts", "omitted", "thresholds", "fail_on")}
+    return {"verdict": verdict, "findings": f["findings"], **data, "failing": f["failing"]}
+
+
+def build(snap, session_id: str | None = None, top: int = 3, thresholds=None,
+          fail_on: str | None = None, with_findings: bool = True) -> dict[str, Any]:
     g = snap.graph  # first: it builds while the checksums are still being verified
     snap.require_session(session_id)
     p = {"session_id": session_id}
     summary = snap.query("session_summary", p).to_pylist()
     if session_id is None and len(summary) > SESSIONS_DETAILED:
-        return build_summary(snap, summary)
+        data = build_summary(snap, summary)
+        return _with_findings(snap, data, None, thresholds, fail_on) if with_findings else data
     status = _grouped(snap.query("status_counts", p).to_pylist())
     rstatus = _grouped(snap.query("result_status_counts", p).to_pylist())
     phases = _grouped(snap.query("phase_percentiles", p).to_pylist())
@@ -160,10 +174,13 @@ def build(snap, session_id: str | None = None, top: int = 3) -> dict[str, Any]:
             "critical_path": cp["line"],
             "anomalies": per_session_anomalies.get(sid, 0),
         })
-    return {"bundle": str(snap.path), "snapshot_time": snap.snapshot_time,
+    data = {"bundle": str(snap.path), "snapshot_time": snap.snapshot_time,
             "format_version": snap.manifest.format_version,
             "redacted": check_mod.redaction_detail(snap.manifest.redaction) if snap.manifest.redaction else None,
             "anomalies": anomalies["total"], "sessions": sessions}
+    if not with_findings:  # the report builds them once for the whole page
+        return data
+    return _with_findings(snap, data, session_id, thresholds, fail_on, paths, ids)
 
 
 def build_summary(snap, summary: list[dict[str, Any]], shown: int = TOP_SESSIONS) -> dict[str, Any]:
@@ -267,12 +284,21 @@ def _session_row(s: dict[str, Any]) -> dict[str, Any]:
                "retry_chains": s["retries"]["chains"]})
 
 
+def _findings_section(data: dict[str, Any]) -> list[Section]:
+    from . import findings as findings_mod
+
+    if "findings" not in data:
+        return []
+    return [Section("findings", findings_mod.rows(data), findings_mod.COLUMNS)]
+
+
 def sections(data: dict[str, Any]) -> list[Section]:
     """sessions (one row per session: the main table), then the per-session lists, each one
-    table with a ``session_id`` column (over many sessions: the sessions standing out)."""
+    table with a ``session_id`` column (over many sessions: the sessions standing out), then
+    the findings."""
     if "summary" in data:
         return [Section("sessions", data["sessions"])] + [
-            Section(f"top_{k}", v) for k, v in data["top_sessions"].items()]
+            Section(f"top_{k}", v) for k, v in data["top_sessions"].items()] + _findings_section(data)
 
     def each(key: str, columns: list[str]) -> Section:
         return Section(key, [{"session_id": s["session_id"], **r} for s in data["sessions"] for r in s[key]],
@@ -282,14 +308,36 @@ def sections(data: dict[str, Any]) -> list[Section]:
             each("phases", ["partition_id", "phase", "tasks", "total_s", "mean_s", "p50_s", "p90_s", "max_s"]),
             each("error_classes", ["status", "propagated", "error_class", "tasks", "example_task_id"]),
             each("root_causes", ["kind", "id", "status", "explains", "message"]),
-            each("top_blockers", ["rank", "kind", "id", "status", "holds_results", "in_status_s"])]
+            each("top_blockers", ["rank", "kind", "id", "status", "holds_results", "in_status_s"]),
+            *_findings_section(data)]
 
 
 def render(data: dict[str, Any], fmt: str = "table", section: str | None = None) -> str:
     return render_data(data, fmt, sections, _table, section)
 
 
+FINDINGS_SHOWN = 5  # the table shows the first few findings; `aksnap findings` shows them all
+
+
+def _verdict(data: dict[str, Any]) -> str:
+    """The findings, first: the verdict in one line, then the few that matter most."""
+    from . import findings as findings_mod
+
+    if "verdict" not in data:
+        return ""
+    out = [f"verdict: {printable(data['verdict']['summary'])}"]
+    out += findings_mod.lines(data, FINDINGS_SHOWN)
+    more = len(data["findings"]) - FINDINGS_SHOWN
+    if more > 0:
+        out.append(f"... {more} more: aksnap findings {printable(data['bundle'])}")
+    return "\n".join(out) + "\n\n"
+
+
 def _table(data: dict[str, Any]) -> str:
+    return _verdict(data) + _detail(data)
+
+
+def _detail(data: dict[str, Any]) -> str:
     if "summary" in data:
         return _render_summary(data, "table")
     out = [render_kv([("bundle", printable(data["bundle"])), ("snapshot time", data["snapshot_time"]),

@@ -213,6 +213,24 @@ def _fail_on(help_text: str) -> Param:
                  name="fail_on")
 
 
+#: the findings' options (aksnap findings, analyze)
+_FINDING_THRESHOLD = Param("threshold", List[str], typer.Option(
+    [], "--threshold", "-t", help="NAME=VALUE: override a finding's threshold (repeatable; "
+    "docs/findings.md lists them, e.g. stall_min_s=600, straggler_ratio=20).",
+    metavar="NAME=VALUE"), name="thresholds")
+_FINDING_FAIL_ON = Param("fail_on", Optional[str], typer.Option(
+    None, "--fail-on", help="Exit 1 when a finding is at least this severe (for CI).",
+    show_default=False, metavar="warning|error"), name="fail_on")
+
+
+def _check_findings(values: dict) -> None:
+    """--threshold and --fail-on refused before any work (reading the bundle can take long)."""
+    from aksnap.analyzer.findings import check_fail_on, parse_thresholds
+
+    parse_thresholds(values.get("threshold") or [])
+    check_fail_on(values.get("fail_on"))
+
+
 _ARCHIVE = Param("archive", Path, typer.Argument(..., help="The archive directory (created by "
                                                  "the first add).", show_default=False,
                                                  metavar="ARCHIVE", callback=paths.dir_out),
@@ -314,10 +332,26 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
         session, --session one session in full). Sections: sessions (csv's default), phases,
         error_classes, root_causes, top_blockers. Given a directory recorded by `aksnap watch
         --record`: the tasks by status over time, one row per recorded state (section states).
+        The findings come first (the few that matter most; all of them: `aksnap findings`; in
+        JSON under findings); --fail-on exits 1 when one is that severe.
 
         Example: aksnap analyze ./run.aksnap -o json""",
-        (_session(),),
+        (_session(), _FINDING_THRESHOLD, _FINDING_FAIL_ON),
+        before=_check_findings, exit_code=_fn("findings", "exit_code"),
         series=Impl("series"), api="overview"),
+    Command(
+        "findings", Impl("findings"),
+        """What is wrong with the run, why, and what to do: the findings of a catalogue of
+        rules (failures grouped by root cause and error class, a cancelled session, retries that
+        never recover, a bad node, a dependency that can never be satisfied, a starved
+        partition, a straggler, a stall, a throughput drop, a capacity-bound run; a clean run
+        in one line), ranked by severity and impact, each with the command that shows the
+        detail. Thresholds are stated (-o json, docs/findings.md) and overridable. --fail-on
+        warning|error exits 1 for CI. Sections: findings (csv's default), thresholds.
+
+        Example: aksnap findings ./run.aksnap --threshold stall_min_s=600 --fail-on error""",
+        (_session(), _FINDING_THRESHOLD, _FINDING_FAIL_ON),
+        before=_check_findings, exit_code=_fn("findings", "exit_code")),
     Command(
         "lineage", Impl("lineage"),
         """Why isn't this result ready? Its upstream graph (tasks and results it depends on, by

@@ -154,11 +154,15 @@ def _instant(m) -> datetime | None:
     return None
 
 
-def build(path: str | os.PathLike, session_id: str | None = None) -> dict[str, Any]:
+def build(path: str | os.PathLike, session_id: str | None = None, thresholds=(),
+          fail_on: str | None = None) -> dict[str, Any]:
     members = series_members(path)
     if members is None:
         raise AnalysisError(f"{path} is not a recorded series (a directory of bundles written "
                             "by aksnap watch --record)")
+    if thresholds or fail_on:  # analyze's findings are of one bundle
+        raise AnalysisError(f"--threshold and --fail-on judge one bundle's findings, and {path} is "
+                            f"a recorded series: give one of its bundles, e.g. {members[-1]}")
     kept = {p.name for p in members}
     # pruned states from their lines; the bundles still there from the bundles themselves
     raw = {s["bundle"]: {**s, "kept": False} for s in recorded_states(path)

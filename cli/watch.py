@@ -433,6 +433,7 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
             for batch in replay:
                 state.apply(batch)
         replay.clear()
+        state.note_findings(analysis.pop("findings", None) or [] if isinstance(analysis, dict) else [])
         info.update(reconciles=rec.count, last_reconcile_s=round(seconds, 3),
                     last_reconcile_parts=dict(rec.parts),
                     rows_fetched=fetched, analysis=analysis,
@@ -567,6 +568,14 @@ def render_view(st: dict[str, Any], width: Optional[int] = None):
                           f"{'unknown' if eta is None else f'{eta:.0f} s'} (basis: "
                           f"{st['eta_basis']})"))
     parts = [head, status, rate]
+    if st.get("findings"):  # the verdict first: what is wrong, as it appears
+        fd = Table(title="findings", title_justify="left")
+        for c in ("severity", "claim", "since"):
+            fd.add_column(c)
+        for f in st["findings"]:
+            fd.add_row(t(f["severity"]), t(f["claim"]),
+                       t(f"+{f['seen_at']} s" + (" new" if f.get("new") else "")))
+        parts.append(fd)
     if a.get("frontier"):
         total, shown = a.get("frontier_total", 0), len(a["frontier"])
         which = "" if shown >= total or st.get("result_id") else \

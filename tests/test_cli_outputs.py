@@ -58,6 +58,7 @@ def _argv(name: str, fb, server, tmp_path) -> list[str]:
     b = str(fb)
     return {
         "analyze": ["analyze", b],
+        "findings": ["findings", b],
         "lineage": ["lineage", b, "R6"],          # r6, in another case
         "blockers": ["blockers", b, "--session", "S1"],  # s1, in another case
         "critical-path": ["critical-path", b],
@@ -110,7 +111,7 @@ def _formats(name: str) -> list[str]:
 
 
 def test_every_command_is_walked_or_says_why_not():
-    walked = {"analyze", "lineage", "blockers", "critical-path", "task", "check", "sql", "query",
+    walked = {"analyze", "findings", "lineage", "blockers", "critical-path", "task", "check", "sql", "query",
               "queries", "export", "pack", "unpack", "redact", "diff", "archive", "compare",
               "graph", "trace", "report", "sessions"}
     assert set(COMMANDS) == walked | set(NO_ANSWER), "a new command: add it to _argv or NO_ANSWER"
@@ -144,13 +145,15 @@ def test_output_parses(name, fmt, fb, server, tmp_path):
 
 
 @pytest.mark.parametrize("argv, sections", [
-    (["analyze", "{b}"], ["sessions", "phases", "error_classes", "root_causes", "top_blockers"]),
+    (["analyze", "{b}"], ["sessions", "phases", "error_classes", "root_causes", "top_blockers",
+                          "findings"]),
+    (["findings", "{b}"], ["findings", "thresholds"]),
     (["lineage", "{b}", "r6"], ["frontier", "root_causes", "owner_chain", "lineage"]),
     (["critical-path", "{b}"], ["sessions", "steps", "totals", "segments"]),
     (["task", "{b}", "t4"], ["task", "attempts", "parent_chain", "subtasks", "inputs", "outputs",
                              "timeline", "root_causes"]),
     (["check", "{b}"], ["findings", "counts"]),
-    (["diff", "{b}", "{b}"], ["comparisons", "matches"]),
+    (["diff", "{b}", "{b}"], ["comparisons", "matches", "findings"]),
 ])
 def test_every_section_is_one_csv_table(argv, sections, fb):
     """Given a command with several tables, when -o csv runs without --section, then stdout is
