@@ -54,6 +54,7 @@ HIST_EDGES = np.concatenate([[0.0], 10.0 ** np.arange(-3.0, 5.01, 0.25)])  # sec
 TOP = 20                 # rows of each table
 DAG_NODES = 250          # nodes of a lineage DAG embedded in the page
 DAG_VISIBLE_DEPTH = 3    # hops from the result shown before "expand upstream"
+DAG_VISIBLE_ROWS = 24    # nodes of a column shown before "expand upstream" (the rest: "+N")
 LINEAGES = 4             # results that matter, per session
 SESSIONS_SHOWN = 5       # sessions in full (the largest); --session for another
 INDEX_MAX = 60_000       # below this many nodes, every id is searchable in the page
@@ -315,7 +316,8 @@ def _page_edges(all_nodes: np.ndarray, src: np.ndarray, dst: np.ndarray,
             if a in shown and b in shown]
 
 
-def _dag(snap, lin: dict, targets: list[int], cap: int) -> dict[str, Any]:
+def _dag(snap, lin: dict, targets: list[int], cap: int,
+         visible_rows: int = DAG_VISIBLE_ROWS) -> dict[str, Any]:
     """The DAG upstream of ``targets`` (result nodes) for the page: the nodes nearest them, the
     frontier and root causes ``lin`` names with a path down to a target, each node's layer (x:
     hops from the nearest target) and order, which are visible at first. Shared upstream nodes
@@ -331,8 +333,10 @@ def _dag(snap, lin: dict, targets: list[int], cap: int) -> dict[str, Any]:
     all_nodes = np.array(sorted(layer_of), dtype=np.int64)
     src, dst, kind = g.subgraph_edges(all_nodes)
     row = _rows_in_layers(layer_of, src, dst, targets)
-    # visibility: a few hops, plus every marked node and its path to a target
-    visible = {u for u, h in layer_of.items() if h <= DAG_VISIBLE_DEPTH}
+    # visibility: a few hops (the first rows of each column: a wide fan-in is a "+N" badge),
+    # plus every target, every marked node and its path to a target
+    visible = {u for u, h in layer_of.items()
+               if h <= DAG_VISIBLE_DEPTH and (row[u] < visible_rows or h == 0)}
     for p in paths.values():
         visible.update(p)
     out_nodes = _dag_nodes(g, lin, all_nodes, set(targets), marked, layer_of, row, visible)
@@ -534,7 +538,9 @@ def _cause_section(snap, session_id: str, session_row: dict, cause: dict, roots:
     rows = [{k: v for k, v in r.items() if k not in ("path", "hops")} for r in rows[:TOP]]
     for r in rows:
         r["message"] = _cut(r.get("message"))
-    dag = _dag(snap, {"frontier": [], "root_causes": rows}, targets, DAG_NODES)
+    # the paths from the root tasks matter here: few other rows shown at first
+    dag = _dag(snap, {"frontier": [], "root_causes": rows}, targets, DAG_NODES,
+               visible_rows=max(8, 2 * len(targets)))
     n, k = len(results), len(roots)
     lost_words = f"{n:,} result{'s' * (n != 1)} lost"
     if cause["kind"] == "session_cancelled":
@@ -594,9 +600,9 @@ def slowest_tasks(g, tasks: np.ndarray, snap_us: int, percentiles: list[dict],
     total = np.where(known[0] & (end != NA) & (end >= stamps[0]), (end - stamps[0]) / 1e6, np.nan)
     measures = np.vstack([total[None, :], durations])
     keep: set[int] = set()
-    for m in measures:
+    for m in measures:  # the largest of each measure: a partition, not a sort (O(tasks))
         v = np.where(np.isnan(m), -1.0, m)
-        top = np.argsort(-v, kind="stable")[:per_measure]
+        top = np.argpartition(-v, per_measure - 1)[:per_measure] if n > per_measure else np.arange(n)
         keep.update(top[v[top] >= 0].tolist())
     pick = np.array(sorted(keep), dtype=np.int64)
     if not len(pick):

@@ -399,9 +399,11 @@
     [25, "17 min"], [29, "2.8 h"], [33, "28 h"]];  // edge k of EDGES: 10^((k - 13) / 4) s
   function histogram(p) {
     const w = 300, h = 70, top = 6;
+    // the bins with tasks, one more each side, at least two decades (8 bins) wide
     let lo = p.hist.findIndex((c) => c > 0), hi = p.hist.length - 1 - [...p.hist].reverse().findIndex((c) => c > 0);
     if (lo < 0) { lo = 0; hi = p.hist.length - 1; }
-    lo = Math.max(0, Math.min(lo - 1, 13 - 4)); hi = Math.min(p.hist.length - 1, Math.max(hi + 1, lo + 8));
+    lo = Math.max(0, lo - 1); hi = Math.min(p.hist.length - 1, Math.max(hi + 1, lo + 8));
+    lo = Math.max(0, Math.min(lo, hi - 8));
     const nb = hi - lo + 1, bw = (w - 20) / nb, ymax = Math.max(...p.hist, 1);
     const root = svg("svg", {width: w, height: top + h + 20, class: "histchart"});
     for (let i = lo; i <= hi; i++) {
@@ -418,9 +420,11 @@
       if (k < lo || k > hi + 1) continue;
       const x = 10 + (k - lo) * bw, hw = label.length * CHAR_W / 2;
       root.appendChild(svg("line", {x1: x, y1: top + h, x2: x, y2: top + h + 3, class: "axis"}));
-      if (x - hw < 0 || x + hw > w || x - hw < last + 6) continue;
-      root.appendChild(svg("text", {x: x, y: top + h + 14, "text-anchor": "middle", class: "tick"}, label));
-      last = x + hw;
+      const anchor = x - hw < 0 ? "start" : x + hw > w ? "end" : "middle";  // kept inside the chart
+      const left = anchor === "start" ? x : anchor === "end" ? x - 2 * hw : x - hw;
+      if (left < last + 6) continue;
+      root.appendChild(svg("text", {x: x, y: top + h + 14, "text-anchor": anchor, class: "tick"}, label));
+      last = left + 2 * hw;
     }
     return root;
   }
@@ -487,7 +491,7 @@
   // -- the slowest tasks: sortable, filterable ------------------------------------------------
   const SLOW_COLS = [["id", "task", "id"], ["partition_id", "partition"], ["status", "status"], ["pod", "pod"],
     ["total_s", "total", "s"]].concat(PHASES.map((p) => [p + "_s", p, "s"])).concat([["x_p50", "slowest phase × partition p50", "x"]]);
-  const SLOW_SHOWN = 50;
+  const SLOW_SHOWN = 20;
   function slowestTable(sl) {
     const wrap = el("div", "slowest");
     const rows = sl.rows;
@@ -546,6 +550,10 @@
       if (y === null || y === undefined) return -1;
       return (typeof x === "number" ? x - y : String(x).localeCompare(String(y))) * sortDir;
     }
+    let shown = SLOW_SHOWN;
+    const more = el("button", "f-more", "");
+    more.addEventListener("click", () => { shown = shown === SLOW_SHOWN ? rows.length : SLOW_SHOWN; draw(); });
+    wrap.appendChild(more);
     function draw() {
       const q = text.value.trim().toLowerCase();
       const picked = rows.filter((r) => (!partSel.value || (r.partition_id || "") === partSel.value) &&
@@ -553,7 +561,7 @@
         (!q || String(r.id).toLowerCase().includes(q) || String(r.pod || "").toLowerCase().includes(q)));
       picked.sort(cmp);
       body.textContent = "";
-      for (const r of picked.slice(0, SLOW_SHOWN)) {
+      for (const r of picked.slice(0, shown)) {
         const tr = el("tr");
         for (const [k, , kind] of SLOW_COLS) {
           const td = el("td", kind === "id" ? "id" : (kind === "s" || kind === "x") ? "num" : "");
@@ -566,7 +574,9 @@
         }
         body.appendChild(tr);
       }
-      count.textContent = `${fmtN(Math.min(picked.length, SLOW_SHOWN))} of ${fmtN(picked.length)} shown`;
+      count.textContent = `${fmtN(Math.min(picked.length, shown))} of ${fmtN(picked.length)} shown`;
+      more.hidden = picked.length <= SLOW_SHOWN;
+      more.textContent = shown === SLOW_SHOWN ? `show all ${fmtN(picked.length)}` : `show the first ${SLOW_SHOWN}`;
       for (const th of ths) {
         const k = th.getAttribute("data-key");
         th.setAttribute("aria-sort", k === sortKey ? (sortDir > 0 ? "ascending" : "descending") : "none");
@@ -580,7 +590,7 @@
   }
 
   // -- lineage DAGs -----------------------------------------------------------------------------
-  const NODE_W = 170, NODE_H = 30, COL = 215, ROW = 40, PAD = 10, MIN_SCALE = 0.6;
+  const NODE_W = 156, NODE_H = 30, COL = 196, ROW = 40, PAD = 10, MIN_SCALE = 0.6;
   const dags = [];
   function dagView(lin, sessionAnchor) {
     const wrap = el("div", "lineage" + (lin.why === "cause" ? " cause" : ""));
