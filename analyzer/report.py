@@ -316,6 +316,47 @@ def _page_edges(all_nodes: np.ndarray, src: np.ndarray, dst: np.ndarray,
             if a in shown and b in shown]
 
 
+def human_seconds(s: float | None) -> str:
+    """A duration as people say it (the page's script writes the same): 850 µs, 12.4 ms,
+    3.21 s, 4 min 12 s, 3 h 5 min, 12 d 4 h."""
+    if s is None:
+        return ""
+    sign, s = ("-" if s < 0 else ""), abs(float(s))
+    if s < 1e-3:
+        return f"{sign}{s * 1e6:.0f} µs"
+    if s < 0.99995:
+        return f"{sign}{s * 1e3:.{2 if s < 0.01 else 1}f} ms"
+    if s < 59.95:
+        return f"{sign}{s:.{2 if s < 9.995 else 1}f} s"
+    t = round(s)  # each unit rounded once, so never "59 min 60 s"
+    if t < 3600:
+        whole, rest, unit, sub = *divmod(t, 60), "min", "s"
+    elif round(s / 60) < 1440:
+        whole, rest, unit, sub = *divmod(round(s / 60), 60), "h", "min"
+    else:
+        whole, rest, unit, sub = *divmod(round(s / 3600), 24), "d", "h"
+    return f"{sign}{whole} {unit}" + (f" {rest} {sub}" if rest else "")
+
+
+def _summary(lin: dict) -> str:
+    """The lineage's one line (``lineage.summary_line``'s sentence) for the page: counts with
+    thousands separators, the time in status as people say it."""
+    up = lin["upstream"]
+    if lin["status"] == "COMPLETED":
+        return f"result {lin['result_id']} is COMPLETED"
+    s = (f"result {lin['result_id']} is {lin['status']}: depends on {up['tasks']:,} tasks and "
+         f"{up['results']:,} results, {up['percent_complete']:.1f}% complete")
+    if lin["root_causes"]:
+        rc = lin["root_causes"][0]
+        s += f"; root cause: {rc['kind']} {rc['id']} {rc['status']}"
+        if rc.get("message"):
+            s += f" ({rc['message'][:80]})"
+    elif lin["frontier"]:
+        f = lin["frontier"][0]
+        s += f"; held by {f['kind']} {f['id']} {f['status']} for {human_seconds(f['in_status_s'])}"
+    return s
+
+
 def _dag(snap, lin: dict, targets: list[int], cap: int,
          visible_rows: int = DAG_VISIBLE_ROWS) -> dict[str, Any]:
     """The DAG upstream of ``targets`` (result nodes) for the page: the nodes nearest them, the
@@ -349,13 +390,13 @@ def lineage_dag(snap, result_id: str, cap: int = DAG_NODES) -> dict[str, Any]:
     nodes nearest the result, the frontier and root causes with a path down to the result,
     positions in layers (x: hops from the result), which are visible at first."""
     from . import lineage as lineage_mod
-    from .lineage import summary_line
 
     g = snap.graph
     lin = lineage_mod.build(snap, result_id, frontier_limit=TOP)
     dag = _dag(snap, lin, [g.n_tasks + g.result_index(result_id)], cap)
+    summary = _summary(lin)
     total_up = int(lin["upstream"]["tasks"] + lin["upstream"]["results"] + 1)
-    return {"result_id": result_id, "status": lin["status"], "summary": summary_line(lin),
+    return {"result_id": result_id, "status": lin["status"], "summary": summary,
             "upstream_nodes": total_up, "nodes_in_page": dag["nodes_in_page"],
             "percent_complete": lin["upstream"]["percent_complete"],
             "frontier_total": lin["frontier_total"], "frontier": jsonable(lin["frontier"]),
@@ -762,7 +803,7 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
         steps.append({"id": s["id"], "edge": s.get("edge"), "status": s.get("status"),
                       "total": s.get("total"), "share": s.get("share"), "phases": bars})
     if len(task_steps) > 200:
-        notes.append(f"critical path of session {sid}: the first 200 of {len(task_steps)} tasks "
+        notes.append(f"critical path of session {sid}: the first 200 of {len(task_steps):,} tasks "
                      f"drawn (aksnap critical-path --session {sid} --all for every one)")
     by_cause = lineage_causes(snap, sid, overview_row)
     failed = [(g.result_index(r), "failed") for r in by_cause["unexplained_ids"]]
@@ -781,7 +822,7 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
         dag["why"] = why
         dag["anchor"] = anchor("lineage-result", sid, rid)
         if dag["upstream_nodes"] > dag["nodes_in_page"]:
-            notes.append(f"lineage of {rid}: {dag['nodes_in_page']} of its {dag['upstream_nodes']} "
+            notes.append(f"lineage of {rid}: {dag['nodes_in_page']:,} of its {dag['upstream_nodes']:,} "
                          f"upstream nodes in the page, the nearest (aksnap report --result {rid} "
                          f"shows more, aksnap graph --result {rid} writes every one)")
         lineages.append(dag)
@@ -790,10 +831,10 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
         if lineages and lineages[0]["why"] == "asked" else by_cause["causes"] + lineages
     for c in by_cause["causes"]:
         if c["results_total"] > len(c["results"]):
-            notes.append(f"{c['anchor']}: {len(c['results'])} of the {c['results_total']} results "
+            notes.append(f"{c['anchor']}: {len(c['results'])} of the {c['results_total']:,} results "
                          "this cause explains listed and drawn (aksnap lineage BUNDLE ID for any)")
     if by_cause["more_causes"]:
-        notes.append(f"session {sid}: {by_cause['more_causes']} more root causes of lost results "
+        notes.append(f"session {sid}: {by_cause['more_causes']:,} more root causes of lost results "
                      f"than the {CAUSES_SHOWN} drawn (aksnap analyze --session {sid} lists them)")
     return {
         "overview": {k: v for k, v in overview_row.items()
@@ -844,7 +885,7 @@ def build(snap, session_id: str | None = None, result_id: str | None = None) -> 
         chosen = [g.sessions[int(i)].as_py() for i in order]
         chosen = [s for s in chosen if s in all_ids] or all_ids[:SESSIONS_SHOWN]
         if len(all_ids) > SESSIONS_SHOWN:
-            notes.append(f"{len(all_ids)} sessions: the {SESSIONS_SHOWN} largest shown "
+            notes.append(f"{len(all_ids):,} sessions: the {SESSIONS_SHOWN} largest shown "
                          "(aksnap report --session ID for another, aksnap analyze for all)")
     sessions = []
     for sid in chosen:
@@ -873,12 +914,12 @@ def build(snap, session_id: str | None = None, result_id: str | None = None) -> 
         index = {"ids": [str(i) for i in g.node_ids(nodes)],
                  "status": status_names(g, nodes).tolist(), "tasks": g.n_tasks}
     else:
-        notes.append(f"the id search covers the ids shown in this page ({g.n} ids in the "
+        notes.append(f"the id search covers the ids shown in this page ({g.n:,} ids in the "
                      "bundle); aksnap task ID or aksnap lineage BUNDLE ID for any other")
     use = utilisation(snap)
     if use["partitions_total"] > len(use["partitions"]):
         notes.append(f"utilisation: the {len(use['partitions'])} partitions with most tasks of "
-                     f"{use['partitions_total']} drawn")
+                     f"{use['partitions_total']:,} drawn")
     return {"meta": meta, "notes": notes, "sessions": sessions, "index": index,
             "utilisation": use,
             "anchors": {"verdict": anchor("verdict"), "utilisation": anchor("utilisation")}}

@@ -636,3 +636,28 @@ def test_utilisation_counts_what_the_timeline_counts_against_the_pods(demo_bundl
     pods = set(pq.read_table(bundle / "tasks.parquet", columns=["pod_hostname"])["pod_hostname"].to_pylist())
     assert part["pods_observed"] == len(pods - {None, ""})
     assert 0 < part["peak_in_progress"] <= part["pods_observed"]
+
+
+def test_durations_read_as_people_say_them():
+    """Given durations at each unit's edges, then the page's words (the script's fmtS says
+    the same) round each unit once: never "59 min 60 s" or "23 h 60 min"."""
+    cases = {0.00085: "850 µs", 0.0124: "12.4 ms", 0.005: "5.00 ms", 0.99996: "1.00 s",
+             3.214: "3.21 s", 12.4: "12.4 s", 59.99: "1 min", 252: "4 min 12 s", 3599.6: "1 h",
+             11117: "3 h 5 min", 86399: "1 d", 29297000: "339 d 2 h", None: ""}
+    assert {s: report.human_seconds(s) for s in cases} == cases
+
+
+def test_page_script_and_python_say_a_duration_alike(browser, demo_page):
+    """Given the demo's blocked result, held by the straggler: the summary line (Python) and
+    the frontier table (the page's script) say its time in status in the same words."""
+    path, truth = demo_page
+    data = _page_data(path)
+    [lin] = [x for x in data["sessions"][0]["lineages"] if x["why"] == "blocked"]
+    words = report.human_seconds(lin["frontier"][0]["in_status_s"])
+    assert lin["summary"].endswith(f"for {words}")
+    p = Page(browser, path)
+    try:
+        cells = p.page.locator(f"[id='{lin['anchor']}'] td").all_inner_texts()
+        assert words in cells
+    finally:
+        p.page.close()

@@ -49,13 +49,13 @@
     const neg = s < 0 ? "-" : "";
     s = Math.abs(s);
     if (s < 1e-3) return neg + (s * 1e6).toFixed(0) + " µs";
-    if (s < 1) return neg + (s * 1e3).toFixed(s < 0.01 ? 2 : 1) + " ms";
-    if (s < 60) return neg + s.toFixed(s < 10 ? 2 : 1) + " s";
-    const part = (a, ua, b, ub) => neg + `${a} ${ua}` + (b ? ` ${b} ${ub}` : "");
-    if (s < 3600) { const m = Math.floor(s / 60); return part(m, "min", Math.round(s - 60 * m), "s"); }
-    if (s < 86400) { const h = Math.floor(s / 3600); return part(h, "h", Math.round((s - 3600 * h) / 60), "min"); }
-    const d = Math.floor(s / 86400);
-    return part(d, "d", Math.round((s - 86400 * d) / 3600), "h");
+    if (s < 0.99995) return neg + (s * 1e3).toFixed(s < 0.01 ? 2 : 1) + " ms";
+    if (s < 59.95) return neg + s.toFixed(s < 9.995 ? 2 : 1) + " s";
+    // each unit rounded once, so never "59 min 60 s" (report.human_seconds says the same)
+    const part = (t, per, ua, ub) => { const a = Math.floor(t / per), b = t - a * per; return neg + `${a} ${ua}` + (b ? ` ${b} ${ub}` : ""); };
+    if (Math.round(s) < 3600) return part(Math.round(s), 60, "min", "s");
+    if (Math.round(s / 60) < 1440) return part(Math.round(s / 60), 60, "h", "min");
+    return part(Math.round(s / 3600), 24, "d", "h");
   }
   function fmtN(n) {
     if (n === null || n === undefined || n === "") return "";
