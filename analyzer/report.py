@@ -3,7 +3,8 @@
 ``build(snap, session_id=None, result_id=None)`` gathers plain data from the existing analyses
 (overview, blockers, critical path, lineage: their Python API, nothing recomputed here) plus
 the aggregates a page needs (tasks by status over time bins, completions per bin, phase
-histograms per partition, lineage DAGs laid out in layers); ``render(data)`` puts it into one
+histograms per partition, the slowest tasks, utilisation per partition, the lost results
+grouped by root cause, lineage DAGs laid out in layers); ``render(data)`` puts it into one
 HTML file with its CSS and JavaScript inlined (``report_assets/``), and ``write(snap, out, ...)``
 does both, atomically. ``write_series(dir, out, ...)`` does the same for a series recorded by
 ``aksnap watch --record``: the page of its latest bundle plus the recorded states (``replay``).
@@ -18,6 +19,9 @@ Scale: everything shown is aggregated or capped (time bins, histograms, the top 
 table, DAGs of at most :data:`DAG_NODES` nodes nearest the result, the id search over the ids
 in the page, plus every id when the bundle holds at most :data:`INDEX_MAX` nodes); the page says
 what was aggregated and which command shows the detail.
+
+Links: every section a finding may point at has a stable ``id`` (:func:`anchor`); the first
+child of ``main`` is the verdict panel's slot.
 """
 
 from __future__ import annotations
@@ -518,8 +522,11 @@ def lineage_causes(snap, session_id: str, session_row: dict | None = None,
     if session_row is None:
         session_row = {"session_status": snap.scalar(
             "SELECT status FROM sessions WHERE session_id = $s", {"s": session_id})}
-    code = g.sessions.to_pylist().index(session_id)
-    in_session = g.session_of == code
+    names = g.sessions.to_pylist()
+    if session_id not in names:  # a session row with no task or result
+        return {"causes": [], "more_causes": 0, "lost_results": 0, "unexplained": 0,
+                "unexplained_ids": []}
+    in_session = g.session_of == names.index(session_id)
     lost = np.zeros(g.n, dtype=bool)
     lost[T:] = in_session[T:] & (g.out_degree[T:] == 0) & g.bad[T:]
     n_lost = int(lost.sum())
@@ -591,8 +598,8 @@ def _cause_section(snap, session_id: str, session_row: dict, cause: dict, roots:
         claim = (f"session {session_id} was cancelled{when}: {lost_words}, "
                  f"{k:,} task{'s' * (k != 1)} cancelled with it")
     elif cause["kind"] == "results_lost":
-        claim = (f"{lost_words}: {k:,} result{'s' * (k != 1)} {cause['status']} "
-                 "with no failed input (deleted, or its producer is not in the bundle)")
+        claim = (f"{lost_words}: {k:,} result{'s' * (k != 1)} {cause['status']} with no "
+                 "failed input (deleted by a client, or its producer is not in the bundle)")
     else:
         what = rows[0]["message"] if k == 1 and rows and rows[0].get("message") \
             else cause["error_class"]
@@ -706,8 +713,8 @@ def utilisation(snap, bins: int = TIME_BINS) -> dict[str, Any]:
         pairs = pa.table({"p": enc.indices, "h": det["pod_hostname"].combine_chunks()}) \
             .filter(pc.field("h") != "").group_by("p") \
             .aggregate([("h", "count_distinct")])
-        pods_seen = {names[p]: n for p, n in zip(pairs["p"].to_pylist(), pairs["h_count_distinct"].to_pylist())
-                     if p is not None}
+        pods_seen = {names[p]: n for p, n in zip(pairs["p"].to_pylist(),
+                                                 pairs["h_count_distinct"].to_pylist()) if p is not None}
     table = {r["partition_id"]: r for r in snap.sql(
         "SELECT partition_id, pod_reserved, pod_max FROM partitions").to_pylist()}
 

@@ -321,15 +321,18 @@ def failures_page(tmp_path_factory):
 # Every check below runs in the page; each returns a list of problems (empty: none).
 NO_CLIPPING = """() => {
   const vw = document.documentElement.clientWidth, bad = [];
-  if (document.documentElement.scrollWidth > vw + 1) bad.push("the page scrolls sideways: " + document.documentElement.scrollWidth + " > " + vw);
+  const sw = document.documentElement.scrollWidth;
+  if (sw > vw + 1) bad.push("the page scrolls sideways: " + sw + " > " + vw);
   for (const e of document.querySelectorAll("main *")) {
     if (e.closest(".dagwrap, .tablewrap")) continue;  // boxes that scroll by design
     const r = e.getBoundingClientRect();
     if (!r.width || !r.height) continue;
-    if (r.right > vw + 0.5 || r.left < -0.5) bad.push(e.tagName + "." + e.getAttribute("class") + " spans " + r.left + ".." + r.right);
+    if (r.right > vw + 0.5 || r.left < -0.5)
+      bad.push(e.tagName + "." + e.getAttribute("class") + " spans " + r.left + ".." + r.right);
   }
   for (const c of document.querySelectorAll(".chart, section, .block, .lineage"))
-    if (c.scrollWidth > c.clientWidth + 1) bad.push(c.tagName + "." + c.className + " cut: " + c.scrollWidth + " > " + c.clientWidth);
+    if (c.scrollWidth > c.clientWidth + 1)
+      bad.push(c.tagName + "." + c.className + " cut: " + c.scrollWidth + " > " + c.clientWidth);
   return bad;
 }"""
 TARGETS_IN_BOX = """() => {
@@ -338,7 +341,8 @@ TARGETS_IN_BOX = """() => {
     const t = box.querySelector("g.node.target");
     if (!t) { bad.push("a DAG without its result"); continue; }
     const b = box.getBoundingClientRect(), r = t.getBoundingClientRect();
-    const right = b.left + box.clientLeft + box.clientWidth, bottom = b.top + box.clientTop + box.clientHeight;
+    const right = b.left + box.clientLeft + box.clientWidth;
+    const bottom = b.top + box.clientTop + box.clientHeight;
     if (r.left < b.left - 0.5 || r.right > right + 0.5 || r.top < b.top - 0.5 || r.bottom > bottom + 0.5)
       bad.push(t.getAttribute("data-id") + " at " + [r.left, r.top, r.right, r.bottom].map(Math.round) +
                " outside its box " + [b.left, b.top, right, bottom].map(Math.round));
