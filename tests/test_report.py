@@ -67,8 +67,8 @@ def browser():
 class Page:
     """A page with every console message, page error, dialog and request recorded."""
 
-    def __init__(self, browser, path):
-        self.page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    def __init__(self, browser, path, width: int = 1500):
+        self.page = browser.new_page(viewport={"width": width, "height": 1000})
         self.console, self.errors, self.requests, self.dialogs = [], [], [], []
         self.page.on("console", lambda m: self.console.append((m.type, m.text)))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
@@ -246,6 +246,13 @@ def recorded_series(tmp_path_factory):
     return d, out, info
 
 
+def _utc(iso: str) -> str:
+    """An ISO instant as the page writes it: 2026-01-02 14:03:07 UTC."""
+    from datetime import datetime, timezone
+
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _page_data(path):
     text = path.read_text()
     m = re.search(r'<script type="application/json" id="data">(.*?)</script>', text, re.S)
@@ -281,10 +288,380 @@ def test_recorded_states_section_renders_without_errors(browser, recorded_series
     try:
         assert p.problems() == []
         text = p.page.inner_text("#replay")
-        assert f"From 3 recorded states between {info['recorded_from']} and {info['recorded_to']}" in text
+        assert (f"From 3 recorded states between {_utc(info['recorded_from'])} and "
+                f"{_utc(info['recorded_to'])}") in text
         assert p.page.locator("#replay svg circle").count() == 3
         assert p.page.locator("#replay svg polygon").count() >= 2
         p.page.screenshot(path=str(tmp_path / "series.png"), full_page=True)
         assert p.requests == [out.as_uri()]
+    finally:
+        p.page.close()
+
+
+# -- the page as an operator reads it (issue 19) -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def failures_page(tmp_path_factory):
+    """The `failures` scenario with seed 3 (the issue's run: session 379cfc88 cancelled with 17
+    tasks), exported over real gRPC and reported: (page, truth)."""
+    from aksnap.exporter import export
+    from aksnap.fixtures.scenarios import build_scenario
+    from aksnap.fixtures.server import SimulatedControlPlane
+
+    d = tmp_path_factory.mktemp("failures")
+    sc = build_scenario("failures", seed=3)
+    with SimulatedControlPlane(sc) as cp:
+        bundle = export(cp.start("127.0.0.1", 0), d / "bundle", all_sessions=True).path
+    truth = sc.truth
+    out = d / "failures.html"
+    _report(bundle, out)
+    return out, truth
+
+
+# Every check below runs in the page; each returns a list of problems (empty: none).
+NO_CLIPPING = """() => {
+  const vw = document.documentElement.clientWidth, bad = [];
+  const sw = document.documentElement.scrollWidth;
+  if (sw > vw + 1) bad.push("the page scrolls sideways: " + sw + " > " + vw);
+  for (const e of document.querySelectorAll("main *")) {
+    if (e.closest(".dagwrap, .tablewrap")) continue;  // boxes that scroll by design
+    const r = e.getBoundingClientRect();
+    if (!r.width || !r.height) continue;
+    if (r.right > vw + 0.5 || r.left < -0.5)
+      bad.push(e.tagName + "." + e.getAttribute("class") + " spans " + r.left + ".." + r.right);
+  }
+  for (const c of document.querySelectorAll(".chart, section, .block, .lineage"))
+    if (c.scrollWidth > c.clientWidth + 1)
+      bad.push(c.tagName + "." + c.className + " cut: " + c.scrollWidth + " > " + c.clientWidth);
+  return bad;
+}"""
+TARGETS_IN_BOX = """() => {
+  const bad = [];
+  for (const box of document.querySelectorAll(".dagwrap")) {
+    const t = box.querySelector("g.node.target");
+    if (!t) { bad.push("a DAG without its result"); continue; }
+    const b = box.getBoundingClientRect(), r = t.getBoundingClientRect();
+    const right = b.left + box.clientLeft + box.clientWidth;
+    const bottom = b.top + box.clientTop + box.clientHeight;
+    if (r.left < b.left - 0.5 || r.right > right + 0.5 || r.top < b.top - 0.5 || r.bottom > bottom + 0.5)
+      bad.push(t.getAttribute("data-id") + " at " + [r.left, r.top, r.right, r.bottom].map(Math.round) +
+               " outside its box " + [b.left, b.top, right, bottom].map(Math.round));
+  }
+  return bad;
+}"""
+LABELS_APART = """() => {
+  const bad = [];
+  for (const root of document.querySelectorAll("main svg")) {
+    const boxes = [];
+    for (const t of root.querySelectorAll("text")) {
+      if (!t.textContent) continue;
+      const r = t.getBoundingClientRect();
+      if (r.width && r.height) boxes.push([r, t.textContent]);
+    }
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const [a, ta] = boxes[i], [b, tb] = boxes[j];
+      if (a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5)
+        bad.push(root.getAttribute("class") + ": '" + ta + "' over '" + tb + "'");
+    }
+  }
+  return bad;
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_page_fits_its_width_dag_results_stay_in_view_labels_never_overlap(browser, demo_page,
+                                                                         failures_page, width,
+                                                                         tmp_path):
+    """Given the demo's and the failures scenario's pages, when opened 1280 and 1920 pixels
+    wide, then nothing sticks out sideways (only the DAG boxes and wide tables scroll, by
+    design), every DAG's result node is inside its box (the drawing scaled to the box, scrolled
+    to the result when it is wider), and no two text labels of a chart, axis or DAG overlap;
+    still true once the detail panel narrows the page and every node of the demo's first DAG
+    is shown."""
+    for path in (demo_page[0], failures_page[0]):
+        p = Page(browser, path, width=width)
+        try:
+            assert p.problems() == []
+            assert p.page.evaluate(NO_CLIPPING) == []
+            assert p.page.evaluate(TARGETS_IN_BOX) == []
+            assert p.page.evaluate(LABELS_APART) == []
+            p.page.screenshot(path=str(tmp_path / f"{path.stem}-{width}.png"), full_page=True)
+            p.page.locator("g.node.target").first.click()   # the detail panel opens beside
+            p.page.locator("text=show every node in the page").first.click()
+            p.page.wait_for_timeout(300)                      # the redraw after a resize
+            assert p.page.evaluate(NO_CLIPPING) == []
+            assert p.page.evaluate(TARGETS_IN_BOX) == []
+            assert p.page.evaluate(LABELS_APART) == []
+            assert p.problems() == []
+        finally:
+            p.page.close()
+
+
+TIME_TICKS = """() => [...document.querySelectorAll("svg.timechart, svg.gantt")].map((s) => ({
+  cls: s.getAttribute("class"),
+  ticks: [...s.querySelectorAll("text.tick.time")].map((t) => t.textContent),
+  caption: [...s.querySelectorAll("text.caption")].map((t) => t.textContent).join(" | ")}))"""
+
+
+def test_time_axes_tick_at_wall_clock_instants_in_utc(browser, demo_page):
+    """Given the demo's page, then every time chart (status over time, throughput,
+    utilisation, the critical path) has at least 3 ticks labelled with UTC clock times
+    (HH:MM:SS), increasing, inside the run's span, and says "time (UTC)" with the date."""
+    from datetime import datetime, timedelta
+
+    path, _ = demo_page
+    data = _page_data(path)
+    tl = data["sessions"][0]["timeline"]
+    t0 = datetime.fromisoformat(tl["t0"])
+    t1 = t0 + timedelta(seconds=tl["times_s"][-1])
+    p = Page(browser, path)
+    try:
+        charts = p.page.evaluate(TIME_TICKS)
+        assert {c["cls"].split()[0] for c in charts} >= {"timechart", "gantt"}
+        assert len(charts) >= 4  # status, throughput, critical path, utilisation
+        for c in charts:
+            assert len(c["ticks"]) >= 3, c
+            assert f"time (UTC) · {t0.date().isoformat()}" in c["caption"], c
+            at = [datetime.combine(t0.date(), datetime.strptime(x, "%H:%M:%S").time(), t0.tzinfo)
+                  for x in c["ticks"]]
+            assert at == sorted(at) and len(set(at)) == len(at), c
+            assert t0 - timedelta(seconds=1) <= at[0] and at[-1] <= t1 + timedelta(seconds=1), c
+    finally:
+        p.page.close()
+
+
+def _slowest_rows(page, col: str) -> list:
+    return page.evaluate("""(col) => { const sec = document.querySelector("[id^='stragglers-']");
+      const keys = [...sec.querySelectorAll("th")].map((th) => th.getAttribute("data-key"));
+      const k = keys.indexOf(col);
+      return [...sec.querySelectorAll("tbody tr")].map((tr) => {
+        const td = tr.children[k];
+        return td.hasAttribute("data-v") ? (td.getAttribute("data-v") === "" ? null : Number(td.getAttribute("data-v")))
+                                         : td.textContent; }); }""", col)
+
+
+def test_slowest_tasks_table_sorts_and_filters(browser, demo_page):
+    """Given the demo's page, then the slowest-tasks table starts sorted by total time, longest
+    first; a click on "processing" sorts by it (longest first, a second click shortest first,
+    tasks without that phase last); choosing a status keeps only that status, a text filter
+    only the ids containing it, and the partition filter offers the partitions of the rows."""
+    path, truth = demo_page
+    p = Page(browser, path)
+    page = p.page
+    try:
+        total = _slowest_rows(page, "total_s")
+        assert len(total) > 10 and total == sorted(total, key=lambda v: -(v or 0))
+        sec = page.locator("[id^='stragglers-']")
+        sec.locator("th[data-key='processing_s']").click()
+        proc = _slowest_rows(page, "processing_s")
+        known = [v for v in proc if v is not None]
+        assert known == sorted(known, reverse=True) and proc[:len(known)] == known
+        sec.locator("th[data-key='processing_s']").click()
+        proc = [v for v in _slowest_rows(page, "processing_s") if v is not None]
+        assert proc == sorted(proc)
+        assert sec.locator("th[data-key='processing_s']").get_attribute("aria-sort") == "ascending"
+        sec.locator("select.f-status").select_option("COMPLETED")
+        assert set(_slowest_rows(page, "status")) == {"COMPLETED"}
+        sec.locator("select.f-status").select_option("PROCESSING")  # the straggler, still running
+        assert _slowest_rows(page, "id") == [truth["straggler_task"]]
+        sec.locator("select.f-status").select_option("")
+        prefix = truth["straggler_task"][:6]
+        sec.locator("input.f-text").fill(prefix)
+        ids = _slowest_rows(page, "id")
+        assert ids and all(prefix in i for i in ids) and truth["straggler_task"] in ids
+        assert sec.locator("select.f-partition option").all_inner_texts()[1:] == ["htcmock"]
+    finally:
+        p.page.close()
+
+
+def test_tiles_say_in_progress_never_running_and_counts_are_formatted(browser, demo_page,
+                                                                      failures_page, tmp_path):
+    """Given the demo's page (4 tasks PENDING, the straggler PROCESSING) and the failures
+    scenario's, then no tile says RUNNING (ArmoniK has no such task status): "waiting" and "in
+    progress" count the tasks of aksnap.columns' sets; no raw JSON is shown; and given a run of
+    1,500 tasks, its counts carry thousands separators."""
+    from aksnap.analyzer.testing import make_bundle, result, task
+    from aksnap.bundle import STATUS_SETS
+
+    def tile_pairs(p):
+        return [tuple(c) for c in p.page.eval_on_selector_all(
+            "main > section.session .card", "els => els.map(e => [e.children[0].innerText, e.children[1].innerText])")]
+
+    for path in (demo_page[0], failures_page[0]):
+        data = _page_data(path)
+        p = Page(browser, path)
+        try:
+            tiles = tile_pairs(p)
+            assert tiles and not [t for t in tiles if re.search(r"running", " ".join(t), re.I)]
+            for s in data["sessions"]:
+                by = s["overview"]["tasks_by_status"]
+                for name, key in (("in progress", "in_progress"), ("waiting", "waiting")):
+                    assert (name, f"{sum(by.get(x, 0) for x in STATUS_SETS['tasks'][key]):,}") in tiles
+            text = p.page.inner_text("main")
+            assert '{"' not in text and '":' not in text
+        finally:
+            p.page.close()
+    assert ("in progress", "1") in tile_pairs(Page(browser, demo_page[0]))
+    tasks = [task(f"t{k}", outputs=[f"r{k}"], times={"created": 0, "submitted": 1, "acquired": 2,
+                                                    "fetched": 2, "started": 3, "processed": 4 + k / 1000,
+                                                    "ended": 4 + k / 1000}) for k in range(1500)]
+    b = make_bundle(tmp_path / "b", tasks=tasks,
+                    results=[result(f"r{k}", owner=f"t{k}", completed=5) for k in range(1500)])
+    _report(b, tmp_path / "big.html")
+    p = Page(browser, tmp_path / "big.html")
+    try:
+        assert ("tasks", "1,500") in tile_pairs(p) and ("results", "3,000") in tile_pairs(p)
+        assert "1,500 tasks, 3,000 results, 1 session" in p.page.inner_text("#meta")
+        assert p.page.evaluate(LABELS_APART) == [] and p.page.evaluate(NO_CLIPPING) == []
+    finally:
+        p.page.close()
+
+
+def test_failures_scenario_shows_one_lineage_section_per_root_cause(browser, failures_page,
+                                                                   tmp_path):
+    """Given the issue's failures run (seed 3: session 379cfc88 cancelled, its 17 results
+    ABORTED), when reported, then that session shows one lineage section, for one cause
+    ("session ... was cancelled", said once) listing the 17 results it explains (the first 10
+    and "7 more"), its DAG drawing the 10 with each shared node once; the main session shows
+    one section per root cause (X's error, Z's exhausted retries, T's timeout), not one per
+    aborted result, and every section id the page's data names exists (verdict slot first)."""
+    path, truth = failures_page
+    sid = truth["cancelled_session"]
+    assert sid.startswith("379cfc88") and len(truth["cancelled_tasks"]) == 17
+    data = _page_data(path)
+    p = Page(browser, path)
+    try:
+        assert p.problems() == []
+        sec = p.page.locator(f"section[id='{report.anchor('session', sid)}']")
+        sections = sec.locator(".lineage")
+        assert sections.count() == 1
+        cause = sections.first
+        assert cause.get_attribute("id") == report.anchor("lineage-cause", sid, "session-cancelled")
+        text = cause.inner_text()
+        assert text.count("was cancelled at") == 1 and f"session {sid} was cancelled" in text
+        assert "17 results lost" in text and "and 7 more" in text
+        listed = cause.locator(".results a.idlink").all_inner_texts()
+        assert len(listed) == 10
+        lost = {r for r in data["sessions"][[s["overview"]["session_id"] for s in data["sessions"]].index(sid)]
+                ["lineages"][0]["results"]}
+        assert set(listed) == lost
+        drawn = cause.locator("g.node").evaluate_all("els => els.map(e => e.getAttribute('data-id'))")
+        assert len(drawn) == len(set(drawn))                 # shared upstream drawn once
+        assert cause.locator("g.node.target").count() == 10
+        assert set(cause.locator("g.node.root").evaluate_all(
+            "els => els.map(e => e.getAttribute('data-id'))")) <= set(truth["cancelled_tasks"])
+        main = p.page.locator(f"section[id='{report.anchor('session', truth['main_session'])}']")
+        roots = main.locator(".lineage.cause g.node.root").evaluate_all(
+            "els => els.map(e => e.getAttribute('data-id'))")
+        assert main.locator(".lineage.cause").count() == 3
+        assert set(roots) == set(truth["root_cause_tasks"])
+        assert main.locator(".lineage:not(.cause)").count() == 0
+        first = p.page.evaluate("document.getElementById('main').firstElementChild.id")
+        assert first == report.anchor("verdict")
+        ids = [data["anchors"]["utilisation"]] + [a for s in data["sessions"] for a in s["anchors"].values()] \
+            + [lin["anchor"] for s in data["sessions"] for lin in s["lineages"]]
+        missing = p.page.evaluate("ids => ids.filter(i => !document.getElementById(i))", ids)
+        assert missing == []
+        cause.screenshot(path=str(tmp_path / "cancelled-session-cause.png"))
+    finally:
+        p.page.close()
+
+
+def test_lost_results_are_grouped_by_root_cause(tmp_path):
+    """Given a hand-drawn bundle::
+
+        session s1
+          a1 ERROR "worker crashed on 10.0.0.1 after 3 s" -> ra1 ABORTED -> b1 ERROR (propagated) -> rb1 ABORTED
+          a2 ERROR "worker crashed on 10.0.0.2 after 5 s" -> ra2 ABORTED
+          c1 TIMEOUT "exceeded 5 s" -> rc1 ABORTED
+          ok COMPLETED -> rok
+        session s2, CANCELLED: x1, x2, x3 CANCELLED -> rx1, rx2, rx3 ABORTED
+
+    when grouped, then s1 has two causes: the error class of a1 and a2 (2 root tasks, results
+    rb1 and ra2), then c1's timeout (rc1); s2 has one: its cancellation (3 root tasks, 3
+    results); each with its anchor, and nothing unexplained."""
+    from aksnap.analyzer.testing import make_bundle, result, task
+
+    def t(i, **kw):
+        return task(i, times={"created": 0, "submitted": 1, "acquired": 2, "fetched": 2,
+                              "started": 3, "processed": 6, "ended": 6}, **kw)
+
+    tasks = [t("a1", status="ERROR", outputs=["ra1"], message="worker crashed on 10.0.0.1 after 3 s"),
+             task("b1", status="ERROR", deps=["ra1"], outputs=["rb1"], message="input aborted",
+                  times={"created": 0, "ended": 6}),
+             t("a2", status="ERROR", outputs=["ra2"], message="worker crashed on 10.0.0.2 after 5 s"),
+             t("c1", status="TIMEOUT", outputs=["rc1"], message="exceeded 5 s"),
+             t("ok", outputs=["rok"])] + \
+        [t(f"x{k}", session="s2", status="CANCELLED", outputs=[f"rx{k}"],
+           message="Task cancelled: session s2 was cancelled") for k in (1, 2, 3)]
+    results = [result(r, owner=o, status="ABORTED") for r, o in
+               (("ra1", "a1"), ("rb1", "b1"), ("ra2", "a2"), ("rc1", "c1"))] + \
+        [result("rok", owner="ok", completed=6)] + \
+        [result(f"rx{k}", session="s2", owner=f"x{k}", status="ABORTED") for k in (1, 2, 3)]
+    sessions = [{"session_id": "s1", "status": "RUNNING"},
+                {"session_id": "s2", "status": "CANCELLED"}]
+    b = make_bundle(tmp_path / "b", tasks=tasks, results=results, sessions=sessions)
+    with Snapshot.open(b) as snap:
+        s1 = report.lineage_causes(snap, "s1")
+        s2 = report.lineage_causes(snap, "s2")
+        sql = {(r["status"], r["propagated"]): r["error_class"]
+               for r in snap.query("error_classes", {"session_id": "s1"}).to_pylist()}
+    assert [(c["kind"], c["status"], c["roots_total"], sorted(c["results"])) for c in s1["causes"]] == [
+        ("task_failures", "ERROR", 2, ["ra2", "rb1"]), ("task_failures", "TIMEOUT", 1, ["rc1"])]
+    # the class of `aksnap analyze` (queries/error_classes.sql), computed in Arrow
+    assert s1["causes"][0]["error_class"] == sql[("ERROR", False)] == "worker crashed on <n>.<n> after <n> s"
+    assert {r["id"] for r in s1["causes"][0]["root_causes"]} == {"a1", "a2"}
+    assert (s1["lost_results"], s1["unexplained"], s1["more_causes"]) == (3, 0, 0)
+    [c] = s2["causes"]
+    assert (c["kind"], c["roots_total"], sorted(c["results"])) == ("session_cancelled", 3, ["rx1", "rx2", "rx3"])
+    assert c["claim"].startswith("session s2 was cancelled") and c["anchor"] == "lineage-cause-s2-session-cancelled"
+    assert report.anchor("lineage-cause", "s 1<x>", "task-a###2") == "lineage-cause-s_1_x_-task-a___2"
+
+
+def test_utilisation_counts_what_the_timeline_counts_against_the_pods(demo_bundle):
+    """Given the demo bundle, then the utilisation per partition counts, at every instant, the
+    tasks the status timeline has DISPATCHED or PROCESSING (in progress) and SUBMITTED
+    (queued), and names the partition's pod_max and pod_reserved from the partitions table and
+    the distinct pods its tasks ran on."""
+    import pyarrow.parquet as pq
+
+    bundle, _ = demo_bundle
+    snap = Snapshot.open(bundle)
+    g = snap.graph
+    use = report.utilisation(snap)
+    tl = report.timeline(g, np.arange(g.n_tasks), 0)
+    [part] = use["partitions"]
+    assert use["times_s"] == tl["times_s"]
+    assert part["in_progress"] == [a + b for a, b in zip(tl["counts"].get("DISPATCHED", [0] * 121),
+                                                         tl["counts"]["PROCESSING"])]
+    assert part["queued"] == tl["counts"]["SUBMITTED"]
+    row = pq.read_table(bundle / "partitions.parquet").to_pylist()[0]
+    assert (part["pod_max"], part["pod_reserved"]) == (row["pod_max"], row["pod_reserved"])
+    pods = set(pq.read_table(bundle / "tasks.parquet", columns=["pod_hostname"])["pod_hostname"].to_pylist())
+    assert part["pods_observed"] == len(pods - {None, ""})
+    assert 0 < part["peak_in_progress"] <= part["pods_observed"]
+
+
+def test_durations_read_as_people_say_them():
+    """Given durations at each unit's edges, then the page's words (the script's fmtS says
+    the same) round each unit once: never "59 min 60 s" or "23 h 60 min"."""
+    cases = {0.00085: "850 µs", 0.0124: "12.4 ms", 0.005: "5.00 ms", 0.99996: "1.00 s",
+             3.214: "3.21 s", 12.4: "12.4 s", 59.99: "1 min", 252: "4 min 12 s", 3599.6: "1 h",
+             11117: "3 h 5 min", 86399: "1 d", 29297000: "339 d 2 h", None: ""}
+    assert {s: report.human_seconds(s) for s in cases} == cases
+
+
+def test_page_script_and_python_say_a_duration_alike(browser, demo_page):
+    """Given the demo's blocked result, held by the straggler: the summary line (Python) and
+    the frontier table (the page's script) say its time in status in the same words."""
+    path, truth = demo_page
+    data = _page_data(path)
+    [lin] = [x for x in data["sessions"][0]["lineages"] if x["why"] == "blocked"]
+    words = report.human_seconds(lin["frontier"][0]["in_status_s"])
+    assert lin["summary"].endswith(f"for {words}")
+    p = Page(browser, path)
+    try:
+        cells = p.page.locator(f"[id='{lin['anchor']}'] td").all_inner_texts()
+        assert words in cells
     finally:
         p.page.close()
