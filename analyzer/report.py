@@ -442,6 +442,71 @@ def anchor(section: str, session_id: str | None = None, key: str | None = None) 
     return "-".join([section] + [_UNSAFE.sub("_", p) for p in (session_id, key) if p is not None])
 
 
+# -- the verdict panel -------------------------------------------------------------------------------
+
+_SECTION_OF = {  # a finding's kind -> the section of its session that shows its detail
+    "unsatisfiable_dependency": "blockers", "bad_node": "failures",
+    "retries_never_recover": "failures", "straggler": "stragglers", "stall": "timeline",
+    "throughput_drop": "timeline", "capacity_bound": "critical-path", "clean_run": "session",
+    "session_cancelled": "lineage", "failures_by_root_cause": "failures",
+    "new_error_class": "failures"}
+
+
+def _finding_cause_anchor(f: dict[str, Any], shown: dict[str, Any]) -> str | None:
+    """The lineage section (one per root cause) a failure finding is about: the cancellation
+    of its session, else the cause whose root tasks or lost results hold the finding's."""
+    causes = [lin for lin in shown["lineages"] if lin.get("why") == "cause"]
+    if f["kind"] == "session_cancelled":
+        return next((lin["anchor"] for lin in causes if lin["kind"] == "session_cancelled"), None)
+    ev = f["evidence"]
+    roots = set(ev.get("root_ids") or ())
+    example = ev.get("example_result")
+    for lin in causes:
+        if lin["kind"] == "session_cancelled":
+            continue
+        if roots & {r.get("id") for r in lin.get("root_causes") or ()} or \
+                (example is not None and example in (lin.get("results") or ())):
+            return lin["anchor"]
+    return None
+
+
+def verdict(snap, session_id: str | None, sessions: list[dict[str, Any]],
+            use: dict[str, Any], paths=None, path_ids: list[str] | None = None) -> dict[str, Any]:
+    """The findings (:mod:`findings`, ranked) for the panel at the top of the page, each with
+    ``anchor``: the id of the section of this page that shows its detail (the lineage section
+    of its root cause, the slowest tasks, the utilisation of its partition...), or ``None``
+    when the page does not draw it (a session not shown: ``next`` is the command that does).
+    ``paths``/``path_ids``: the critical paths the page computed (not computed twice)."""
+    from . import findings as findings_mod
+
+    d = findings_mod.build(snap, session_id, paths=paths, path_ids=path_ids)
+    shown = {s["overview"]["session_id"]: s for s in sessions}
+    drawn = {p["partition_id"] for p in use["partitions"]}
+    out = []
+    for f in d["findings"]:
+        f = dict(f)
+        several = f["evidence"].get("sessions")  # a finding said once for several sessions
+        first = several[0] if isinstance(several, list) and several else None
+        if isinstance(first, dict):  # the cancelled sessions: one row each
+            first = first.get("session_id")
+        sid = f["session_id"] or first
+        s = shown.get(sid) if isinstance(sid, str) else None
+        if s is None and sid is None and len(shown) == 1:
+            s = next(iter(shown.values()))
+        link = None
+        part = f["evidence"].get("partition_id")
+        if f["kind"] == "starved_partition" and part in drawn:
+            link = anchor("utilisation", None, str(part))
+        elif s is not None:
+            if f["kind"] in ("session_cancelled", "failures_by_root_cause", "new_error_class"):
+                link = _finding_cause_anchor(f, s)
+            link = link or s["anchors"].get(_SECTION_OF.get(f["kind"], "session"))
+        f["anchor"] = link
+        out.append(f)
+    return {"findings": out, "summary": d["summary"], "clean": d["clean"],
+            "counts": d["counts"], "omitted": d["omitted"]}
+
+
 # -- lineage by root cause -------------------------------------------------------------------------
 
 _CLASS_RULES = (  # queries/error_classes.sql's placeholders, the same regular expressions
@@ -769,9 +834,11 @@ def _messages(g, tasks: list[int]) -> list[str | None]:
             zip(det["output_error"].to_pylist(), det["status_message"].to_pylist())]
 
 
-def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[str]) -> dict:
+def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[str],
+                  cps: dict[str, Any]) -> dict:
+    """One session's part of the page; ``cps``: its critical path
+    (``critical_path.session_detail`` with every step), computed once for the page."""
     from . import blockers as blockers_mod
-    from . import critical_path as cp_mod
 
     g = snap.graph
     sid = overview_row["session_id"]
@@ -796,8 +863,6 @@ def _session_data(snap, overview_row: dict, result_id: str | None, notes: list[s
 
     anomalies = check_mod.build(snap, sid, limit=TOP, thorough=False)
     bl = blockers_mod.build(snap, sid, limit=TOP)
-    cp = cp_mod.build(snap, sid, all_steps=True)
-    cps = cp["sessions"][0] if cp.get("sessions") else {}
     steps = []
     task_steps = [s for s in cps.get("steps") or [] if s.get("kind") == "task"]
     for s in task_steps[:200]:
@@ -894,11 +959,18 @@ def build(snap, session_id: str | None = None, result_id: str | None = None) -> 
         if len(all_ids) > SESSIONS_SHOWN:
             notes.append(f"{len(all_ids):,} sessions: the {SESSIONS_SHOWN} largest shown "
                          "(aksnap report --session ID for another, aksnap analyze for all)")
+    # the critical paths, once for the page: the sessions drawn and the verdict's findings
+    from . import critical_path as cp_mod
+
+    path_ids = [session_id] if session_id is not None else all_ids
+    paths = cp_mod.compute(snap, path_ids)
+    slot = {sid: i for i, sid in enumerate(path_ids)}
     sessions = []
     for sid in chosen:
-        ov = overview_mod.build(snap, sid)
+        ov = overview_mod.build(snap, sid, with_findings=False)  # the verdict says them
         row = jsonable(ov["sessions"][0])
-        sessions.append(_session_data(snap, row, result_id, notes))
+        cps = cp_mod.session_detail(snap, paths, slot[sid], True) if sid in slot else {}
+        sessions.append(_session_data(snap, row, result_id, notes, cps))
     snap_us = 0
     if snap.snapshot_time is not None:
         from .common import micros
@@ -924,11 +996,12 @@ def build(snap, session_id: str | None = None, result_id: str | None = None) -> 
         notes.append(f"the id search covers the ids shown in this page ({g.n:,} ids in the "
                      "bundle); aksnap task ID or aksnap lineage BUNDLE ID for any other")
     use = utilisation(snap)
+    verdict_data = verdict(snap, session_id, sessions, use, paths, path_ids)
     if use["partitions_total"] > len(use["partitions"]):
         notes.append(f"utilisation: the {len(use['partitions'])} partitions with most tasks of "
                      f"{use['partitions_total']:,} drawn")
     return {"meta": meta, "notes": notes, "sessions": sessions, "index": index,
-            "utilisation": use,
+            "utilisation": use, "verdict": verdict_data,
             "anchors": {"verdict": anchor("verdict"), "utilisation": anchor("utilisation")}}
 
 

@@ -567,6 +567,77 @@ def test_failures_scenario_shows_one_lineage_section_per_root_cause(browser, fai
         p.page.close()
 
 
+def test_verdict_panel_comes_first_and_each_finding_links_to_its_section(browser, failures_page,
+                                                                      tmp_path):
+    """Given the failures run reported, when opened in Chromium, then the first thing in the
+    page is the verdict panel (above the fold, before any session), listing the findings in
+    their rank; every finding of a session the page draws links to a section that exists: the
+    cancelled session's to its one lineage section (said once), the failure classes' to the
+    lineage section of their root cause; following the cancelled session's link brings that
+    section into view."""
+    path, truth = failures_page
+    data = _page_data(path)
+    v = data["verdict"]
+    assert v["findings"] and not v["clean"]
+    drawn = {s["overview"]["session_id"] for s in data["sessions"]}
+    for f in v["findings"]:  # every finding of a drawn session has somewhere to go
+        if f["session_id"] in drawn:
+            assert f["anchor"], f
+    sid = truth["cancelled_session"]
+    cancelled = [f for f in v["findings"] if f["kind"] == "session_cancelled"]
+    assert len(cancelled) == 1
+    assert cancelled[0]["anchor"] == report.anchor("lineage-cause", sid, "session-cancelled")
+    causes = {lin["anchor"] for s in data["sessions"] for lin in s["lineages"] if lin["why"] == "cause"}
+    failed = [f for f in v["findings"] if f["kind"] == "failures_by_root_cause"]
+    assert failed and all(f["anchor"] in causes for f in failed), failed
+    p = Page(browser, path)
+    try:
+        assert p.problems() == []
+        box = p.page.locator("#" + report.anchor("verdict"))
+        assert box.is_visible()
+        assert p.page.evaluate("document.getElementById('main').firstElementChild.id") == report.anchor("verdict")
+        assert box.bounding_box()["y"] < 150  # the first thing read, under the header
+        items = box.locator("li.finding")
+        assert items.count() == len(v["findings"])
+        assert items.evaluate_all("els => els.map(e => e.getAttribute('data-kind'))") == \
+            [f["kind"] for f in v["findings"]]
+        hrefs = box.locator("a.goto").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+        assert hrefs == ["#" + f["anchor"] for f in v["findings"] if f["anchor"]]
+        missing = p.page.evaluate("hs => hs.filter(h => !document.getElementById(h.slice(1)))", hrefs)
+        assert missing == []
+        link = box.locator(f"li[data-kind='session_cancelled'] a.goto")
+        link.click()
+        target = p.page.locator("#" + cancelled[0]["anchor"])
+        p.page.wait_for_function("id => { const r = document.getElementById(id).getBoundingClientRect();"
+                                 " return r.top >= 0 && r.top < innerHeight; }", arg=cancelled[0]["anchor"])
+        assert "was cancelled" in target.inner_text()
+        box.screenshot(path=str(tmp_path / "verdict.png"))
+        assert p.problems() == []
+    finally:
+        p.page.close()
+
+
+def test_a_clean_run_verdict_says_so_in_one_line(demo_bundle, tmp_path):
+    """Given a bundle reported, then the page's verdict carries the findings of
+    ``aksnap findings`` in the same order (one source), and a finding of a session the page
+    does not draw has no link but its command."""
+    from aksnap.analyzer import findings
+
+    bundle, _ = demo_bundle
+    snap = Snapshot.open(bundle)
+    try:
+        d = report.build(snap)
+        want = findings.build(snap)
+    finally:
+        snap.close()
+    assert [f["key"] for f in d["verdict"]["findings"]] == [f["key"] for f in want["findings"]]
+    assert d["verdict"]["summary"] == want["summary"]
+    drawn = {s["overview"]["session_id"] for s in d["sessions"]}
+    for f in d["verdict"]["findings"]:
+        if f["session_id"] is not None and f["session_id"] not in drawn:
+            assert f["anchor"] is None and f["next"]
+
+
 def test_lost_results_are_grouped_by_root_cause(tmp_path):
     """Given a hand-drawn bundle::
 

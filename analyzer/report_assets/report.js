@@ -391,6 +391,41 @@
     sec.appendChild(det);
     return sec;
   }
+  // -- the verdict: the findings, ranked, first on the page; each links to its section ----------
+  function verdictPanel(v) {
+    const sec = document.getElementById(DATA.anchors.verdict);
+    if (!sec || !v) return;
+    sec.hidden = false;
+    sec.classList.add(v.clean ? "clean" : "dirty");
+    sec.appendChild(el("h2", "", v.clean ? "Verdict: nothing wrong" : "Verdict"));
+    sec.appendChild(el("p", "summary", v.summary));
+    const ol = el("ol", "findings");
+    for (const f of v.findings) {
+      const li = el("li", "finding sev-" + (["error", "warning", "info"].includes(f.severity) ? f.severity : "info"));
+      li.setAttribute("data-kind", f.kind);
+      li.appendChild(el("span", "sev", f.severity));
+      li.appendChild(el("span", "claim", f.claim));
+      const i = f.impact || {}, bits = [];
+      if (i.results) bits.push(plural(i.results, "result"));
+      if (i.tasks) bits.push(plural(i.tasks, "task"));
+      if (i.time_lost_s) bits.push(fmtS(i.time_lost_s) + " of pod time");
+      const more = el("div", "more");
+      if (bits.length) more.appendChild(el("span", "impact", "affects " + bits.join(", ")));
+      // linked only to a section the page drew (drawn before this panel is filled)
+      if (f.anchor && document.getElementById(f.anchor) !== null) {
+        const a = el("a", "goto", "show the detail below");
+        a.setAttribute("href", "#" + f.anchor);
+        more.appendChild(a);
+      } else if (f.next) more.appendChild(el("span", "note", "not drawn in this page:"));
+      if (f.next) more.appendChild(el("code", "next", f.next));
+      li.appendChild(more);
+      ol.appendChild(li);
+    }
+    if (v.findings.length) sec.appendChild(ol);
+    const om = Object.entries(v.omitted || {});
+    if (om.length) sec.appendChild(el("p", "note", "not listed: " + om.map(([k, n]) => `${fmtN(n)} more ${k}`).join(", ") +
+      " (aksnap findings BUNDLE -o json lists every one)"));
+  }
   if (DATA.replay) main.appendChild(replaySection(DATA.replay));
 
   // Phase durations: one histogram per phase over log-spaced bins, cut to the bins with tasks.
@@ -1002,6 +1037,7 @@
   input.addEventListener("input", runSearch);
   input.addEventListener("keydown", (e) => { if (e.key === "Enter" && hits.firstChild) hits.firstChild.click(); });
   document.addEventListener("click", (e) => { if (!hits.contains(e.target) && e.target !== input) hits.textContent = ""; });
+  verdictPanel(DATA.verdict);  // last: its links go to the sections drawn above
   // Scrolling a DAG's box to its result needs the page laid out: after the first frame is
   // painted rather than forced before it (a million-task page paints about 100 ms sooner).
   requestAnimationFrame(() => {
