@@ -667,7 +667,9 @@ def replay(wl: Workload, capacity, policy: str = "fifo", keep: np.ndarray | None
                 brk[-1] = True
                 np.not_equal(js[1:], js[:-1], out=brk[:-1])
                 jj, vv, pp = js[brk], v[brk], pr[brk]
-                up = vv > relv[jj]
+                # a prerequisite that ties with the task's own floor (created the instant
+                # it was ready) is still what it waited for: the critical path goes through it
+                up = vv >= relv[jj]
                 relv[jj[up]] = vv[up]
                 why[jj[up]] = pp[up]
                 counts = np.diff(np.flatnonzero(brk), prepend=-1)

@@ -178,9 +178,9 @@ def _partition_rows(wl: rp.Workload, sched: rp.Schedule, cap: np.ndarray, source
             "pod_max": int(wl.pod_max[k]) if wl.pod_max[k] >= 0 else None,
             "pods": int(cap[k]), "pods_from": source[k], "tasks": int(mk.sum()),
             "work_s": round(work_pred, 3),
-            "utilisation_recorded": round(work_rec / (wl.capacity[k] * rec_span / 1e6), 4)
+            "utilisation_recorded": round(float(work_rec / (wl.capacity[k] * rec_span / 1e6)), 4)
             if wl.capacity[k] and rec_span > 0 else None,
-            "utilisation_predicted": round(work_pred / (cap[k] * pred_span / 1e6), 4)
+            "utilisation_predicted": round(float(work_pred / (cap[k] * pred_span / 1e6)), 4)
             if cap[k] and pred_span > 0 else None,
             "queue_wait_recorded_s": round(float(qr.mean()) / 1e6, 6) if len(qr) else None,
             "queue_wait_predicted_s": round(float(qp.mean()) / 1e6, 6) if len(qp) else None,
