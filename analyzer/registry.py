@@ -394,7 +394,12 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
                                                  metavar="RESULT_ID"), name="targets"),
          Param("curve", bool, typer.Option(False, "--curve", help="Also replay at half, twice "
                                            "and four times the pods (where adding pods stops "
-                                           "helping)."), name="curve"))),
+                                           "helping)."), name="curve"),
+         Param("calibration", bool, typer.Option(True, "--calibration/--no-calibration",
+                                                 help="Also replay the recorded order on the "
+                                                 "recorded pods to state the model's error (a "
+                                                 "second replay; --no-calibration skips it)."),
+               name="calibrate"))),
     Command(
         "task", Impl("task_view"),
         """One task in full: its attempts, parent chain, subtasks, inputs and outputs with their

@@ -202,6 +202,23 @@ def _makespans(wl: rp.Workload, sched: rp.Schedule, scope: np.ndarray):
     return start, rec_end, pred_end
 
 
+def _calibration(wl, calib, scope, start, rec_ms, recorded_cap) -> dict[str, Any]:
+    """The model's error: the recorded order replayed on the recorded pods, against the
+    recorded makespan and each task's recorded end."""
+    m = calib.keep & (calib.dispatch != NA) & scope
+    _, _, cal_end = _makespans(wl, calib, scope)
+    cal_ms = _secs(cal_end - start) if NA not in (start, cal_end) else None
+    err = (calib.end - wl.end)[m]
+    return {
+        "pods": {n: int(c) for n, c in zip(wl.partitions, recorded_cap)},
+        "recorded_s": rec_ms, "replayed_s": cal_ms,
+        "makespan_error_s": round(cal_ms - rec_ms, 6) if None not in (rec_ms, cal_ms) else None,
+        "makespan_error_pct": _pct(rec_ms, cal_ms),
+        "tasks": int(m.sum()),
+        "end_error_mean_abs_s": round(float(np.abs(err).mean()) / 1e6, 6) if len(err) else 0.0,
+        "end_error_max_abs_s": round(float(np.abs(err).max()) / 1e6, 6) if len(err) else 0.0}
+
+
 def simulate(snap, policy: str = "fifo", pods: int | None = None,
              partitions: dict[str, int] | None = None, keep: np.ndarray | None = None):
     """One replay of the bundle: (workload, schedule, capacity, where each capacity came
@@ -214,7 +231,10 @@ def simulate(snap, policy: str = "fifo", pods: int | None = None,
 
 def build(snap, session_id: str | None = None, policy: str = "fifo", pods: int | None = None,
           partitions: Sequence[str] | None = None, targets: Sequence[str] | None = None,
-          curve: bool = False) -> dict[str, Any]:
+          curve: bool = False, calibrate: bool = True) -> dict[str, Any]:
+    """The what-if answer (plain data). ``calibrate``: also replay the recorded order on the
+    recorded pods, to state the model's error (a second replay unless that is what is
+    asked)."""
     policy = (policy or "fifo").strip().lower()
     if policy not in POLICIES:
         raise AnalysisError(f"--policy {policy!r} is not one of {', '.join(POLICIES)}")
@@ -244,7 +264,8 @@ def build(snap, session_id: str | None = None, policy: str = "fifo", pods: int |
     recorded_cap = np.maximum(wl.capacity, 1)
     calibration = policy == "recorded" and np.array_equal(cap, recorded_cap)
     # the model's error, stated whatever is asked: the recorded order at the recorded capacity
-    calib = sched if calibration else rp.replay(wl, recorded_cap, "recorded")
+    calib = sched if calibration else (rp.replay(wl, recorded_cap, "recorded") if calibrate
+                                       else None)
     ran = sched.keep & (sched.dispatch != NA)
     summary = {
         "session_id": session_id, "policy": policy,
@@ -271,18 +292,8 @@ def build(snap, session_id: str | None = None, policy: str = "fifo", pods: int |
         notes.append(f"{summary['tasks_not_replayed']} task(s) never got a pod in the recorded "
                      "run (failed by propagation, cancelled or still waiting): not replayed")
     data: dict[str, Any] = {"bundle": str(snap.path), "summary": summary}
-    m = calib.keep & (calib.dispatch != NA) & scope
-    _, _, cal_end = _makespans(wl, calib, scope)
-    cal_ms = _secs(cal_end - start) if NA not in (start, cal_end) else None
-    err = (calib.end - wl.end)[m]
-    data["calibration"] = {
-        "pods": {n: int(c) for n, c in zip(wl.partitions, recorded_cap)},
-        "recorded_s": rec_ms, "replayed_s": cal_ms,
-        "makespan_error_s": round(cal_ms - rec_ms, 6) if None not in (rec_ms, cal_ms) else None,
-        "makespan_error_pct": _pct(rec_ms, cal_ms),
-        "tasks": int(m.sum()),
-        "end_error_mean_abs_s": round(float(np.abs(err).mean()) / 1e6, 6) if len(err) else 0.0,
-        "end_error_max_abs_s": round(float(np.abs(err).max()) / 1e6, 6) if len(err) else 0.0}
+    data["calibration"] = None if calib is None else _calibration(wl, calib, scope, start,
+                                                                   rec_ms, recorded_cap)
     sess_rows = []
     codes = np.unique(wl.session[wl.ran & scope])
     names = g.sessions.to_pylist()
@@ -404,8 +415,10 @@ def sections(data: dict[str, Any]) -> list[Section]:
            Section("critical_path", data["critical_path"]["steps"],
                    ["step", "task_id", "partition_id", "released_s", "dispatched_s", "ended_s",
                     "pod_wait_s", "work_s"])]
-    out.append(Section("calibration", [{**data["calibration"], "pods": " ".join(
-        f"{k}={v}" for k, v in data["calibration"]["pods"].items())}], list(data["calibration"])))
+    if data["calibration"]:
+        out.append(Section("calibration", [{**data["calibration"], "pods": " ".join(
+            f"{k}={v}" for k, v in data["calibration"]["pods"].items())}],
+            list(data["calibration"])))
     if "lazy" in data:
         out.append(Section("lazy", [data["lazy"]], list(data["lazy"])))
     if data.get("curve"):
@@ -435,14 +448,17 @@ def _table(data: dict[str, Any]) -> str:
         head.append((what, f"{s['delta_s']:+.3f}s ({s['delta_pct']:+.2f}%)"))
     if s["predicted_end"] is not None:
         head.append(("predicted end", s["predicted_end"].isoformat()))
-    c = data["calibration"]
+    c = data["calibration"] or {"makespan_error_pct": None}
     if c["makespan_error_pct"] is not None:
         head.insert(3, ("model error", f"{c['makespan_error_s']:+.3f}s "
                         f"({c['makespan_error_pct']:+.2f}%): replayed "
                         f"{fmt_seconds(c['replayed_s'])} in the recorded order on the recorded "
                         "pods"))
-    head.append(("task end error", f"mean {c['end_error_mean_abs_s']:.6f}s, max "
-                                   f"{c['end_error_max_abs_s']:.6f}s (calibration replay)"))
+    if data["calibration"]:
+        head.append(("task end error", f"mean {c['end_error_mean_abs_s']:.6f}s, max "
+                                       f"{c['end_error_max_abs_s']:.6f}s (calibration replay)"))
+    else:
+        head.append(("model error", "not measured (--no-calibration)"))
     if "lazy" in data:
         lz = data["lazy"]
         head.append(("not run (lazy)", f"{lz['tasks_not_run']} task(s), "

@@ -113,22 +113,29 @@ def speed(big: Path, work: Path) -> list[tuple]:
     timed([*AKSNAP, "whatif", str(big), "-o", "json"], env)  # warms the index cache
     rows = []
     for label, args, bar in (
-            ("whatif (fifo, recorded pods, + calibration)", [], "<= 10 s, <= 2 GiB"),
-            ("whatif --pods 2N", ["--pods", "0"], "<= 10 s, <= 2 GiB"),
-            ("whatif --policy recorded", ["--policy", "recorded"], "<= 10 s, <= 2 GiB"),
-            ("whatif --policy critical-path", ["--policy", "critical-path"], "<= 10 s, <= 2 GiB"),
-            ("whatif --policy lazy --target R", ["--policy", "lazy", "--target", target],
+            ("whatif --no-calibration (fifo, recorded pods)", ["--no-calibration"],
              "<= 10 s, <= 2 GiB"),
-            ("whatif --curve (4 capacities)", ["--curve"], "<= 30 s")):
+            ("whatif --pods 2N --no-calibration", ["--pods", "0", "--no-calibration"],
+             "<= 10 s, <= 2 GiB"),
+            ("whatif --policy recorded (is the calibration)", ["--policy", "recorded"],
+             "<= 10 s, <= 2 GiB"),
+            ("whatif --policy critical-path --no-calibration",
+             ["--policy", "critical-path", "--no-calibration"], "<= 10 s, <= 2 GiB"),
+            ("whatif --policy lazy --target R --no-calibration",
+             ["--policy", "lazy", "--target", target, "--no-calibration"], "<= 10 s, <= 2 GiB"),
+            ("whatif (default: fifo + calibration replay)", [], "(two replays)"),
+            ("whatif --policy critical-path", ["--policy", "critical-path"], "(two replays)"),
+            ("whatif --curve --no-calibration (4 capacities)", ["--curve", "--no-calibration"],
+             "<= 30 s")):
         if args[:2] == ["--pods", "0"]:
             d = json.loads(timed([*AKSNAP, "whatif", str(big), "-o", "json"], env)[2])
-            args = ["--pods", str(2 * max(d["summary"]["pods"].values()))]
+            args = ["--pods", str(2 * max(d["summary"]["pods"].values()))] + args[2:]
         wall, rss, out = timed([*AKSNAP, "whatif", str(big), *args, "-o", "json"], env)
         d = json.loads(out)
-        rows.append((label, wall, rss, bar, d["summary"]["predicted_s"],
-                     d["calibration"]["makespan_error_pct"], d.get("lazy")))
-        print(f"{label:46} {wall:6.2f} s {rss / 2**30:5.2f} GiB  {bar}  predicted "
-              f"{d['summary']['predicted_s']} s (calibration {d['calibration']['makespan_error_pct']} %)"
+        cal = (d["calibration"] or {}).get("makespan_error_pct")
+        rows.append((label, wall, rss, bar, d["summary"]["predicted_s"], cal, d.get("lazy")))
+        print(f"{label:50} {wall:6.2f} s {rss / 2**30:5.2f} GiB  {bar}  predicted "
+              f"{d['summary']['predicted_s']} s (calibration {cal} %)"
               + (f" lazy {d['lazy']}" if d.get("lazy") else ""), flush=True)
     return rows
 

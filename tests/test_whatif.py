@@ -309,6 +309,12 @@ def test_command_outputs(head):
     assert r.exit_code == 0 and "predicted_s" in r.stdout
     r = runner.invoke(app, ["whatif", str(head), "-o", "csv", "--section", "partitions"])
     assert r.exit_code == 0 and r.stdout.startswith("partition_id")
+    r = runner.invoke(app, ["whatif", str(head), "--pods", "1", "--no-calibration", "-o", "json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["calibration"] is None and d["summary"]["predicted_s"] == 13.0
+    r = runner.invoke(app, ["whatif", str(head), "--no-calibration"])
+    assert r.exit_code == 0 and "not measured" in r.stdout
 
 
 def test_analysis_error_is_raised_by_the_library(head):
