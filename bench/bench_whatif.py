@@ -89,8 +89,12 @@ def validate(work: Path, seed: int) -> list[dict]:
     return rows
 
 
+CPU: dict[str, float] = {}
+
+
 def timed(cmd: list[str], env: dict) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes of that child only, stdout)."""
+    """(wall seconds, peak RSS bytes of that child only, stdout); its CPU seconds (user +
+    system, less sensitive to a loaded machine than the wall clock) in CPU["last"]."""
     t = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     out = p.stdout.read()
@@ -99,6 +103,7 @@ def timed(cmd: list[str], env: dict) -> tuple[float, int, str]:
     wall = time.perf_counter() - t
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd[2:])} failed: {err.strip()[-300:]}")
+    CPU["last"] = usage.ru_utime + usage.ru_stime
     return wall, usage.ru_maxrss * 1024, out
 
 
@@ -134,9 +139,8 @@ def speed(big: Path, work: Path) -> list[tuple]:
         d = json.loads(out)
         cal = (d["calibration"] or {}).get("makespan_error_pct")
         rows.append((label, wall, rss, bar, d["summary"]["predicted_s"], cal, d.get("lazy")))
-        print(f"{label:50} {wall:6.2f} s {rss / 2**30:5.2f} GiB  {bar}  predicted "
-              f"{d['summary']['predicted_s']} s (calibration {cal} %)"
-              + (f" lazy {d['lazy']}" if d.get("lazy") else ""), flush=True)
+        print(f"| {label} | {wall:.2f} s | {CPU['last']:.2f} s | {rss / 2**30:.2f} GiB | {bar} | "
+              f"{d['summary']['predicted_s']} s |", flush=True)
     return rows
 
 
@@ -162,7 +166,9 @@ def main() -> int:
                       f"| {r['double_real_s']:.1f} s, {r['double_pred_s']:.1f} s, "
                       f"{r['double_pct']:+.2f} % |")
         if not a.no_speed and a.big.exists():
-            print(f"\nspeed on {a.big} (whole processes, index cache warm)")
+            print(f"\nspeed on {a.big} (whole processes, index cache warm)\n")
+            print("| command | wall | CPU (user + sys) | peak RSS | bar | predicted makespan |")
+            print("|---|---|---|---|---|---|")
             speed(a.big, work)
             load = os.getloadavg()
             print(f"load {load[0]:.1f} {load[1]:.1f} on {os.cpu_count()} cores")
