@@ -423,3 +423,58 @@ def test_lazy_prediction_against_the_simulators_lazy_run(tmp_path):
     assert pred["lazy"]["tasks_not_run"] == cl.n_tasks - lazy.truth["n_tasks"]
     work_lazy = real["partitions"][0]["work_s"]
     assert abs(pred["lazy"]["task_seconds_run"] - work_lazy) <= 0.01 * work_lazy
+
+
+# -- the calibration, remembered per bundle ------------------------------------------------------
+
+def test_calibration_is_cached_per_content_session_and_code(head, tmp_path, monkeypatch):
+    """Given a bundle large enough to cache (the threshold lowered for the test),
+    when whatif runs twice, then the second answer reuses the calibration (no second
+    'recorded' replay) and says the same;
+    a corrupted cache entry is recomputed, not believed into a crash;
+    an entry written for other content (a forged file under another key) is never read,
+    an opening without checksum verification neither reads nor writes the cache, and another
+    session is its own entry."""
+    import json
+    from aksnap.analyzer import replay as rp
+
+    monkeypatch.setenv("AKSNAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(whatif, "CALIBRATION_CACHE_MIN_TASKS", 1)
+    calls = []
+    real = rp.replay
+
+    def counting(wl, cap, policy="fifo", *a, **kw):
+        calls.append(policy)
+        return real(wl, cap, policy, *a, **kw)
+
+    monkeypatch.setattr(rp, "replay", counting)
+    first = answer(head, policy="critical-path")
+    assert calls == ["critical-path", "recorded"]
+    entries = list((tmp_path / "cache").glob("whatif-calibration-*"))
+    assert len(entries) == 1
+    calls.clear()
+    second = answer(head, policy="critical-path")
+    assert calls == ["critical-path"] and second["calibration"] == first["calibration"]
+    # corrupted: recomputed and rewritten
+    entries[0].write_text("{not json")
+    calls.clear()
+    assert answer(head, policy="critical-path")["calibration"] == first["calibration"]
+    assert calls == ["critical-path", "recorded"]
+    # a lie in the entry is believed only for this content: another bundle never reads it
+    forged = json.loads(entries[0].read_text())
+    forged["*"]["makespan_error_pct"] = 99.0
+    entries[0].write_text(json.dumps(forged))
+    assert answer(head)["calibration"]["makespan_error_pct"] == 99.0  # same content: reused
+    other = bundle(tmp_path, [run("a", 0, 2, "p1", outputs=["r1"])],
+                   [result("r1", owner="a", completed=2)], name="other")
+    calls.clear()
+    assert answer(other)["calibration"]["makespan_error_pct"] == 0.0
+    assert calls == ["fifo", "recorded"]
+    calls.clear()
+    with Snapshot.open(head, verify=False) as snap:
+        d = whatif.build(snap, policy="critical-path")
+    assert d["calibration"]["makespan_error_pct"] == 0.0 and calls == ["critical-path", "recorded"]
+    sid = first["sessions"][0]["session_id"]
+    calls.clear()
+    assert answer(head, session_id=sid)["calibration"]["makespan_error_pct"] == 0.0
+    assert calls == ["fifo", "recorded"]
