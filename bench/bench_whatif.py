@@ -204,8 +204,11 @@ def timed(cmd: list[str], env: dict) -> tuple[float, int, str]:
     return wall, usage.ru_maxrss * 1024, out
 
 
-def speed(big: Path, work: Path) -> list[tuple]:
+def speed(big: Path, work: Path, before: str | None = None) -> list[tuple]:
+    """Each command timed with this code and, with ``before`` (a PYTHONPATH holding another
+    ``aksnap`` package, e.g. main's), with that one right after it: the same machine load."""
     env = {**os.environ, "AKSNAP_CACHE_DIR": str(work / "cache")}
+    envs = [("after", env)] + ([("before", {**env, "PYTHONPATH": before})] if before else [])
     # a mid-tree result as the lazy target: the output of a task at depth 2 of the tree
     _, _, out = timed([*AKSNAP, "sql", str(big),
                        "SELECT expected_output_ids[1] AS r FROM tasks WHERE len(parent_task_ids) = 3 "
@@ -227,17 +230,24 @@ def speed(big: Path, work: Path) -> list[tuple]:
              ["--policy", "lazy", "--target", target, "--no-calibration"], "<= 10 s, <= 2 GiB"),
             ("whatif (default: fifo + calibration replay)", [], "(two replays)"),
             ("whatif --policy critical-path", ["--policy", "critical-path"], "(two replays)"),
+            ("whatif --policy critical-path, calibration not cached",
+             ["--policy", "critical-path"], "<= 10 s"),
             ("whatif --curve --no-calibration (4 capacities)", ["--curve", "--no-calibration"],
              "<= 30 s")):
         if args[:2] == ["--pods", "0"]:
             d = json.loads(timed([*AKSNAP, "whatif", str(big), "-o", "json"], env)[2])
             args = ["--pods", str(2 * max(d["summary"]["pods"].values()))] + args[2:]
-        wall, rss, out = timed([*AKSNAP, "whatif", str(big), *args, "-o", "json"], env)
-        d = json.loads(out)
-        cal = (d["calibration"] or {}).get("makespan_error_pct")
-        rows.append((label, wall, rss, bar, d["summary"]["predicted_s"], cal, d.get("lazy")))
-        print(f"| {label} | {wall:.2f} s | {CPU['last']:.2f} s | {rss / 2**30:.2f} GiB | {bar} | "
-              f"{d['summary']['predicted_s']} s |", flush=True)
+        for which, e in envs:
+            if "not cached" in label:
+                for f in (work / "cache").glob("whatif-calibration-*"):
+                    f.unlink()
+            wall, rss, out = timed([*AKSNAP, "whatif", str(big), *args, "-o", "json"], e)
+            d = json.loads(out)
+            cal = (d["calibration"] or {}).get("makespan_error_pct")
+            rows.append((label, wall, rss, bar, d["summary"]["predicted_s"], cal, d.get("lazy")))
+            load = os.getloadavg()[0]
+            print(f"| {label} | {which} | {wall:.2f} s | {CPU['last']:.2f} s | {rss / 2**30:.2f} GiB "
+                  f"| {bar} | {d['summary']['predicted_s']} s | {load:.1f} |", flush=True)
     return rows
 
 
@@ -248,6 +258,8 @@ def main() -> int:
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--no-validate", action="store_true")
     ap.add_argument("--no-lazy", action="store_true", help="skip the lazy validation")
+    ap.add_argument("--before", help="a PYTHONPATH holding another aksnap package (e.g. main's "
+                    "tree laid out as aksnap/): each speed command is also timed with it")
     ap.add_argument("--lazy-only", action="store_true", help="only the lazy validation")
     a = ap.parse_args()
     if a.lazy_only:
@@ -279,9 +291,10 @@ def main() -> int:
                       f"{r['double_pct']:+.2f} % |")
         if not a.no_speed and a.big.exists():
             print(f"\nspeed on {a.big} (whole processes, index cache warm)\n")
-            print("| command | wall | CPU (user + sys) | peak RSS | bar | predicted makespan |")
-            print("|---|---|---|---|---|---|")
-            speed(a.big, work)
+            print("| command | code | wall | CPU (user + sys) | peak RSS | bar | predicted makespan "
+                  "| load |")
+            print("|---|---|---|---|---|---|---|---|")
+            speed(a.big, work, a.before)
             load = os.getloadavg()
             print(f"load {load[0]:.1f} {load[1]:.1f} on {os.cpu_count()} cores")
     finally:
