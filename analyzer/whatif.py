@@ -220,6 +220,57 @@ def _calibration(wl, calib, scope, start, rec_ms, recorded_cap) -> dict[str, Any
         "end_error_max_abs_s": round(float(np.abs(err).max()) / 1e6, 6) if len(err) else 0.0}
 
 
+#: bundles with fewer tasks replay faster than a cache round trip pays off
+CALIBRATION_CACHE_MIN_TASKS = 200_000
+
+
+def _code_digest() -> str:
+    """A digest of the replay's and this module's source: a cached calibration is only reused
+    by the code that computed it (no version number to forget to bump)."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for f in (rp.__file__, __file__):
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cached_calibration(snap, session_id: str | None, compute) -> dict[str, Any]:
+    """The calibration (the recorded order replayed on the recorded pods: a whole second
+    replay) of a large bundle, remembered beside the analyzer's index cache, keyed by the
+    tables' checksums, the session and the code's digest (:mod:`aksnap.analyzer.cache`). Used
+    only when the checksums are verified (every answer waits for that verdict); best effort:
+    an unreadable or unwritable cache costs the replay, never an answer."""
+    import json
+    import os
+
+    from .cache import cache_entry
+
+    entry = None
+    if getattr(snap, "verified", False) and snap.graph.n_tasks >= CALIBRATION_CACHE_MIN_TASKS:
+        entry = cache_entry(snap.manifest, f"whatif-calibration-{_code_digest()}")
+    key = session_id or "*"
+    known: dict[str, Any] = {}
+    if entry is not None:
+        try:
+            known = json.loads(entry.read_text())
+            if isinstance(known, dict) and isinstance(known.get(key), dict):
+                return known[key]
+        except (OSError, ValueError):
+            known = {}
+    value = compute()
+    if entry is not None:
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            tmp = entry.with_name(f"{entry.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({**(known if isinstance(known, dict) else {}), key: value}))
+            os.replace(tmp, entry)
+        except OSError:
+            pass
+    return value
+
+
 def simulate(snap, policy: str = "fifo", pods: int | None = None,
              partitions: dict[str, int] | None = None, keep: np.ndarray | None = None):
     """One replay of the bundle: (workload, schedule, capacity, where each capacity came
@@ -265,8 +316,7 @@ def build(snap, session_id: str | None = None, policy: str = "fifo", pods: int |
     recorded_cap = np.maximum(wl.capacity, 1)
     calibration = policy == "recorded" and np.array_equal(cap, recorded_cap)
     # the model's error, stated whatever is asked: the recorded order at the recorded capacity
-    calib = sched if calibration else (rp.replay(wl, recorded_cap, "recorded") if calibrate
-                                       else None)
+    calib = sched if calibration else None
     ran = sched.keep & (sched.dispatch != NA)
     summary = {
         "session_id": session_id, "policy": policy,
@@ -293,8 +343,14 @@ def build(snap, session_id: str | None = None, policy: str = "fifo", pods: int |
         notes.append(f"{summary['tasks_not_replayed']} task(s) never got a pod in the recorded "
                      "run (failed by propagation, cancelled or still waiting): not replayed")
     data: dict[str, Any] = {"bundle": str(snap.path), "summary": summary}
-    data["calibration"] = None if calib is None else _calibration(wl, calib, scope, start,
-                                                                   rec_ms, recorded_cap)
+    if calib is not None:
+        data["calibration"] = _calibration(wl, calib, scope, start, rec_ms, recorded_cap)
+    elif calibrate:
+        data["calibration"] = _cached_calibration(
+            snap, session_id, lambda: _calibration(wl, rp.replay(wl, recorded_cap, "recorded"),
+                                                   scope, start, rec_ms, recorded_cap))
+    else:
+        data["calibration"] = None
     sess_rows = []
     codes = np.unique(wl.session[wl.ran & scope])
     names = g.sessions.to_pylist()

@@ -8,6 +8,7 @@ pod time is exactly its drawn work and the recorded schedule is the one drawn.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -322,3 +323,158 @@ def test_analysis_error_is_raised_by_the_library(head):
     with Snapshot.open(head) as snap, pytest.raises(AnalysisError):
         whatif.build(snap, pods=-1)
 
+
+
+# -- lazy, validated: the simulator submitting only the targets' upstream ------------------------
+
+def _run_upstream_templates(cl, rows):
+    """The templates of every task the given task rows need in a finished run, read from the
+    run itself (not from the plan): the last owners of what they read, their parents, their
+    earlier attempts, transitively."""
+    need, stack = set(), [int(i) for i in rows]
+    while stack:
+        i = stack.pop()
+        if i in need:
+            continue
+        need.add(i)
+        stack += [int(cl.r_final_owner[r]) for r in cl.deps(i).tolist() if cl.r_final_owner[r] >= 0]
+        stack += [int(x) for x in (cl.parent_idx[i], cl.created_by_idx[i]) if x >= 0]
+    return {int(cl.tmpl[i]) for i in need}
+
+
+@pytest.mark.parametrize("name, tasks", [("htcmock", 400), ("fanout", 60)])
+def test_a_pruned_plan_submits_exactly_the_upstream_and_its_target_completes(name, tasks):
+    """Given a seeded scenario run in full, and results picked in it (the final result, an
+    aggregation's output in the middle of the graph, a leaf's output),
+    when the same plan runs with lazy_targets = the templates owning those results,
+    then the pruned run instantiates exactly the templates the full run's own task graph says
+    the target needs (last owners of its inputs, parents, transitively), each once, all
+    COMPLETED, the target's output completes, and no later than in the full run (less work
+    competes for the pods); template ids match across the runs (result ids do not)."""
+    import pyarrow.compute as pc
+    from aksnap.fixtures.engine import T_COMPLETED
+    from aksnap.fixtures.scenarios import build_scenario, result_template
+
+    full = build_scenario(name, seed=5, tasks=tasks, pods=4)
+    cl = full.cluster
+    reads = np.flatnonzero(cl.dep_n > 0)
+    picks = [full.truth["final_result"], cl.result_id(cl.outputs(int(reads[len(reads) // 2]))[0]),
+             cl.result_id(cl.outputs(int(np.flatnonzero(cl.dep_n == 0)[-1]))[0])]
+    for rid in dict.fromkeys(picks):
+        tm, k = result_template(cl, rid)
+        owner = int(cl.r_final_owner[pc.index(cl.result_ids, rid).as_py()])
+        want = _run_upstream_templates(cl, [owner])
+        lz = build_scenario(name, seed=5, tasks=tasks, pods=4, lazy_targets=[tm])
+        lc = lz.cluster
+        assert sorted(lc.tmpl.tolist()) == sorted(want), rid
+        assert (lc.final == T_COMPLETED).all()
+        r2 = pc.index(lc.result_ids, lz.truth["lazy_targets"][tm][k]).as_py()
+        assert lc.r_final_owner[r2] >= 0 and lc.tmpl[lc.r_final_owner[r2]] == tm
+        done_lazy = lc.rts["completed"][r2] - lc.ts["created"].min()
+        done_full = cl.rts["completed"][pc.index(cl.result_ids, rid).as_py()] - cl.ts["created"].min()
+        assert 0 < done_lazy <= done_full + 1000  # µs: agent delays are drawn per dispatch
+        assert lz.truth["n_tasks"] == len(want) < cl.n_tasks or rid == full.truth["final_result"]
+
+
+def test_lazy_targets_on_a_scenario_that_cannot_prune_is_refused():
+    """Given a scenario without lazy support, lazy_targets is refused with a sentence (not
+    silently ignored: the run would be the full one)."""
+    from aksnap.fixtures.scenarios import build_scenario
+
+    with pytest.raises(ValueError, match="cannot run lazily"):
+        build_scenario("chain", seed=1, tasks=10, lazy_targets=[3])
+    with pytest.raises(ValueError, match="not templates"):
+        build_scenario("fanout", seed=1, tasks=10, lazy_targets=[999])
+
+
+def test_lazy_prediction_against_the_simulators_lazy_run(tmp_path):
+    """Given htcmock (400 tasks, seed 5, 4 pods) run in full and exported over real gRPC, and
+    a target deep in the graph (the output of the aggregation half-way through the run),
+    when `whatif --policy lazy --target R` predicts R's time on the full bundle,
+    and the simulator runs the same plan submitting only R's upstream (same pods), exported too,
+    then the prediction is within 2 % of the lazy run's measured time to R (both from the
+    first task's creation), and the tasks and task-seconds the replay says are not run are the
+    ones the lazy run did not run (within 1 %: pod times carry the agent's drawn delays)."""
+    import pyarrow.compute as pc
+    from aksnap.exporter import export
+    from aksnap.fixtures.scenarios import build_scenario, result_template
+    from aksnap.fixtures.server import SimulatedControlPlane
+
+    def run(out, **kw):
+        sc = build_scenario("htcmock", seed=5, tasks=400, pods=4, **kw)
+        with SimulatedControlPlane(sc) as cp:
+            export(cp.start("127.0.0.1", 0), out, all_sessions=True)
+        return sc
+
+    full = run(tmp_path / "full")
+    cl = full.cluster
+    aggs = np.flatnonzero(cl.dep_n > 0)
+    mid = aggs[np.argsort(cl.ts["ended"][aggs])[len(aggs) // 2]]
+    rid = cl.result_id(cl.outputs(int(mid))[0])
+    tm, k = result_template(cl, rid)
+    lazy = run(tmp_path / "lazy", lazy_targets=[tm])
+    rid2 = lazy.truth["lazy_targets"][tm][k]
+    pred = answer(tmp_path / "full", policy="lazy", targets=[rid])
+    real = answer(tmp_path / "lazy", targets=[rid2], calibrate=False)
+    p, r = pred["targets"][0]["predicted_s"], real["targets"][0]["recorded_s"]
+    assert abs(p - r) <= 0.02 * r, (p, r)
+    assert pred["targets"][0]["recorded_s"] > 1.5 * r  # the full run got there much later
+    assert pred["lazy"]["tasks_run"] == lazy.truth["n_tasks"]
+    assert pred["lazy"]["tasks_not_run"] == cl.n_tasks - lazy.truth["n_tasks"]
+    work_lazy = real["partitions"][0]["work_s"]
+    assert abs(pred["lazy"]["task_seconds_run"] - work_lazy) <= 0.01 * work_lazy
+
+
+# -- the calibration, remembered per bundle ------------------------------------------------------
+
+def test_calibration_is_cached_per_content_session_and_code(head, tmp_path, monkeypatch):
+    """Given a bundle large enough to cache (the threshold lowered for the test),
+    when whatif runs twice, then the second answer reuses the calibration (no second
+    'recorded' replay) and says the same;
+    a corrupted cache entry is recomputed, not believed into a crash;
+    an entry written for other content (a forged file under another key) is never read,
+    an opening without checksum verification neither reads nor writes the cache, and another
+    session is its own entry."""
+    import json
+    from aksnap.analyzer import replay as rp
+
+    monkeypatch.setenv("AKSNAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(whatif, "CALIBRATION_CACHE_MIN_TASKS", 1)
+    calls = []
+    real = rp.replay
+
+    def counting(wl, cap, policy="fifo", *a, **kw):
+        calls.append(policy)
+        return real(wl, cap, policy, *a, **kw)
+
+    monkeypatch.setattr(rp, "replay", counting)
+    first = answer(head, policy="critical-path")
+    assert calls == ["critical-path", "recorded"]
+    entries = list((tmp_path / "cache").glob("whatif-calibration-*"))
+    assert len(entries) == 1
+    calls.clear()
+    second = answer(head, policy="critical-path")
+    assert calls == ["critical-path"] and second["calibration"] == first["calibration"]
+    # corrupted: recomputed and rewritten
+    entries[0].write_text("{not json")
+    calls.clear()
+    assert answer(head, policy="critical-path")["calibration"] == first["calibration"]
+    assert calls == ["critical-path", "recorded"]
+    # a lie in the entry is believed only for this content: another bundle never reads it
+    forged = json.loads(entries[0].read_text())
+    forged["*"]["makespan_error_pct"] = 99.0
+    entries[0].write_text(json.dumps(forged))
+    assert answer(head)["calibration"]["makespan_error_pct"] == 99.0  # same content: reused
+    other = bundle(tmp_path, [run("a", 0, 2, "p1", outputs=["r1"])],
+                   [result("r1", owner="a", completed=2)], name="other")
+    calls.clear()
+    assert answer(other)["calibration"]["makespan_error_pct"] == 0.0
+    assert calls == ["fifo", "recorded"]
+    calls.clear()
+    with Snapshot.open(head, verify=False) as snap:
+        d = whatif.build(snap, policy="critical-path")
+    assert d["calibration"]["makespan_error_pct"] == 0.0 and calls == ["critical-path", "recorded"]
+    sid = first["sessions"][0]["session_id"]
+    calls.clear()
+    assert answer(head, session_id=sid)["calibration"]["makespan_error_pct"] == 0.0
+    assert calls == ["fifo", "recorded"]
