@@ -322,15 +322,23 @@ class TaskGraph:
             return g
         g._build_streamed(snap, progress)
         g._finish()
-        if cache is not None and g.n_tasks >= cls.CACHE_MIN_TASKS:
-            g._save_cache(cache)
+        if cache is not None and g.n_tasks >= cls.CACHE_MIN_TASKS and g._save_cache(cache):
+            # answer from the cache just written, memory-mapped, as every later open will:
+            # the arrays built in memory are released before the answer is computed
+            warm = cls.__new__(cls)
+            warm._snap = snap
+            if warm._load_cache(cache):
+                if "_acyclic" in g.__dict__:
+                    warm._acyclic = g._acyclic
+                return warm
         return g
 
     # -- the index cache: integer node indices computed once per bundle (content-addressed by
     # the manifest, which holds every table's SHA-256), so later opens skip the id joins ------
 
-    def _save_cache(self, path: Path) -> None:
-        """Write the index arrays (computed once) so that later opens map them instead."""
+    def _save_cache(self, path: Path) -> bool:
+        """Write the index arrays (computed once) so that later opens map them instead;
+        whether the cache at ``path`` is there now (written by this process or another)."""
         import shutil
         import tempfile
 
@@ -357,8 +365,9 @@ class TaskGraph:
                 os.rename(tmp, path)
             except OSError:  # another process cached it first: theirs is as good
                 shutil.rmtree(tmp, ignore_errors=True)
+            return path.is_dir()
         except OSError:
-            pass  # a cache is an optimisation: a read-only home must not fail an analysis
+            return False  # a cache is an optimisation: a read-only home must not fail an analysis
 
     def _load_cache(self, path: Path) -> bool:
         try:
@@ -564,8 +573,8 @@ class TaskGraph:
                 progress(done, total)
 
         def cat(k: str, dtype) -> np.ndarray:
-            return np.concatenate(parts[k]).astype(dtype, copy=False) if parts[k] \
-                else np.zeros(0, dtype=dtype)
+            got = parts.pop(k)  # each part is released as soon as it is joined: a lower peak
+            return np.concatenate(got).astype(dtype, copy=False) if got else np.zeros(0, dtype=dtype)
 
         self.sessions = sessions
         self.session_of = np.concatenate([cat("t_sess", np.int64), cat("r_sess", np.int64)]).astype(np.int32)
@@ -578,8 +587,9 @@ class TaskGraph:
         order = np.argsort(out_r[ok], kind="stable")
         self.expected_out_result, self.expected_out_task = out_r[ok][order], out_rows[ok][order]
         self.missing_refs = parts["miss_dep"] + parts["miss_pay"] + parts["miss_own"] + parts["miss_cre"]
-        self._edges(dep_r, dep_rows, pay_r, own_t, creator_t, cat("is_retry", bool),
-                    cat("first_attempt", np.int64))
+        is_retry, first_attempt = cat("is_retry", bool), cat("first_attempt", np.int64)
+        del parts, tix, rix
+        self._edges(dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt)
 
     def _build(self, tasks: pa.Table, results: pa.Table) -> None:
         """The index from whole columns in memory: the cold open before issue 21, kept as
