@@ -230,7 +230,7 @@ def _prefetched(batches):
             yield item
 
 
-CACHE_VERSION = "graph-v4"  # v4: ids as two record batches (tasks, results)
+CACHE_VERSION = "graph-v5"  # v5: meta says whether the content was proven (v4: ids as two batches)
 
 
 def _cache_path(snap) -> Path | None:
@@ -255,10 +255,33 @@ def _write_npy(path: Path, a: np.ndarray) -> None:
 
 
 def _cache_trusted(snap, meta: dict) -> bool:
-    """Whether a cache built for these checksums may answer for the files opened now."""
+    """Whether a cache built for these checksums may answer for the files opened now: for a
+    verified open, a cache built from content proven to be these checksums (the verification
+    then proves the files opened now are that content); for --no-verify, the very files it
+    was built from (device, inode, size, mtime)."""
     if snap.verified:
-        return True  # the checksums are being verified; no answer is shown unless they match
+        return meta.get("proven") is True
     return meta.get("identity") == [list(i) for i in snap.bundle.identity()]
+
+
+def _meta_proven(path: Path) -> bool:
+    try:
+        return json.loads((path / "meta.json").read_text()).get("proven") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _content_proven(snap) -> bool | None:
+    """Whether the files the graph was just built from are proven to be the content their
+    manifest's checksums name: True once the verification passed (waiting for it: a failure
+    raises its BundleError, as the answer would); False for --no-verify; None when a check
+    found problems (no cache is written from such files)."""
+    if getattr(snap, "integrity_problems", None):
+        return None
+    if not snap.verified:
+        return False
+    snap.wait_verified()
+    return True
 
 
 def _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload, own_t, owner, creator_t,
@@ -322,7 +345,9 @@ class TaskGraph:
             return g
         g._build_streamed(snap, progress)
         g._finish()
-        if cache is not None and g.n_tasks >= cls.CACHE_MIN_TASKS and g._save_cache(cache):
+        proven = _content_proven(snap) if cache is not None and g.n_tasks >= cls.CACHE_MIN_TASKS \
+            else None
+        if proven is not None and g._save_cache(cache, proven):
             # answer from the cache just written, memory-mapped, as every later open will:
             # the arrays built in memory are released before the answer is computed
             warm = cls.__new__(cls)
@@ -336,9 +361,12 @@ class TaskGraph:
     # -- the index cache: integer node indices computed once per bundle (content-addressed by
     # the manifest, which holds every table's SHA-256), so later opens skip the id joins ------
 
-    def _save_cache(self, path: Path) -> bool:
+    def _save_cache(self, path: Path, proven: bool) -> bool:
         """Write the index arrays (computed once) so that later opens map them instead;
-        whether the cache at ``path`` is there now (written by this process or another)."""
+        whether the cache at ``path`` is there now (written by this process or another).
+        ``proven``: the files were proven to be the manifest's content (see
+        :func:`_content_proven`); only such a cache answers verified opens, and it replaces
+        one that was not."""
         import shutil
         import tempfile
 
@@ -359,8 +387,16 @@ class TaskGraph:
                     "identity": [list(i) for i in self._snap.bundle.identity()],
                     "sessions": self.sessions.to_pylist(),
                     "acyclic": self.__dict__.get("_acyclic"),  # known only if computed
-                    "missing_texts": [t for _, t in self.missing_refs]}
+                    "missing_texts": [t for _, t in self.missing_refs], "proven": bool(proven)}
             (tmp / "meta.json").write_text(json.dumps(meta))
+            if proven and path.is_dir() and not _meta_proven(path):
+                # built by a --no-verify open: a verified open may not use it; ours replaces it
+                old = Path(tempfile.mkdtemp(prefix=path.name + ".old-", dir=path.parent))
+                try:
+                    os.rename(path, old / "entry")
+                except OSError:
+                    pass
+                shutil.rmtree(old, ignore_errors=True)
             try:
                 os.rename(tmp, path)
             except OSError:  # another process cached it first: theirs is as good

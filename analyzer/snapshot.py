@@ -499,7 +499,14 @@ class Snapshot:
         """The task/data graph (:class:`aksnap.analyzer.graph.TaskGraph`), built on first use."""
         from aksnap.analyzer.graph import TaskGraph
 
-        graph = TaskGraph.from_snapshot(self)  # built while the checksums are verified
+        from aksnap.analyzer.progress import cold_open
+
+        progress = cold_open(f"indexing {self.path.name}")
+        try:  # built while the checksums are verified
+            graph = TaskGraph.from_snapshot(self, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
         self.wait_verified()
         return graph
 

@@ -157,3 +157,51 @@ def test_hash_is_the_same_for_a_string_in_any_array():
     together = idindex.hash64(pa.array(words + ["a" * 40])).tolist()[:-1]
     assert alone == together
     assert len(set(alone)) == len(alone)
+
+
+def _twins(tmp_path):
+    """A bundle ``a`` (t1 reads rA), and ``forged``: a's manifest and checksums over a tasks
+    file of the same size in which t1 reads rB (what an edited copy of ``a`` looks like)."""
+    import shutil
+
+    from aksnap.analyzer.testing import make_bundle
+
+    def mk(p, dep):
+        return make_bundle(p, tasks=[task("t1", deps=[dep], outputs=["o1"])],
+                           results=[result("rA"), result("rB"), result("o1", owner="t1")])
+
+    a, b = mk(tmp_path / "a", "rA"), mk(tmp_path / "b", "rB")
+    assert (a / "tasks.parquet").stat().st_size == (b / "tasks.parquet").stat().st_size
+    forged = tmp_path / "forged"
+    shutil.copytree(a, forged)
+    shutil.copyfile(b / "tasks.parquet", forged / "tasks.parquet")
+    return a, forged
+
+
+def _reads(snap) -> list[str]:
+    g = snap.graph
+    return g.node_ids(g.inputs(g.task_index("t1")))
+
+
+@pytest.mark.parametrize("forged_open", [{"verify": True}, {"verify": False},
+                                         {"verify": False, "collect_problems": True}])
+def test_an_edited_copy_never_writes_the_index_cache_of_the_genuine_bundle(tmp_path, monkeypatch,
+                                                                          forged_open):
+    """Given a genuine bundle and an edited copy that keeps its manifest (the same checksums,
+    so the same cache key), when the copy is opened first (verified: it fails; --no-verify;
+    or by `aksnap check`) and its graph built, then a later verified open of the genuine
+    bundle answers from the genuine content, not from an index built from the edited one."""
+    from aksnap.errors import BundleError
+
+    monkeypatch.setenv("AKSNAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(TaskGraph, "CACHE_MIN_TASKS", 0)
+    a, forged = _twins(tmp_path)
+    with Snapshot.open(forged, **forged_open) as snap:
+        try:
+            assert _reads(snap) == ["rB", "t1-payload"]
+        except BundleError:
+            assert forged_open["verify"]
+    with Snapshot.open(a) as snap:
+        assert _reads(snap) == ["rA", "t1-payload"]
+    with Snapshot.open(a) as snap:  # and the genuine content's own cache serves it
+        assert _reads(snap) == ["rA", "t1-payload"]
