@@ -205,3 +205,44 @@ def test_an_edited_copy_never_writes_the_index_cache_of_the_genuine_bundle(tmp_p
         assert _reads(snap) == ["rA", "t1-payload"]
     with Snapshot.open(a) as snap:  # and the genuine content's own cache serves it
         assert _reads(snap) == ["rA", "t1-payload"]
+
+
+def test_check_leaves_the_bundle_warm(tmp_path, monkeypatch):
+    """Given a bundle never opened, when `aksnap check` has read every byte of it and found
+    nothing, then its index cache is written: the next verified open answers without
+    building the index (building is made to fail here)."""
+    from typer.testing import CliRunner
+
+    from aksnap.analyzer.testing import failure_bundle
+    from aksnap.cli import app
+
+    monkeypatch.setenv("AKSNAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(TaskGraph, "CACHE_MIN_TASKS", 0)
+    b = failure_bundle(tmp_path / "b")
+    r = CliRunner().invoke(app, ["check", str(b), "--quiet"])
+    assert "Traceback" not in r.output and r.exit_code in (0, 1), r.output
+    assert list((tmp_path / "cache").glob("graph-*"))
+
+    def no_build(self, snap, progress=None):
+        raise AssertionError("the index was built again")
+
+    monkeypatch.setattr(TaskGraph, "_build_streamed", no_build)
+    with Snapshot.open(b) as snap:
+        assert snap.graph.n_tasks == snap.manifest.tables["tasks"].rows
+
+
+def test_progress_shows_only_on_a_terminal_and_never_with_quiet(monkeypatch):
+    """Given the command line's choice, then a cold open reports progress only when stderr
+    is a terminal and --quiet was not given; the bar waits 2 s before it appears."""
+    import sys
+
+    from aksnap.analyzer import progress
+
+    for tty, quiet, shown in ((True, False, True), (True, True, False), (False, False, False)):
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
+        progress.enable(quiet)
+        assert (progress.cold_open("x") is not None) is shown
+    progress.enable(True)
+    bar = progress.ColdOpen("x")
+    bar(1, 10)  # within the delay: nothing started
+    assert bar._p is None
