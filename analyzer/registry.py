@@ -34,7 +34,7 @@ from typing import Any, Callable, List, Optional, Sequence
 import typer
 
 from aksnap import paths
-from aksnap.options import NO_VERIFY, OutputGroup, Param, bundle_param
+from aksnap.options import NO_VERIFY, QUIET, OutputGroup, Param, bundle_param
 
 #: build() keywords that name an id: (its kind, which of the analysis' bundles holds it); a unique
 #: prefix of it is accepted, in any case
@@ -134,11 +134,13 @@ class Command:
 
     def cli_params(self) -> tuple[Param, ...]:
         """Every parameter of the command line, in the help's order: the bundles, the
-        command's own, the output group, then --no-verify."""
+        command's own, the output group, then --no-verify and --quiet."""
         out = [bundle_param(b) for b in self.bundles] + list(self.params)
         out += self.output.params()
         if self.bundles and self.verify_option:
             out.append(NO_VERIFY)
+        if self.bundles:
+            out.append(QUIET)
         return tuple(out)
 
     def build_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import pyarrow as pa
 from aksnap.columns import (  # noqa: F401  (re-exported: the format's names)
     CATALOGUE,
     DICTIONARY_COLUMNS,
+    GUID_COLUMNS,
     ID_COLUMN,
     NEVER_NULL,
     REQUIRED,
@@ -199,12 +200,47 @@ def schema_with_metadata(table: str) -> pa.Schema:
     })
 
 
+#: How the writer encodes the leaves of :data:`GUID_COLUMNS` (``aksnap check`` also accepts
+#: PLAIN there: the bundles written before issue 21)
+GUID_ENCODING = "DELTA_LENGTH_BYTE_ARRAY"
+
+
+def leaf_paths(table: str) -> tuple[tuple[str, str], ...]:
+    """(top-level column, Parquet leaf path) of every leaf of ``table``'s schema, in order
+    (``parent_task_ids.list.element``): what per-column writer options name."""
+    out = []
+
+    def walk(top: str, path: str, t: pa.DataType) -> None:
+        if pa.types.is_map(t):
+            walk(top, f"{path}.key_value.key", t.key_type)
+            walk(top, f"{path}.key_value.value", t.item_type)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            walk(top, f"{path}.list.element", t.value_type)
+        elif pa.types.is_struct(t):
+            for i in range(t.num_fields):
+                walk(top, f"{path}.{t.field(i).name}", t.field(i).type)
+        else:
+            out.append((top, path))
+
+    for f in SCHEMAS[table]:
+        walk(f.name, f.name, f.type)
+    return tuple(out)
+
+
 def parquet_writer_options(table: str) -> dict[str, Any]:
     """How the bundle writer writes ``table``'s Parquet file (``pq.ParquetWriter`` options):
     defined here once, because ``aksnap check`` verifies every byte of a file against what
-    the writer makes of it (:mod:`aksnap.parquet_verify`)."""
-    return {"compression": "zstd", "use_dictionary": DICTIONARY_COLUMNS[table] or False,
-            "write_page_checksum": True, "write_statistics": True, "write_page_index": False}
+    the writer makes of it (:mod:`aksnap.parquet_verify`). The random ids
+    (:data:`GUID_COLUMNS`) have no statistics and are written as :data:`GUID_ENCODING`."""
+    guid = set(GUID_COLUMNS[table])
+    leaves = leaf_paths(table)
+    options: dict[str, Any] = {
+        "compression": "zstd", "use_dictionary": DICTIONARY_COLUMNS[table] or False,
+        "write_page_checksum": True, "write_page_index": False,
+        "write_statistics": [p for top, p in leaves if top not in guid] if guid else True}
+    if guid:
+        options["column_encoding"] = {p: GUID_ENCODING for top, p in leaves if top in guid}
+    return options
 
 
 def _describe(value: Any) -> str:
