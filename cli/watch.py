@@ -89,8 +89,10 @@ class _Reconciler:
     says why) and the reconciles go on in a temporary directory, as without ``--record``."""
 
     def __init__(self, conn, session_id: str, result_id: Optional[str], record: Optional[Path],
-                 keep: int, jobs: int, min_free: Optional[tuple[str, float]] = None, retry=None):
+                 keep: int, jobs: int, min_free: Optional[tuple[str, float]] = None, retry=None,
+                 throttle=None):
         self.conn, self.session_id, self.result_id = conn, session_id, result_id
+        self.throttle = throttle                    # the watch's one load budget
         self.retry = retry                          # --retry-for: each export's RetryPolicy
         self.record, self.keep, self.min_free, self.jobs = record, keep, min_free, jobs
         self.dir = record
@@ -175,10 +177,11 @@ class _Reconciler:
             if self.last is None or (not self.recording
                                      and self.open_share >= FULL_EXPORT_OPEN_SHARE):
                 s = export(self.conn, out, sessions=[self.session_id], jobs=self.jobs,
-                           retry=self.retry)
+                           retry=self.retry, throttle=self.throttle)
                 fetched = s.rows["tasks"] + s.rows["results"]
             else:
-                s = update(self.last, out, endpoint=self.conn, jobs=self.jobs, retry=self.retry)
+                s = update(self.last, out, endpoint=self.conn, jobs=self.jobs, retry=self.retry,
+                           throttle=self.throttle)
                 fetched = sum(s.update["rows_fetched"].values())
             t1 = time.perf_counter()
             tables = (pq.read_table(out / "tasks.parquet", columns=_TASK_COLUMNS),
@@ -332,10 +335,11 @@ def _check_record(record: Optional[Path]) -> Optional[Path]:
 
 def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optional[str] = None,
           interval: float = DEFAULT_INTERVAL, once: bool = False, record=None, tls=None,
-          jobs: int = 2, on_update: Optional[Callable[[dict[str, Any]], None]] = None,
+          jobs: Optional[int] = None, on_update: Optional[Callable[[dict[str, Any]], None]] = None,
           stop: Optional[threading.Event] = None, max_s: Optional[float] = None,
           state=None, keep: Optional[int] = None, min_free=None,
-          on_notice: Optional[Callable[[str], None]] = None, retry=None) -> WatchResult:
+          on_notice: Optional[Callable[[str], None]] = None, retry=None,
+          max_rps: Optional[float] = None) -> WatchResult:
     """Follow ``session_id`` (or the session of ``result_id``) at ``endpoint`` until it ends.
 
     ``on_update(state)`` is called with the state (plain data) after every reconcile and about
@@ -356,6 +360,7 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     exporter's default), the first included.
     """
     from aksnap.analyzer.live import LiveState
+    from aksnap.exporter.budget import Throttle, budget_of
     from aksnap.exporter.client import ExportError, RawClient, connection_of
     from aksnap.exporter.follow import EventFollower, result_session
 
@@ -372,16 +377,19 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     floor = parse_min_free(DEFAULT_MIN_FREE if min_free is None else min_free)
     record = _check_record(Path(record) if record is not None else None)
     conn = connection_of(endpoint, tls)  # the one resolver, as export and export --update
+    # one load budget for every call of the watch: reconciles, lookups, subscriptions
+    budget = budget_of(max_rps, jobs)
+    throttle = Throttle(budget, conn.endpoint)
     stop = stop or threading.Event()
     if result_id is not None:
-        with RawClient(conn, retry=retry) as client:
+        with RawClient(conn, retry=retry, throttle=throttle) as client:
             session_id = result_session(client, result_id)
     if state is None:
         state = LiveState(session_id, result_id)
     else:
         state.session_id, state.result_id = session_id, result_id
-    rec = _Reconciler(conn, session_id, result_id, record, keep=keep, jobs=jobs, min_free=floor,
-                      retry=retry)
+    rec = _Reconciler(conn, session_id, result_id, record, keep=keep, jobs=budget.jobs,
+                      min_free=floor, retry=retry, throttle=throttle)
     announced: list[str] = []
     pending: deque = deque()
     replay: list = []
@@ -454,7 +462,8 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
         # the replay of a result per task output and input more than doubled the stream), or
         # for a result, the tasks and that result alone.
         follower = EventFollower(conn, session_id, sink,
-                                 results=result_id if result_id is not None else "none")
+                                 results=result_id if result_id is not None else "none",
+                                 throttle=throttle)
         rec.start()
         next_at = time.time() + interval
         tick = min(0.5, interval / 5)
@@ -638,7 +647,7 @@ def watch_body(values: dict[str, Any]) -> None:
     fmt, _ = OUTPUT.take(values)
     from aksnap.exporter.commands import take_connection
 
-    options, retry = take_connection(values)
+    options, retry, budget = take_connection(values)
     conn = options.resolve()  # the one resolver, as export and export --update
     import signal
 
@@ -687,7 +696,7 @@ def watch_body(values: dict[str, Any]) -> None:
         with notices_on_stderr():  # the exporter's retry notices, as `export` shows them
             res = watch(conn, session_id=session, result_id=result, interval=interval, once=once,
                         record=record, on_update=on_update, keep=keep, min_free=min_free,
-                        retry=retry,
+                        retry=retry, jobs=budget.jobs, max_rps=budget.max_rps,
                         on_notice=lambda sentence: typer.echo(f"aksnap: {safe_text(sentence)}",
                                                               err=True))
     except KeyboardInterrupt:
