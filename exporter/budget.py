@@ -408,3 +408,28 @@ class Throttle:
         """The current rate and window (for the watch's view)."""
         return {"rate": None if self.rate == math.inf else round(self.rate, 2),
                 "window": self.window, "strained": self.strained, "episodes": self.episodes}
+
+
+def cost_phrase(record: dict[str, Any] | None) -> str:
+    """A cost record (:meth:`Cost.record`) in one line: ``"57 calls (ListResults 28,
+    ListTasksDetailed 20, ...), 3 failed, 12.3 MiB received, busiest second 10 requests,
+    latency p50/p90/p99 12/30/45 ms, 4.1 s"``; ``""`` for None."""
+    if not record:
+        return ""
+    calls = record.get("calls") or {}
+    by = ", ".join(f"{k} {v}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]))
+    failed = sum((record.get("failed_calls") or {}).values())
+    lat = record.get("latency_ms") or {}
+    mib = (record.get("bytes_received") or 0) / 2**20
+    parts = [f"{sum(calls.values())} calls" + (f" ({by})" if by else "")]
+    if failed:
+        parts.append(f"{failed} failed")
+    parts += [f"{mib:.1f} MiB received",
+              f"busiest second {record.get('busiest_second', 0)} requests"]
+    if lat.get("p50") is not None:
+        parts.append(f"latency p50/p90/p99 {lat['p50']:g}/{lat['p90']:g}/{lat['p99']:g} ms")
+    parts.append(f"{record.get('wall_s', 0):g} s")
+    episodes = (record.get("backpressure") or {}).get("episodes") or 0
+    if episodes:
+        parts.append(f"slowed down {episodes} times for strain")
+    return ", ".join(parts)

@@ -339,6 +339,7 @@ def notices_on_stderr() -> Iterator[None]:
 
 def render_summary(summary, fmt: str) -> str:
     """The export's summary: a table and key-value lines, or one JSON/YAML document."""
+    from aksnap.exporter.budget import cost_phrase
     from aksnap.output import render_kv, render_rows, to_json, to_yaml
 
     if fmt == "json":
@@ -368,6 +369,7 @@ def render_summary(summary, fmt: str) -> str:
         ("seconds", round(summary.seconds, 2)),
         ("rows/s", f"{summary.rows_per_s:,.0f}"),
         ("tasks/s", f"{summary.tasks_per_s:,.0f}"),
+        *([("cost", cost_phrase(summary.cost))] if summary.cost else []),
     ])])
 
 
