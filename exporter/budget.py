@@ -161,12 +161,16 @@ class Cost:
     slowest_rps: float | None = None
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
+    #: a total this cost also counts into (a watch's, over its reconciles and subscriptions)
+    parent: "Cost | None" = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def note(self, method: str, started_at: float, seconds: float, nbytes: int | None,
              failed: str | None = None) -> None:
         """One request: its method (short name), wall-clock start (``time.time()``), latency,
         response bytes (None when it failed) and the status it failed with."""
+        if self.parent is not None:
+            self.parent.note(method, started_at, seconds, nbytes, failed)
         with self._lock:
             self.calls[method] = self.calls.get(method, 0) + 1
             sec = int(started_at)
@@ -180,10 +184,14 @@ class Cost:
                 self.latency_max_s = max(self.latency_max_s, seconds)
 
     def add_rows(self, table: str, n: int) -> None:
+        if self.parent is not None:
+            self.parent.add_rows(table, n)
         with self._lock:
             self.rows[table] = self.rows.get(table, 0) + n
 
     def add_wait(self, seconds: float) -> None:
+        if self.parent is not None:
+            self.parent.add_wait(seconds)
         with self._lock:
             self.waited_s += seconds
 
@@ -286,6 +294,20 @@ class Throttle:
         self.episodes = 0
         #: costs to tell of a decrease (each capture's :class:`Cost` while it runs)
         self.listeners: list[Cost] = []
+        #: set by a command that spans several captures (a watch): every capture's cost also
+        #: counts into it (:attr:`Cost.parent`)
+        self.total: Cost | None = None
+
+    def keep_total(self) -> Cost:
+        """Start counting every capture's cost through this throttle into one total."""
+        if self.total is None:
+            self.total = Cost(self.budget)
+            self.listeners.append(self.total)
+        return self.total
+
+    def cost(self) -> Cost:
+        """A new :class:`Cost` for one capture through this throttle (counted in the total)."""
+        return Cost(self.budget, parent=self.total)
 
     # -- slots
 

@@ -419,7 +419,7 @@ class RawClient:
                  throttle: Throttle | None = None):
         self.conn = conn
         self.throttle = throttle or Throttle(budget, conn.endpoint)
-        self.cost = Cost(self.throttle.budget)
+        self.cost = self.throttle.cost()
         self.throttle.listeners.append(self.cost)
         self.retry = retry or RetryPolicy()
         self.max_receive = max_receive

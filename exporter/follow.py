@@ -74,7 +74,7 @@ class EventFollower(threading.Thread):
         # the watch's load budget: each subscription's start takes a slot (a stream holds
         # none: it stays open for hours), and is counted in :attr:`cost`
         self.throttle = throttle
-        self.cost = Cost(throttle.budget) if throttle is not None else Cost()
+        self.cost = throttle.cost() if throttle is not None else Cost()
         self.conn, self.session_id, self.sink = conn, session_id, sink
         self.results = results
         self.on_subscribe = on_subscribe or (lambda: None)
