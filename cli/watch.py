@@ -772,6 +772,15 @@ def render_view(st: dict[str, Any]):
             f"{st['rows_fetched']} rows fetched)")
     if st.get("error"):
         foot += f"; last refresh failed: {st['error']}"
+    cost = st.get("cost") or {}
+    if cost.get("total"):
+        from aksnap.exporter.budget import cost_phrase
+
+        last = cost.get("last_reconcile")
+        foot += (f"\ncost: last reconcile ({st.get('last_reconcile', '?')}) "
+                 f"{cost_phrase(last) if last else 'none yet'}; total "
+                 f"{cost_phrase(cost['total'])}; {cost.get('calls_per_min')} calls/min; next "
+                 f"in {cost.get('interval_s')} s")
     rec = st.get("recording")
     if rec:
         foot += (f"; recording stopped ({rec['states']} states kept in {rec['dir']})"

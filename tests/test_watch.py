@@ -326,6 +326,14 @@ def test_a_frozen_session_is_probed_with_two_calls_and_the_interval_grows(htcmoc
             assert last["cost"]["interval_s"] >= 4 * INTERVAL
             total = last["cost"]["total"]
             assert total["calls"]["GetEvents"] == 1 and total["rows_received"]["tasks"] >= 1
+            from rich.console import Console
+
+            from aksnap.cli.watch import render_view
+
+            console = Console(width=400, record=True)
+            console.print(render_view(last))
+            shown = console.export_text()
+            assert "cost: last reconcile (probe) 2 calls (" in shown and "calls/min" in shown
             assert watched(w.state) == truth(cp, session)
             seen = w.reconciles()
             cp.at = 0.31 * end  # a few tasks move
