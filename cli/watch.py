@@ -168,8 +168,9 @@ class _Reconciler:
         self.outcome, self.error, self.permanent = None, None, False
         self.plan = plan or Plan("full", "first")
         self.started_at = time.time()
-        self.thread = threading.Thread(target=self._run, name="aksnap-reconcile", daemon=True)
-        self.thread.start()
+        thread = threading.Thread(target=self._run, name="aksnap-reconcile", daemon=True)
+        self.thread = thread
+        thread.start()
 
     def run_now(self) -> None:
         self.plan = Plan("full", "first")
@@ -320,8 +321,11 @@ class _Reconciler:
     def wait(self, timeout: float = 30) -> None:
         """Let a reconcile in flight finish (a recorded state is filed whole, never left as
         a partial directory or a bundle without its line)."""
-        if self.thread is not None:
-            self.thread.join(timeout=timeout)
+        thread = self.thread
+        # a Ctrl-C can land inside Thread.start(): a thread that never started has nothing
+        # to wait for (joining it is a RuntimeError, which turned the exit 130 into 1)
+        if thread is not None and thread.ident is not None:
+            thread.join(timeout=timeout)
 
     def close(self) -> None:
         self.wait()

@@ -248,7 +248,13 @@ class Cost:
                                     else min(self.slowest_rps, other.slowest_rps))
 
     def record(self) -> dict[str, Any]:
-        """The manifest's ``cost`` record (``docs/bundle-format.md``): plain JSON."""
+        """The manifest's ``cost`` record (``docs/bundle-format.md``): plain JSON. Taken under
+        the lock: a watch reads its total while its reconciles and subscriptions count into
+        it (iterating a dict another thread grows is a RuntimeError)."""
+        with self._lock:
+            return self._record()
+
+    def _record(self) -> dict[str, Any]:
         return {
             "calls": dict(sorted(self.calls.items())),
             "failed_calls": dict(sorted(self.failed.items())),
