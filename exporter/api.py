@@ -122,10 +122,10 @@ def export(endpoint: "str | Connection | ConnectionOptions | None",
     receive limit per response (default 4 MiB); a single row over it raises it, up to
     ``max_receive_ceiling`` bytes. The load budget: at most ``max_rps`` requests started per
     second (None: ``$AKSNAP_MAX_RPS``, else :data:`DEFAULT_MAX_RPS`; ``math.inf``: no cap)
-    and ``jobs`` in flight, slower while the server shows
-    strain (:mod:`aksnap.exporter.budget`); ``throttle`` shares one budget between several
-    captures (a watch's). The manifest's ``cost`` (``summary.cost``) says what it cost. Raises :class:`SelectionError` (nothing written) when an
-    id is unknown or the selection is empty, :class:`ExportError` when the cluster cannot be
+    and ``jobs`` in flight, slower while the server shows strain
+    (:mod:`aksnap.exporter.budget`); ``throttle`` shares one budget between several captures
+    (a watch's). The manifest's ``cost`` (``summary.cost``) says what it cost.
+    Raises :class:`SelectionError` (nothing written) when an id is unknown or the selection is empty, :class:`ExportError` when the cluster cannot be
     read; in every failure the existing ``out`` is untouched and no partial directory remains.
     With ``redaction`` (:class:`aksnap.redact.Redaction`) ``out`` is the redacted bundle.
     """
