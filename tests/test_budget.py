@@ -359,3 +359,22 @@ def test_a_secret_planted_in_the_cost_stops_redaction(costed, tmp_path, where, e
     assert "qxsecret" not in str(e.value) or "cost" in str(e.value)
     assert "cost" in str(e.value), str(e.value)
     assert not (tmp_path / "red").exists()
+
+
+def test_the_strain_is_said_once_on_stderr_by_the_cli(tmp_path):
+    """Given a gateway refusing calls past 30 a second, when `aksnap export --max-rps inf`
+    runs, then it exits 0, and stderr has one line per strain episode (not per refusal), the
+    warning naming the refusal, as many as the summary's cost line counts."""
+    with SimulatedControlPlane(synthetic_cluster(600, n_sessions=1, seed=4),
+                               faults=Faults(rate_limit_rps=30)) as cp:
+        r = runner.invoke(app, ["export", "--endpoint", cp.start(), "--all", "-q", "--out",
+                                str(tmp_path / "b"), "--max-rps", "inf", "--jobs", "4",
+                                "--page-size", "40"])
+    assert r.exit_code == 0, r.output
+    import re
+
+    lines = r.stderr.splitlines()
+    episodes = int(re.search(r"slowed down (\d+) times for strain", r.stdout).group(1))
+    assert 1 <= len(lines) == episodes  # once per episode, not once per refusal
+    assert all(x.startswith("aksnap: warning: the control plane at ") for x in lines)
+    assert "shows strain (RESOURCE_EXHAUSTED" in lines[0] and "slowing down to" in lines[0]
