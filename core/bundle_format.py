@@ -256,6 +256,16 @@ def _is_count(v: Any) -> bool:
 
 # -- the manifest ----------------------------------------------------------------------------
 
+#: The ArmoniK calls a capture makes, as the manifest's ``cost.calls`` names them (a closed
+#: vocabulary: redaction keeps these words and refuses any other key).
+COST_METHODS = ("ListVersions", "ListSessions", "ListPartitions", "ListTasksDetailed",
+                "ListResults", "CountTasksByStatus", "GetEvents")
+#: gRPC's status names, as ``cost.failed_calls`` names the failures.
+GRPC_STATUS_NAMES = ("OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                     "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                     "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+                     "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED")
+
 @dataclass(frozen=True)
 class TableEntry:
     """One table of the manifest: its file (always ``<table>.parquet``), rows, bytes, SHA-256."""
@@ -297,6 +307,10 @@ class Manifest:
     # Set only in a bundle written by ``aksnap export --update``: its parent bundle (digest,
     # export times) and what was fetched again (docs/bundle-format.md). Absent otherwise.
     update: dict[str, Any] | None = None
+    # What the capture cost the control plane (calls by method, rows and bytes received, the
+    # busiest second, latency percentiles, wall time, the budget; docs/bundle-format.md).
+    # Absent from bundles written before it was recorded.
+    cost: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     #: ``sessions[i].server_counts``: the server's own counts by status for that session,
@@ -311,7 +325,7 @@ class Manifest:
         "written_at": str, "snapshot": str, "exported_at": str, "export_finished_at": str,
         "latest_timestamp": str, "armonik_versions": dict, "source": dict, "selection": dict,
         "sessions": list, "exporter": dict, "consistency": dict, "warnings": list,
-        "redaction": dict, "update": dict,
+        "redaction": dict, "update": dict, "cost": dict,
     }
 
     def server_counts(self) -> dict[str, dict[str, dict[str, int]]]:
@@ -340,8 +354,8 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT_NAME, "format_version": self.format_version}
         for name in self._OPTIONAL:
-            if name in ("redaction", "update") and getattr(self, name) is None:
-                continue  # only a redacted (an updated) bundle says so
+            if name in ("redaction", "update", "cost") and getattr(self, name) is None:
+                continue  # only a redacted (an updated, a costed) bundle says so
             out[name] = getattr(self, name)
         for k, v in self.extra.items():
             out.setdefault(k, v)
