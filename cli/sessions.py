@@ -41,7 +41,9 @@ def sessions_body(values: dict[str, Any]) -> None:
     from aksnap.exporter.commands import CONNECTION, take_connection
 
     cmd = COMMANDS["sessions"]
-    connecting = [p.cli.param_decls[0] for p in CONNECTION if values.get(p.dest) is not None]
+    # given: not its default (--jobs has one, the others None)
+    connecting = [p.cli.param_decls[0] for p in CONNECTION
+                  if values.get(p.dest) is not None and values.get(p.dest) != p.cli.default]
     if values["bundle"] is not None:
         if connecting:
             raise OptionError(f"aksnap sessions reads a BUNDLE or a control plane, not both; "
@@ -60,9 +62,10 @@ def sessions_body(values: dict[str, Any]) -> None:
     fmt, section = cmd.output.take(values)
     take_verify(values)
     take_quiet(values)
-    options, retry = take_connection(values)
+    options, retry, budget = take_connection(values)
     with notices_on_stderr():
-        data = list_sessions(options, limit=cmd.build_kwargs(values)["limit"], retry=retry)
+        data = list_sessions(options, limit=cmd.build_kwargs(values)["limit"], retry=retry,
+                             budget=budget)
     typer.echo(render(data, fmt, section))
 
 
