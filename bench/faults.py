@@ -25,6 +25,9 @@ Every process here is a whole `aksnap` process (`python -m aksnap ...`), the ser
    bundle whose cache entry was seeded with another bundle, an existing --out, a FIFO given as
    a path, an endpoint where nothing listens, `watch` of an unknown session and a bounded
    `watch --record`.
+6. Round 3 (`--only round3`): `whatif` and `findings` given bad input, the load budget counted
+   by the server (`--max-rps 20`; a server refusing beyond 15 requests/s), a secret planted in
+   the manifest's cost record.
 """
 
 from __future__ import annotations
@@ -47,7 +50,10 @@ import pyarrow.parquet as pq
 
 AKSNAP = [sys.executable, "-m", "aksnap"]
 SCENARIO = ["--scenario", "htcmock", "--fixed-epoch"]
-ENV = {**os.environ, "AKSNAP_CACHE_DIR": ""}
+# The load budget's production default (10 requests/s) would make every export of this suite a
+# paced one: the parts below measure faults, not the budget, so they run uncapped unless the
+# caller says otherwise; the `budget` part sets its own caps.
+ENV = {**os.environ, "AKSNAP_CACHE_DIR": "", "AKSNAP_MAX_RPS": os.environ.get("AKSNAP_MAX_RPS", "inf")}
 
 
 def free_port() -> int:
@@ -651,6 +657,77 @@ def trust_sharing(good: Path, work: Path) -> list[dict]:
     return out_rows
 
 
+WHATIF_BAD = (["--pods", "0"], ["--partition", "htcmock"], ["--partition", "htcmock=two"],
+              ["--partition", "nosuch=3"], ["--policy", "random"], ["--policy", "lazy"],
+              ["--target", "nope"], ["--session", "nope"])
+
+
+def round3(work: Path, seed: int) -> list[dict]:
+    """The new commands attacked as a user would: whatif and findings given bad input (one
+    sentence, exit 2), the load budget counted by the server (a cap never exceeded, an
+    overloaded server slowed for, the bundle still the truth), a secret planted in the
+    manifest's cost record (redaction refuses, writes nothing)."""
+    out_rows = []
+    with Server(2000, seed) as srv:
+        good = work / "r3-good"
+        code, _, err, _ = run(export_cmd(f"127.0.0.1:{srv.port}", good))
+        assert code == 0, err
+    for extra in WHATIF_BAD:
+        code, out, err, _ = run([*AKSNAP, "whatif", str(good), *extra])
+        out_rows.append({"check": f"whatif {' '.join(extra)}", "result": f"exit {code}",
+                         "bar": "exit 2, one sentence", "ok": code == 2 and _sentence(code, out + err)})
+    for extra in (["--threshold", "bogus=1"], ["--threshold", "stall_min_s=-5"], ["--fail-on", "panic"]):
+        code, out, err, _ = run([*AKSNAP, "findings", str(good), *extra])
+        out_rows.append({"check": f"findings {' '.join(extra)}", "result": f"exit {code}",
+                         "bar": "exit 2, one sentence", "ok": code == 2 and _sentence(code, out + err)})
+    # the cap, counted by the server; the bundle against an uncapped export of the same moment
+    stats = work / "r3-stats.json"
+    with Server(20000, seed, "--stats", str(stats)) as srv:
+        ep = f"127.0.0.1:{srv.port}"
+        truth_b = work / "r3-truth"
+        code, _, err, _ = run(export_cmd(ep, truth_b, "--max-rps", "inf"))
+        assert code == 0, err
+        before = json.loads(stats.read_text())["per_second"] if stats.exists() else {}
+        capped = work / "r3-capped"
+        code, out, err, secs = run(export_cmd(ep, capped, "--max-rps", "20", "--jobs", "4",
+                                              "--page-size", "256"))
+        time.sleep(1.5)  # the server writes its counts every second
+        per = json.loads(stats.read_text())["per_second"]
+    seconds = {k: v for k, v in per.items() if k not in before or v != before.get(k)}
+    busiest = max(seconds.values(), default=0)
+    lost, dup, same = compare(capped, rows(truth_b)) if code == 0 else (-1, -1, False)
+    out_rows.append({"check": "export --max-rps 20 --jobs 4 --page-size 256 (20,000 tasks)",
+                     "result": f"exit {code}; busiest second {busiest} requests (server-counted); "
+                               f"{'equal to' if same else 'DIFFERS from'} the uncapped export; {secs:.0f} s",
+                     "bar": "<= 20 in every second, the bundle the truth",
+                     "ok": code == 0 and busiest <= 20 and same})
+    with Server(20000, seed, "--rate-limit-rps", "15") as srv:
+        over = work / "r3-over"
+        code, out, err, secs = run(export_cmd(f"127.0.0.1:{srv.port}", over, "--max-rps", "inf",
+                                              "--jobs", "4"))
+    strain = "strain" in err
+    lost, dup, same = compare(over, rows(truth_b)) if code == 0 else (-1, -1, False)
+    out_rows.append({"check": "export uncapped against a server refusing beyond 15 requests/s",
+                     "result": f"exit {code}; {'slowed, said on stderr' if strain else 'NOT said'}; "
+                               f"{'equal to' if same else 'DIFFERS from'} the truth; {secs:.0f} s",
+                     "bar": "exit 0, the strain said, the bundle the truth",
+                     "ok": code == 0 and strain and same})
+    planted = work / "r3-planted"
+    shutil.copytree(good, planted)
+    _manifest(planted, lambda m: m.setdefault("cost", {}).setdefault("calls", {}).update(
+        {"secret-host.corp.example:5001": 1}))
+    key = work / "r3-key"
+    red = work / "r3-red"
+    code, out, err, _ = run([*AKSNAP, "redact", str(planted), "--out", str(red), "--key-file",
+                             str(key), "--new-key"])
+    out_rows.append({"check": "redact a bundle with a secret planted in the manifest's cost",
+                     "result": f"exit {code}; output {'WRITTEN' if red.exists() else 'not written'}",
+                     "bar": "refused by name (cost), nothing written",
+                     "ok": code != 0 and "cost" in (out + err) and not red.exists()
+                           and "Traceback" not in err})
+    return out_rows
+
+
 def trust(work: Path, tasks: int, seed: int) -> list[dict]:
     with Server(tasks, seed) as srv:
         good = work / "trust-good"
@@ -677,11 +754,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=24, help="kill -9 instants")
     ap.add_argument("--tasks", type=int, default=20000, help="htcmock size")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--only", choices=["kill", "restart", "outages", "corrupt", "trust"],
+    ap.add_argument("--only", choices=["kill", "restart", "outages", "corrupt", "trust", "round3"],
                     action="append")
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args()
-    parts = a.only or ["kill", "restart", "outages", "corrupt", "trust"]
+    parts = a.only or ["kill", "restart", "outages", "corrupt", "trust", "round3"]
     work = Path(tempfile.mkdtemp(prefix="aksnap-faults-"))
     t0 = time.perf_counter()
     rows_: list[dict] = []
@@ -696,6 +773,8 @@ def main() -> int:
             rows_ += corrupt(work, 2000, a.seed)
         if "trust" in parts:
             rows_ += trust(work, 2000, a.seed)
+        if "round3" in parts:
+            rows_ += round3(work, a.seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table(rows_, a.markdown))
