@@ -335,7 +335,8 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
           jobs: int = 2, on_update: Optional[Callable[[dict[str, Any]], None]] = None,
           stop: Optional[threading.Event] = None, max_s: Optional[float] = None,
           state=None, keep: Optional[int] = None, min_free=None,
-          on_notice: Optional[Callable[[str], None]] = None, retry=None) -> WatchResult:
+          on_notice: Optional[Callable[[str], None]] = None, retry=None,
+          on_reconcile: Optional[Callable[[str], None]] = None) -> WatchResult:
     """Follow ``session_id`` (or the session of ``result_id``) at ``endpoint`` until it ends.
 
     ``on_update(state)`` is called with the state (plain data) after every reconcile and about
@@ -353,7 +354,9 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     ``recording_stopped`` say it. ``state``: a :class:`aksnap.analyzer.live.LiveState` of
     the caller's to fill (to read its statuses). ``retry``: the
     :class:`~aksnap.exporter.client.RetryPolicy` of every call (``--retry-for``; None: the
-    exporter's default), the first included.
+    exporter's default), the first included. ``on_reconcile(path)``: the bundle of each
+    reconcile taken, before the state shows it (``aksnap serve`` reads its drill-downs there;
+    without ``record`` it is removed when the next reconcile is taken).
     """
     from aksnap.analyzer.live import LiveState
     from aksnap.exporter.client import ExportError, RawClient, connection_of
@@ -428,6 +431,8 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
 
     def take(outcome) -> None:
         tables, analysis, path, seconds, fetched = outcome
+        if on_reconcile is not None:
+            on_reconcile(path)
         state.load(*tables, at=rec.started_at)
         if replay:  # events that arrived while the reconcile ran may be newer than it
             for batch in replay:
