@@ -304,7 +304,7 @@ def render_page(data: dict[str, Any], nonce: str, serve: dict[str, Any]) -> str:
 
 # -- running it ----------------------------------------------------------------------------------
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything else starts: a port in use or an address
     not of this machine is one sentence."""
     try:
@@ -346,11 +346,12 @@ class Served:
 
 def serve(source, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
           background: bool = False, on_ready: Optional[Callable[[str], None]] = None,
-          open_browser: bool = False):
+          open_browser: bool = False, sock: Optional[socket.socket] = None):
     """Serve ``source`` (a :class:`BundleSource`, :class:`SeriesSource` or
     :class:`LiveSource`) until Ctrl-C or SIGTERM (or, ``background``, in a thread: returns a
     :class:`Served`). Any ``host`` but loopback needs a ``token`` (made and returned when
-    None). ``on_ready(url)`` once it listens."""
+    None). ``on_ready(url)`` once it listens. ``sock``: the socket bound already (by
+    :func:`listen`: the command binds before it reads the bundle)."""
     import uvicorn
 
     from .serve_app import make_app
@@ -358,7 +359,7 @@ def serve(source, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Opt
     loopback = host in LOOPBACK
     if not loopback and token is None:
         token = secrets.token_urlsafe(24)
-    sock = _listen(host, port)
+    sock = sock or listen(host, port)
     port = sock.getsockname()[1]
     url = _url(host, port) + (f"?token={token}" if token else "")
     names = {host, "127.0.0.1", "localhost", "[::1]"} if loopback else None
@@ -500,6 +501,8 @@ def serve_body(values: dict[str, Any]) -> None:
                          "ID or --result ID")
     if not host.strip():
         raise ServeError("--host is empty; give an address such as 127.0.0.1")
+    # bound first: a port in use is said before a big bundle is read
+    sock = listen(host, port)
     if source_path is not None:
         from aksnap.analyzer.series import series_members
 
@@ -530,7 +533,7 @@ def serve_body(values: dict[str, Any]) -> None:
                        "page sends it with each request; without it the server answers 401",
                        err=True)
 
-    serve(source, host=host, port=port, on_ready=ready, open_browser=open_browser)
+    serve(source, host=host, port=port, on_ready=ready, open_browser=open_browser, sock=sock)
     typer.echo("aksnap: serve stopped", err=True)
     raise typer.Exit(0)
 

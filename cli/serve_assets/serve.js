@@ -210,14 +210,12 @@
     timer = setTimeout(() => {
       api("api/search", {q}).then((r) => {
         if (mine !== asked || input.value.trim() !== q) return;  // a later key was typed
-        const listed = new Set([...hits.children].map((d) => d.getAttribute("data-id")).filter((x) => x));
-        for (const d of [...hits.children]) if (!d.getAttribute("data-id") && d.textContent.startsWith("no id starts")) d.remove();
         for (const d of [...hits.querySelectorAll(".serve-head, .serve-hit")]) d.remove();
-        const fresh = r.hits.filter((h) => !listed.has(h.id));
-        if (!fresh.length && !hits.children.length) { hits.appendChild(el("div", "serve-head", "no id of the bundle starts with that")); return; }
-        if (!fresh.length) return;
+        for (const d of [...hits.children]) if (d.textContent.startsWith("no id starts")) d.remove();
+        // the page's own hits (above) go to the node in the page; these ask the server
+        if (!r.hits.length) { hits.appendChild(el("div", "serve-head", "no id of the bundle starts with that")); return; }
         hits.appendChild(el("div", "serve-head", `in the bundle (the server${r.more ? ", the first " + r.hits.length : ""}): click for its lineage or detail`));
-        for (const h of fresh) {
+        for (const h of r.hits) {
           const d = el("div", "serve-hit", `${h.id}  ·  ${h.kind} ${h.status}`);
           d.setAttribute("data-server-id", h.id);
           d.addEventListener("click", () => { hits.textContent = ""; if (h.kind !== "session") openDrill(h.kind, h.id); });
@@ -249,7 +247,7 @@
       const counts = {};
       for (const s of rp.statuses) if (r[s]) counts[s] = r[s];
       const t = table([counts], rp.statuses.filter((s) => r[s]).map((s) => [s, s, "n"]));
-      t.setAttribute("data-state", String(k));
+      t.querySelector("table").setAttribute("data-state", String(k));
       shown.appendChild(t);
       shown.appendChild(el("p", "note", r.kept === false ? `its bundle was pruned by --keep (its line in states.jsonl remains)`
         : `its bundle: ${r.bundle} (aksnap lineage ${r.bundle} ID at that instant)`));
