@@ -30,7 +30,7 @@ import typer
 
 from aksnap import paths
 from aksnap.errors import AksnapError
-from aksnap.options import Param, typer_function
+from aksnap.options import NO_VERIFY, Param, typer_function
 
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
@@ -478,8 +478,7 @@ def _serve_params() -> tuple:
                                                  "default browser.")),
         Param("interval", float, typer.Option(5.0, "--interval", help="With --endpoint: "
                                               "seconds between reconciles.")),
-        Param("no_verify", bool, typer.Option(False, "--no-verify", help="Skip the SHA-256 "
-                                              "checks of the bundle's Parquet files.")),
+        NO_VERIFY,
         *CONNECTION,
     )
 
