@@ -407,3 +407,107 @@ def test_sigterm_stops_the_command_cleanly_and_the_token_is_printed_once(demo_bu
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_served_page_loads_nothing_and_its_script_writes_no_markup(demo_served, demo_page_text):
+    """Given the page served and the same bundle's offline report, then the served page's
+    policy (meta and header, one nonce, fresh per response) adds only `connect-src 'self'`
+    (and, as a header, frame-ancestors) to the report's, the offline file's policy is
+    unchanged (no connect-src), both scripts run by the nonce, and serve.js holds no sink
+    that turns a string into markup or code."""
+    from aksnap.cli.serve import _asset  # noqa: PLC2701 - the test reads the asset it checks
+
+    s, _, _ = demo_served
+    req = urllib.request.Request(s.url)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text, header = r.read().decode(), r.headers["content-security-policy"]
+    meta = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', text).group(1)
+    meta = meta.replace("&#x27;", "'")
+    nonce = re.search(r"nonce-([A-Za-z0-9_-]+)", meta).group(1)
+    assert meta == (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+                    "img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+    assert header == meta.replace("form-action 'none'", "form-action 'none'; frame-ancestors 'none'")
+    assert text.count("<script") == 3 and text.count(f'<script nonce="{nonce}">') == 2
+    again = urllib.request.urlopen(s.url, timeout=10).read().decode()
+    assert f"nonce-{nonce}" not in again  # a nonce per response
+    offline = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', demo_page_text).group(1)
+    assert "connect-src" not in offline and demo_page_text.count("<script") == 2
+    code = "\n".join(line for line in _asset("serve.js").splitlines()
+                     if not line.lstrip().startswith("//"))
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(",
+                 "new Function", "setAttribute(\"on", "setAttribute(\"style", "http:", "https:"):
+        assert sink not in code, sink
+
+
+@pytest.fixture(scope="module")
+def demo_page_text(demo_bundle, tmp_path_factory):
+    bundle, _ = demo_bundle
+    out = tmp_path_factory.mktemp("offline") / "demo.html"
+    r = runner.invoke(app, ["report", str(bundle), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out.read_text()
+
+
+class _Still:
+    """A live source that never moves: a broadcaster and nothing behind it."""
+
+    mode = "endpoint"
+    drill = None
+
+    def __init__(self):
+        from aksnap.cli.serve_app import Broadcaster
+
+        self.broadcaster = Broadcaster()
+
+    def page(self, nonce):
+        return "<!DOCTYPE html><title>still</title>"
+
+    def start(self):
+        self.broadcaster.publish('{"reconciles": 1}')
+
+    def stop(self):
+        pass
+
+
+def test_streams_are_bounded_and_a_gone_client_costs_nothing():
+    """Given a live server, when 16 pages follow it, then a 17th stream is refused (503) and
+    a thousand states published meanwhile leave one text in memory, whatever the clients
+    read; when the clients go away (connections closed mid-stream), the count falls back
+    to 0 and a new page is served."""
+    import http.client
+
+    src = _Still()
+    s = serve(src, port=0, background=True)
+    port = int(s.url.split(":")[2].rstrip("/"))
+    conns = []
+    try:
+        for _ in range(16):
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", "/api/events")
+            r = c.getresponse()
+            assert r.status == 200 and r.headers["content-type"].startswith("text/event-stream")
+            conns.append((c, r))
+        _until(lambda: src.broadcaster.clients == 16, 10, "16 streams counted")
+        assert _get(s.url + "api/events")[0] == 503
+        for k in range(1000):
+            src.broadcaster.publish(json.dumps({"reconciles": k, "pad": "x" * 1000}))
+        _until(lambda: json.loads(src.broadcaster.text)["reconciles"] == 999, 10, "the last state")
+        got = []  # what the first client reads: the newest state, not a backlog of each
+        while not got or got[-1] != 999:
+            line = conns[0][1].fp.readline()
+            if line.startswith(b"data:"):
+                got.append(json.loads(line[5:])["reconciles"])
+        assert len(got) < 1000 and got == sorted(got)
+        for c, _ in conns:
+            c.sock.shutdown(socket.SHUT_RDWR)
+            c.close()
+        conns.clear()
+        _until(lambda: src.broadcaster.clients == 0, 30, "the gone clients dropped")
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", "/api/events")
+        assert c.getresponse().status == 200
+        c.close()
+    finally:
+        for c, _ in conns:
+            c.close()
+        s.stop()
