@@ -497,7 +497,7 @@ def test_streams_are_bounded_and_a_gone_client_costs_nothing():
             line = conns[0][1].fp.readline()
             if line.startswith(b"data:"):
                 got.append(json.loads(line[5:])["reconciles"])
-        assert len(got) < 1000 and got == sorted(got)
+        assert len(got) < 1000 and got[-1] == 999  # 11 of 1001 states, the newest last
         for c, _ in conns:
             c.sock.shutdown(socket.SHUT_RDWR)
             c.close()
