@@ -354,6 +354,10 @@
     if (st.new_failures && st.new_failures.length)
       nf.appendChild(table(st.new_failures, [["task_id", "task", "id:task"], ["status"], ["seen_at", "seen at (s into the watch)", "n"]]));
     drawHealth();
+    if (String(st.reconciles || 0) !== body.getAttribute("data-reconciles") && st.reconciled_at) {
+      // how long after the server took this reconcile it is on the page (bench/bench_serve.py)
+      body.setAttribute("data-lag-ms", String(Math.round(Date.now() - 1000 * st.reconciled_at)));
+    }
     body.setAttribute("data-reconciles", String(st.reconciles || 0));
     body.setAttribute("data-shown-at", String(Date.now()));
     if (st.ended) body.setAttribute("data-ended", String(st.ended.code));
