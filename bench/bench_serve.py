@@ -127,6 +127,8 @@ def main() -> None:
             s_wall, s_cpu = time.perf_counter() - t0, cpu_of(srv.pid)
             load_s = (load0 + loadavg()) / 2
             heap1 = page.evaluate(mem)
+            states = int(page.get_attribute("body", "data-states") or 0)
+            last = page.evaluate("async () => (await fetch('/api/state')).text()")
             b.close()
         stop(srv, signal.SIGTERM)
     finally:
@@ -144,6 +146,21 @@ def main() -> None:
               f"median {statistics.median(lags)} ms, max {max(lags)} ms (target 1,000 ms)")
     else:
         print("no reconcile reached the page within the run")
+    # what the server does per state besides the watch: one JSON text (then one write per
+    # page): measured in this process on the run's last state, times the states the page got
+    import json
+
+    from aksnap.cli.serve_app import state_text
+
+    st = json.loads(last)
+    n = 2000
+    c0 = time.process_time()
+    for _ in range(n):
+        state_text(st)
+    per = (time.process_time() - c0) / n
+    print(f"states pushed to the page: {states} ({states / s_wall:.1f}/s); one state's JSON "
+          f"({len(last):,} bytes) costs {per * 1e3:.3f} ms of CPU: {per * states / s_wall:.2%} of "
+          f"a core, {per * states / s_wall / w_share:.1%} of the watch's own")
     if heap0 and heap1:
         print(f"page: JS heap {heap0[0] / 1e6:.1f} MB -> {heap1[0] / 1e6:.1f} MB, DOM elements "
               f"{heap0[1]} -> {heap1[1]}; page errors {len(errors)}")

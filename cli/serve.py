@@ -177,6 +177,29 @@ class SeriesSource(BundleSource):
         self.data["meta"]["series"] = self.data["replay"]["series"]
         self.drill = Drill(snap=snap)
         self.label = str(series_dir)
+        self.verify = verify
+        self.members = {m.name: m for m in members}
+        self.latest = members[-1].name
+        self.at_drill: Optional[Drill] = None
+
+    def drill_for(self, at: Optional[str]) -> Drill:
+        """The drill-downs at the recorded state whose bundle is named ``at`` (the slider's):
+        the latest's, or one more bundle opened (the last asked for)."""
+        if at is None or at == self.latest:
+            return self.drill
+        if at not in self.members:
+            raise ServeError(f"no bundle {at!r} in {self.label}: pruned by --keep, or never "
+                             "recorded")
+        if self.at_drill is None:
+            self.at_drill = Drill(self.members[at], verify=self.verify)
+        else:
+            self.at_drill.point_at(self.members[at])
+        return self.at_drill
+
+    def stop(self) -> None:
+        super().stop()
+        if self.at_drill is not None:
+            self.at_drill.close()
 
 
 class LiveSource:
@@ -261,7 +284,9 @@ class LiveSource:
         from .watch import watch
 
         try:
-            res = watch(self.conn, session_id=self.session_id, result_id=self.result_id,
+            # one of the two, as the command line takes them (watch finds a result's session)
+            res = watch(self.conn, result_id=self.result_id,
+                        session_id=None if self.result_id else self.session_id,
                         interval=self.interval, retry=self.retry, jobs=self.jobs,
                         on_update=self._update, stop=self.stop_event,
                         on_reconcile=self._reconciled, max_s=self.max_s)

@@ -201,7 +201,9 @@ def make_app(source, token: Optional[str] = None, hosts: Optional[set[str]] = No
                 return _json_error(404, "no bundle yet: the first reconcile has not ended")
             try:
                 value = _one_id(request, param)
-                text = await run_in_threadpool(getattr(source.drill, kind), value)
+                at = request.query_params.get("at")  # a recorded state (a series' slider)
+                target = source.drill_for(at) if at and hasattr(source, "drill_for") else source.drill
+                text = await run_in_threadpool(getattr(target, kind), value)
             except ValueError as e:
                 return _json_error(400, str(e))
             except AksnapError as e:

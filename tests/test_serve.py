@@ -204,6 +204,13 @@ def test_series_page_has_a_slider_over_the_recorded_states(browser, tmp_path):
         heads = table.locator("th").all_inner_texts()
         cells = [int(c.replace(",", "")) for c in table.locator("td").all_inner_texts()]
         assert dict(zip(heads, cells)) == want
+        # the drill-downs now answer at that state: the final result, not ready then
+        rid = sc.truth["final_result"]
+        p.page.fill("#search", rid[:8])
+        p.page.locator(f"#hits div[data-server-id='{rid}']").click()
+        p.page.wait_for_selector("#detail .drill[data-done='1']", timeout=10_000)
+        then = _cli_json("lineage", str(d / "00000-a"), rid)
+        assert then["status"] != "COMPLETED" and then["summary"] in p.page.inner_text("#detail .drill")
         assert p.problems() == [] and p.off_server(s.url) == []
     finally:
         p.page.close()
@@ -277,6 +284,36 @@ def test_live_page_follows_the_session_and_ends_equal_to_the_servers_truth(brows
         try:
             _until(lambda: src.broadcaster.clients == 0, 15, "the closed page's stream dropped")
         finally:
+            s.stop()
+
+
+def test_live_result_lineage_in_full_equals_aksnap_lineage_of_the_reconciled_bundle(browser):
+    """Given a result followed live (`--result` by a prefix; the session frozen half way, the
+    result not ready), when the page's "lineage in full" is clicked, then its drill-down is
+    asked of the server, and what the server answers equals `aksnap lineage BUNDLE ID -o
+    json` on the bundle of the last reconcile."""
+    from aksnap.exporter.client import connection_of
+    from aksnap.fixtures.scenarios import build_scenario
+    from aksnap.fixtures.server import SimulatedControlPlane
+
+    sc = build_scenario("htcmock", seed=6, tasks=300)
+    rid = sc.truth["final_result"]
+    with SimulatedControlPlane(sc, at=0.5 * sc.cluster.end_time) as cp:
+        src = LiveSource(connection_of(cp.start(), None), None, rid[:10].upper(), interval=30)
+        src.resolve()
+        assert src.result_id == rid and src.session_id == sc.truth["session"]
+        s = serve(src, port=0, background=True)
+        p = Page(browser, s.url, ready="#live-lineage-full")
+        try:
+            assert "Live: result" in p.page.inner_text("#live")
+            p.page.click("#live-lineage-full")
+            p.page.wait_for_selector("#detail .drill[data-done='1']", timeout=15_000)
+            assert "lineage (from the server" in p.page.inner_text("#detail .drill")
+            got = p.page.evaluate("async (u) => (await fetch(u)).json()", f"/api/lineage?id={rid}")
+            assert got == _cli_json("lineage", src.drill.path, rid)
+            assert p.problems() == [] and p.off_server(s.url) == []
+        finally:
+            p.page.close()
             s.stop()
 
 

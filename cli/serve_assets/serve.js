@@ -56,8 +56,10 @@
   function plural(n, word) { return `${fmtN(n)} ${word}${Number(n) === 1 ? "" : "s"}`; }
 
   // -- asking the server (same origin; the token, when the server has one, as a header) -------
+  let AT = null;  // a series: the recorded state the drill-downs answer at (the slider's)
   function api(path, params) {
     const u = new URL(path, location.origin);
+    if (AT && path !== "api/events") u.searchParams.set("at", AT);
     for (const k in params) u.searchParams.set(k, params[k]);
     const headers = TOKEN ? {"X-Aksnap-Token": TOKEN} : {};
     return fetch(u.toString(), {headers, cache: "no-store", credentials: "same-origin"}).then((r) =>
@@ -249,8 +251,10 @@
       const t = table([counts], rp.statuses.filter((s) => r[s]).map((s) => [s, s, "n"]));
       t.querySelector("table").setAttribute("data-state", String(k));
       shown.appendChild(t);
-      shown.appendChild(el("p", "note", r.kept === false ? `its bundle was pruned by --keep (its line in states.jsonl remains)`
-        : `its bundle: ${r.bundle} (aksnap lineage ${r.bundle} ID at that instant)`));
+      AT = (k === rows.length - 1 || r.kept === false) ? null : r.bundle;
+      shown.appendChild(el("p", "note", r.kept === false
+        ? "its bundle was pruned by --keep (its line in states.jsonl remains); drill-downs answer at the latest state"
+        : `its bundle: ${r.bundle}; drill-downs (a click on a node, the search) answer at this state`));
     }
     slider.addEventListener("input", pick);
     pick();
@@ -346,6 +350,12 @@
     else fr.appendChild(el("p", "note", st.reconciles ? "nothing blocks" : "after the first reconcile"));
     const ln = block("lineage", st.result_id ? `Lineage of result ${st.result_id}` : "Root causes of the failures");
     if (st.result_id) ln.appendChild(el("p", "", `${st.result_status || "unknown yet"}; upstream ${a.lineage_percent_complete !== undefined ? a.lineage_percent_complete + " %" : "?"} complete at the last reconcile; owner ${st.result_owner || "?"}`));
+    if (st.result_id && st.reconciles) {
+      const more = el("a", "idlink", "its lineage in full (aksnap lineage on the last reconcile's bundle)");
+      more.id = "live-lineage-full";
+      more.addEventListener("click", () => openDrill("result", st.result_id));
+      ln.appendChild(more);
+    }
     if (a.root_causes && a.root_causes.length)
       ln.appendChild(table(a.root_causes, [["kind"], ["id", "id", "id:any"], ["status"], ["explains", "explains", "n"], ["message"]]));
     else ln.appendChild(el("p", "note", "no failure upstream"));
@@ -360,6 +370,7 @@
     }
     body.setAttribute("data-reconciles", String(st.reconciles || 0));
     body.setAttribute("data-shown-at", String(Date.now()));
+    body.setAttribute("data-states", String(Number(body.getAttribute("data-states") || 0) + 1));
     if (st.ended) body.setAttribute("data-ended", String(st.ended.code));
   }
   const u = new URL("api/events", location.origin);
