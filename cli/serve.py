@@ -244,6 +244,17 @@ class LiveSource:
                 self.session_id = result_session(client, self.result_id)
             else:
                 self.session_id = resolve_session_prefix(client, self.session_id)
+                # an unknown one comes back as given: said now, not after the server started
+                # (the watch would find it at its first reconcile)
+                from aksnap.exporter.decode import decode_page
+                from aksnap.exporter.requests import list_request, session_prefix_filters
+
+                page = decode_page("sessions", client.call("sessions", list_request(
+                    "sessions", session_prefix_filters(self.session_id), 0, 1)))
+                if not page.total:
+                    raise WatchError(f"unknown session id {self.session_id} at "
+                                     f"{self.conn.endpoint}; `aksnap sessions --endpoint "
+                                     f"{self.conn.endpoint}` lists them")
 
     def page(self, nonce: str) -> str:
         from aksnap import __version__
@@ -259,7 +270,7 @@ class LiveSource:
                 "sessions": [], "index": None, "utilisation": None, "verdict": None,
                 "anchors": {"verdict": "verdict"}}
         return render_page(data, nonce, {"mode": self.mode, "session_id": self.session_id,
-                                          "result_id": self.result_id,
+                                          "result_id": self.result_id, "endpoint": self.label,
                                           "interval": self.interval})
 
     def _reconciled(self, path: str) -> None:

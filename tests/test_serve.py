@@ -423,6 +423,27 @@ def test_bad_command_lines_are_one_sentence_exit_2(tmp_path, demo_bundle):
         busy.close()
 
 
+def test_bad_live_command_lines_are_one_sentence_exit_2():
+    """Given a simulated control plane, when `aksnap serve --endpoint` names an unknown
+    session, no session nor result, or a zero interval, then each is one sentence, exit 2,
+    before anything is served."""
+    from aksnap.fixtures.scenarios import build_scenario
+    from aksnap.fixtures.server import SimulatedControlPlane
+
+    sc = build_scenario("htcmock", seed=6, tasks=40)
+    with SimulatedControlPlane(sc) as cp:
+        ep = cp.start()
+        for extra, words in ((["--session", "no-such-session"], "unknown session id"),
+                             ([], "--session ID or --result ID"),
+                             (["--session", sc.truth["session"], "--interval", "0"], "--interval")):
+            r = subprocess.run([sys.executable, "-m", "aksnap", "serve", "--endpoint", ep,
+                                "--port", "0", *extra], capture_output=True, text=True,
+                               timeout=60)
+            assert r.returncode == 2, (extra, r.stderr)
+            assert r.stderr.startswith("aksnap: error: ") and words in r.stderr, r.stderr
+            assert "serving" not in r.stderr
+
+
 def test_sigterm_stops_the_command_cleanly_and_the_token_is_printed_once(demo_bundle):
     """Given `aksnap serve BUNDLE --host 0.0.0.0 --port 0` running, then stderr names the
     address with the token once and the page answers with it only; on SIGTERM the command

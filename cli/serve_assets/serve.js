@@ -300,9 +300,13 @@
   }
   setInterval(drawHealth, 1000);
   function block(k, title) { const b = parts[k]; b.textContent = ""; if (title) b.appendChild(el("h3", "", title)); return b; }
+  const metaLine = document.getElementById("meta");
   function draw(st) {
     state = st;
     const a = st.analysis || {};
+    metaLine.textContent = vis(`live: ${st.result_id ? "result " + st.result_id + " in " : ""}session ${st.session_id} at ` +
+      `${SERVE.endpoint} · ${plural(st.tasks || 0, "task")}, ${plural(st.results || 0, "result")} · ` +
+      `reconcile ${fmtN(st.reconciles || 0)} every ${fmtS(st.interval)} · ${DATA.meta.generator}`);
     ended.textContent = st.ended ? vis(st.ended.sentence) : "";
     // the findings first: what is wrong, as it appears
     const f = block("findings", "Findings");
