@@ -17,12 +17,9 @@ floor, as ``watch`` does. The web application itself is :mod:`aksnap.cli.serve_a
 from __future__ import annotations
 
 import os
-import secrets
-import socket
 import sys
 import threading
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -43,6 +40,8 @@ class ServeError(AksnapError):
 
 
 def _asset(name: str) -> str:
+    from importlib import resources
+
     return resources.files("aksnap.cli").joinpath("serve_assets", name).read_text("utf-8")
 
 
@@ -340,9 +339,11 @@ def render_page(data: dict[str, Any], nonce: str, serve: dict[str, Any]) -> str:
 
 # -- running it ----------------------------------------------------------------------------------
 
-def listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> "socket.socket":
     """The listening socket, bound before anything else starts: a port in use or an address
     not of this machine is one sentence."""
+    import socket
+
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as e:
@@ -382,12 +383,14 @@ class Served:
 
 def serve(source, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: Optional[str] = None,
           background: bool = False, on_ready: Optional[Callable[[str], None]] = None,
-          open_browser: bool = False, sock: Optional[socket.socket] = None):
+          open_browser: bool = False, sock: Optional["socket.socket"] = None):
     """Serve ``source`` (a :class:`BundleSource`, :class:`SeriesSource` or
     :class:`LiveSource`) until Ctrl-C or SIGTERM (or, ``background``, in a thread: returns a
     :class:`Served`). Any ``host`` but loopback needs a ``token`` (made and returned when
     None). ``on_ready(url)`` once it listens. ``sock``: the socket bound already (by
     :func:`listen`: the command binds before it reads the bundle)."""
+    import secrets
+
     import uvicorn
 
     from .serve_app import make_app
