@@ -317,6 +317,40 @@ def test_live_result_lineage_in_full_equals_aksnap_lineage_of_the_reconciled_bun
             s.stop()
 
 
+def test_live_page_says_when_the_cluster_or_the_server_stops_answering(browser):
+    """Given a session followed live (reconciles every 0.5 s), when the control plane stops,
+    then the page says the cluster's last refresh failed (the state it shows stays); when the
+    server stops too, then the page says its connection to the server is lost."""
+    from aksnap.exporter.client import RetryPolicy, connection_of
+    from aksnap.fixtures.scenarios import build_scenario
+    from aksnap.fixtures.server import SimulatedControlPlane
+
+    sc = build_scenario("htcmock", seed=6, tasks=100)
+    cp = SimulatedControlPlane(sc, at=0.5 * sc.cluster.end_time)
+    try:
+        src = LiveSource(connection_of(cp.start(), None), sc.truth["session"], None,
+                         interval=0.5, retry=RetryPolicy(attempts=1, budget_s=0.5, deadline_s=2))
+        src.resolve()
+        s = serve(src, port=0, background=True)
+        p = Page(browser, s.url, ready="body[data-reconciles]:not([data-reconciles='0'])")
+        try:
+            assert "the cluster answers" in p.page.inner_text("#live-health")
+            counts = _page_counts(p.page)
+            cp.stop()
+            _until(lambda: "last refresh failed" in p.page.inner_text("#live-health"), 30,
+                   "the page says the cluster does not answer")
+            assert _page_counts(p.page) == counts
+            s.stop()
+            _until(lambda: "connection to aksnap serve lost" in p.page.inner_text("#live-health"),
+                   15, "the page says the server is gone")
+            assert p.errors == [] and p.dialogs == [] and p.off_server(s.url) == []
+        finally:
+            p.page.close()
+            s.stop()
+    finally:
+        cp.stop()
+
+
 def test_live_hostile_messages_are_text(browser):
     """Given the hostile scenario live (its failure's message holds <img onerror>, NUL, a
     bidi override), when the page shows the root causes pushed by the server, then the
