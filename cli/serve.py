@@ -507,7 +507,7 @@ def _serve_params() -> tuple:
         Param("result", Optional[str], typer.Option(
             None, "--result", "-r", help="With BUNDLE: this result's lineage first; with "
             "--endpoint: the result to follow (its lineage).", show_default=False)),
-        Param("port", int, typer.Option(DEFAULT_PORT, "--port", "-p", help="TCP port to listen "
+        Param("port", int, typer.Option(DEFAULT_PORT, "--port", help="TCP port to listen "
                                         "on (0: any free one; the address is printed).",
                                         min=0, max=65535)),
         Param("host", str, typer.Option(DEFAULT_HOST, "--host", help="Address to listen on; any "
