@@ -43,6 +43,10 @@ def loadavg() -> float:
     return os.getloadavg()[0]
 
 
+class _Skip(Exception):
+    pass
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=200_000)
@@ -50,6 +54,9 @@ def main() -> None:
     ap.add_argument("--speed", type=float, default=10.0)
     ap.add_argument("--seconds", type=float, default=90.0)
     ap.add_argument("--interval", type=float, default=5.0)
+    ap.add_argument("--page-only", action="store_true", help="skip the watch alone: only the "
+                    "server with a page open (for a long run of the page's memory, e.g. "
+                    "--seconds 1800 --speed 0.15)")
     args = ap.parse_args()
 
     def simulate():
@@ -74,8 +81,11 @@ def main() -> None:
             proc.kill()
 
     # 1. the watch alone
-    server, ep, session = simulate()
+    w_wall, w_cpu, load_w = 1.0, float("nan"), float("nan")
+    server, ep, session = simulate() if not args.page_only else (None, None, None)
     try:
+        if args.page_only:
+            raise _Skip
         t0 = time.perf_counter()
         watch = subprocess.Popen([sys.executable, "-m", "aksnap", "watch", "--endpoint", ep,
                                   "--session", session, "-o", "json", "--interval",
@@ -86,8 +96,11 @@ def main() -> None:
         w_wall, w_cpu = time.perf_counter() - t0, cpu_of(watch.pid)
         load_w = (load0 + loadavg()) / 2
         stop(watch)
+    except _Skip:
+        pass
     finally:
-        stop(server)
+        if server is not None:
+            stop(server)
 
     # 2. the server, a page open
     from playwright.sync_api import sync_playwright
@@ -113,7 +126,11 @@ def main() -> None:
             heap0 = None
             seen = "0"
             load0 = loadavg()
+            samples, next_sample = [], t0 + 60
             while time.perf_counter() - t0 < args.seconds:
+                if time.perf_counter() >= next_sample:  # the page's memory, once a minute
+                    next_sample += 60
+                    samples.append((round(time.perf_counter() - t0), *page.evaluate(mem)))
                 now = page.get_attribute("body", "data-reconciles") or "0"
                 if now != seen:
                     seen = now
@@ -161,6 +178,9 @@ def main() -> None:
     print(f"states pushed to the page: {states} ({states / s_wall:.1f}/s); one state's JSON "
           f"({len(last):,} bytes) costs {per * 1e3:.3f} ms of CPU: {per * states / s_wall:.2%} of "
           f"a core, {per * states / s_wall / w_share:.1%} of the watch's own")
+    if len(samples) > 1:
+        print("page memory over the run (s, JS heap MB, DOM elements): " + ", ".join(
+            f"{t} {h / 1e6:.1f} {n}" for t, h, n in samples))
     if heap0 and heap1:
         print(f"page: JS heap {heap0[0] / 1e6:.1f} MB -> {heap1[0] / 1e6:.1f} MB, DOM elements "
               f"{heap0[1]} -> {heap1[1]}; page errors {len(errors)}")

@@ -368,8 +368,10 @@
     if (st.new_failures && st.new_failures.length)
       nf.appendChild(table(st.new_failures, [["task_id", "task", "id:task"], ["status"], ["seen_at", "seen at (s into the watch)", "n"]]));
     drawHealth();
-    if (String(st.reconciles || 0) !== body.getAttribute("data-reconciles") && st.reconciled_at) {
-      // how long after the server took this reconcile it is on the page (bench/bench_serve.py)
+    const prev = body.getAttribute("data-reconciles");
+    if (prev !== null && String(st.reconciles || 0) !== prev && st.reconciled_at) {
+      // how long after the server took this reconcile it is on the page (bench/bench_serve.py);
+      // not for the state the page opened on (that reconcile may be older than the page)
       body.setAttribute("data-lag-ms", String(Math.round(Date.now() - 1000 * st.reconciled_at)));
     }
     body.setAttribute("data-reconciles", String(st.reconciles || 0));
