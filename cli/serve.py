@@ -66,10 +66,10 @@ class Drill:
         """Answer from ``path`` from now on (opened at the next question)."""
         self.wanted = str(path)
 
-    def _open(self):
+    def _open(self, path=None):
         from aksnap.analyzer.snapshot import Snapshot
 
-        wanted = self.wanted
+        wanted = str(path) if path is not None else self.wanted
         if self.snap is None or self.path != wanted:
             if self.snap is not None:
                 self.snap.close()
@@ -78,32 +78,33 @@ class Drill:
             self.path = wanted
         return self.snap
 
-    def _command(self, name: str, kwargs: dict[str, Any]) -> str:
+    def _command(self, name: str, kwargs: dict[str, Any], path=None) -> str:
         from aksnap.analyzer.registry import COMMANDS
 
         with self.lock:
-            snap = self._open()
+            snap = self._open(path)
             try:
                 answer = COMMANDS[name].execute([snap], kwargs)
             except FileNotFoundError:
                 raise ServeError("the state moved on while this was read; ask again") from None
             return answer.render("json")
 
-    def lineage(self, result_id: str) -> str:
+    def lineage(self, result_id: str, path=None) -> str:
         """``aksnap lineage BUNDLE RESULT_ID -o json`` (its defaults: the 50 longest waiting
         frontier nodes described, all counted)."""
         from aksnap.analyzer.lineage import FRONTIER_SHOWN
 
-        return self._command("lineage", {"result_id": result_id, "frontier_limit": FRONTIER_SHOWN})
+        return self._command("lineage", {"result_id": result_id, "frontier_limit": FRONTIER_SHOWN},
+                             path)
 
-    def task(self, task_id: str) -> str:
+    def task(self, task_id: str, path=None) -> str:
         """``aksnap task BUNDLE TASK_ID -o json`` (its defaults: the first 50 inputs and
         outputs listed, all counted)."""
         from aksnap.analyzer.task_view import LIMIT
 
-        return self._command("task", {"task_id": task_id, "limit": LIMIT})
+        return self._command("task", {"task_id": task_id, "limit": LIMIT}, path)
 
-    def search(self, prefix: str) -> str:
+    def search(self, prefix: str, path=None) -> str:
         """The ids of tasks, results and sessions beginning with ``prefix`` (any case), at most
         ``SEARCH_HITS``, in id order, with their kind and status; ``more`` when others match."""
         from aksnap.output import to_json
@@ -111,7 +112,7 @@ class Drill:
         from .serve_app import SEARCH_HITS
 
         with self.lock:
-            snap = self._open()
+            snap = self._open(path)
             rows = snap.sql(
                 "SELECT id, kind, status FROM ("
                 " SELECT task_id AS id, 'task' AS kind, status FROM tasks"
@@ -157,6 +158,22 @@ class BundleSource:
         self.drill.close()
 
 
+class AtState:
+    """A :class:`Drill`'s questions asked of one bundle of a series."""
+
+    def __init__(self, drill: Drill, path):
+        self.drill, self.path = drill, path
+
+    def lineage(self, result_id: str) -> str:
+        return self.drill.lineage(result_id, path=self.path)
+
+    def task(self, task_id: str) -> str:
+        return self.drill.task(task_id, path=self.path)
+
+    def search(self, prefix: str) -> str:
+        return self.drill.search(prefix, path=self.path)
+
+
 class SeriesSource(BundleSource):
     """A series recorded by ``aksnap watch --record``: the report of its latest bundle with the
     recorded states (``report.replay``), which the page's slider walks through."""
@@ -181,9 +198,10 @@ class SeriesSource(BundleSource):
         self.latest = members[-1].name
         self.at_drill: Optional[Drill] = None
 
-    def drill_for(self, at: Optional[str]) -> Drill:
+    def drill_for(self, at: Optional[str]):
         """The drill-downs at the recorded state whose bundle is named ``at`` (the slider's):
-        the latest's, or one more bundle opened (the last asked for)."""
+        the latest's, or one more bundle kept open (the last asked for; the bundle is chosen
+        under the drill's lock, so two pages on two states never get each other's answer)."""
         if at is None or at == self.latest:
             return self.drill
         if at not in self.members:
@@ -191,9 +209,7 @@ class SeriesSource(BundleSource):
                              "recorded")
         if self.at_drill is None:
             self.at_drill = Drill(self.members[at], verify=self.verify)
-        else:
-            self.at_drill.point_at(self.members[at])
-        return self.at_drill
+        return AtState(self.at_drill, self.members[at])
 
     def stop(self) -> None:
         super().stop()

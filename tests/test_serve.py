@@ -211,6 +211,12 @@ def test_series_page_has_a_slider_over_the_recorded_states(browser, tmp_path):
         p.page.wait_for_selector("#detail .drill[data-done='1']", timeout=10_000)
         then = _cli_json("lineage", str(d / "00000-a"), rid)
         assert then["status"] != "COMPLETED" and then["summary"] in p.page.inner_text("#detail .drill")
+        # asked directly, state by state (each bundle chosen under the drill's lock)
+        for at in ("00000-a", "00002-b", "00000-a", "00003-b"):
+            status, body = _get(s.url + f"api/lineage?id={rid}&at={at}")
+            assert status == 200 and json.loads(body) == _cli_json("lineage", str(d / at), rid)
+        status, body = _get(s.url + f"api/lineage?id={rid}&at=../../etc")
+        assert status == 404 and "no bundle" in json.loads(body)["error"]
         assert p.problems() == [] and p.off_server(s.url) == []
     finally:
         p.page.close()
