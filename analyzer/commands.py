@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from aksnap.options import take_verify, typer_function
+from aksnap.options import take_quiet, take_verify, typer_function
 
 from .registry import COMMANDS, GROUPS, Command
 
@@ -27,6 +27,10 @@ def run_command(cmd: Command, values: dict[str, Any]) -> None:
     """The body of every analyzer command: checks, open and build, render, exit code."""
     fmt, section = cmd.output.take(values)
     verify = take_verify(values)
+    if cmd.bundles:
+        from .progress import enable
+
+        enable(take_quiet(values))
     if cmd.before is not None:
         cmd.before(values)
     answer = cmd.execute([values[b] for b in cmd.bundles], cmd.build_kwargs(values), verify)

@@ -216,7 +216,21 @@ def _chain_length(pointer: np.ndarray) -> np.ndarray:
     return dist
 
 
-CACHE_VERSION = "graph-v4"  # v4: ids as two record batches (tasks, results)
+def _prefetched(batches):
+    """The items of an iterator, the next one read in a thread while the caller works on
+    the current one (Parquet decoding releases the GIL)."""
+    it = iter(batches)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        nxt = pool.submit(next, it, None)
+        while True:
+            item = nxt.result()
+            if item is None:
+                return
+            nxt = pool.submit(next, it, None)
+            yield item
+
+
+CACHE_VERSION = "graph-v5"  # v5: meta says whether the content was proven (v4: ids as two batches)
 
 
 def _cache_path(snap) -> Path | None:
@@ -241,10 +255,33 @@ def _write_npy(path: Path, a: np.ndarray) -> None:
 
 
 def _cache_trusted(snap, meta: dict) -> bool:
-    """Whether a cache built for these checksums may answer for the files opened now."""
+    """Whether a cache built for these checksums may answer for the files opened now: for a
+    verified open, a cache built from content proven to be these checksums (the verification
+    then proves the files opened now are that content); for --no-verify, the very files it
+    was built from (device, inode, size, mtime)."""
     if snap.verified:
-        return True  # the checksums are being verified; no answer is shown unless they match
+        return meta.get("proven") is True
     return meta.get("identity") == [list(i) for i in snap.bundle.identity()]
+
+
+def _meta_proven(path: Path) -> bool:
+    try:
+        return json.loads((path / "meta.json").read_text()).get("proven") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _content_proven(snap) -> bool | None:
+    """Whether the files the graph was just built from are proven to be the content their
+    manifest's checksums name: True once the verification passed (waiting for it: a failure
+    raises its BundleError, as the answer would); False for --no-verify; None when a check
+    found problems (no cache is written from such files)."""
+    if getattr(snap, "integrity_problems", None):
+        return None
+    if not snap.verified:
+        return False
+    snap.wait_verified()
+    return True
 
 
 def _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload, own_t, owner, creator_t,
@@ -297,26 +334,39 @@ class TaskGraph:
     CACHE_MIN_TASKS = 200_000  # smaller bundles build faster than a cache round trip pays off
 
     @classmethod
-    def from_snapshot(cls, snap) -> "TaskGraph":
+    def from_snapshot(cls, snap, progress=None) -> "TaskGraph":
+        """The graph of ``snap``: from its index cache when there is one, else built by
+        streaming the id columns (:meth:`_build_streamed`) and cached. ``progress``: called
+        as ``progress(rows done, rows in all)`` while a cold open streams."""
         g = cls.__new__(cls)
         g._snap = snap
         cache = _cache_path(snap)
         if cache is not None and g._load_cache(cache):
             return g
-        tasks = snap.read_columns("tasks", cls.TASK_COLUMNS, dictionary=cls.DICTIONARY_COLUMNS)
-        results = snap.read_columns("results", cls.RESULT_COLUMNS, dictionary=cls.DICTIONARY_COLUMNS)
-        g._build(tasks, results)
-        del tasks, results  # the id columns are no longer needed: lower the peak before _finish
+        g._build_streamed(snap, progress)
         g._finish()
-        if cache is not None and g.n_tasks >= cls.CACHE_MIN_TASKS:
-            g._save_cache(cache)
+        proven = _content_proven(snap) if cache is not None and g.n_tasks >= cls.CACHE_MIN_TASKS \
+            else None
+        if proven is not None and g._save_cache(cache, proven):
+            # answer from the cache just written, memory-mapped, as every later open will:
+            # the arrays built in memory are released before the answer is computed
+            warm = cls.__new__(cls)
+            warm._snap = snap
+            if warm._load_cache(cache):
+                if "_acyclic" in g.__dict__:
+                    warm._acyclic = g._acyclic
+                return warm
         return g
 
     # -- the index cache: integer node indices computed once per bundle (content-addressed by
     # the manifest, which holds every table's SHA-256), so later opens skip the id joins ------
 
-    def _save_cache(self, path: Path) -> None:
-        """Write the index arrays (computed once) so that later opens map them instead."""
+    def _save_cache(self, path: Path, proven: bool) -> bool:
+        """Write the index arrays (computed once) so that later opens map them instead;
+        whether the cache at ``path`` is there now (written by this process or another).
+        ``proven``: the files were proven to be the manifest's content (see
+        :func:`_content_proven`); only such a cache answers verified opens, and it replaces
+        one that was not."""
         import shutil
         import tempfile
 
@@ -337,14 +387,23 @@ class TaskGraph:
                     "identity": [list(i) for i in self._snap.bundle.identity()],
                     "sessions": self.sessions.to_pylist(),
                     "acyclic": self.__dict__.get("_acyclic"),  # known only if computed
-                    "missing_texts": [t for _, t in self.missing_refs]}
+                    "missing_texts": [t for _, t in self.missing_refs], "proven": bool(proven)}
             (tmp / "meta.json").write_text(json.dumps(meta))
+            if proven and path.is_dir() and not _meta_proven(path):
+                # built by a --no-verify open: a verified open may not use it; ours replaces it
+                old = Path(tempfile.mkdtemp(prefix=path.name + ".old-", dir=path.parent))
+                try:
+                    os.rename(path, old / "entry")
+                except OSError:
+                    pass
+                shutil.rmtree(old, ignore_errors=True)
             try:
                 os.rename(tmp, path)
             except OSError:  # another process cached it first: theirs is as good
                 shutil.rmtree(tmp, ignore_errors=True)
+            return path.is_dir()
         except OSError:
-            pass  # a cache is an optimisation: a read-only home must not fail an analysis
+            return False  # a cache is an optimisation: a read-only home must not fail an analysis
 
     def _load_cache(self, path: Path) -> bool:
         try:
@@ -437,7 +496,140 @@ class TaskGraph:
 
     # -- building --------------------------------------------------------------------------------
 
+    #: what the cold open streams, beside the two id columns it reads whole
+    TASK_STREAM = ["session_id", "status", "payload_id", "data_dependencies",
+                   "expected_output_ids", "created_by", "initial_task_id"]
+    RESULT_STREAM = ["session_id", "status", "owner_task_id", "created_by"]
+
+    def _build_streamed(self, snap, progress=None) -> None:
+        """The index, streamed (the cold open). The two id columns are read whole (they are
+        kept: the cache and every answer name nodes by them) and hashed once each
+        (:class:`~aksnap.analyzer.idindex.IdIndex`); then the other id columns of the tasks and
+        of the results are read row group by row group, every reference mapped to a row number
+        as it is read, and only the integers kept. Memory: the ids, their two hash tables, the
+        integer arrays and one batch of strings, never every id column whole. Array for array
+        equal to :meth:`_build` over whole columns (tests/test_graph.py proves it)."""
+        from aksnap.analyzer.idindex import IdIndex
+
+        with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow and numpy release the GIL
+            tj = pool.submit(lambda: IdIndex(snap.read_columns("tasks", ["task_id"])["task_id"]))
+            rj = pool.submit(lambda: IdIndex(snap.read_columns("results", ["result_id"])["result_id"]))
+            tix, rix = tj.result(), rj.result()
+        self.task_ids, self.result_ids = tix.ids, rix.ids
+        T, R = len(tix.ids), len(rix.ids)
+        self.n_tasks, self.n_results, self.n = T, R, T + R
+        self._result_created_by = None
+        total, done = T + R, 0
+
+        sessions = pa.array([], pa.string())
+
+        def session_codes(col) -> np.ndarray:
+            nonlocal sessions
+            vals = _dictionary_values(col)
+            new = vals if not len(sessions) else \
+                vals.filter(pc.invert(pc.is_in(vals, value_set=sessions)))
+            if len(new):
+                sessions = pa.concat_arrays([sessions, new.cast(pa.string())])
+            return _codes(col, sessions)
+
+        task_names, result_names = pa.array(TASK_STATUSES), pa.array(RESULT_STATUSES)
+        parts: dict[str, list] = {k: [] for k in (
+            "t_sess", "t_stat", "dep_r", "dep_rows", "pay_r", "out_r", "out_rows", "creator_t",
+            "is_retry", "first_attempt", "r_sess", "r_stat", "own_t", "result_creator",
+            "miss_dep", "miss_pay", "miss_own", "miss_cre")}
+
+        def misses(key: str, found: np.ndarray, values, rows: np.ndarray, text: str,
+                   only_set: bool) -> None:
+            """(node, sentence) of the references not found (strings read for misses only)."""
+            miss = found < 0
+            if only_set and miss.any():
+                miss &= _np(pc.fill_null(pc.not_equal(values, ""), False)).astype(bool)
+            at = np.flatnonzero(miss)
+            if len(at):
+                named = _single(values).take(pa.array(at)).to_pylist()
+                parts[key].extend((int(r), text.format(v)) for r, v in zip(rows[at].tolist(), named))
+
+        for r0, b in _prefetched(snap.iter_row_groups("tasks", self.TASK_STREAM,
+                                                      dictionary=self.DICTIONARY_COLUMNS)):
+            n = b.num_rows
+            parts["t_sess"].append(session_codes(b["session_id"]))
+            parts["t_stat"].append(_codes(b["status"], task_names).astype(np.int16))
+            deps = _single(b["data_dependencies"])
+            dep_rows = _np(pc.list_parent_indices(deps)).astype(np.int64) + r0
+            dep_vals = pc.list_flatten(deps)
+            dep_r = rix.lookup(dep_vals)
+            misses("miss_dep", dep_r, dep_vals, dep_rows, "data dependency {} is not in the bundle", False)
+            payload = _single(b["payload_id"])
+            pay_r = rix.lookup(payload)
+            misses("miss_pay", pay_r, payload, np.arange(r0, r0 + n), "payload {} is not in the bundle", True)
+            outs = _single(b["expected_output_ids"])
+            parts["out_rows"].append(_np(pc.list_parent_indices(outs)).astype(np.int64) + r0)
+            parts["out_r"].append(rix.lookup(pc.list_flatten(outs)))
+            creator = _single(b["created_by"])
+            creator_t = tix.lookup(creator)
+            misses("miss_cre", creator_t, creator, np.arange(r0, r0 + n),
+                   "created_by task {} (parent or previous attempt) is not in the bundle", True)
+            initial = _single(b["initial_task_id"])
+            is_retry = _np(pc.fill_null(pc.and_(pc.not_equal(initial, self.task_ids.slice(r0, n)),
+                                                pc.not_equal(initial, "")), False)).astype(bool)
+            first_attempt = np.arange(r0, r0 + n)
+            if is_retry.any():
+                rows = np.flatnonzero(is_retry)
+                fa = tix.lookup(pc.filter(initial, pa.array(is_retry)))
+                fa[fa < 0] = rows[fa < 0] + r0
+                first_attempt[rows] = fa
+            for k, v in (("dep_r", dep_r), ("dep_rows", dep_rows), ("pay_r", pay_r),
+                         ("creator_t", creator_t), ("is_retry", is_retry),
+                         ("first_attempt", first_attempt)):
+                parts[k].append(v)
+            done += n
+            if progress is not None:
+                progress(done, total)
+
+        for r0, b in _prefetched(snap.iter_row_groups("results", self.RESULT_STREAM,
+                                                      dictionary=self.DICTIONARY_COLUMNS)):
+            n = b.num_rows
+            parts["r_sess"].append(session_codes(b["session_id"]))
+            parts["r_stat"].append(_codes(b["status"], result_names).astype(np.int16))
+            created = _single(b["created_by"])
+            owner = _single(b["owner_task_id"])
+            owner = pc.if_else(pc.equal(pc.fill_null(owner, ""), ""), created, owner)
+            creator = tix.lookup(created)
+            # the owner is mostly the creator: look up only the rows where it is another task
+            other = _np(pc.fill_null(pc.not_equal(owner, created), True)).astype(bool)
+            own_t = creator.copy()
+            if other.any():
+                own_t[other] = tix.lookup(pc.filter(owner, pa.array(other)))
+            misses("miss_own", own_t, owner, np.arange(T + r0, T + r0 + n),
+                   "owner (or creating) task {} is not in the bundle", True)
+            parts["own_t"].append(own_t)
+            parts["result_creator"].append(creator)
+            done += n
+            if progress is not None:
+                progress(done, total)
+
+        def cat(k: str, dtype) -> np.ndarray:
+            got = parts.pop(k)  # each part is released as soon as it is joined: a lower peak
+            return np.concatenate(got).astype(dtype, copy=False) if got else np.zeros(0, dtype=dtype)
+
+        self.sessions = sessions
+        self.session_of = np.concatenate([cat("t_sess", np.int64), cat("r_sess", np.int64)]).astype(np.int32)
+        self.task_status, self.result_status = cat("t_stat", np.int16), cat("r_stat", np.int16)
+        dep_r, dep_rows, pay_r = cat("dep_r", np.int64), cat("dep_rows", np.int64), cat("pay_r", np.int64)
+        own_t, creator_t = cat("own_t", np.int64), cat("creator_t", np.int64)
+        self.result_creator = cat("result_creator", np.int64)
+        out_r, out_rows = cat("out_r", np.int64), cat("out_rows", np.int64)
+        ok = out_r >= 0
+        order = np.argsort(out_r[ok], kind="stable")
+        self.expected_out_result, self.expected_out_task = out_r[ok][order], out_rows[ok][order]
+        self.missing_refs = parts["miss_dep"] + parts["miss_pay"] + parts["miss_own"] + parts["miss_cre"]
+        is_retry, first_attempt = cat("is_retry", bool), cat("first_attempt", np.int64)
+        del parts, tix, rix
+        self._edges(dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt)
+
     def _build(self, tasks: pa.Table, results: pa.Table) -> None:
+        """The index from whole columns in memory: the cold open before issue 21, kept as
+        the reference :meth:`_build_streamed` is proven equal to (tests/test_graph.py)."""
         T, R = tasks.num_rows, results.num_rows
         self.n_tasks, self.n_results, self.n = T, R, T + R
         self.task_ids = _single(tasks["task_id"])
@@ -505,7 +697,11 @@ class TaskGraph:
         self.missing_refs = _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload,
                                           own_t, owner, creator_t, t_creator)
 
-        # --- edges ---
+        self._edges(dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt)
+
+    def _edges(self, dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt) -> None:
+        """The edges, the producers and the spawn and retry links, from the row numbers."""
+        T = self.n_tasks
         ok = dep_r >= 0
         data = Edges(T + dep_r[ok], dep_rows[ok])
         pay_rows = np.flatnonzero(pay_r >= 0)

@@ -152,9 +152,12 @@ class LiveState:
 
     # -- events ------------------------------------------------------------------------------
 
-    def apply(self, batch) -> None:
-        """Apply a batch of events (``(kind, id, value)`` tuples from the follower)."""
+    def apply(self, batch, changed: tuple[set, set] | None = None) -> None:
+        """Apply a batch of events (``(kind, id, value)`` tuples from the follower). With
+        ``changed`` (a set of task ids, a set of result ids): add the ids whose status the
+        batch changed or that were unknown (a watch refetches those)."""
         tasks, results = self.tasks, self.results
+        ct, cr = changed if changed is not None else (None, None)
         tcode, rcode = T_CODE, R_CODE
         final_t, final_r = _T_FINAL, _R_FINAL
         failed_t = _T_FAILED
@@ -165,11 +168,15 @@ class LiveState:
                 i = tasks.index.get(obj)
                 if i is None:
                     tasks.add(obj, code)
+                    if ct is not None:
+                        ct.add(obj)
                 else:
                     old = tasks.codes[i]
                     if final_t[old] and not final_t[code]:
                         ignored += 1  # stale: a final task never changes again
                         continue
+                    if ct is not None and old != code:
+                        ct.add(obj)
                     tasks.codes[i] = code
                 if failed_t[code]:
                     # before the first reconcile the events replay the session: its failures
@@ -180,13 +187,20 @@ class LiveState:
                 i = results.index.get(obj)
                 if i is None:
                     results.add(obj, code)
+                    if cr is not None:
+                        cr.add(obj)
                 else:
                     if final_r[results.codes[i]] and not final_r[code]:
                         ignored += 1
                         continue
+                    if cr is not None and results.codes[i] != code:
+                        cr.add(obj)
                     results.codes[i] = code
-            elif kind == "owner" and obj == self.result_id:
-                self.owner[obj] = value
+            elif kind == "owner":
+                if cr is not None:
+                    cr.add(obj)
+                if obj == self.result_id:
+                    self.owner[obj] = value
         self.events_applied += len(batch) - ignored
         self.events_ignored += ignored
 

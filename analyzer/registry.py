@@ -34,7 +34,7 @@ from typing import Any, Callable, List, Optional, Sequence
 import typer
 
 from aksnap import paths
-from aksnap.options import NO_VERIFY, OutputGroup, Param, bundle_param
+from aksnap.options import NO_VERIFY, QUIET, OutputGroup, Param, bundle_param
 
 #: build() keywords that name an id: (its kind, which of the analysis' bundles holds it); a unique
 #: prefix of it is accepted, in any case
@@ -134,11 +134,13 @@ class Command:
 
     def cli_params(self) -> tuple[Param, ...]:
         """Every parameter of the command line, in the help's order: the bundles, the
-        command's own, the output group, then --no-verify."""
+        command's own, the output group, then --no-verify and --quiet."""
         out = [bundle_param(b) for b in self.bundles] + list(self.params)
         out += self.output.params()
         if self.bundles and self.verify_option:
             out.append(NO_VERIFY)
+        if self.bundles:
+            out.append(QUIET)
         return tuple(out)
 
     def build_kwargs(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -397,6 +399,49 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
          Param("all_steps", bool, typer.Option(False, "--all", help="Every step of a long chain "
                                                "(default: the first, last and longest)."),
                name="all_steps"))),
+    Command(
+        "whatif", Impl("whatif"),
+        """What if this run had other pods, another scheduling policy, or ran lazily? Replays
+        the recorded run (its DAG, each task's measured pod time, ArmoniK's release rules:
+        inputs COMPLETED, subtasks after their parent, retries after the failed attempt) as a
+        discrete-event simulation with a pod pool per partition. Says the model's error first
+        (the recorded order at the recorded capacity against the recorded makespan), then the
+        predicted makespan, the time to each --target result, utilisation per partition, the
+        replay's critical path and, with --curve, the makespan at half, once, twice and four
+        times the pods. --policy lazy runs only what the targets need and counts what it
+        saves. docs/whatif.md gives the model and its measured error. Sections: summary
+        (csv's default), sessions, partitions, targets, critical_path, calibration, lazy, curve.
+
+        Example: aksnap whatif ./run.aksnap --pods 16 --target 0b5e2c1a --curve""",
+        (_session(),
+         Param("pods", Optional[int], typer.Option(None, "--pods", help="Pods in every partition "
+                                                   "(default: as recorded, the most pods busy at "
+                                                   "once).", show_default=False, metavar="N"),
+               name="pods"),
+         Param("partition", List[str], typer.Option([], "--partition", help="Pods in one "
+                                                    "partition, NAME=N (repeatable; over "
+                                                    "--pods).", metavar="NAME=N"),
+               name="partitions"),
+         Param("policy", str, typer.Option("fifo", "--policy", help="Which queued task a freed "
+                                           "pod takes: fifo (ArmoniK's queue: priority, then "
+                                           "first queued), recorded (the recorded dispatch "
+                                           "order), critical-path (longest remaining path "
+                                           "first), lazy (fifo over only what the --target "
+                                           "results need).",
+                                           metavar="recorded|fifo|critical-path|lazy"),
+               name="policy"),
+         Param("target", List[str], typer.Option([], "--target", "-t", help="A result whose "
+                                                 "completion time to predict (a unique prefix is "
+                                                 "enough; repeatable; lazy needs one).",
+                                                 metavar="RESULT_ID"), name="targets"),
+         Param("curve", bool, typer.Option(False, "--curve", help="Also replay at half, twice "
+                                           "and four times the pods (where adding pods stops "
+                                           "helping)."), name="curve"),
+         Param("calibration", bool, typer.Option(True, "--calibration/--no-calibration",
+                                                 help="Also replay the recorded order on the "
+                                                 "recorded pods to state the model's error (a "
+                                                 "second replay; --no-calibration skips it)."),
+               name="calibrate"))),
     Command(
         "task", Impl("task_view"),
         """One task in full: its attempts, parent chain, subtasks, inputs and outputs with their

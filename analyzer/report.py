@@ -997,12 +997,16 @@ def build(snap, session_id: str | None = None, result_id: str | None = None) -> 
                      "bundle); aksnap task ID or aksnap lineage BUNDLE ID for any other")
     use = utilisation(snap)
     verdict_data = verdict(snap, session_id, sessions, use, paths, path_ids)
+    from . import whatif as whatif_mod
+
+    whatif_data = whatif_mod.report_data(snap, session_id)
     if use["partitions_total"] > len(use["partitions"]):
         notes.append(f"utilisation: the {len(use['partitions'])} partitions with most tasks of "
                      f"{use['partitions_total']:,} drawn")
     return {"meta": meta, "notes": notes, "sessions": sessions, "index": index,
-            "utilisation": use, "verdict": verdict_data,
-            "anchors": {"verdict": anchor("verdict"), "utilisation": anchor("utilisation")}}
+            "utilisation": use, "verdict": verdict_data, "whatif": whatif_data,
+            "anchors": {"verdict": anchor("verdict"), "utilisation": anchor("utilisation"),
+                        "whatif": anchor("whatif")}}
 
 
 # -- a recorded series ----------------------------------------------------------------------------

@@ -448,12 +448,65 @@ class Snapshot:
             raise BundleError(f"{self.path} cannot be read: {problems[0]}")
         return data
 
+    #: rows read at once when streaming a table (consecutive row groups are read together up
+    #: to this many rows; a row group is never split)
+    STREAM_ROWS = 131_072
+
+    def row_count(self, table: str) -> int:
+        return int(self.manifest.tables[table].rows or 0)
+
+    def iter_row_groups(self, table: str, columns: list[str],
+                        dictionary: list[str] | None = None):
+        """Columns of one table, row group by row group (consecutive small groups read
+        together, up to :attr:`STREAM_ROWS` rows): ``(first row, pa.Table)`` pairs, each
+        checked as :meth:`read_columns` checks a whole table. Memory is one batch, not the
+        columns whole."""
+        path = self.bundle.file(table)
+
+        def fail(e: BaseException) -> BundleError:
+            return BundleError(f"{self.path}: {table}.parquet cannot be read "
+                               f"({str(e).strip().splitlines()[0][:200]}); `aksnap check` "
+                               "lists its problems")
+        try:
+            f = pq.ParquetFile(path, read_dictionary=[c for c in dictionary or ()
+                                                      if c in columns] or None)
+            sizes = [f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)]
+        except (pa.ArrowException, OSError) as e:
+            raise fail(e) from None
+        first, group = 0, []
+        try:
+            for i, rows in enumerate(sizes + [None]):
+                if group and (rows is None or sum(sizes[g] for g in group) + rows > self.STREAM_ROWS):
+                    try:
+                        data = f.read_row_groups(group, columns=columns)
+                    except (pa.ArrowException, OSError) as e:
+                        raise fail(e) from None
+                    problems = column_problems(table, data, f"{table}.parquet", row_group=group[0])
+                    if problems:
+                        raise BundleError(f"{self.path} cannot be read: {problems[0]}")
+                    yield first, data
+                    first += data.num_rows
+                    group = []
+                if rows is not None:
+                    group.append(i)
+        finally:
+            close = getattr(f, "close", None)
+            if close is not None:
+                close()
+
     @cached_property
     def graph(self):
         """The task/data graph (:class:`aksnap.analyzer.graph.TaskGraph`), built on first use."""
         from aksnap.analyzer.graph import TaskGraph
 
-        graph = TaskGraph.from_snapshot(self)  # built while the checksums are verified
+        from aksnap.analyzer.progress import cold_open
+
+        progress = cold_open(f"indexing {self.path.name}")
+        try:  # built while the checksums are verified
+            graph = TaskGraph.from_snapshot(self, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
         self.wait_verified()
         return graph
 

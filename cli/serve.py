@@ -225,10 +225,12 @@ class LiveSource:
     mode = "endpoint"
 
     def __init__(self, conn, session_id: Optional[str], result_id: Optional[str],
-                 interval: float, retry=None, jobs: int = 2, max_s: Optional[float] = None):
+                 interval: float, retry=None, jobs: Optional[int] = None,
+                 max_s: Optional[float] = None, max_rps: Optional[float] = None):
         from .serve_app import Broadcaster
 
         self.conn, self.interval, self.retry, self.jobs, self.max_s = conn, interval, retry, jobs, max_s
+        self.max_rps = max_rps  # the load budget (--max-rps), as aksnap watch takes it
         self.session_id, self.result_id = session_id, result_id
         self.broadcaster = Broadcaster()
         self.drill: Optional[Drill] = None
@@ -315,7 +317,8 @@ class LiveSource:
                         session_id=None if self.result_id else self.session_id,
                         interval=self.interval, retry=self.retry, jobs=self.jobs,
                         on_update=self._update, stop=self.stop_event,
-                        on_reconcile=self._reconciled, max_s=self.max_s)
+                        on_reconcile=self._reconciled, max_s=self.max_s,
+                        max_rps=self.max_rps)
             what = f"result {self.result_id}" if self.result_id else f"session {self.session_id}"
             verdict = {0: "completed", 1: "failed"}.get(res.code)
             self.ended = {"code": res.code, "sentence": (
@@ -570,9 +573,10 @@ def serve_body(values: dict[str, Any]) -> None:
         from aksnap.exporter.commands import notices_on_stderr, take_connection
 
         os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-        options, retry = take_connection(values)
+        options, retry, budget = take_connection(values)
         conn = options.resolve()
-        source = LiveSource(conn, session, result, interval, retry=retry)
+        source = LiveSource(conn, session, result, interval, retry=retry, jobs=budget.jobs,
+                            max_rps=budget.max_rps)
         with notices_on_stderr():
             source.resolve()
     loopback = host in LOOPBACK

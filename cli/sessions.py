@@ -17,7 +17,8 @@ from typing import Any, Optional
 import typer
 
 from aksnap import paths
-from aksnap.options import NO_VERIFY, Param, bundle_param, take_verify, typer_function
+from aksnap.options import (NO_VERIFY, QUIET, Param, bundle_param, take_quiet, take_verify,
+                            typer_function)
 
 
 def _params() -> tuple:
@@ -28,7 +29,7 @@ def _params() -> tuple:
     shared = bundle_param("bundle").cli  # the one declaration, made optional (--endpoint)
     bundle = Param("bundle", Optional[Path], typer.Argument(
         None, help=shared.help, show_default=False, metavar="BUNDLE", callback=paths.bundle_in))
-    return (bundle, *cmd.params, *CONNECTION, *cmd.output.params(), NO_VERIFY)
+    return (bundle, *cmd.params, *CONNECTION, *cmd.output.params(), NO_VERIFY, QUIET)
 
 
 def sessions_body(values: dict[str, Any]) -> None:
@@ -40,7 +41,9 @@ def sessions_body(values: dict[str, Any]) -> None:
     from aksnap.exporter.commands import CONNECTION, take_connection
 
     cmd = COMMANDS["sessions"]
-    connecting = [p.cli.param_decls[0] for p in CONNECTION if values.get(p.dest) is not None]
+    # given: not its default (--jobs has one, the others None)
+    connecting = [p.cli.param_decls[0] for p in CONNECTION
+                  if values.get(p.dest) is not None and values.get(p.dest) != p.cli.default]
     if values["bundle"] is not None:
         if connecting:
             raise OptionError(f"aksnap sessions reads a BUNDLE or a control plane, not both; "
@@ -58,9 +61,11 @@ def sessions_body(values: dict[str, Any]) -> None:
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     fmt, section = cmd.output.take(values)
     take_verify(values)
-    options, retry = take_connection(values)
+    take_quiet(values)
+    options, retry, budget = take_connection(values)
     with notices_on_stderr():
-        data = list_sessions(options, limit=cmd.build_kwargs(values)["limit"], retry=retry)
+        data = list_sessions(options, limit=cmd.build_kwargs(values)["limit"], retry=retry,
+                             budget=budget)
     typer.echo(render(data, fmt, section))
 
 

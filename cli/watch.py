@@ -60,6 +60,35 @@ DEFAULT_KEEP = 10
 DEFAULT_MIN_FREE = "1GiB"
 
 
+#: A reconcile's calls use at most this share of the budget over time: the interval grows so
+#: that calls / interval <= RECONCILE_SHARE * max_rps (the event stream and a retry keep room).
+RECONCILE_SHARE = 0.5
+#: While nothing changes (no event, and the server's counts are the last bundle's), the
+#: interval doubles up to this many seconds; an event brings it back to ``--interval``.
+MAX_IDLE_INTERVAL = 60.0
+#: Every this many seconds a reconcile reads every open row again, whatever the events said
+#: (a change between two open statuses whose event was lost is seen within this).
+TRUST_EVERY_S = 600.0
+
+
+@dataclass
+class Plan:
+    """What a reconcile does, and why (shown in the view):
+
+    - ``probe``: nothing changed as far as the events tell: count the session's tasks by
+      status and its results (2 calls); a new state only when they moved (then ``full``);
+    - ``changed``: update the last bundle, refetching only the rows the events named
+      (``tasks``, ``results``; and the open results those tasks own) besides new rows;
+    - ``full``: the state cannot be trusted (the first, a failed probe, every
+      :data:`TRUST_EVERY_S`): update every open row, or export when most are open;
+    - ``export``: what a ``full`` became (set once it ran)."""
+
+    kind: str
+    why: str = ""
+    tasks: set = field(default_factory=set)
+    results: set = field(default_factory=set)
+
+
 class WatchError(AksnapError):
     """The watch cannot start or go on; one sentence. ``exit_code`` 2 for a mistake that will
     not go away (unknown id, bad option), 1 for a refresh that failed (--once)."""
@@ -89,8 +118,10 @@ class _Reconciler:
     says why) and the reconciles go on in a temporary directory, as without ``--record``."""
 
     def __init__(self, conn, session_id: str, result_id: Optional[str], record: Optional[Path],
-                 keep: int, jobs: int, min_free: Optional[tuple[str, float]] = None, retry=None):
+                 keep: int, jobs: int, min_free: Optional[tuple[str, float]] = None, retry=None,
+                 throttle=None):
         self.conn, self.session_id, self.result_id = conn, session_id, result_id
+        self.throttle = throttle                    # the watch's one load budget
         self.retry = retry                          # --retry-for: each export's RetryPolicy
         self.record, self.keep, self.min_free, self.jobs = record, keep, min_free, jobs
         self.dir = record
@@ -113,6 +144,11 @@ class _Reconciler:
         self.count = 0
         self.parts: dict[str, float] = {}          # what the last reconcile's steps took
         self.open_share = 1.0                      # of the last bundle's rows, still open
+        self.plan = Plan("full", "first")           # what the running (last) reconcile does
+        self.cost: Optional[dict] = None            # what it cost (the manifest's cost record)
+        self.tables = None                          # the last bundle's live-state columns
+        self.last_counts: tuple = ({}, -1)          # its tasks by status, its results
+        self.probes = 0                             # probes that found nothing changed
 
     def _scratch_dir(self) -> None:
         import tempfile
@@ -128,13 +164,16 @@ class _Reconciler:
     def running(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
 
-    def start(self) -> None:
+    def start(self, plan: "Plan | None" = None) -> None:
         self.outcome, self.error, self.permanent = None, None, False
+        self.plan = plan or Plan("full", "first")
         self.started_at = time.time()
-        self.thread = threading.Thread(target=self._run, name="aksnap-reconcile", daemon=True)
-        self.thread.start()
+        thread = threading.Thread(target=self._run, name="aksnap-reconcile", daemon=True)
+        self.thread = thread
+        thread.start()
 
     def run_now(self) -> None:
+        self.plan = Plan("full", "first")
         self.started_at = time.time()
         self._run()
         if self.error:
@@ -156,51 +195,96 @@ class _Reconciler:
                 "watch goes on without recording")
 
     def _run(self) -> None:
-        import pyarrow.parquet as pq
-
-        from aksnap.analyzer.live import analyze
-        from aksnap.exporter import export, update
         from aksnap.exporter.client import ExportError
 
         t0 = time.perf_counter()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        self.cost = None
         try:
             if self.recording:
                 self.stopped = self._low_space()
                 if self.stopped is not None:
                     self._scratch_dir()  # never fill the disk: the recording is over
-            out = self.dir / f"{self.seq:05d}-{stamp}"
-            # --record keeps the chain of updates (each bundle names its parent and what it
-            # cost); otherwise the cheaper way to the same rows
-            if self.last is None or (not self.recording
-                                     and self.open_share >= FULL_EXPORT_OPEN_SHARE):
-                s = export(self.conn, out, sessions=[self.session_id], jobs=self.jobs,
-                           retry=self.retry)
-                fetched = s.rows["tasks"] + s.rows["results"]
-            else:
-                s = update(self.last, out, endpoint=self.conn, jobs=self.jobs, retry=self.retry)
-                fetched = sum(s.update["rows_fetched"].values())
-            t1 = time.perf_counter()
-            tables = (pq.read_table(out / "tasks.parquet", columns=_TASK_COLUMNS),
-                      pq.read_table(out / "results.parquet", columns=_RESULT_COLUMNS))
-            t2 = time.perf_counter()
-            self.open_share = _open_share(*tables)
-            try:
-                analysis = analyze(out, self.session_id, self.result_id)
-            except Exception as e:  # noqa: BLE001 - the view says so; the counts still show
-                analysis = {"error": f"the analysis failed: {e}"}
-            self.parts = {"export_s": round(t1 - t0, 3), "read_s": round(t2 - t1, 3),
-                          "analyze_s": round(time.perf_counter() - t2, 3)}
-            shown = self._keep(out, tables)
+            plan = self.plan
+            if plan.kind == "probe":
+                if self._unchanged():
+                    self.probes += 1
+                    self.count += 1  # a reconcile that found the state unchanged
+                    if self.recording:
+                        self.unchanged += 1
+                    return  # nothing fetched, no bundle: outcome and error stay None
+                plan = self.plan = Plan("full", "the server's counts moved without events")
+            self._reconcile(plan, t0)
         except ExportError as e:
             self.error, self.permanent = str(e), e.exit_code == 2
-            return
         except OSError as e:
             self.error = str(e)
-            return
         except Exception as e:  # noqa: BLE001 - a bundle error: shown, retried next interval
             self.error = f"the refresh failed: {e}"
-            return
+
+    def _unchanged(self) -> bool:
+        """Whether the server's counts are the last bundle's: tasks by status (one
+        CountTasksByStatus) and the results' number (one count-only ListResults)."""
+        from aksnap.exporter.client import RawClient
+        from aksnap.exporter.decode import status_counts_from_raw
+        from aksnap.exporter.requests import count_tasks_request, row_filters
+        from aksnap.exporter.selection import count
+
+        with RawClient(self.conn, retry=self.retry, throttle=self.throttle) as client:
+            try:
+                by_status = status_counts_from_raw(client.call(
+                    "count_tasks", count_tasks_request([self.session_id])))
+                results = count(client, "results", row_filters("results", self.session_id))
+            finally:
+                self.cost = client.cost.record()
+        tasks = {k: v for k, v in by_status.items() if v}
+        return tasks == self.last_counts[0] and results == self.last_counts[1]
+
+    def _reconcile(self, plan: "Plan", t0: float) -> None:
+        """Export (the first time, or when the state cannot be trusted and most rows are
+        open), else update the last bundle (every open row, or only the changed ones);
+        read back the live state's columns, analyse, file the bundle."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from aksnap.analyzer.live import analyze
+        from aksnap.exporter import export, update
+
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        out = self.dir / f"{self.seq:05d}-{stamp}"
+        # --record keeps the chain of updates (each bundle names its parent and what it
+        # cost); otherwise the cheaper way to the same rows
+        if self.last is None or (plan.kind == "full" and not self.recording
+                                 and self.open_share >= FULL_EXPORT_OPEN_SHARE):
+            s = export(self.conn, out, sessions=[self.session_id], jobs=self.jobs,
+                       retry=self.retry, throttle=self.throttle)
+            fetched = s.rows["tasks"] + s.rows["results"]
+            self.plan = Plan("export", plan.why)
+        else:
+            changed = None
+            if plan.kind == "changed":
+                changed = {"tasks": sorted(plan.tasks),
+                           "results": sorted(plan.results | _owned_open(self.tables,
+                                                                        plan.tasks))}
+            s = update(self.last, out, endpoint=self.conn, jobs=self.jobs, retry=self.retry,
+                       throttle=self.throttle, changed=changed)
+            fetched = sum(s.update["rows_fetched"].values())
+        self.cost = s.cost
+        t1 = time.perf_counter()
+        tables = (pq.read_table(out / "tasks.parquet", columns=_TASK_COLUMNS),
+                  pq.read_table(out / "results.parquet", columns=_RESULT_COLUMNS))
+        t2 = time.perf_counter()
+        self.open_share = _open_share(*tables)
+        self.tables = tables
+        vc = pc.value_counts(tables[0].column("status")).to_pylist() if tables[0].num_rows \
+            else []
+        self.last_counts = ({d["values"]: d["counts"] for d in vc}, tables[1].num_rows)
+        try:
+            analysis = analyze(out, self.session_id, self.result_id)
+        except Exception as e:  # noqa: BLE001 - the view says so; the counts still show
+            analysis = {"error": f"the analysis failed: {e}"}
+        self.parts = {"export_s": round(t1 - t0, 3), "read_s": round(t2 - t1, 3),
+                      "analyze_s": round(time.perf_counter() - t2, 3)}
+        shown = self._keep(out, tables)
         self.seq += 1
         self.count += 1
         self.outcome = (tables, analysis, str(shown), time.perf_counter() - t0, fetched)
@@ -237,8 +321,11 @@ class _Reconciler:
     def wait(self, timeout: float = 30) -> None:
         """Let a reconcile in flight finish (a recorded state is filed whole, never left as
         a partial directory or a bundle without its line)."""
-        if self.thread is not None:
-            self.thread.join(timeout=timeout)
+        thread = self.thread
+        # a Ctrl-C can land inside Thread.start(): a thread that never started has nothing
+        # to wait for (joining it is a RuntimeError, which turned the exit 130 into 1)
+        if thread is not None and thread.ident is not None:
+            thread.join(timeout=timeout)
 
     def close(self) -> None:
         self.wait()
@@ -311,6 +398,22 @@ def _open_share(tasks, results) -> float:
     return (int(open_t or 0) + int(open_r or 0)) / rows
 
 
+def _owned_open(tables, task_ids: set) -> set:
+    """The open results (CREATED) of the last bundle owned by one of ``task_ids``: a task's
+    end completes or aborts them, or hands them on (a parent's output to its aggregation
+    child), so they are refetched with it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if tables is None or not task_ids:
+        return set()
+    results = tables[1]
+    mask = pc.and_(pc.equal(results.column("status"), "CREATED"),
+                   pc.is_in(results.column("owner_task_id"),
+                            value_set=pa.array(list(task_ids), pa.string())))
+    return set(results.column("result_id").filter(mask).to_pylist())
+
+
 def _check_record(record: Optional[Path]) -> Optional[Path]:
     if record is None:
         return None
@@ -332,10 +435,11 @@ def _check_record(record: Optional[Path]) -> Optional[Path]:
 
 def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optional[str] = None,
           interval: float = DEFAULT_INTERVAL, once: bool = False, record=None, tls=None,
-          jobs: int = 2, on_update: Optional[Callable[[dict[str, Any]], None]] = None,
+          jobs: Optional[int] = None, on_update: Optional[Callable[[dict[str, Any]], None]] = None,
           stop: Optional[threading.Event] = None, max_s: Optional[float] = None,
           state=None, keep: Optional[int] = None, min_free=None,
           on_notice: Optional[Callable[[str], None]] = None, retry=None,
+          max_rps: Optional[float] = None,
           on_reconcile: Optional[Callable[[str], None]] = None) -> WatchResult:
     """Follow ``session_id`` (or the session of ``result_id``) at ``endpoint`` until it ends.
 
@@ -359,13 +463,14 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     without ``record`` it is removed when the next reconcile is taken).
     """
     from aksnap.analyzer.live import LiveState
-    from aksnap.exporter.client import ExportError, RawClient, connection_of
-    from aksnap.exporter.follow import EventFollower, result_session
+    from aksnap.exporter.budget import Throttle, budget_of
+    from aksnap.exporter.client import RawClient, connection_of
+    from aksnap.exporter.follow import result_session
     from aksnap.exporter.listing import resolve_result_prefix, resolve_session_prefix
 
     if (session_id is None) == (result_id is None):
         raise WatchError("watch one thing: --session ID or --result ID")
-    if interval <= 0:
+    if not interval > 0:
         raise WatchError(f"--interval must be > 0 seconds (got {interval})")
     if record is None and (keep is not None or min_free is not None):
         raise WatchError("--keep and --min-free apply to a recording; add --record DIR")
@@ -376,8 +481,12 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     floor = parse_min_free(DEFAULT_MIN_FREE if min_free is None else min_free)
     record = _check_record(Path(record) if record is not None else None)
     conn = connection_of(endpoint, tls)  # the one resolver, as export and export --update
-    stop = stop or threading.Event()
-    with RawClient(conn, retry=retry) as client:
+    # one load budget for every call of the watch: reconciles, lookups, subscriptions; and
+    # one total of what they cost
+    budget = budget_of(max_rps, jobs)
+    throttle = Throttle(budget, conn.endpoint)
+    throttle.keep_total()
+    with RawClient(conn, retry=retry, throttle=throttle) as client:
         # an id given by its beginning is made whole (an ambiguous one refused) first
         if result_id is not None:
             result_id = resolve_result_prefix(client, result_id)
@@ -388,135 +497,239 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
         state = LiveState(session_id, result_id)
     else:
         state.session_id, state.result_id = session_id, result_id
-    rec = _Reconciler(conn, session_id, result_id, record, keep=keep, jobs=jobs, min_free=floor,
-                      retry=retry)
-    announced: list[str] = []
-    pending: deque = deque()
-    replay: list = []
-    follower = None
-    info: dict[str, Any] = {"reconciles": 0, "last_reconcile_s": None,
-                            "last_reconcile_parts": {}, "rows_fetched": None,
-                            "bundle": None, "analysis": {}, "error": None}
-
-    def snapshot() -> dict[str, Any]:
-        st = state.view()
-        if follower is not None:
-            fs = follower.stats
-            st["events"] = {"received": fs.events, "subscriptions": fs.subscriptions,
-                            "drops": fs.drops, "applied": state.events_applied,
-                            "ignored_stale": state.events_ignored,
-                            # since the first subscription (it opens after the first
-                            # reconcile): the rate the stream delivered, not diluted by it
-                            "per_s": round(fs.events / max(1e-9, time.time() - (
-                                fs.subscribed_at or started)), 1)}
-        st.update({k: v for k, v in info.items()})
-        st["recorded"] = [str(p) for p in rec.recorded]
-        if record is not None:
-            st["recording"] = {"dir": str(record), "keep": rec.keep, "min_free": floor[0],
-                               "states": rec.states, "bundles_kept": len(rec.recorded),
-                               "unchanged_not_recorded": rec.unchanged, "stopped": rec.stopped}
-        return st
-
-    def announce() -> None:
-        """The sentence saying the recording stopped, once."""
-        if rec.stopped is not None and not announced:
-            announced.append(rec.stopped)
-            if on_notice is not None:
-                on_notice(rec.stopped)
-
-    def result(code) -> WatchResult:
-        rec.wait()  # what DIR holds when the watch returns
-        announce()
-        return WatchResult(code, snapshot(), [str(p) for p in rec.recorded], rec.stopped)
-
-    def take(outcome) -> None:
-        tables, analysis, path, seconds, fetched = outcome
-        if on_reconcile is not None:
-            on_reconcile(path)
-        state.load(*tables, at=rec.started_at)
-        if replay:  # events that arrived while the reconcile ran may be newer than it
-            for batch in replay:
-                state.apply(batch)
-        replay.clear()
-        state.note_findings(analysis.pop("findings", None) or [] if isinstance(analysis, dict) else [])
-        info.update(reconciles=rec.count, last_reconcile_s=round(seconds, 3),
-                    last_reconcile_parts=dict(rec.parts),
-                    rows_fetched=fetched, analysis=analysis,
-                    bundle=path if record is not None else None, error=None)
-
-    started = time.time()
+    rec = _Reconciler(conn, session_id, result_id, record, keep=keep, jobs=budget.jobs,
+                      min_free=floor, retry=retry, throttle=throttle)
+    w = _Watch(rec, state, throttle, interval=interval, record=record, floor=floor,
+               on_update=on_update, on_notice=on_notice, stop=stop or threading.Event(),
+               on_reconcile=on_reconcile)
     try:
         if once:
             rec.run_now()  # WatchError: 2 for an unknown id, 1 for a refresh that failed
-            announce()
-            take(rec.outcome)
-            return result(None)
+            w.announce()
+            w.take(rec.outcome)
+            return w.result(None)
+        return w.result(w.run(max_s))
+    finally:
+        w.close()
 
-        def sink(batch):
-            pending.append(batch)
+
+class _Watch:
+    """The watch's loop (:func:`watch`): events applied as they come, a reconcile planned
+    (:class:`Plan`) at each interval from what they said, the interval adapted, the state
+    shown."""
+
+    def __init__(self, rec: _Reconciler, state, throttle, *, interval: float, record, floor,
+                 on_update, on_notice, stop: threading.Event, on_reconcile=None):
+        self.rec, self.state, self.throttle = rec, state, throttle
+        self.on_reconcile = on_reconcile  # aksnap serve: each reconcile's bundle
+        self.interval, self.record, self.floor = interval, record, floor
+        self.on_update, self.on_notice, self.stop = on_update, on_notice, stop
+        self.announced: list[str] = []
+        self.pending: deque = deque()
+        self.replay: list = []
+        self.follower = None
+        self.changed: tuple[set, set] = (set(), set())  # named by events since the last start
+        self.idle = 0                     # reconciles in a row that found nothing changed
+        self.trusted_at = 0.0             # when the last full reconcile started
+        self.gap = interval               # the current interval
+        self.started = time.time()
+        self.info: dict[str, Any] = {"reconciles": 0, "last_reconcile_s": None,
+                                     "last_reconcile_parts": {}, "rows_fetched": None,
+                                     "bundle": None, "analysis": {}, "error": None}
+
+    # -- the view
+
+    def snapshot(self) -> dict[str, Any]:
+        rec, st = self.rec, self.state.view()
+        if self.follower is not None:
+            fs = self.follower.stats
+            st["events"] = {"received": fs.events, "subscriptions": fs.subscriptions,
+                            "drops": fs.drops, "applied": self.state.events_applied,
+                            "ignored_stale": self.state.events_ignored,
+                            # since the first subscription (it opens after the first
+                            # reconcile): the rate the stream delivered, not diluted by it
+                            "per_s": round(fs.events / max(1e-9, time.time() - (
+                                fs.subscribed_at or self.started)), 1)}
+        st.update(self.info)
+        total = self.throttle.total
+        st["cost"] = {"last_reconcile": self.info.get("last_cost"),
+                      "total": total.record() if total is not None else None,
+                      "calls_per_min": (round(total.total_calls / max(total.wall_s, 1e-9) * 60,
+                                              1) if total is not None else None),
+                      "interval_s": round(self.gap, 2), "budget": self.throttle.state()}
+        st.pop("last_cost", None)
+        st["recorded"] = [str(p) for p in rec.recorded]
+        if self.record is not None:
+            st["recording"] = {"dir": str(self.record), "keep": rec.keep,
+                               "min_free": self.floor[0], "states": rec.states,
+                               "bundles_kept": len(rec.recorded),
+                               "unchanged_not_recorded": rec.unchanged, "stopped": rec.stopped}
+        return st
+
+    def show(self) -> None:
+        if self.on_update is not None:
+            self.on_update(self.snapshot())
+
+    def announce(self) -> None:
+        """The sentence saying the recording stopped, once."""
+        rec = self.rec
+        if rec.stopped is not None and not self.announced:
+            self.announced.append(rec.stopped)
+            if self.on_notice is not None:
+                self.on_notice(rec.stopped)
+
+    def result(self, code) -> WatchResult:
+        rec = self.rec
+        rec.wait()  # what DIR holds when the watch returns
+        self.announce()
+        return WatchResult(code, self.snapshot(), [str(p) for p in rec.recorded], rec.stopped)
+
+    def close(self) -> None:
+        if self.follower is not None:
+            self.follower.stop()
+        self.rec.close()
+
+    # -- a reconcile's end
+
+    def take(self, outcome) -> None:
+        tables, analysis, path, seconds, fetched = outcome
+        rec = self.rec
+        if self.on_reconcile is not None:
+            self.on_reconcile(path)
+        self.state.load(*tables, at=rec.started_at)
+        for batch in self.replay:  # events that arrived while it ran may be newer than it
+            self.state.apply(batch)
+        self.replay.clear()
+        self.state.note_findings(analysis.pop("findings", None) or []
+                                 if isinstance(analysis, dict) else [])
+        self.info.update(reconciles=rec.count, last_reconcile_s=round(seconds, 3),
+                         last_reconcile_parts=dict(rec.parts), last_reconcile=rec.plan.kind,
+                         last_reconcile_why=rec.plan.why, rows_fetched=fetched,
+                         analysis=analysis,
+                         bundle=path if self.record is not None else None, error=None)
+
+    def finished(self) -> Optional[int]:
+        """A reconcile ended: take its state (or its error); the outcome when decided."""
+        rec = self.rec
+        if rec.error is not None and rec.permanent:
+            # an unknown session, a refused selection: retrying cannot help
+            raise WatchError(rec.error)
+        self.announce()
+        if self.follower is None:
+            self._follow()  # after the first reconcile (taken or failed)
+        code = None
+        self.info["last_cost"] = rec.cost
+        self.info["probes_unchanged"] = rec.probes
+        if rec.outcome is not None:
+            self.take(rec.outcome)
+            rec.outcome = None
+            code = self.state.outcome()
+            self.idle = 0 if rec.plan.kind != "probe" else self.idle
+        elif rec.error is not None:
+            # the control plane unavailable, a network cut: said, and tried again
+            self.info["error"] = f"{rec.error}; retrying every {self.interval:g} s"
+            rec.error = None
+        else:  # a probe: nothing changed
+            self.idle += 1
+            self.info.update(reconciles=rec.count, last_reconcile="probe",
+                             last_reconcile_why="no event, the server's counts unchanged",
+                             last_reconcile_s=round(time.time() - rec.started_at, 3),
+                             rows_fetched=0, error=None)
+        rec.thread = None
+        self.replay.clear()
+        self.gap = self._next_gap()
+        self.show()
+        return code
+
+    def _next_gap(self) -> float:
+        """The interval until the next reconcile: ``--interval``, doubled for each reconcile
+        in a row that found nothing changed (up to :data:`MAX_IDLE_INTERVAL`), and never so
+        short that reconciles like the last would use more than :data:`RECONCILE_SHARE` of
+        the budget."""
+        gap = min(max(self.interval, MAX_IDLE_INTERVAL), self.interval * 2 ** min(self.idle, 8))
+        cost, rate = self.rec.cost, self.throttle.budget.max_rps
+        if cost and rate != float("inf"):
+            gap = max(gap, sum(cost.get("calls", {}).values()) / (rate * RECONCILE_SHARE))
+        return gap
+
+    # -- the loop
+
+    def _follow(self) -> None:
+        from aksnap.exporter.follow import EventFollower
 
         # The first reconcile runs alone: a new subscription replays the whole session (every
         # task and result as NEW_*, as Core does), which keeps the server busy for as long as
         # it takes to send; a capture taken meanwhile competed with it (a 200,000-task live
         # session on the simulator: the first complete view after 30 s, 17-20 s alone; see
-        # docs/watch.md). Subscribing after it loses
-        # nothing: the replay is the state as of the subscription.
-        # The events asked for: a session's tasks (its results are as of the last reconcile:
-        # the replay of a result per task output and input more than doubled the stream), or
-        # for a result, the tasks and that result alone.
-        follower = EventFollower(conn, session_id, sink,
-                                 results=result_id if result_id is not None else "none")
-        rec.start()
-        next_at = time.time() + interval
-        tick = min(0.5, interval / 5)
+        # docs/watch.md). Subscribing after it loses nothing: the replay is the state as of
+        # the subscription, and what it shows changed since the bundle is named for the next
+        # reconcile. The events asked for: a session's tasks (its results are as of the last
+        # reconcile: the replay of a result per task output and input more than doubled the
+        # stream), or for a result, the tasks and that result alone.
+        rid = self.state.result_id
+        self.follower = EventFollower(self.rec.conn, self.state.session_id, self.pending.append,
+                                      results=rid if rid is not None else "none",
+                                      throttle=self.throttle)
+        self.follower.start()
+
+    def plan(self, now: float) -> Plan:
+        """What the next reconcile does (:class:`Plan`), from what the events said."""
+        tasks, results = self.changed
+        self.changed = (set(), set())
+        f = self.follower
+        if f is None or not f.stats.subscriptions or self.rec.last is None:
+            return Plan("full", "no event stream yet")
+        if now - self.trusted_at >= TRUST_EVERY_S:
+            return Plan("full", f"every {TRUST_EVERY_S:g} s")
+        if not tasks and not results:
+            return Plan("probe", "no event")
+        rows = self.rec.tables[0].num_rows + self.rec.tables[1].num_rows if self.rec.tables \
+            else 0
+        if not self.rec.recording and len(tasks) + len(results) >= FULL_EXPORT_OPEN_SHARE * rows:
+            return Plan("full", "most rows changed")
+        return Plan("changed", f"{len(tasks)} tasks and {len(results)} results changed",
+                    tasks, results)
+
+    def run(self, max_s: Optional[float]) -> Optional[int]:
+        rec, state, stop = self.rec, self.state, self.stop
+        rec.start(Plan("full", "first"))
+        self.trusted_at = time.time()
+        next_at = time.time() + self.interval
+        tick = min(0.5, self.interval / 5)
         last_shown = 0.0
-        code = None
         while not stop.is_set():
+            pending = self.pending
             while pending:
                 batch = pending.popleft()
-                state.apply(batch)
+                state.apply(batch, self.changed)
                 if rec.thread is not None:  # a reconcile in flight (or not yet taken)
-                    replay.append(batch)
+                    self.replay.append(batch)
             if rec.thread is not None and not rec.running:
-                if rec.error is not None and rec.permanent:
-                    # an unknown session, a refused selection: retrying cannot help
-                    raise WatchError(rec.error)
-                announce()
-                if not follower.is_alive() and follower.ident is None:
-                    follower.start()  # after the first reconcile (taken or failed)
-                if rec.outcome is not None:
-                    take(rec.outcome)
-                    rec.outcome = None
-                    code = state.outcome()
-                elif rec.error is not None:
-                    # the control plane unavailable, a network cut: said, and tried again
-                    info["error"] = f"{rec.error}; retrying every {interval:g} s"
-                    rec.error = None
-                rec.thread = None
-                replay.clear()
-                if on_update is not None:
-                    on_update(snapshot())
-                    last_shown = time.time()
+                code = self.finished()
+                last_shown = time.time()
                 if code is not None:
-                    break
+                    return code
+                next_at = max(next_at, rec.started_at + self.gap)
             if state.result_id is not None and state.outcome() is not None:
-                code = state.outcome()  # a result's COMPLETED/ABORTED is final: trust it
-                break
+                return state.outcome()  # a result's COMPLETED/ABORTED is final: trust it
             now = time.time()
+            if (self.changed[0] or self.changed[1]) and self.idle:
+                self.idle = 0  # the session moves again: back to --interval
+                self.gap = self._next_gap()
+                next_at = min(next_at, rec.started_at + self.gap)
             if rec.thread is None and now >= next_at:
-                rec.start()
-                next_at = now + interval
-            if on_update is not None and now - last_shown >= tick:
-                on_update(snapshot())
+                plan = self.plan(now)
+                if plan.kind == "full":
+                    self.trusted_at = now
+                rec.start(plan)
+                next_at = now + self.gap
+            if self.on_update is not None and now - last_shown >= tick:
+                self.show()
                 last_shown = now
-            if max_s is not None and now - started >= max_s:
-                break
+            if max_s is not None and now - self.started >= max_s:
+                return None
             stop.wait(0.02 if pending else 0.05)
-        return result(code)
-    finally:
-        if follower is not None:
-            follower.stop()
-        rec.close()
+        return None
 
 
 # -- rendering ----------------------------------------------------------------------------
@@ -613,6 +826,15 @@ def render_view(st: dict[str, Any], width: Optional[int] = None):
             f"{st['rows_fetched']} rows fetched)")
     if st.get("error"):
         foot += f"; last refresh failed: {st['error']}"
+    cost = st.get("cost") or {}
+    if cost.get("total"):
+        from aksnap.exporter.budget import cost_phrase
+
+        last = cost.get("last_reconcile")
+        foot += (f"\ncost: last reconcile ({st.get('last_reconcile', '?')}) "
+                 f"{cost_phrase(last) if last else 'none yet'}; total "
+                 f"{cost_phrase(cost['total'])}; {cost.get('calls_per_min')} calls/min; next "
+                 f"in {cost.get('interval_s')} s")
     rec = st.get("recording")
     if rec:
         foot += (f"; recording stopped ({rec['states']} states kept in {rec['dir']})"
@@ -685,7 +907,7 @@ def watch_body(values: dict[str, Any]) -> None:
     fmt, _ = OUTPUT.take(values)
     from aksnap.exporter.commands import take_connection
 
-    options, retry = take_connection(values)
+    options, retry, budget = take_connection(values)
     conn = options.resolve()  # the one resolver, as export and export --update
     import signal
 
@@ -734,7 +956,7 @@ def watch_body(values: dict[str, Any]) -> None:
         with notices_on_stderr():  # the exporter's retry notices, as `export` shows them
             res = watch(conn, session_id=session, result_id=result, interval=interval, once=once,
                         record=record, on_update=on_update, keep=keep, min_free=min_free,
-                        retry=retry,
+                        retry=retry, jobs=budget.jobs, max_rps=budget.max_rps,
                         on_notice=lambda sentence: typer.echo(f"aksnap: {safe_text(sentence)}",
                                                               err=True))
     except KeyboardInterrupt:

@@ -32,6 +32,8 @@ from aksnap.bundle_format import (  # the format's names, importable from here a
     BundleError,
     CATALOGUE,
     DICTIONARY_COLUMNS,
+    GUID_COLUMNS,
+    GUID_ENCODING,
     DUR,
     FORMAT_NAME,
     FORMAT_VERSION,

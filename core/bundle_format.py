@@ -27,6 +27,7 @@ import pyarrow as pa
 from aksnap.columns import (  # noqa: F401  (re-exported: the format's names)
     CATALOGUE,
     DICTIONARY_COLUMNS,
+    GUID_COLUMNS,
     ID_COLUMN,
     NEVER_NULL,
     REQUIRED,
@@ -199,12 +200,47 @@ def schema_with_metadata(table: str) -> pa.Schema:
     })
 
 
+#: How the writer encodes the leaves of :data:`GUID_COLUMNS` (``aksnap check`` also accepts
+#: PLAIN there: the bundles written before issue 21)
+GUID_ENCODING = "DELTA_LENGTH_BYTE_ARRAY"
+
+
+def leaf_paths(table: str) -> tuple[tuple[str, str], ...]:
+    """(top-level column, Parquet leaf path) of every leaf of ``table``'s schema, in order
+    (``parent_task_ids.list.element``): what per-column writer options name."""
+    out = []
+
+    def walk(top: str, path: str, t: pa.DataType) -> None:
+        if pa.types.is_map(t):
+            walk(top, f"{path}.key_value.key", t.key_type)
+            walk(top, f"{path}.key_value.value", t.item_type)
+        elif pa.types.is_list(t) or pa.types.is_large_list(t):
+            walk(top, f"{path}.list.element", t.value_type)
+        elif pa.types.is_struct(t):
+            for i in range(t.num_fields):
+                walk(top, f"{path}.{t.field(i).name}", t.field(i).type)
+        else:
+            out.append((top, path))
+
+    for f in SCHEMAS[table]:
+        walk(f.name, f.name, f.type)
+    return tuple(out)
+
+
 def parquet_writer_options(table: str) -> dict[str, Any]:
     """How the bundle writer writes ``table``'s Parquet file (``pq.ParquetWriter`` options):
     defined here once, because ``aksnap check`` verifies every byte of a file against what
-    the writer makes of it (:mod:`aksnap.parquet_verify`)."""
-    return {"compression": "zstd", "use_dictionary": DICTIONARY_COLUMNS[table] or False,
-            "write_page_checksum": True, "write_statistics": True, "write_page_index": False}
+    the writer makes of it (:mod:`aksnap.parquet_verify`). The random ids
+    (:data:`GUID_COLUMNS`) have no statistics and are written as :data:`GUID_ENCODING`."""
+    guid = set(GUID_COLUMNS[table])
+    leaves = leaf_paths(table)
+    options: dict[str, Any] = {
+        "compression": "zstd", "use_dictionary": DICTIONARY_COLUMNS[table] or False,
+        "write_page_checksum": True, "write_page_index": False,
+        "write_statistics": [p for top, p in leaves if top not in guid] if guid else True}
+    if guid:
+        options["column_encoding"] = {p: GUID_ENCODING for top, p in leaves if top in guid}
+    return options
 
 
 def _describe(value: Any) -> str:
@@ -219,6 +255,16 @@ def _is_count(v: Any) -> bool:
 
 
 # -- the manifest ----------------------------------------------------------------------------
+
+#: The ArmoniK calls a capture makes, as the manifest's ``cost.calls`` names them (a closed
+#: vocabulary: redaction keeps these words and refuses any other key).
+COST_METHODS = ("ListVersions", "ListSessions", "ListPartitions", "ListTasksDetailed",
+                "ListResults", "CountTasksByStatus", "GetEvents")
+#: gRPC's status names, as ``cost.failed_calls`` names the failures.
+GRPC_STATUS_NAMES = ("OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                     "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                     "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+                     "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED")
 
 @dataclass(frozen=True)
 class TableEntry:
@@ -261,6 +307,10 @@ class Manifest:
     # Set only in a bundle written by ``aksnap export --update``: its parent bundle (digest,
     # export times) and what was fetched again (docs/bundle-format.md). Absent otherwise.
     update: dict[str, Any] | None = None
+    # What the capture cost the control plane (calls by method, rows and bytes received, the
+    # busiest second, latency percentiles, wall time, the budget; docs/bundle-format.md).
+    # Absent from bundles written before it was recorded.
+    cost: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     #: ``sessions[i].server_counts``: the server's own counts by status for that session,
@@ -275,7 +325,7 @@ class Manifest:
         "written_at": str, "snapshot": str, "exported_at": str, "export_finished_at": str,
         "latest_timestamp": str, "armonik_versions": dict, "source": dict, "selection": dict,
         "sessions": list, "exporter": dict, "consistency": dict, "warnings": list,
-        "redaction": dict, "update": dict,
+        "redaction": dict, "update": dict, "cost": dict,
     }
 
     def server_counts(self) -> dict[str, dict[str, dict[str, int]]]:
@@ -304,8 +354,8 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"format": FORMAT_NAME, "format_version": self.format_version}
         for name in self._OPTIONAL:
-            if name in ("redaction", "update") and getattr(self, name) is None:
-                continue  # only a redacted (an updated) bundle says so
+            if name in ("redaction", "update", "cost") and getattr(self, name) is None:
+                continue  # only a redacted (an updated, a costed) bundle says so
             out[name] = getattr(self, name)
         for k, v in self.extra.items():
             out.setdefault(k, v)

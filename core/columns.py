@@ -272,6 +272,14 @@ def column(table: str, name: str) -> Column:
 ID_COLUMN: dict[str, str] = {t: columns(t, key=True)[0] for t in CATALOGUE}
 #: Dictionary-encoded in Parquet (the writer's ``use_dictionary``, what check expects).
 DICTIONARY_COLUMNS: dict[str, list[str]] = {t: list(columns(t, dictionary=True)) for t in CATALOGUE}
+#: Random GUIDs: the task and result ids and their lists (not dictionary-encoded). Written
+#: without min/max statistics (on random ids they prune nothing, cost time and bytes, and are
+#: a footer that could lie) and as DELTA_LENGTH_BYTE_ARRAY (the lengths packed apart, not four
+#: bytes before every id): ``aksnap.bundle.parquet_writer_options``.
+GUID_COLUMNS: dict[str, tuple[str, ...]] = {
+    t: tuple(c.name for c in CATALOGUE[t]
+             if not c.dictionary and (c.ids or "").rstrip("[]") in ("task", "result"))
+    for t in CATALOGUE}
 #: Never null: a reader refuses a null there (``column_problems``, ``aksnap check``).
 NEVER_NULL: dict[str, tuple[str, ...]] = {t: columns(t, never_null=True) for t in CATALOGUE}
 #: Never null and refused by every open, before any query (``queries/_validate.sql``).

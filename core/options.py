@@ -124,6 +124,18 @@ NO_VERIFY = Param("no_verify", bool, typer.Option(
     "bundles)."))
 
 
+#: ``--quiet``, as every command that reads a bundle takes it: no progress on stderr (a first
+#: open of a big bundle, which builds its index, shows one on a terminal after 2 s)
+QUIET = Param("quiet", bool, typer.Option(
+    False, "--quiet", "-q", help="No progress on stderr (shown on a terminal while the first open "
+    "of a big bundle builds its index)."))
+
+
+def take_quiet(values: dict[str, Any]) -> bool:
+    """Remove ``--quiet`` from ``values``; whether progress is to be hidden."""
+    return bool(values.pop("quiet", False))
+
+
 def take_verify(values: dict[str, Any]) -> bool:
     """Remove ``--no-verify`` from ``values``; whether the checksums are to be checked."""
     return not values.pop("no_verify", False)
@@ -186,5 +198,5 @@ def typer_function(name: str, help: str, params: Sequence[Param],
     return command
 
 
-__all__ = ["Param", "OutputGroup", "bundle_param", "NO_VERIFY", "take_verify", "typer_function",
+__all__ = ["Param", "OutputGroup", "bundle_param", "NO_VERIFY", "QUIET", "take_quiet", "take_verify", "typer_function",
            "help_text", "short_help"]

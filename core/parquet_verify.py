@@ -59,7 +59,8 @@ from aksnap.thrift_compact import (
 
 MAGIC = b"PAR1"
 # parquet.thrift's enums (the values aksnap meets)
-PLAIN, RLE, RLE_DICTIONARY = 0, 3, 8
+PLAIN, RLE, DELTA_LENGTH_BYTE_ARRAY, RLE_DICTIONARY = 0, 3, 6, 8
+ENCODINGS = {"PLAIN": PLAIN, "DELTA_LENGTH_BYTE_ARRAY": DELTA_LENGTH_BYTE_ARRAY}
 DATA_PAGE, DICTIONARY_PAGE = 0, 2
 BOOLEAN, INT32, INT64, INT96, FLOAT, DOUBLE, BYTE_ARRAY, FIXED_LEN_BYTE_ARRAY = range(8)
 REQUIRED, OPTIONAL, REPEATED = range(3)
@@ -532,7 +533,8 @@ def arrow_schema_problem(value: Any, schema: pa.Schema) -> str | None:
 def _reference(schema_bytes: bytes, options: tuple) -> Struct:
     schema = pa.ipc.read_schema(pa.py_buffer(schema_bytes))
     sink = io.BytesIO()
-    pq.ParquetWriter(sink, schema, **dict(options)).close()
+    pq.ParquetWriter(sink, schema, **{k: dict(v) if k == "column_encoding" else v
+                                      for k, v in options}).close()
     data = sink.getvalue()
     n = struct.unpack("<I", data[-8:-4])[0]
     return decode(data[-8 - n:-8])[0]
@@ -541,7 +543,8 @@ def _reference(schema_bytes: bytes, options: tuple) -> Struct:
 def reference_footer(schema: pa.Schema, options: dict[str, Any]) -> Struct:
     """The footer the running pyarrow writes for ``schema`` with ``options`` and no rows: what
     every file-wide field of a table file must be (schema, key-value metadata, version...)."""
-    opts = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
+    opts = tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else
+                         tuple(v) if isinstance(v, list) else v) for k, v in options.items()))
     return _reference(schema.serialize().to_pybytes(), opts)
 
 
@@ -883,10 +886,12 @@ def _walk_pages(buf: bytes, start: int, where: str, out: _Problems) -> list[Page
 
 
 def _check_pages(pages: list[Page], md: Struct, dictionary: bool, where: str,
-                 out: _Problems) -> bool:
+                 out: _Problems, encoded: tuple[int, ...] = ()) -> bool:
     """Page types, encodings and counts against the chunk's metadata and the writer's model:
     with ``dictionary``, one dictionary page first, then dictionary-encoded data pages, then
-    (after a fallback) plain ones; else plain data pages only."""
+    (after a fallback) plain ones; else plain data pages only, or for a column the writer
+    encodes otherwise (``encoded``: the GUID columns' encoding), pages of that encoding only
+    (plain ones too: the writers before it)."""
     ok = True
     data_enc: list[int] = []
     for i, p in enumerate(pages):
@@ -914,8 +919,9 @@ def _check_pages(pages: list[Page], md: Struct, dictionary: bool, where: str,
                             "unsorted dictionaries")
             continue
         enc = sub[2]
-        allowed = (RLE_DICTIONARY, PLAIN) if dictionary else (PLAIN,)
-        if enc not in allowed or (data_enc and data_enc[-1] == PLAIN and enc != PLAIN):
+        allowed = (RLE_DICTIONARY, PLAIN) if dictionary else (PLAIN, *encoded)
+        if enc not in allowed or (data_enc and data_enc[-1] == PLAIN and enc != PLAIN) \
+                or (encoded and data_enc and enc != data_enc[-1]):
             out.add(at, f"the data page says encoding {enc}, which the writer does not use "
                         "there")
             ok = False
@@ -981,8 +987,13 @@ class Model:
     dictionary_columns: tuple[str, ...] = ()
     codec: int = field(init=False)
 
+    #: leaf path -> the encoding the writer gives it (its ``column_encoding``)
+    encoded: dict[str, int] = field(init=False)
+
     def __post_init__(self) -> None:
         self.codec = CODECS[str(self.options.get("compression", "snappy")).lower()]
+        self.encoded = {path: ENCODINGS[enc] for path, enc in
+                        (self.options.get("column_encoding") or {}).items()}
 
 
 def _read_exact(fd: int, n: int, offset: int) -> bytes:
@@ -1171,6 +1182,8 @@ def verify_file(fd: int, path: str, model: Model, what: str,
     leaves = schema_leaves(ref[2])
     dict_leaf = [len(lf.path) == 1 and lf.path[0].decode() in model.dictionary_columns
                  for lf in leaves]
+    leaf_encoding = [model.encoded.get(b".".join(lf.path).decode(errors="replace"))
+                     for lf in leaves]
 
     # layout: column chunks one after the other from byte 4 to the footer (each followed by
     # its ColumnChunk's copy, for writers before 18)
@@ -1255,7 +1268,8 @@ def verify_file(fd: int, path: str, model: Model, what: str,
             start, length, md = ch
             buf = _read_exact(fd, length, start)
             pages = _walk_pages(buf, start, where, out)
-            if pages is not None and not _check_pages(pages, md, dict_leaf[c], where, out):
+            encoded = (leaf_encoding[c],) if leaf_encoding[c] is not None else ()
+            if pages is not None and not _check_pages(pages, md, dict_leaf[c], where, out, encoded):
                 pages = None
             walked.append(pages)
         try:

@@ -64,6 +64,7 @@ from aksnap.bundle import (
     OpenBundle,
     utc_now_iso,
 )
+from aksnap.bundle_format import COST_METHODS, GRPC_STATUS_NAMES
 from aksnap.columns import KEEP, REDACTION
 from aksnap.output import check_output_file
 
@@ -137,7 +138,8 @@ KNOWN_PARQUET_METADATA = {b"ARROW:schema", META_VERSION_KEY, META_TABLE_KEY}
 #: What stays as it is (said in the manifest's redaction record).
 KEPT = ("statuses (ArmoniK's vocabulary only)", "timestamps", "durations", "sizes", "counts",
         "priorities", "retry numbers", "max_retries", "session flags",
-        "versions (when version-shaped)", "the exporter's and the update's counts")
+        "versions (when version-shaped)", "the exporter's and the update's counts",
+        "what the capture cost (numbers, call and status names)")
 
 
 # -- the manifest's plan ---------------------------------------------------------------------
@@ -202,16 +204,27 @@ MANIFEST_PLAN: dict[str, Any] = {
         "deleted_results_refetched": ListOf("id"), "new_sessions": ListOf("id"),
         "dropped_sessions": ListOf("id"), "rescanned_sessions": ListOf("id"),
         "mostly_open_sessions": ListOf("id"), "deleted_sessions": ListOf("id"),
-        "rescanned_because": MapOf("id", "count_phrase")},
+        "rescanned_because": MapOf("id", "count_phrase"), "changed_only": "flag"},
+    # what the capture cost the control plane: numbers, and words of closed vocabularies
+    # (ArmoniK's call names, gRPC's status names, the table names)
+    "cost": {
+        "calls": MapOf("method", "count"), "failed_calls": MapOf("grpc_status", "count"),
+        "rows_received": _TABLE_COUNTS, "bytes_received": "count", "busiest_second": "count",
+        "latency_ms": {k: "count" for k in ("p50", "p90", "p99", "max")},
+        "wall_s": "count", "waited_for_budget_s": "count",
+        "budget": {"max_rps": "count", "jobs": "count"},
+        "backpressure": {"episodes": "count", "slowest_rps": "count"}},
 }
 #: The closed vocabularies of the manifest's words (a value outside stops redaction).
 _WORDS = {"snapshot": ("final", "live"), "session_status": SESSION_STATUSES,
           "task_status": TASK_STATUSES, "result_status": RESULT_STATUSES, "table": TABLES,
-          "tool": ("aksnap",)}
+          "tool": ("aksnap",), "method": COST_METHODS, "grpc_status": GRPC_STATUS_NAMES}
 _WORD_NAMES = {"snapshot": "final or live", "session_status": "a session status (RUNNING, ...)",
                "task_status": "a task status (COMPLETED, ERROR, ...)",
                "result_status": "a result status (COMPLETED, ABORTED, ...)",
-               "table": f"a table name ({', '.join(TABLES)})", "tool": "aksnap"}
+               "table": f"a table name ({', '.join(TABLES)})", "tool": "aksnap",
+               "method": "an ArmoniK call aksnap makes (ListTasksDetailed, ...)",
+               "grpc_status": "a gRPC status name (UNAVAILABLE, ...)"}
 #: A version kept as it is: a number, dotted, then at most two short suffixes (0.34.0,
 #: 3.21.0-rc1, 0.34.0-simulated); anything else becomes a pseudonym.
 _VERSION = re.compile(r"v?\d{1,6}(\.\d{1,6}){0,3}([-+.][0-9A-Za-z]{1,16}){0,2}")

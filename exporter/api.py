@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from aksnap.bundle import SCHEMAS, read_manifest, utc_now_iso
 from aksnap.bundle_writer import BundleWriter, replaceable_problem
+from aksnap.exporter.budget import DEFAULT_JOBS, DEFAULT_MAX_RPS, Throttle, budget_of
 from aksnap.exporter.client import (
     DEFAULT_MAX_RECEIVE,
     MAX_RECEIVE_CEILING,
@@ -52,10 +53,9 @@ if TYPE_CHECKING:
     from aksnap.redact import Redaction
 
 __all__ = ["export", "ExportSummary", "ExportInterrupted", "Progress", "STATUS_NAMES",
-           "DEFAULT_PAGE_SIZE", "DEFAULT_JOBS", "DEFAULT_MAX_RECEIVE_CEILING"]
+           "DEFAULT_PAGE_SIZE", "DEFAULT_JOBS", "DEFAULT_MAX_RPS", "DEFAULT_MAX_RECEIVE_CEILING"]
 
 DEFAULT_PAGE_SIZE = None  # automatic: see scan.AUTO_*
-DEFAULT_JOBS = 4
 #: How far aksnap raises its own receive limit for a single heavy row (``--max-message-size``).
 DEFAULT_MAX_RECEIVE_CEILING = MAX_RECEIVE_CEILING
 MIN_MESSAGE_SIZE = 1024
@@ -79,6 +79,11 @@ class ExportSummary:
     update: dict[str, Any] | None = None  # export --update: the manifest's update record
 
     @property
+    def cost(self) -> dict[str, Any] | None:
+        """What the capture cost the control plane (the manifest's ``cost`` record)."""
+        return self.manifest.get("cost")
+
+    @property
     def rows_per_s(self) -> float:
         return sum(self.rows.values()) / self.seconds if self.seconds > 0 else 0.0
 
@@ -91,7 +96,8 @@ class ExportSummary:
                 "bytes": self.bytes, "seconds": round(self.seconds, 3),
                 "rows_per_s": round(self.rows_per_s), "tasks_per_s": round(self.tasks_per_s),
                 "sessions": self.sessions, "warnings": self.warnings,
-                **({"update": self.update} if self.update is not None else {})}
+                **({"update": self.update} if self.update is not None else {}),
+                **({"cost": self.cost} if self.cost is not None else {})}
 
 
 def export(endpoint: "str | Connection | ConnectionOptions | None",
@@ -102,7 +108,9 @@ def export(endpoint: "str | Connection | ConnectionOptions | None",
            jobs: int = DEFAULT_JOBS, overwrite: bool = False, progress: Progress | None = None,
            retry: RetryPolicy | None = None, max_receive: int | None = None,
            max_receive_ceiling: int = DEFAULT_MAX_RECEIVE_CEILING,
-           max_rescans: int = 2, redaction: "Redaction | None" = None) -> ExportSummary:
+           max_rescans: int = 2, redaction: "Redaction | None" = None,
+           max_rps: float | None = None,
+           throttle: Throttle | None = None) -> ExportSummary:
     """Export the selected sessions' tasks, results, the sessions and the partitions to a bundle.
 
     ``endpoint`` is ``HOST:PORT`` (plaintext unless ``tls`` is given), the command's
@@ -112,8 +120,12 @@ def export(endpoint: "str | Connection | ConnectionOptions | None",
     The selection is ``sessions`` (ids), ``all_sessions``, or filters on the session
     ``status`` and creation date; filters combine with ids. ``max_receive`` is aksnap's
     receive limit per response (default 4 MiB); a single row over it raises it, up to
-    ``max_receive_ceiling`` bytes. Raises :class:`SelectionError` (nothing written) when an
-    id is unknown or the selection is empty, :class:`ExportError` when the cluster cannot be
+    ``max_receive_ceiling`` bytes. The load budget: at most ``max_rps`` requests started per
+    second (None: ``$AKSNAP_MAX_RPS``, else :data:`DEFAULT_MAX_RPS`; ``math.inf``: no cap)
+    and ``jobs`` in flight, slower while the server shows strain
+    (:mod:`aksnap.exporter.budget`); ``throttle`` shares one budget between several captures
+    (a watch's). The manifest's ``cost`` (``summary.cost``) says what it cost.
+    Raises :class:`SelectionError` (nothing written) when an id is unknown or the selection is empty, :class:`ExportError` when the cluster cannot be
     read; in every failure the existing ``out`` is untouched and no partial directory remains.
     With ``redaction`` (:class:`aksnap.redact.Redaction`) ``out`` is the redacted bundle.
     """
@@ -123,17 +135,18 @@ def export(endpoint: "str | Connection | ConnectionOptions | None",
             created_after=created_after, created_before=created_before, tls=tls,
             page_size=page_size, jobs=jobs, progress=progress, retry=retry,
             max_receive=max_receive, max_receive_ceiling=max_receive_ceiling,
-            max_rescans=max_rescans))
+            max_rescans=max_rescans, max_rps=max_rps, throttle=throttle))
     started, started_at = time.perf_counter(), utc_now_iso()
     selection = Selection.of(sessions, all_sessions, status, created_after, created_before)
-    check_sizes(page_size, jobs, max_receive_ceiling)
+    check_sizes(page_size, jobs, max_receive_ceiling, max_rps)
     out = check_out(out, overwrite)
     conn = connection_of(endpoint, tls)
     path, chosen = run_into_bundle(conn, selection, started_at, out, overwrite, _write_bundle,
                                    page_size=page_size, jobs=jobs, progress=progress,
                                    retry=retry, max_receive=max_receive,
                                    max_receive_ceiling=max_receive_ceiling,
-                                   max_rescans=max_rescans)
+                                   max_rescans=max_rescans, max_rps=max_rps,
+                                   throttle=throttle)
     return read_summary(path, time.perf_counter() - started, chosen.ids)
 
 
@@ -141,8 +154,10 @@ def run_into_bundle(conn: Connection, selection: Selection, started_at: str,
                     out: Path, overwrite: bool, write, *, page_size: int | None, jobs: int,
                     progress: Progress | None, retry: RetryPolicy | None,
                     max_receive: int | None, max_receive_ceiling: int, max_rescans: int,
-                    resolve=resolve_sessions):
-    """What every export shares: connect, read the versions, resolve the selection
+                    resolve=resolve_sessions, max_rps: float | None = None,
+                    throttle: Throttle | None = None):
+    """What every export shares: connect (through ``throttle``, else a budget of its own:
+    ``max_rps``, ``jobs``), read the versions, resolve the selection
     (``resolve(client, selection, cancelled)``, before anything is written) and the
     partitions, then ``write(writer, ctx, record, partitions) -> path`` into a
     :class:`BundleWriter` at ``out``, aborted on any failure (Ctrl-C: a sentence saying which
@@ -151,7 +166,8 @@ def run_into_bundle(conn: Connection, selection: Selection, started_at: str,
     # Pages are sized to the receive limit: never above the ceiling the user allows.
     receive = min(max_receive or DEFAULT_MAX_RECEIVE, max_receive_ceiling)
     with RawClient(conn, retry=retry, cancelled=cancelled, max_receive=receive,
-                   max_receive_ceiling=max_receive_ceiling) as client:
+                   max_receive_ceiling=max_receive_ceiling, budget=budget_of(max_rps, jobs),
+                   throttle=throttle) as client:
         ctx = ScanContext(client, page_size, jobs, max_rescans, cancelled, progress)
         versions = versions_from_raw(client.call("versions", versions_request()))
         chosen = resolve(client, selection, cancelled)
@@ -205,13 +221,13 @@ def _export_redacted(redaction: "Redaction", endpoint, out, overwrite: bool,
     return summary
 
 
-def check_sizes(page_size: int | None, jobs: int, max_receive_ceiling: int) -> None:
-    """Refuse a page size, a number of jobs or a receive ceiling no export can use (a
-    :class:`SelectionError`, before any call): shared by export and update."""
+def check_sizes(page_size: int | None, jobs: int, max_receive_ceiling: int,
+                max_rps: float | None = None) -> None:
+    """Refuse a page size, a budget (``jobs``, ``max_rps``) or a receive ceiling no export can
+    use (a :class:`SelectionError`, before any call): shared by export and update."""
     if page_size is not None and page_size < 1:
         raise SelectionError(f"--page-size must be at least 1, not {page_size}")
-    if jobs < 1:
-        raise SelectionError(f"--jobs must be at least 1, not {jobs}")
+    budget_of(max_rps, jobs)  # BudgetError, exit 2
     if max_receive_ceiling < MIN_MESSAGE_SIZE:
         raise SelectionError(f"--max-message-size must be at least {MIN_MESSAGE_SIZE} bytes, "
                              f"not {max_receive_ceiling}")
@@ -239,6 +255,7 @@ def _write_bundle(bundle: BundleWriter, ctx: ScanContext, record: ExportRecord,
     record.tallies, record.reports = scan_sessions(ctx, bundle, ids)
     record.server_counts = group_server_counts(ctx.client, ids)
     record.stats = ctx.client.stats
+    record.cost = ctx.client.cost
     return bundle.commit(build_manifest(record))
 
 

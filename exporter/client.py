@@ -28,6 +28,7 @@ from urllib.parse import urlparse
 import grpc
 
 from aksnap.errors import AksnapError
+from aksnap.exporter.budget import Budget, Cost, Throttle
 
 #: Where the exporter says what the user should know while it runs (a retry): the CLI prints
 #: these on stderr; a Python caller sees them through :mod:`logging`.
@@ -340,6 +341,21 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 # "Received message larger than max (5000 vs. 4194304)": the response's size and the limit.
 _SIZES = re.compile(r"\((\d+) vs\.? (\d+)\)")
+# How gRPC implementations word a refusal for a message's size (grpc's core: "Received message
+# larger than max"; grpc-dotnet: "Sending message exceeds the maximum configured message size").
+# An UNAVAILABLE that says the server was never reached (down, wrong port, TLS mismatch) is an
+# outage or a mistake, not a sign of strain: the retry notice speaks of it, not the throttle.
+_UNREACHED = ("connection refused", "failed to connect", "handshake", "name resolution",
+              "dns resolution")
+_SIZE_WORDS = ("larger than max", "message size", "message length", "exceeds the maximum")
+
+
+def size_refusal(details: str) -> bool:
+    """Whether a RESOURCE_EXHAUSTED is about a message's size (smaller pages fix it) rather
+    than an overloaded server or gateway refusing work (slowing down fixes it). A refusal
+    that says nothing is taken as a size refusal, as before this distinction."""
+    low = details.lower()
+    return not low.strip() or bool(_SIZES.search(details)) or any(w in low for w in _SIZE_WORDS)
 
 
 class PageTooLarge(ExportError):
@@ -391,12 +407,20 @@ class CallStats:
 
 
 class RawClient:
-    """Raw unary calls returning serialized responses, with retries and plain-sentence errors."""
+    """Raw unary calls returning serialized responses, with retries and plain-sentence errors.
+
+    Every attempt takes a slot of the capture's :class:`~aksnap.exporter.budget.Throttle`
+    (``throttle``, shared by every client of one command; else one of its own for ``budget``)
+    and is accounted in :attr:`cost` (:class:`~aksnap.exporter.budget.Cost`)."""
 
     def __init__(self, conn: Connection, retry: RetryPolicy | None = None,
                  max_receive: int = DEFAULT_MAX_RECEIVE, cancelled: threading.Event | None = None,
-                 max_receive_ceiling: int = MAX_RECEIVE_CEILING):
+                 max_receive_ceiling: int = MAX_RECEIVE_CEILING, budget: Budget | None = None,
+                 throttle: Throttle | None = None):
         self.conn = conn
+        self.throttle = throttle or Throttle(budget, conn.endpoint)
+        self.cost = self.throttle.cost()
+        self.throttle.listeners.append(self.cost)
         self.retry = retry or RetryPolicy()
         self.max_receive = max_receive
         # Pages are sized to the receive limit as configured; raising it for one heavy row
@@ -442,6 +466,9 @@ class RawClient:
             return True
 
     def close(self) -> None:
+        self.cost.stop()
+        if self.cost in self.throttle.listeners:
+            self.throttle.listeners.remove(self.cost)
         for ch in self._old_channels:
             ch.close()
         self.channel.close()
@@ -454,45 +481,80 @@ class RawClient:
 
     def call(self, method: str, request: Any) -> bytes:
         stub = self._stubs[method]
+        name = METHODS[method].rsplit("/", 1)[-1]
         attempt = 0
         failing_since = None
         while True:
-            if self.cancelled.is_set():
-                raise ExportError("the export was cancelled")
-            try:
-                response = stub(request, timeout=self.retry.deadline_s)
-            except grpc.RpcError as e:
-                code = e.code() if hasattr(e, "code") else None
-                if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    # Never retried: the same request gets the same refusal. The scan halves.
-                    err = PageTooLarge(self.conn.endpoint, method, e.details() or "",
-                                       self.max_receive)
-                    with self._lock:
-                        self.stats.resource_exhausted += 1
-                        if err.side == "server" and err.limit:
-                            self.server_limit = min(self.server_limit or err.limit, err.limit)
-                    raise err from None
-                mismatch = self._protocol_mismatch(e, method)
-                if mismatch is not None:
-                    raise ExportError(mismatch) from None  # never transient: no retry
-                if code in RETRYABLE:
-                    failing_since = failing_since or time.monotonic()
-                    wait = self._retry_wait(e, method, attempt, failing_since)
-                    if self.cancelled.wait(wait):
-                        raise ExportError("the export was cancelled") from None
-                    attempt += 1
-                    continue
-                raise self._error(e, method) from None
-            with self._lock:
-                self._reached = True
-                self._announced = False
-            return response
+            response, e = self._attempt(stub, name, request)
+            if e is None:
+                with self._lock:
+                    self._reached = True
+                    self._announced = False
+                return response
+            code = e.code() if hasattr(e, "code") else None
+            details = (e.details() if hasattr(e, "details") else "") or ""
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED and size_refusal(details):
+                # Never retried: the same request gets the same refusal. The scan halves.
+                err = PageTooLarge(self.conn.endpoint, method, details, self.max_receive)
+                with self._lock:
+                    self.stats.resource_exhausted += 1
+                    if err.side == "server" and err.limit:
+                        self.server_limit = min(self.server_limit or err.limit, err.limit)
+                raise err from None
+            mismatch = self._protocol_mismatch(e, method)
+            if mismatch is not None:
+                raise ExportError(mismatch) from None  # never transient: no retry
+            if code in RETRYABLE or code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                # an outage, or an overloaded server refusing work: the throttle has slowed
+                # down already; wait and try again
+                failing_since = failing_since or time.monotonic()
+                wait = self._retry_wait(e, method, attempt, failing_since,
+                                        outage=code in RETRYABLE)
+                if self.cancelled.wait(wait):
+                    raise ExportError("the export was cancelled") from None
+                attempt += 1
+                continue
+            raise self._error(e, method) from None
+
+    def _attempt(self, stub, name: str, request: Any) -> tuple[bytes | None,
+                                                               grpc.RpcError | None]:
+        """One request through the throttle, accounted: (response, None) or (None, error)."""
+        self.cost.add_wait(self.throttle.acquire(self.cancelled))
+        if self.cancelled.is_set():
+            raise ExportError("the export was cancelled")
+        started_at, t0 = time.time(), time.perf_counter()
+        try:
+            response = stub(request, timeout=self.retry.deadline_s)
+        except grpc.RpcError as e:
+            seconds = time.perf_counter() - t0
+            code = e.code() if hasattr(e, "code") else None
+            details = (e.details() if hasattr(e, "details") else "") or ""
+            strain = None
+            if (code == grpc.StatusCode.RESOURCE_EXHAUSTED and not size_refusal(details)) \
+                    or code == grpc.StatusCode.DEADLINE_EXCEEDED \
+                    or (code == grpc.StatusCode.UNAVAILABLE and self._reached
+                        and not any(w in details.lower() for w in _UNREACHED)):
+                strain = f"{code.name}: {' '.join(details.split())[:100]}"
+            self.throttle.release(name, seconds, None, strain=strain)
+            self.cost.note(name, started_at, seconds, None,
+                           failed=code.name if code is not None else "UNKNOWN")
+            return None, e
+        except BaseException:
+            self.throttle.release(name, time.perf_counter() - t0, None)
+            raise
+        seconds = time.perf_counter() - t0
+        self.throttle.release(name, seconds, len(response))
+        self.cost.note(name, started_at, seconds, len(response))
+        return response, None
 
     def _retry_wait(self, e: grpc.RpcError, method: str, attempt: int,
-                    failing_since: float) -> float:
+                    failing_since: float, outage: bool = True) -> float:
         """How long to wait before the next attempt of a retryable failure, or the error to
         raise: a refused first connection at once (unless ``retry_for``), else when the
-        attempts, the budget or ``retry_for`` are spent. Announces the outage once."""
+        attempts, the budget or ``retry_for`` are spent. Announces an outage once. An
+        overloaded server (``outage`` False: it answered, refusing work) is retried within the
+        call's attempts but spends nothing of the export's outage budget and is not called
+        unreachable (the throttle said it slows down)."""
         details = (e.details() if hasattr(e, "details") else "") or ""
         refused = "connection refused" in details.lower()
         policy = self.retry
@@ -501,16 +563,17 @@ class RawClient:
                 if refused and not self._reached:
                     raise ExportError(self._refused_sentence()) from None
                 wait = policy.delay(attempt, self._rng)
-                if attempt + 1 >= policy.attempts or self._budget_left - wait < 0:
+                if attempt + 1 >= policy.attempts or (outage and self._budget_left - wait < 0):
                     raise self._error(e, method, exhausted=True) from None
-                self._budget_left -= wait
+                if outage:
+                    self._budget_left -= wait
             else:
                 left = policy.retry_for - (time.monotonic() - failing_since)
                 if left <= 0:
                     raise self._error(e, method, exhausted=True) from None
                 wait = min(policy.delay(attempt, self._rng), left)
             self.stats.retries += 1
-            if not self._announced:
+            if outage and not self._announced:
                 self._announced = True
                 log.warning(self._retry_notice(e, refused))
         return wait
@@ -553,7 +616,10 @@ class RawClient:
                     "gRPC service listens there)")
         return None
 
-    def _hint(self, details: str) -> str:
+    def _hint(self, details: str, code=None) -> str:
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return ("the control plane is overloaded and refuses work: try again later, or "
+                    "with a lower --max-rps and --jobs")
         low = details.lower()
         if "handshake" in low or "certificate" in low or "ssl" in low:
             return ("the TLS handshake failed: check that --certificate-authority is the CA "
@@ -588,7 +654,7 @@ class RawClient:
             spent = (f" for {self.retry.retry_for:g} s" if self.retry.retry_for is not None
                      else "")
             msg = (f"the control plane at {where} stayed {name} after retrying{spent} "
-                   f"({self.stats.retries} retries): {details}; {self._hint(details)}")
+                   f"({self.stats.retries} retries): {details}; {self._hint(details, code)}")
         else:
             msg = f"the call to {where} failed with {name}: {details}"
         return ExportError(msg)

@@ -1,7 +1,7 @@
 """CLI commands of aksnap.exporter (registered by aksnap.cli): ``aksnap export``, and the
 connection group (:data:`CONNECTION`: ``--endpoint``, ``-c/--config``, the certificates,
-``--retry-for``) that every command connecting to a control plane takes (``aksnap watch``
-too), declared once here.
+``--retry-for``, and the load budget ``--max-rps``, ``--jobs``) that every command connecting
+to a control plane takes (``aksnap watch`` too), declared once here.
 
 The command is declared as data (:data:`EXPORT`, :class:`aksnap.options.Param`) and made
 into a typer command by :func:`aksnap.options.typer_function`; its body checks the options,
@@ -22,6 +22,7 @@ from typing import Any, Iterator, List, Optional
 import typer
 
 from aksnap import paths
+from aksnap.exporter.budget import DEFAULT_JOBS, DEFAULT_MAX_RPS
 from aksnap.options import OutputGroup, Param, typer_function
 
 # The summary is one record: no csv (armonik-cli's formats).
@@ -110,14 +111,24 @@ CONNECTION: tuple[Param, ...] = (
         "plane for up to SECONDS in a row: at the start (by default a refused connection fails "
         "at once) and during the export (by default 20-40 s per call, 120 s of waiting in "
         "all).", show_default=False)),
+    Param("max_rps", Optional[float], typer.Option(
+        None, "--max-rps", metavar="N", help=f"Requests per second at most, all connections "
+        f"together (default: $AKSNAP_MAX_RPS, else {DEFAULT_MAX_RPS:g}; inf: no cap); slower "
+        "while the control plane shows strain (latency rising, RESOURCE_EXHAUSTED, "
+        "UNAVAILABLE); see docs/exporter.md, \"The load budget\".", show_default=False)),
+    Param("jobs", int, typer.Option(
+        DEFAULT_JOBS, "--jobs", "-j", help="Requests in flight at most (shards read "
+        "concurrently); halved while the control plane shows strain.")),
 )
 
 
 def take_connection(values: dict[str, Any]):
     """Remove the connection group's values from ``values``: the options as given
     (:class:`~aksnap.exporter.client.ConnectionOptions`, for the one resolver,
-    ``resolve_connection``) and the retry policy of ``--retry-for`` (None: the default)."""
+    ``resolve_connection``), the retry policy of ``--retry-for`` (None: the default) and the
+    load budget (:class:`~aksnap.exporter.budget.Budget` of ``--max-rps`` and ``--jobs``)."""
     from aksnap.errors import OptionError
+    from aksnap.exporter.budget import budget_of
     from aksnap.exporter.client import ConnectionOptions, RetryPolicy
 
     options = ConnectionOptions(*(values.pop(k) for k in (
@@ -125,7 +136,8 @@ def take_connection(values: dict[str, Any]):
     retry_for = values.pop("retry_for")
     if retry_for is not None and not retry_for >= 0:
         raise OptionError(f"--retry-for must be a number of seconds >= 0, not {retry_for}")
-    return options, (RetryPolicy(retry_for=retry_for) if retry_for is not None else None)
+    budget = budget_of(values.pop("max_rps"), values.pop("jobs"))  # BudgetError: exit 2
+    return options, (RetryPolicy(retry_for=retry_for) if retry_for is not None else None), budget
 
 
 # -- aksnap export -------------------------------------------------------------------------------
@@ -177,7 +189,6 @@ EXPORT: tuple[Param, ...] = (
         256 * 1024 * 1024, "--max-message-size", metavar="BYTES", help="Largest response aksnap "
         "accepts: its 4 MiB receive limit is raised up to this for a single heavy row (a task "
         "with many data dependencies); default 256 MiB.")),
-    Param("jobs", int, typer.Option(4, "--jobs", "-j", help="Shards read concurrently.")),
     Param("overwrite", bool, typer.Option(
         False, "--overwrite", help="Replace an existing bundle at --out (atomically, once the "
         "new one is complete).")),
@@ -258,7 +269,7 @@ def export_body(values: dict[str, Any]) -> None:
     redaction = _redaction(values)
     _check_selection(values)
     # Every command that connects hands its options to the one resolver (resolve_connection).
-    options, retry = take_connection(values)
+    options, retry, budget = take_connection(values)
     _terminate_like_ctrl_c()
     out, update_bundle = values["out"], values["update_bundle"]
     where = out if out is not None else update_bundle
@@ -267,9 +278,10 @@ def export_body(values: dict[str, Any]) -> None:
         with notices_on_stderr():
             if not values["quiet"]:
                 progress = RichProgress()
-            common = dict(page_size=values["page_size"], jobs=values["jobs"],
-                          overwrite=values["overwrite"], progress=progress,
-                          max_receive_ceiling=values["max_message_size"], retry=retry)
+            common = dict(page_size=values["page_size"], jobs=budget.jobs,
+                          max_rps=budget.max_rps, overwrite=values["overwrite"],
+                          progress=progress, max_receive_ceiling=values["max_message_size"],
+                          retry=retry)
             if update_bundle is not None:
                 from aksnap.exporter.incremental import update
 
@@ -329,6 +341,7 @@ def notices_on_stderr() -> Iterator[None]:
 
 def render_summary(summary, fmt: str) -> str:
     """The export's summary: a table and key-value lines, or one JSON/YAML document."""
+    from aksnap.exporter.budget import cost_phrase
     from aksnap.output import render_kv, render_rows, to_json, to_yaml
 
     if fmt == "json":
@@ -358,6 +371,7 @@ def render_summary(summary, fmt: str) -> str:
         ("seconds", round(summary.seconds, 2)),
         ("rows/s", f"{summary.rows_per_s:,.0f}"),
         ("tasks/s", f"{summary.tasks_per_s:,.0f}"),
+        *([("cost", cost_phrase(summary.cost))] if summary.cost else []),
     ])])
 
 

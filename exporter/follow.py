@@ -26,6 +26,7 @@ from typing import Callable
 import grpc
 from armonik.protogen.common import events_common_pb2, result_status_pb2, task_status_pb2
 
+from aksnap.exporter.budget import Cost, Throttle
 from aksnap.exporter.client import Connection, RawClient, SelectionError, open_channel
 from aksnap.exporter.decode import decode_page
 from aksnap.exporter.requests import list_request
@@ -67,8 +68,13 @@ class EventFollower(threading.Thread):
     fewer result events makes the replay (and the server's work) that much smaller."""
 
     def __init__(self, conn: Connection, session_id: str, sink: Callable[[Batch], None],
-                 on_subscribe: Callable[[], None] | None = None, results: str = "all"):
+                 on_subscribe: Callable[[], None] | None = None, results: str = "all",
+                 throttle: Throttle | None = None):
         super().__init__(name="aksnap-events", daemon=True)
+        # the watch's load budget: each subscription's start takes a slot (a stream holds
+        # none: it stays open for hours), and is counted in :attr:`cost`
+        self.throttle = throttle
+        self.cost = throttle.cost() if throttle is not None else Cost()
         self.conn, self.session_id, self.sink = conn, session_id, sink
         self.results = results
         self.on_subscribe = on_subscribe or (lambda: None)
@@ -112,7 +118,12 @@ class EventFollower(threading.Thread):
         request = subscription_request(self.session_id, self.results)
         parse = events_common_pb2.EventSubscriptionResponse.FromString
         while not self._stopping.is_set():
+            if self.throttle is not None:
+                self.cost.add_wait(self.throttle.acquire(self._stopping, hold=False))
+                if self._stopping.is_set():
+                    break
             channel = open_channel(self.conn, 64 * 2**20)
+            started_at = time.time()
             try:
                 stream = channel.unary_stream(
                     _EVENTS_PATH, request_serializer=lambda m: m.SerializeToString(),
@@ -122,6 +133,7 @@ class EventFollower(threading.Thread):
                         break
                     self._call = stream(request)
                 self.stats.subscriptions += 1
+                self.cost.note("GetEvents", started_at, 0.0, 0)
                 if not self.stats.subscribed_at:
                     self.stats.subscribed_at = time.time()
                 self.on_subscribe()
@@ -130,10 +142,15 @@ class EventFollower(threading.Thread):
                     wait = RETRY_FIRST_S
                 if not self._stopping.is_set():
                     self.stats.drops += 1
-            except grpc.RpcError:
+            except grpc.RpcError as e:
                 if self._stopping.is_set():
                     break
                 self.stats.drops += 1
+                code = e.code() if hasattr(e, "code") else None
+                # a stream that ends (UNAVAILABLE) is the stream's nature (Core drops them on
+                # restarts, proxies on idle timeouts): only a refusal of work is strain
+                if self.throttle is not None and code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    self.throttle.release("GetEvents", 0.0, None, strain=code.name, hold=False)
             finally:
                 with self._lock:
                     self._call = None

@@ -27,18 +27,23 @@ SHOWN = 5
 
 
 def list_sessions(endpoint=None, *, limit: int | None = LIMIT, tls: TlsFiles | None = None,
-                  retry: RetryPolicy | None = None, jobs: int = 4) -> dict[str, Any]:
+                  retry: RetryPolicy | None = None, budget=None) -> dict[str, Any]:
     """The sessions of the control plane at ``endpoint`` (``HOST:PORT``, the command's
     :class:`~aksnap.exporter.client.ConnectionOptions`, or None: ``AK_ENDPOINT``, ``AKCONFIG``,
     armonik-cli's file), the most recently created first: the ``limit`` created last (None:
     every one), each with its tasks counted by status. Returns the data ``aksnap sessions
     BUNDLE`` returns (:mod:`aksnap.analyzer.sessions`' rows, built with the same status
-    sets), plus ``calls``: how many of each call it made."""
+    sets), plus ``calls``: how many of each call it made. ``budget``: the load budget
+    (:func:`~aksnap.exporter.budget.budget_of`; None: the default one), as export's."""
+    from aksnap.exporter.budget import Throttle, budget_of
+
     from aksnap.columns import TASK_PARTITION, set_counts
 
     conn = connection_of(endpoint, tls)
     calls = {"Sessions.ListSessions": 0, "Tasks.CountTasksByStatus": 0}
-    with RawClient(conn, retry=retry) as client:
+    budget = budget if budget is not None else budget_of(None, None)
+    jobs = budget.jobs
+    with RawClient(conn, retry=retry, throttle=Throttle(budget, conn.endpoint)) as client:
         rows, total, page = [], None, 0
         while True:
             size = limit if limit else PAGE

@@ -9,6 +9,7 @@ from typing import Any
 
 from aksnap import __version__
 from aksnap.bundle import Manifest, utc_now_iso
+from aksnap.exporter.budget import Cost
 from aksnap.exporter.client import CallStats, Connection
 from aksnap.exporter.counts import Counts
 from aksnap.exporter.plan import TABLES
@@ -32,6 +33,8 @@ class ExportRecord:
     tallies: Tallies = field(default_factory=Tallies)
     reports: list[UnitReport] = field(default_factory=list)
     stats: CallStats = field(default_factory=CallStats)
+    # What the capture cost the control plane (the client's, as the manifest is built).
+    cost: Cost | None = None
     # The server's own counts by status after the scan, per plan group of sessions (a
     # single session each for a small selection).
     server_counts: dict[tuple[str, ...], Counts] = field(default_factory=dict)
@@ -62,6 +65,7 @@ def build_manifest(rec: ExportRecord) -> Manifest:
                   "page_size": rec.page_size or "auto", "jobs": rec.jobs},
         consistency=consistency,
         warnings=[w for table in TABLES if (w := _warning(table, consistency[table]))],
+        cost=rec.cost.record() if rec.cost is not None else None,
     )
 
 

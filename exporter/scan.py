@@ -325,6 +325,7 @@ class UnitScan:
                     self.page_size = aligned(offset, new)
                 continue
             self.report.pages += 1
+            self.client.cost.add_rows(self.unit.table, page.rows.num_rows)
             stats = self.client.stats  # unlocked: a lost update only blurs an average
             stats.table_rows[self.unit.table] = stats.table_rows.get(self.unit.table, 0) + page.rows.num_rows
             stats.table_bytes[self.unit.table] = stats.table_bytes.get(self.unit.table, 0) + page.nbytes

@@ -1,7 +1,14 @@
 """Shared pytest configuration. Layer-specific fixtures live in the test modules that use them;
 the exported `demo` and `hostile` scenarios, read by several drawing commands, live here."""
 
+import os
+
 import pytest
+
+# The simulated control planes of the suite serve nobody else: no request-rate cap by default
+# (the production default, 10 requests/s, would make the suite's hundreds of exports wait for
+# their budget). tests/test_budget.py sets its own caps, and checks the default without this.
+os.environ["AKSNAP_MAX_RPS"] = "inf"
 
 
 def _export_scenario(name: str, out, seed: int = 1):

@@ -40,7 +40,7 @@ from aksnap.cli import app
 from aksnap.exporter import export
 from aksnap.fixtures.server import Faults, SimulatedControlPlane, synthetic_cluster
 from aksnap.parquet_verify import same, writer_of
-from aksnap.thrift_compact import BINARY, I32, I64, Struct, decode, encode
+from aksnap.thrift_compact import BINARY, I32, I64, STRUCT, Struct, decode, encode
 
 runner = CliRunner()
 
@@ -354,8 +354,12 @@ FOOTER_EDITS = {
     "a null count": (lambda fm: chunk(fm, b"status")[3][12].__setitem__(3, 1), "nulls"),
     "a timestamp max one microsecond early": (_created_at_max, "column created_at"),
     "encodings reordered": (lambda fm: chunk(fm, b"task_id")[3][2].reverse(), "encodings"),
+    # the ids carry no statistics (issue 21): ones added that lie would prune DuckDB's scans
+    "statistics added to an id column": (
+        lambda fm: put(chunk(fm, b"task_id")[3], 12, chunk(fm, b"status")[3][12], STRUCT),
+        "statistics say"),
     "a min called inexact": (
-        lambda fm: chunk(fm, b"task_id")[3][12].__setitem__(8, False), "inexact"),
+        lambda fm: chunk(fm, b"status")[3][12].__setitem__(8, False), "inexact"),
     "a distinct count": (lambda fm: put(chunk(fm, b"status")[3][12], 4, 5, I64), "never writes"),
     "a column order dropped": (_drop_column_order, "ColumnOrder"),
     "the row group's size": (lambda fm: fm[4][0].__setitem__(2, fm[4][0][2] + 1), "uncompressed"),
@@ -479,7 +483,7 @@ def _sorted_dictionary(hs):
 PAGE_EDITS = {
     "values moved from one page to the next": (b"priority", _move_values),
     "uncompressed sizes moved from one page to the next": (b"task_id", _move_sizes),
-    "a page's max": (b"task_id", _page_max),
+    "a page's max": (b"status", _page_max),
     "an encoding every reader reads alike": (b"status", _plain_dictionary),
     "a dictionary said sorted": (b"status", _sorted_dictionary),
 }

@@ -61,7 +61,7 @@ BAD = [
     (["--out", "{out}"], "nothing selected"),
     (["--out", "{out}", "--all", "--session", "x"], "exclude each other"),
     (["--out", "{out}", "--status", "bogus"], "unknown session status"),
-    (["--out", "{out}", "--all", "--created-after", "yesterday"], "not an ISO date"),
+    (["--out", "{out}", "--all", "--created-after", "yesterday"], "neither a time ago nor an ISO date"),
     (["--out", "{out}", "--all", "--page-size", "0"], "--page-size"),
     (["--out", "{out}", "--all", "--jobs", "0"], "--jobs"),
     (["--out", "{out}", "--all", "--jobs", "many"], "invalid value for '--jobs'"),

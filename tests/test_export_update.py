@@ -230,3 +230,58 @@ def test_update_through_outages_still_equals_a_full_export(tmp_path):
         full = export(ep, tmp_path / "f", all_sessions=True, page_size=64)
     assert read_manifest(up.path).consistency["retries"] > 0
     assert_same_content(up.path, full.path)
+
+
+def _changed_between(parent, full) -> dict:
+    """The ids whose row differs between two bundles (what a watch's events name), and the
+    open results those tasks owned in ``parent`` (the watch adds them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out = {}
+    for table, key in (("tasks", "task_id"), ("results", "result_id")):
+        a = {r[key]: r for r in pq.read_table(parent / f"{table}.parquet").to_pylist()}
+        b = {r[key]: r for r in pq.read_table(full / f"{table}.parquet").to_pylist()}
+        out[table] = {k for k in a if k in b and a[k] != b[k]}
+    res = pq.read_table(parent / "results.parquet")
+    owned = res.filter(pc.and_(pc.equal(res.column("status"), "CREATED"),
+                               pc.is_in(res.column("owner_task_id"),
+                                        value_set=pa.array(sorted(out["tasks"]), pa.string()))))
+    out["results"] |= set(owned.column("result_id").to_pylist())
+    return out
+
+
+def test_an_update_of_the_changed_rows_only_equals_a_full_export(htcmock, tmp_path):
+    """Given a bundle at 25 % and the ids that changed by 30 % (what a watch's events name),
+    when updated with ``changed``, then only those open rows are refetched by id (far fewer
+    than every open row), the manifest says ``changed_only``, and the bundle equals a full
+    export at 30 %."""
+    cp, ep, end = htcmock
+    cp.at = 0.25 * end
+    export(ep, tmp_path / "p", all_sessions=True)
+    every = update(tmp_path / "p", tmp_path / "every")  # every open row, for comparison
+    cp.at = 0.30 * end
+    full = export(ep, tmp_path / "f", all_sessions=True)
+    changed = _changed_between(tmp_path / "p", full.path)
+    assert changed["tasks"]
+    up = update(tmp_path / "p", tmp_path / "u", changed={k: sorted(v) for k, v in changed.items()})
+    assert_same_content(up.path, full.path)
+    u = up.update
+    assert u["changed_only"] is True and not u["rescanned_sessions"]
+    assert u["refetched_by_id"]["tasks"] <= len(changed["tasks"])
+    assert sum(u["refetched_by_id"].values()) < sum(every.update["refetched_by_id"].values()) / 2
+
+
+def test_a_changed_row_left_unnamed_is_caught_by_the_counts(htcmock, tmp_path):
+    """Given a changed-only update told about none of the tasks that ended (a lost event, an
+    attacker's list), when run, then the server's counts disagree with the merge, the session
+    is read whole (``rescanned_because`` says why), and the bundle still equals a full
+    export."""
+    cp, ep, end = htcmock
+    cp.at = 0.25 * end
+    export(ep, tmp_path / "p", all_sessions=True)
+    cp.at = 0.30 * end
+    full = export(ep, tmp_path / "f", all_sessions=True)
+    up = update(tmp_path / "p", tmp_path / "u", changed={"tasks": [], "results": []})
+    assert up.update["changed_only"] is True and up.update["rescanned_sessions"]
+    assert_same_content(up.path, full.path)

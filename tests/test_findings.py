@@ -139,6 +139,20 @@ def test_every_rule_has_its_scenario_here():
     assert {c[2] for c in CASES} | {"new_error_class"} == set(findings.KINDS)
 
 
+@pytest.mark.parametrize("doc", ["README.md", "docs/findings.md"])
+def test_the_docs_list_every_rule_with_its_default_thresholds(doc):
+    """Given the README and docs/findings.md, then each lists every rule of the catalogue in a
+    table row, and every threshold with the default the code uses (a changed default, or a new
+    rule, cannot go unsaid)."""
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([a-z_]+)` \|.*$", text, re.M)}
+    assert set(findings.KINDS) - {"retry_cleanup"} <= set(rows), set(findings.KINDS) - set(rows)
+    for name, value in findings.parse_thresholds(None).items():
+        m = re.search(rf"`{name}` ([0-9.]+)", text)
+        assert m is not None, f"{doc} does not state {name}"
+        assert float(m.group(1)) == float(value), (doc, name, m.group(1), value)
+
+
 def test_an_error_class_new_since_the_baseline_is_the_top_finding(exported):
     """Given a clean htcmock run A and the same tree with failing leaves B (seed 0), when B's
     findings are built with A as baseline (and by aksnap diff A B), then the top one is

@@ -165,7 +165,10 @@ def _unmap(obj, table: dict[str, str]):
 
 IGNORED = {"bundle", "redacted", "message", "error_class", "example_message", "example_task_id",
            "status_message", "output_error", "path", "error_classes",
-           "summary"}  # lineage's one sentence quotes the root cause's message
+           "summary",  # lineage's one sentence quotes the root cause's message
+           # a finding's sentence and subject quote the error class (redacted: a class of its
+           # own), its key holds the subject, its next command the bundle's path
+           "claim", "subject", "key", "next"}
 
 
 def _strip(obj):

@@ -638,6 +638,47 @@ def test_a_clean_run_verdict_says_so_in_one_line(demo_bundle, tmp_path):
             assert f["anchor"] is None and f["next"]
 
 
+def test_whatif_section_replays_the_run_and_shows_the_capacity_curve(browser, demo_page, demo_bundle):
+    """Given the demo's report, then its what-if section holds what ``whatif.report_data`` says
+    (recorded against replayed per session, the capacity curve at 0.5x to 4x the pods) and
+    draws it without a console error; above REPORT_MAX_TASKS the page replays nothing and
+    names the command instead."""
+    from aksnap.analyzer import whatif
+
+    path, _ = demo_page
+    data = _page_data(path)
+    w = data["whatif"]
+    bundle, _ = demo_bundle
+    snap = Snapshot.open(bundle)
+    try:
+        assert w == json.loads(report.script_json(whatif.report_data(snap)))
+    finally:
+        snap.close()
+    assert w["available"] and [r["factor"] for r in w["curve"]] == [0.5, 1.0, 2.0, 4.0]
+    p = Page(browser, path)
+    try:
+        assert p.problems() == []
+        sec = p.page.locator("#" + report.anchor("whatif"))
+        assert sec.locator("table").count() == 2
+        assert sec.locator("table").nth(1).locator("tr").count() == 1 + 4
+    finally:
+        p.page.close()
+
+
+def test_whatif_section_of_a_big_bundle_names_the_command(demo_bundle, monkeypatch):
+    """Given a bundle over the report's replay limit, then the section replays nothing, says
+    why and names ``aksnap whatif ... --curve``."""
+    from aksnap.analyzer import whatif
+
+    monkeypatch.setattr(whatif, "REPORT_MAX_TASKS", 1)
+    snap = Snapshot.open(demo_bundle[0])
+    try:
+        w = whatif.report_data(snap)
+    finally:
+        snap.close()
+    assert w["available"] is False and "not replayed" in w["why"] and w["command"].endswith("--curve")
+
+
 def test_lost_results_are_grouped_by_root_cause(tmp_path):
     """Given a hand-drawn bundle::
 

@@ -231,7 +231,7 @@ def test_ctrl_c_exits_130_with_a_sentence(htcmock):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert err.strip() == "aksnap: error: watch interrupted" or "watch interrupted" in err
     assert "Traceback" not in err
 
@@ -306,11 +306,56 @@ def test_the_stream_opens_after_the_first_capture_and_asks_for_task_events_only(
             assert {o for k, o, _ in got if k == "task"} == tasks
 
 
-def test_without_record_a_mostly_open_session_is_reexported_not_updated(htcmock):
+def test_a_frozen_session_is_probed_with_two_calls_and_the_interval_grows(htcmock):
+    """Given a frozen session (many rows open), when watched, then after the first capture
+    each reconcile is a probe of two count calls (CountTasksByStatus, a count-only
+    ListResults), fetching no row, the interval doubles while nothing changes, the view shows
+    the cost per reconcile and in total, and the state is the server's. When the clock then
+    moves, the watch converges, and the reconcile that follows refetches only what the events
+    named (far fewer rows than the session holds)."""
+    scenario, session, end = htcmock
+    with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
+        ep = cp.start()
+        w = Watching(ep, session)
+        try:
+            w.wait_reconciles(4)
+            last = w.updates[-1]
+            assert last["last_reconcile"] == "probe" and last["rows_fetched"] == 0
+            assert last["cost"]["last_reconcile"]["calls"] == {"CountTasksByStatus": 1,
+                                                               "ListResults": 1}
+            assert last["cost"]["interval_s"] >= 4 * INTERVAL
+            total = last["cost"]["total"]
+            assert total["calls"]["GetEvents"] == 1 and total["rows_received"]["tasks"] >= 1
+            from rich.console import Console
+
+            from aksnap.cli.watch import render_view
+
+            console = Console(width=400, record=True)
+            console.print(render_view(last))
+            shown = console.export_text()
+            assert "cost: last reconcile (probe) 2 calls (" in shown and "calls/min" in shown
+            assert watched(w.state) == truth(cp, session)
+            seen = w.reconciles()
+            cp.at = 0.31 * end  # a few tasks move
+            converges(w, cp, session, time.time())
+            w.wait_reconciles(seen + 1)
+            moved = next(u for u in w.updates if u["reconciles"] == seen + 1)
+            assert moved["last_reconcile"] == "changed", moved["last_reconcile_why"]
+            assert 0 < moved["rows_fetched"] < (moved["tasks"] + moved["results"]) / 2
+        finally:
+            w.close()
+    assert watched(w.state) == truth(cp, session)
+
+
+def test_a_reconcile_that_cannot_trust_the_events_of_a_mostly_open_session_reexports(
+        htcmock, monkeypatch):
     """Refetching open rows by id (500 a request) costs the server more than paging through
-    every row once many are open. Given a frozen session with at least 10 % of its rows open
-    and no --record, then every reconcile fetches every row (a full export), and the state is
-    still the server's."""
+    every row once many are open. Given a frozen session with at least 10 % of its rows open,
+    no --record, and every reconcile a full one (TRUST_EVERY_S 0: the events never trusted),
+    then every reconcile fetches every row (a full export), and the state is the server's."""
+    import aksnap.cli.watch as watch_mod
+
+    monkeypatch.setattr(watch_mod, "TRUST_EVERY_S", 0.0)
     scenario, session, end = htcmock
     with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
         ep = cp.start()
@@ -320,9 +365,37 @@ def test_without_record_a_mostly_open_session_is_reexported_not_updated(htcmock)
             first = next(u for u in w.updates if u["reconciles"] == 1)
             assert w.updates[-1]["rows_fetched"] == first["rows_fetched"] \
                 == first["tasks"] + first["results"]
+            assert w.updates[-1]["last_reconcile"] == "export"
             assert watched(w.state) == truth(cp, session)
         finally:
             w.close()
+
+
+def test_the_watch_keeps_to_its_budget_as_the_server_counts(htcmock):
+    """Given --max-rps 6, when a moving session is watched (the first export, reconciles,
+    the subscription), then the server never counts more than 6 requests in a second."""
+    scenario, session, end = htcmock
+    with SimulatedControlPlane(scenario, at=0.2 * end) as cp:
+        ep = cp.start()
+        stop = threading.Event()
+        updates = []
+        t = threading.Thread(target=lambda: watch(ep, session_id=session, interval=0.3,
+                                                  stop=stop, max_rps=6,
+                                                  on_update=updates.append), daemon=True)
+        t.start()
+        try:
+            deadline = time.time() + 30
+            while not (updates and updates[-1]["reconciles"] >= 2) and time.time() < deadline:
+                time.sleep(0.05)
+            cp.at = 0.5 * end
+            time.sleep(2.0)
+        finally:
+            stop.set()
+            t.join(timeout=30)
+        seen = cp.requests.snapshot()
+    assert updates[-1]["reconciles"] >= 2
+    assert seen["requests"] >= 12 and seen["busiest_second"] <= 6, seen["per_second"]
+    assert updates[-1]["cost"]["budget"]["rate"] == 6.0
 
 
 # -- --record: retention, unchanged states, the disk-space guard ---------------------------
@@ -551,3 +624,21 @@ def test_a_transient_failure_is_said_and_retried(htcmock, monkeypatch):
     errors = [u["error"] for u in updates if u["error"]]
     assert errors and "UNAVAILABLE" in errors[0] and "retrying every 0.3 s" in errors[0]
     assert res.state["reconciles"] >= 1 and res.state["error"] is None and len(calls) >= 3
+
+
+def test_a_ctrl_c_inside_a_reconciles_thread_start_leaves_nothing_to_join(monkeypatch):
+    """Given a Ctrl-C that lands inside Thread.start() of a reconcile (seen under load: the
+    watch exited 1 with 'cannot join thread before it is started' instead of 130), when the
+    watch closes its reconciler, then nothing raises (the exit stays the interruption's)."""
+    from aksnap.cli.watch import _Reconciler
+
+    rec = _Reconciler(None, "s", None, None, keep=1, jobs=1)
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        rec.start()
+    monkeypatch.undo()
+    rec.close()

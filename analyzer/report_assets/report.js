@@ -391,6 +391,36 @@
     sec.appendChild(det);
     return sec;
   }
+  // -- what if: the run replayed (aksnap whatif): recorded against predicted, the capacity curve --
+  function whatifSection(w) {
+    const sec = el("section", "session whatif");
+    sec.id = DATA.anchors.whatif;
+    sec.appendChild(el("h2", "", "What if: the run replayed"));
+    if (!w.available) {
+      sec.appendChild(el("p", "note", w.why + (w.command ? "; " : "")));
+      if (w.command) sec.appendChild(el("code", "next", w.command));
+      return sec;
+    }
+    sec.appendChild(el("p", "note", "A replay of the recorded DAG with each task's measured time on its pod " +
+      "(queue waits excluded), ready when its inputs are completed, on the pods each partition had at once " +
+      "(" + Object.entries(w.pods).map(([k, v]) => `${k}: ${fmtN(v)}`).join(", ") + "). " +
+      "Recorded against predicted at the recorded pods is the model's error (docs/whatif.md); " +
+      "aksnap whatif BUNDLE --pods N --policy lazy --target R for other questions."));
+    sec.appendChild(el("h3", "", "Recorded against replayed, per session"));
+    sec.appendChild(table(w.sessions, [["session_id", "session", "id"], ["recorded_s", "recorded makespan", "s"],
+      ["predicted_s", "replayed", "s"], ["error_pct", "error %", "n"]]));
+    if (w.sessions_total > w.sessions.length)
+      sec.appendChild(el("p", "note", `the first ${fmtN(w.sessions.length)} of ${plural(w.sessions_total, "session")}`));
+    if (w.curve) {
+      sec.appendChild(el("h3", "", "Capacity: the makespan with other pod counts (fifo)"));
+      sec.appendChild(table(w.curve.map((r) => ({...r, factor: r.factor + "x", saturated: r.saturated ? "yes: more pods stop helping" : "",
+        gain: r.gain_over_previous === null || r.gain_over_previous === undefined ? "" : (100 * r.gain_over_previous).toFixed(0) + " % shorter"})),
+        [["factor", "pods (x recorded)"], ["pods_total", "pods", "n"], ["predicted_s", "predicted makespan", "s"],
+         ["gain", "against the row above"], ["saturated", "saturated"]]));
+    }
+    return sec;
+  }
+
   // -- the verdict: the findings, ranked, first on the page; each links to its section ----------
   function verdictPanel(v) {
     const sec = document.getElementById(DATA.anchors.verdict);
@@ -986,6 +1016,7 @@
     sec.appendChild(table(s.depths, [["depth", "depth (0: submitted by the client)", "n"], ["tasks", "tasks", "n"]].concat(stCols.map((k) => [k, k, "n"]))));
   }
   if (DATA.utilisation) main.appendChild(utilisationSection(DATA.utilisation));
+  if (DATA.whatif) main.appendChild(whatifSection(DATA.whatif));
   const notes = el("details", "notes");
   notes.id = "aggregated";
   notes.appendChild(el("summary", "", `What this page aggregated (${plural(DATA.notes.length, "note")})`));
