@@ -1062,16 +1062,21 @@ def script_json(data: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render(data: dict[str, Any]) -> str:
-    nonce = secrets.token_urlsafe(18)
+def render(data: dict[str, Any], *, nonce: str | None = None, connect_self: bool = False,
+           extra_script: str = "", extra_style: str = "") -> str:
+    """The page's HTML. A fresh random nonce unless ``nonce``. ``aksnap serve`` (the page
+    served, not a file) adds ``connect_self`` (the policy lets the page fetch from its own
+    origin, nothing else) and its own script and style, which run by the same nonce."""
+    nonce = nonce or secrets.token_urlsafe(18)
     csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-           "img-src data:; base-uri 'none'; form-action 'none'")
+           "img-src data:; " + ("connect-src 'self'; " if connect_self else "")
+           + "base-uri 'none'; form-action 'none'")
     title = "aksnap report"
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta http-equiv="Content-Security-Policy" content="{html.escape(csp)}">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f'<meta name="referrer" content="no-referrer">\n'
-            f'<title>{title}</title>\n<style nonce="{nonce}">\n{_asset("report.css")}\n</style>\n'
+            f'<title>{title}</title>\n<style nonce="{nonce}">\n{_asset("report.css")}\n{extra_style}</style>\n'
             f'</head>\n<body>\n<header><h1>{title}</h1><div id="meta"></div>'
             '<input id="search" type="search" placeholder="search an id (prefix)" '
             'autocomplete="off" spellcheck="false"><div id="hits"></div></header>\n'
@@ -1081,7 +1086,9 @@ def render(data: dict[str, Any]) -> str:
             'in the script element "data".</noscript></main>\n'
             '<aside id="detail" hidden></aside>\n'
             f'<script type="application/json" id="data">{script_json(data)}</script>\n'
-            f'<script nonce="{nonce}">\n{_asset("report.js")}\n</script>\n</body>\n</html>\n')
+            f'<script nonce="{nonce}">\n{_asset("report.js")}\n</script>\n'
+            + (f'<script nonce="{nonce}">\n{extra_script}\n</script>\n' if extra_script else "")
+            + '</body>\n</html>\n')
 
 
 def write(snap, out, session_id: str | None = None, result_id: str | None = None,

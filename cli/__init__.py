@@ -124,11 +124,11 @@ def _register() -> None:
     from aksnap.exporter import commands as exporter_commands
     from aksnap.fixtures import commands as fixture_commands
 
-    from . import demo, sessions, watch
+    from . import demo, serve, sessions, watch
 
     for module in (fixture_commands, exporter_commands, analyzer_commands,
                    sessions,  # a bundle, or a control plane: both layers
-                   demo, watch,  # these two tie the layers together: this floor
+                   demo, watch, serve,  # these tie the layers together: this floor
                    pack, redact):  # sharing a bundle (docs/sharing.md): format-level
         module.register(app)
 

@@ -439,7 +439,8 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
           stop: Optional[threading.Event] = None, max_s: Optional[float] = None,
           state=None, keep: Optional[int] = None, min_free=None,
           on_notice: Optional[Callable[[str], None]] = None, retry=None,
-          max_rps: Optional[float] = None) -> WatchResult:
+          max_rps: Optional[float] = None,
+          on_reconcile: Optional[Callable[[str], None]] = None) -> WatchResult:
     """Follow ``session_id`` (or the session of ``result_id``) at ``endpoint`` until it ends.
 
     ``on_update(state)`` is called with the state (plain data) after every reconcile and about
@@ -457,7 +458,9 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     ``recording_stopped`` say it. ``state``: a :class:`aksnap.analyzer.live.LiveState` of
     the caller's to fill (to read its statuses). ``retry``: the
     :class:`~aksnap.exporter.client.RetryPolicy` of every call (``--retry-for``; None: the
-    exporter's default), the first included.
+    exporter's default), the first included. ``on_reconcile(path)``: the bundle of each
+    reconcile taken, before the state shows it (``aksnap serve`` reads its drill-downs there;
+    without ``record`` it is removed when the next reconcile is taken).
     """
     from aksnap.analyzer.live import LiveState
     from aksnap.exporter.budget import Throttle, budget_of
@@ -497,7 +500,8 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     rec = _Reconciler(conn, session_id, result_id, record, keep=keep, jobs=budget.jobs,
                       min_free=floor, retry=retry, throttle=throttle)
     w = _Watch(rec, state, throttle, interval=interval, record=record, floor=floor,
-               on_update=on_update, on_notice=on_notice, stop=stop or threading.Event())
+               on_update=on_update, on_notice=on_notice, stop=stop or threading.Event(),
+               on_reconcile=on_reconcile)
     try:
         if once:
             rec.run_now()  # WatchError: 2 for an unknown id, 1 for a refresh that failed
@@ -515,8 +519,9 @@ class _Watch:
     shown."""
 
     def __init__(self, rec: _Reconciler, state, throttle, *, interval: float, record, floor,
-                 on_update, on_notice, stop: threading.Event):
+                 on_update, on_notice, stop: threading.Event, on_reconcile=None):
         self.rec, self.state, self.throttle = rec, state, throttle
+        self.on_reconcile = on_reconcile  # aksnap serve: each reconcile's bundle, first
         self.interval, self.record, self.floor = interval, record, floor
         self.on_update, self.on_notice, self.stop = on_update, on_notice, stop
         self.announced: list[str] = []
@@ -589,6 +594,8 @@ class _Watch:
     def take(self, outcome) -> None:
         tables, analysis, path, seconds, fetched = outcome
         rec = self.rec
+        if self.on_reconcile is not None:
+            self.on_reconcile(path)
         self.state.load(*tables, at=rec.started_at)
         for batch in self.replay:  # events that arrived while it ran may be newer than it
             self.state.apply(batch)

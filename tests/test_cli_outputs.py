@@ -33,6 +33,8 @@ NO_ANSWER = {
     "simulate": "serves a control plane until Ctrl-C; its first line is the endpoint",
     "demo": "a report for people, the analyses of `analyze` and `lineage` in table form",
     "watch": "follows a live run until it ends; --once -o json|yaml: tests/test_watch.py",
+    "serve": "serves a page until Ctrl-C; its JSON answers (/api/...) are the registry's -o "
+             "json, checked against the commands in tests/test_serve.py",
 }
 
 

@@ -38,6 +38,8 @@ NOT_REGISTERED = {
     "redact": "format floor (aksnap.redact): writes a bundle, answers nothing",
     "watch": "composition floor: joins the exporter and the analyzer, follows a live cluster",
     "demo": "composition floor: serves, exports and analyses; calls the API generated here",
+    "serve": "composition floor: serves the report's page over HTTP, live from the watch "
+             "engine; its drill-downs run the registry's lineage and task",
 }
 
 

@@ -896,6 +896,8 @@
     detail.appendChild(exp);
     detail.appendChild(el("p", "note", `aksnap ${n.kind === "task" ? "task" : "lineage"} BUNDLE ${n.id}`));
     if (detail.hidden) openDetail(true);
+    // for a page served by aksnap serve: its drill-down asks the server (nothing listens offline)
+    document.dispatchEvent(new CustomEvent("aksnap:select", {detail: {kind: n.kind, id: n.id}}));
   }
 
   // -- sessions -----------------------------------------------------------------------------------
