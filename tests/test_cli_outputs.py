@@ -82,6 +82,7 @@ def _argv(name: str, fb, server, tmp_path) -> list[str]:
         "graph": ["graph", b, "--out", str(tmp_path / "g.dot")],
         "trace": ["trace", b, "--out", str(tmp_path / "t.json")],
         "report": ["report", b, "--out", str(tmp_path / "r.html")],
+        "whatif": ["whatif", b],
     }[name]
 
 
@@ -115,7 +116,7 @@ def _formats(name: str) -> list[str]:
 def test_every_command_is_walked_or_says_why_not():
     walked = {"analyze", "findings", "lineage", "blockers", "critical-path", "task", "check", "sql", "query",
               "queries", "export", "pack", "unpack", "redact", "diff", "archive", "compare",
-              "graph", "trace", "report", "sessions"}
+              "graph", "trace", "report", "sessions", "whatif"}
     assert set(COMMANDS) == walked | set(NO_ANSWER), "a new command: add it to _argv or NO_ANSWER"
     for name in walked:
         assert {"json", "yaml"} <= set(_formats(name)), f"`aksnap {name}` has no -o json|yaml"
@@ -124,7 +125,7 @@ def test_every_command_is_walked_or_says_why_not():
 @pytest.mark.parametrize("name", ["analyze", "lineage", "blockers", "critical-path", "task", "check",
                                   "sql", "query", "queries", "export", "pack", "unpack", "redact",
                                   "diff", "archive", "compare", "graph", "trace", "report",
-                                  "sessions"])
+                                  "sessions", "whatif"])
 @pytest.mark.parametrize("fmt", ["json", "yaml", "csv"])
 def test_output_parses(name, fmt, fb, server, tmp_path):
     argv = _argv(name, fb, server, tmp_path) + ["-o", fmt]
