@@ -216,6 +216,35 @@ def _chain_length(pointer: np.ndarray) -> np.ndarray:
     return dist
 
 
+_LEAN = False
+
+
+def _lean_allocation() -> None:
+    """Make freed memory go back to the system during a cold open (once per process).
+
+    A streamed build allocates and frees thousands of per-batch arrays of a few hundred KiB
+    to a few MiB. glibc raises its mmap threshold after each such free (up to 32 MiB), so
+    later ones come from the heap, where fragments are kept; Arrow's mimalloc pool keeps the
+    decoded pages too. On the 1M htcmock bundle that retained memory was a third of the peak
+    (0.89 GiB, of which the live arrays were about 0.5). A fixed 1 MiB threshold (numpy's
+    big arrays mmapped, returned when freed) and Arrow's system pool: 0.68 GiB, and slightly
+    less CPU (docs/performance.md). Best effort: a libc without ``mallopt`` keeps its own."""
+    global _LEAN
+    if _LEAN:
+        return
+    _LEAN = True
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (glibc)
+    except (OSError, AttributeError, TypeError):
+        pass
+    try:
+        pa.set_memory_pool(pa.system_memory_pool())
+    except (pa.ArrowException, AttributeError):
+        pass
+
+
 def _prefetched(batches):
     """The items of an iterator, the next one read in a thread while the caller works on
     the current one (Parquet decoding releases the GIL)."""
@@ -511,6 +540,7 @@ class TaskGraph:
         equal to :meth:`_build` over whole columns (tests/test_graph.py proves it)."""
         from aksnap.analyzer.idindex import IdIndex
 
+        _lean_allocation()
         with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow and numpy release the GIL
             tj = pool.submit(lambda: IdIndex(snap.read_columns("tasks", ["task_id"])["task_id"]))
             rj = pool.submit(lambda: IdIndex(snap.read_columns("results", ["result_id"])["result_id"]))
@@ -519,6 +549,12 @@ class TaskGraph:
         T, R = len(tix.ids), len(rix.ids)
         self.n_tasks, self.n_results, self.n = T, R, T + R
         self._result_created_by = None
+        # the parts kept until the end hold row numbers: int32 while they fit (half the bytes
+        # of what grows with the session), widened once, into the final array, by ``cat``
+        small = np.int32 if T + R < 2**31 - 1 else np.int64
+
+        def narrow(a: np.ndarray) -> np.ndarray:
+            return a.astype(small, copy=False)
         total, done = T + R, 0
 
         sessions = pa.array([], pa.string())
@@ -563,8 +599,8 @@ class TaskGraph:
             pay_r = rix.lookup(payload)
             misses("miss_pay", pay_r, payload, np.arange(r0, r0 + n), "payload {} is not in the bundle", True)
             outs = _single(b["expected_output_ids"])
-            parts["out_rows"].append(_np(pc.list_parent_indices(outs)).astype(np.int64) + r0)
-            parts["out_r"].append(rix.lookup(pc.list_flatten(outs)))
+            parts["out_rows"].append(narrow(_np(pc.list_parent_indices(outs)).astype(np.int64) + r0))
+            parts["out_r"].append(narrow(rix.lookup(pc.list_flatten(outs))))
             creator = _single(b["created_by"])
             creator_t = tix.lookup(creator)
             misses("miss_cre", creator_t, creator, np.arange(r0, r0 + n),
@@ -581,7 +617,7 @@ class TaskGraph:
             for k, v in (("dep_r", dep_r), ("dep_rows", dep_rows), ("pay_r", pay_r),
                          ("creator_t", creator_t), ("is_retry", is_retry),
                          ("first_attempt", first_attempt)):
-                parts[k].append(v)
+                parts[k].append(narrow(v) if v.dtype == np.int64 else v)
             done += n
             if progress is not None:
                 progress(done, total)
@@ -602,15 +638,18 @@ class TaskGraph:
                 own_t[other] = tix.lookup(pc.filter(owner, pa.array(other)))
             misses("miss_own", own_t, owner, np.arange(T + r0, T + r0 + n),
                    "owner (or creating) task {} is not in the bundle", True)
-            parts["own_t"].append(own_t)
-            parts["result_creator"].append(creator)
+            parts["own_t"].append(narrow(own_t))
+            parts["result_creator"].append(narrow(creator))
             done += n
             if progress is not None:
                 progress(done, total)
 
         def cat(k: str, dtype) -> np.ndarray:
             got = parts.pop(k)  # each part is released as soon as it is joined: a lower peak
-            return np.concatenate(got).astype(dtype, copy=False) if got else np.zeros(0, dtype=dtype)
+            if not got:
+                return np.zeros(0, dtype=dtype)
+            out = np.empty(sum(len(x) for x in got), dtype=dtype)
+            return np.concatenate(got, out=out, casting="same_kind")  # widened in place, no copy
 
         self.sessions = sessions
         self.session_of = np.concatenate([cat("t_sess", np.int64), cat("r_sess", np.int64)]).astype(np.int32)
@@ -703,11 +742,25 @@ class TaskGraph:
         """The edges, the producers and the spawn and retry links, from the row numbers."""
         T = self.n_tasks
         ok = dep_r >= 0
-        data = Edges(T + dep_r[ok], dep_rows[ok])
         pay_rows = np.flatnonzero(pay_r >= 0)
-        pay = Edges(T + pay_r[pay_rows], pay_rows)
         prod_rows = np.flatnonzero(own_t >= 0)
-        prod = Edges(own_t[prod_rows], T + prod_rows)
+        # the edge arrays written in place, part by part: no per-kind copies joined at the end
+        nd, npay, nprod = int(ok.sum()), len(pay_rows), len(prod_rows)
+        e = nd + npay + nprod
+        self.src, self.dst = np.empty(e, dtype=np.int64), np.empty(e, dtype=np.int64)
+        np.compress(ok, dep_r, out=self.src[:nd])
+        self.src[:nd] += T
+        np.compress(ok, dep_rows, out=self.dst[:nd])
+        del ok
+        np.take(pay_r, pay_rows, out=self.src[nd:nd + npay])
+        self.src[nd:nd + npay] += T
+        self.dst[nd:nd + npay] = pay_rows
+        np.take(own_t, prod_rows, out=self.src[nd + npay:])
+        np.add(prod_rows, T, out=self.dst[nd + npay:])
+        del pay_rows, prod_rows
+        self.kind = np.empty(e, dtype=np.int8)
+        self.kind[:nd], self.kind[nd:nd + npay], self.kind[nd + npay:] = \
+            KIND_DATA, KIND_PAYLOAD, KIND_PRODUCES
         self.producer = own_t  # task index producing result j, or -1 (the client)
         self.payload_of = pay_r  # result index of task i's payload, or -1
         self.previous_attempt = np.where(is_retry, creator_t, -1)
@@ -722,11 +775,6 @@ class TaskGraph:
         rt = np.flatnonzero(self.previous_attempt >= 0)
         self.retry = Edges(self.previous_attempt[rt], rt)
 
-        self.src = np.concatenate([data.src, pay.src, prod.src])
-        self.dst = np.concatenate([data.dst, pay.dst, prod.dst])
-        self.kind = np.concatenate([
-            np.full(len(data.src), KIND_DATA, np.int8), np.full(len(pay.src), KIND_PAYLOAD, np.int8),
-            np.full(len(prod.src), KIND_PRODUCES, np.int8)])
 
     def _parents_from_lists(self, T: int) -> None:
         tails = self._snap.con.sql(
