@@ -307,6 +307,9 @@ def _content_proven(snap) -> bool | None:
     found problems (no cache is written from such files)."""
     if getattr(snap, "integrity_problems", None):
         return None
+    deferred = getattr(snap, "_deferred_checks", None)
+    if deferred is not None:
+        deferred()  # the statuses and statistics: no cache from a bundle that fails them
     if not snap.verified:
         return False
     snap.wait_verified()

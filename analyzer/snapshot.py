@@ -139,7 +139,10 @@ class Snapshot:
 
     def wait_verified(self) -> None:
         """Wait for the checksum verification started by :meth:`open`; raise BundleError, one
-        sentence, if the bundle failed it. Every SQL answer and the graph call this first."""
+        sentence, if the bundle failed it. Every SQL answer and the graph call this first.
+        It runs first the checks :meth:`open` left for the first answer reading the tables
+        (:meth:`_deferred_checks`), whether or not the checksums are verified."""
+        self._deferred_checks()
         v = self._verification
         if v is None:
             return
@@ -153,6 +156,27 @@ class Snapshot:
         if getattr(self, "_vocabulary_checked", False):
             remember_vocabulary_good(self.manifest)
             self._vocabulary_checked = False
+
+    def _deferred_checks(self) -> None:
+        """The checks of the tables' content that :meth:`open` leaves for the first answer
+        that reads them (a bundle of 10M tasks: seconds): the dictionary statistics against
+        their dictionaries (DuckDB skips row groups by them), then, unless a verified open of
+        this content passed it before, the statuses and never-null columns. Once; a failure
+        raises its BundleError, one sentence, at every call."""
+        pending = getattr(self, "_pending_checks", None)
+        if not pending:
+            return
+        if "statistics" in pending:
+            problems = self.bundle.statistics_problems()
+            if problems:
+                raise BundleError(f"{self.path} cannot be read: {problems[0]}"
+                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                                  + "; `aksnap check` lists every problem")
+            pending.discard("statistics")
+        if "vocabulary" in pending:
+            self._check_vocabulary()
+            self._vocabulary_checked = True  # remembered once the checksums prove the content
+            pending.discard("vocabulary")
 
     @classmethod
     def open(cls, path: str | os.PathLike, verify: bool = True,
@@ -177,7 +201,9 @@ class Snapshot:
                 return snap
         else:
             problems = []
-            bundle = OpenBundle.open(root)
+            # the dictionary statistics are checked before the first answer reading a table
+            # (_deferred_checks): `select 1` need not wait for them
+            bundle = OpenBundle.open(root, statistics=False)
         try:
             con = duckdb.connect(config={"threads": threads} if threads else {})
             for table in TABLES:
@@ -190,11 +216,12 @@ class Snapshot:
                               "`aksnap check` lists its problems") from None
         snap = cls(bundle, con, problems)
         snap.path = root  # what the user named: a packed file stays the file, not the cache
-        if not collect_problems and not (verify and vocabulary_known_good(bundle.manifest)):
-            # a content with these checksums passed it before; the verification below proves
-            # the files are that content before any answer is shown
-            snap._check_vocabulary()
-            snap._vocabulary_checked = True  # remembered once the checksums prove the content
+        if not collect_problems:
+            snap._pending_checks = {"statistics"}
+            if not (verify and vocabulary_known_good(bundle.manifest)):
+                # a content with these checksums passed it before; the verification below
+                # proves the files are that content before any answer is shown
+                snap._pending_checks.add("vocabulary")
         snap.verified = bool(verify or collect_problems)
         if verify and not collect_problems:
             # Hashing hundreds of MiB runs in a thread (hashlib releases the GIL) while the
@@ -465,6 +492,7 @@ class Snapshot:
         return exported
 
     def _latest_timestamp_in_data(self) -> datetime | None:
+        self._deferred_checks()  # max() may be answered from the statistics
         # the catalogue's timeline columns (our identifiers, never user input)
         t = self.con.sql(
             "SELECT greatest(" + ", ".join([f"max({c})" for c in TASK_TIMESTAMPS] + [
