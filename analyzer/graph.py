@@ -408,6 +408,11 @@ class TaskGraph:
             self._missing_nodes = np.array([n for n, _ in self.missing_refs], dtype=np.int64)
             for k in self._CACHED:
                 _write_npy(tmp / f"{k}.npy", getattr(self, k))
+                if k in ("in_ptr", "in_src", "out_ptr", "out_dst"):
+                    # derived from src and dst (recomputed on use): each CSR pair is dropped
+                    # once written, so the second is never computed beside the first (at 10M
+                    # tasks one pair is 0.5 GB); the answer reads them from the cache
+                    self.__dict__.pop(k, None)
             # the two id arrays as two record batches of one file: no 100 MB concatenation
             tids, rids = (a if a.type == pa.string() else a.cast(pa.string())
                           for a in (self.task_ids, self.result_ids))
