@@ -161,7 +161,7 @@ def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start,
                 seen[y] = True
                 steps.append(y)
                 x = y
-            if steps:
+            if steps and not own:
                 parts.append(np.array(steps, dtype=np.int64))
             front = np.array([x], dtype=np.int64)
         lo = ptr[front]
@@ -171,7 +171,7 @@ def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start,
             slot[nxt] = np.arange(len(nxt))
             nxt = nxt[slot[nxt] == np.arange(len(nxt))]
         seen[nxt] = True
-        if len(nxt):
+        if len(nxt) and not own:  # an own scratch answers from ``seen``: no list kept
             parts.append(nxt)
         front = nxt
     if own:
@@ -1054,9 +1054,14 @@ class TaskGraph:
             np.logical_or.at(spoiled, np.repeat(np.arange(len(small)), cnt), spoils[preds])
             return small[~spoiled].astype(np.int64)
         cand = mask & candidate
-        edge_in = cand[self.dst]
+        # whether any input is spoiled, per node, along the in-edges' CSR (one bool per edge,
+        # OR-reduced per node): the edge list itself (src and dst, 16 bytes an edge) is never
+        # read, where a lineage has already read the CSR
+        ptr, src = self.in_ptr, self.in_src
         spoiled = np.zeros(self.n, dtype=bool)
-        spoiled[self.dst[edge_in & spoils[self.src]]] = True
+        if len(src):
+            has = ptr[1:] != ptr[:-1]
+            spoiled[has] = np.logical_or.reduceat(spoils[src], ptr[:-1][has])
         return np.flatnonzero(cand & ~spoiled)
 
     def frontier(self, nodes: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:

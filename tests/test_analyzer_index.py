@@ -246,3 +246,35 @@ def test_progress_shows_only_on_a_terminal_and_never_with_quiet(monkeypatch):
     bar = progress.ColdOpen("x")
     bar(1, 10)  # within the delay: nothing started
     assert bar._p is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_frontier_and_origins_over_a_big_scope_equal_the_edge_by_edge_answer(tmp_path, monkeypatch, seed):
+    """Given the messy graph (missing references, retries, bad and incomplete nodes), when the
+    frontier and the origins of random node sets and of the whole graph are asked through the
+    path big scopes take (a mask, inputs OR-reduced along the in-edge CSR: issue 21), then they
+    equal a brute force over the edge list, node by node, and the small-scope path's answer."""
+    tasks, results = _messy_rows(seed=seed)
+    b = _bundle(tmp_path / "b", tasks, results, 64)
+    rnd = random.Random(seed)
+    with Snapshot.open(b, verify=False) as snap:
+        g = _streamed(snap)
+        src, dst = g.src.tolist(), g.dst.tolist()
+        preds = {v: [] for v in range(g.n)}
+        for u, v in zip(src, dst):
+            preds[v].append(u)
+
+        def brute(nodes, candidate, spoils):
+            return sorted(v for v in set(nodes) if candidate[v] and not any(spoils[u] for u in preds[v]))
+
+        for nodes in [list(range(g.n))] + [rnd.sample(range(g.n), rnd.randrange(1, g.n)) for _ in range(5)]:
+            arr = np.array(nodes, dtype=np.int64)
+            want_f = brute(nodes, ~g.complete & ~g.retried, ~g.complete)
+            for small in (0, 10 ** 9):  # the mask path, then the in-edge walk
+                monkeypatch.setattr(TaskGraph, "SMALL_SCOPE", small)
+                assert sorted(g.frontier(arr).tolist()) == want_f
+            monkeypatch.setattr(TaskGraph, "SMALL_SCOPE", 0)
+            got_o = sorted(g.origins(arr).tolist())
+            monkeypatch.setattr(TaskGraph, "SMALL_SCOPE", 10 ** 9)
+            assert got_o == sorted(g.origins(arr).tolist())
+        assert sorted(g.frontier().tolist()) == brute(range(g.n), ~g.complete & ~g.retried, ~g.complete)
