@@ -553,6 +553,7 @@ class TaskGraph:
             tj = pool.submit(lambda: IdIndex(snap.read_columns("tasks", ["task_id"])["task_id"]))
             rj = pool.submit(lambda: IdIndex(snap.read_columns("results", ["result_id"])["result_id"]))
             tix, rix = tj.result(), rj.result()
+            del tj, rj  # a finished future still holds its result: the hash tables (0.44 GB at 10M)
         self.task_ids, self.result_ids = tix.ids, rix.ids
         T, R = len(tix.ids), len(rix.ids)
         self.n_tasks, self.n_results, self.n = T, R, T + R
@@ -669,10 +670,14 @@ class TaskGraph:
         ok = out_r >= 0
         order = np.argsort(out_r[ok], kind="stable")
         self.expected_out_result, self.expected_out_task = out_r[ok][order], out_rows[ok][order]
+        del out_r, out_rows, ok, order
         self.missing_refs = parts["miss_dep"] + parts["miss_pay"] + parts["miss_own"] + parts["miss_cre"]
         is_retry, first_attempt = cat("is_retry", bool), cat("first_attempt", np.int64)
         del parts, tix, rix
-        self._edges(dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt)
+        refs = dict(dep_r=dep_r, dep_rows=dep_rows, pay_r=pay_r, own_t=own_t, creator_t=creator_t,
+                    is_retry=is_retry, first_attempt=first_attempt)
+        del dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt
+        self._edges(refs)  # takes them: each is released as soon as it is used
 
     def _build(self, tasks: pa.Table, results: pa.Table) -> None:
         """The index from whole columns in memory: the cold open before issue 21, kept as
@@ -744,11 +749,17 @@ class TaskGraph:
         self.missing_refs = _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload,
                                           own_t, owner, creator_t, t_creator)
 
-        self._edges(dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt)
+        self._edges(dict(dep_r=dep_r, dep_rows=dep_rows, pay_r=pay_r, own_t=own_t,
+                         creator_t=creator_t, is_retry=is_retry, first_attempt=first_attempt))
 
-    def _edges(self, dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt) -> None:
-        """The edges, the producers and the spawn and retry links, from the row numbers."""
+    def _edges(self, refs: dict) -> None:
+        """The edges, the producers and the spawn and retry links, from the row numbers
+        (``refs``: dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt, taken
+        out of the dict as they are used, so a caller that keeps no other reference frees
+        each one as early as it can)."""
         T = self.n_tasks
+        dep_r, dep_rows = refs.pop("dep_r"), refs.pop("dep_rows")
+        pay_r, own_t = refs.pop("pay_r"), refs.pop("own_t")
         ok = dep_r >= 0
         pay_rows = np.flatnonzero(pay_r >= 0)
         prod_rows = np.flatnonzero(own_t >= 0)
@@ -759,7 +770,7 @@ class TaskGraph:
         np.compress(ok, dep_r, out=self.src[:nd])
         self.src[:nd] += T
         np.compress(ok, dep_rows, out=self.dst[:nd])
-        del ok
+        del ok, dep_r, dep_rows
         np.take(pay_r, pay_rows, out=self.src[nd:nd + npay])
         self.src[nd:nd + npay] += T
         self.dst[nd:nd + npay] = pay_rows
@@ -771,6 +782,8 @@ class TaskGraph:
             KIND_DATA, KIND_PAYLOAD, KIND_PRODUCES
         self.producer = own_t  # task index producing result j, or -1 (the client)
         self.payload_of = pay_r  # result index of task i's payload, or -1
+        creator_t, is_retry = refs.pop("creator_t"), refs.pop("is_retry")
+        first_attempt = refs.pop("first_attempt")
         self.previous_attempt = np.where(is_retry, creator_t, -1)
         spawned_by = np.where(is_retry, -1, creator_t)
         self.parent = spawned_by[first_attempt]  # a retry keeps its first attempt's parent
