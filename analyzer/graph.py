@@ -1096,8 +1096,11 @@ class TaskGraph:
         ptr, src = self.in_ptr, self.in_src
         spoiled = np.zeros(self.n, dtype=bool)
         if len(src):
-            has = ptr[1:] != ptr[:-1]
-            spoiled[has] = np.logical_or.reduceat(spoils[src], ptr[:-1][has])
+            # one False appended: every start (a view of the pointers, no index array built)
+            # is a valid position; a node with no input reduces to its neighbour's first
+            # input, and is masked out by ``has``
+            spoiled = np.logical_or.reduceat(np.append(spoils[src], False), ptr[:-1])
+            spoiled &= ptr[1:] != ptr[:-1]
         return np.flatnonzero(cand & ~spoiled)
 
     def frontier(self, nodes: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:
