@@ -1080,6 +1080,7 @@ class TaskGraph:
 
     def _select(self, nodes, mask, candidate: np.ndarray, spoils: np.ndarray) -> np.ndarray:
         """Candidates (a node mask) having no input marked in ``spoils``."""
+        via_csr = mask is None  # a node list (a lineage, which already read the in-edge CSR)
         small, mask = self._scope(nodes, mask)
         if small is not None:
             small = np.unique(small)
@@ -1090,6 +1091,13 @@ class TaskGraph:
             np.logical_or.at(spoiled, np.repeat(np.arange(len(small)), cnt), spoils[preds])
             return small[~spoiled].astype(np.int64)
         cand = mask & candidate
+        if not via_csr:
+            # a mask (sessions: analyze, blockers): the edge list, which those answers read
+            # anyway; mapping the CSR as well would add its pages to their memory
+            edge_in = cand[self.dst]
+            spoiled = np.zeros(self.n, dtype=bool)
+            spoiled[self.dst[edge_in & spoils[self.src]]] = True
+            return np.flatnonzero(cand & ~spoiled)
         # whether any input is spoiled, per node, along the in-edges' CSR (one bool per edge,
         # OR-reduced per node): the edge list itself (src and dst, 16 bytes an edge) is never
         # read, where a lineage has already read the CSR

@@ -273,6 +273,9 @@ def test_frontier_and_origins_over_a_big_scope_equal_the_edge_by_edge_answer(tmp
             for small in (0, 10 ** 9):  # the mask path, then the in-edge walk
                 monkeypatch.setattr(TaskGraph, "SMALL_SCOPE", small)
                 assert sorted(g.frontier(arr).tolist()) == want_f
+            mask = np.zeros(g.n, dtype=bool)
+            mask[arr] = True
+            assert sorted(g.frontier(mask=mask).tolist()) == want_f  # the edge-list path
             monkeypatch.setattr(TaskGraph, "SMALL_SCOPE", 0)
             got_o = sorted(g.origins(arr).tolist())
             monkeypatch.setattr(TaskGraph, "SMALL_SCOPE", 10 ** 9)
