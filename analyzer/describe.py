@@ -220,14 +220,15 @@ def owner_chain(snap, node: int) -> list[dict[str, Any]]:
         return [{"task_id": "(client)", "status": "", "depth": 0, "attempt": None,
                  "role": "created it; the client uploads it"}]
     held = np.isin(tasks, holders)
-    order = np.lexsort((tasks, tasks == owner, tasks != creator, g.attempt[tasks], g.depth[tasks]))
-    tasks, held = tasks[order], held[order]
+    depth, attempt = g.depth_of(tasks), g.attempt_of(tasks)
+    order = np.lexsort((tasks, tasks == owner, tasks != creator, attempt, depth))
+    tasks, held, depth, attempt = tasks[order], held[order], depth[order], attempt[order]
     ids = g.node_ids(tasks)
     status = status_names(g, tasks).tolist()
     rows = []
     for k, t in enumerate(tasks.tolist()):
         role = [r for r, yes in (("created it", t == creator), ("listed it as expected output", held[k]),
                                  ("current owner", t == owner)) if yes]
-        rows.append({"task_id": ids[k], "status": status[k], "depth": int(g.depth[t]),
-                     "attempt": int(g.attempt[t]), "role": ", ".join(role)})
+        rows.append({"task_id": ids[k], "status": status[k], "depth": int(depth[k]),
+                     "attempt": int(attempt[k]), "role": ", ".join(role)})
     return rows

@@ -161,7 +161,7 @@ def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start,
                 seen[y] = True
                 steps.append(y)
                 x = y
-            if steps:
+            if steps and not own:
                 parts.append(np.array(steps, dtype=np.int64))
             front = np.array([x], dtype=np.int64)
         lo = ptr[front]
@@ -171,7 +171,7 @@ def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start,
             slot[nxt] = np.arange(len(nxt))
             nxt = nxt[slot[nxt] == np.arange(len(nxt))]
         seen[nxt] = True
-        if len(nxt):
+        if len(nxt) and not own:  # an own scratch answers from ``seen``: no list kept
             parts.append(nxt)
         front = nxt
     if own:
@@ -214,6 +214,35 @@ def _chain_length(pointer: np.ndarray) -> np.ndarray:
         dist[live] = new_dist
         hop[live] = new_hop
     return dist
+
+
+_LEAN = False
+
+
+def _lean_allocation() -> None:
+    """Make freed memory go back to the system during a cold open (once per process).
+
+    A streamed build allocates and frees thousands of per-batch arrays of a few hundred KiB
+    to a few MiB. glibc raises its mmap threshold after each such free (up to 32 MiB), so
+    later ones come from the heap, where fragments are kept; Arrow's mimalloc pool keeps the
+    decoded pages too. On the 1M htcmock bundle that retained memory was a third of the peak
+    (0.89 GiB, of which the live arrays were about 0.5). A fixed 1 MiB threshold (numpy's
+    big arrays mmapped, returned when freed) and Arrow's system pool: 0.68 GiB, and slightly
+    less CPU (docs/performance.md). Best effort: a libc without ``mallopt`` keeps its own."""
+    global _LEAN
+    if _LEAN:
+        return
+    _LEAN = True
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (glibc)
+    except (OSError, AttributeError, TypeError):
+        pass
+    try:
+        pa.set_memory_pool(pa.system_memory_pool())
+    except (pa.ArrowException, AttributeError):
+        pass
 
 
 def _prefetched(batches):
@@ -278,6 +307,9 @@ def _content_proven(snap) -> bool | None:
     found problems (no cache is written from such files)."""
     if getattr(snap, "integrity_problems", None):
         return None
+    deferred = getattr(snap, "_deferred_checks", None)
+    if deferred is not None:
+        deferred()  # the statuses and statistics: no cache from a bundle that fails them
     if not snap.verified:
         return False
     snap.wait_verified()
@@ -376,6 +408,11 @@ class TaskGraph:
             self._missing_nodes = np.array([n for n, _ in self.missing_refs], dtype=np.int64)
             for k in self._CACHED:
                 _write_npy(tmp / f"{k}.npy", getattr(self, k))
+                if k in ("in_ptr", "in_src", "out_ptr", "out_dst"):
+                    # derived from src and dst (recomputed on use): each CSR pair is dropped
+                    # once written, so the second is never computed beside the first (at 10M
+                    # tasks one pair is 0.5 GB); the answer reads them from the cache
+                    self.__dict__.pop(k, None)
             # the two id arrays as two record batches of one file: no 100 MB concatenation
             tids, rids = (a if a.type == pa.string() else a.cast(pa.string())
                           for a in (self.task_ids, self.result_ids))
@@ -466,6 +503,29 @@ class TaskGraph:
         """Attempt number of every task (1 = first try), by pointer jumping on retries."""
         return _chain_length(self.previous_attempt) + 1
 
+    def depth_of(self, nodes: np.ndarray) -> np.ndarray:
+        """``depth[nodes]`` for a few tasks, walking up from them only (a 10M-task session's
+        whole :attr:`depth` is seconds of pointer jumping, for one answer's handful of rows)."""
+        return self._chain_of(self.parent, "depth", nodes)
+
+    def attempt_of(self, nodes: np.ndarray) -> np.ndarray:
+        """``attempt[nodes]``, as :meth:`depth_of`."""
+        return self._chain_of(self.previous_attempt, "attempt", nodes, plus=1)
+
+    def _chain_of(self, pointer: np.ndarray, whole: str, nodes, plus: int = 0,
+                  limit: int = 4096) -> np.ndarray:
+        nodes = np.asarray(nodes, dtype=np.int64)
+        if whole not in self.__dict__:
+            cur, dist = nodes.copy(), np.zeros(len(nodes), dtype=np.int64)
+            for _ in range(limit):
+                up = pointer[cur]
+                live = up >= 0
+                if not live.any():
+                    return dist + plus
+                dist += live
+                cur = np.where(live, up, cur)
+        return np.asarray(getattr(self, whole))[nodes]  # deeper than ``limit`` (or a cycle)
+
     def _expected_outputs(self) -> tuple[np.ndarray, np.ndarray]:
         """(result index, task index) of every expected output, sorted by result: ownership
         history, needed by owner chains and checks only, so read on first use (and cached)."""
@@ -511,14 +571,22 @@ class TaskGraph:
         equal to :meth:`_build` over whole columns (tests/test_graph.py proves it)."""
         from aksnap.analyzer.idindex import IdIndex
 
+        _lean_allocation()
         with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow and numpy release the GIL
             tj = pool.submit(lambda: IdIndex(snap.read_columns("tasks", ["task_id"])["task_id"]))
             rj = pool.submit(lambda: IdIndex(snap.read_columns("results", ["result_id"])["result_id"]))
             tix, rix = tj.result(), rj.result()
+            del tj, rj  # a finished future still holds its result: the hash tables (0.44 GB at 10M)
         self.task_ids, self.result_ids = tix.ids, rix.ids
         T, R = len(tix.ids), len(rix.ids)
         self.n_tasks, self.n_results, self.n = T, R, T + R
         self._result_created_by = None
+        # the parts kept until the end hold row numbers: int32 while they fit (half the bytes
+        # of what grows with the session), widened once, into the final array, by ``cat``
+        small = np.int32 if T + R < 2**31 - 1 else np.int64
+
+        def narrow(a: np.ndarray) -> np.ndarray:
+            return a.astype(small, copy=False)
         total, done = T + R, 0
 
         sessions = pa.array([], pa.string())
@@ -563,8 +631,8 @@ class TaskGraph:
             pay_r = rix.lookup(payload)
             misses("miss_pay", pay_r, payload, np.arange(r0, r0 + n), "payload {} is not in the bundle", True)
             outs = _single(b["expected_output_ids"])
-            parts["out_rows"].append(_np(pc.list_parent_indices(outs)).astype(np.int64) + r0)
-            parts["out_r"].append(rix.lookup(pc.list_flatten(outs)))
+            parts["out_rows"].append(narrow(_np(pc.list_parent_indices(outs)).astype(np.int64) + r0))
+            parts["out_r"].append(narrow(rix.lookup(pc.list_flatten(outs))))
             creator = _single(b["created_by"])
             creator_t = tix.lookup(creator)
             misses("miss_cre", creator_t, creator, np.arange(r0, r0 + n),
@@ -581,7 +649,7 @@ class TaskGraph:
             for k, v in (("dep_r", dep_r), ("dep_rows", dep_rows), ("pay_r", pay_r),
                          ("creator_t", creator_t), ("is_retry", is_retry),
                          ("first_attempt", first_attempt)):
-                parts[k].append(v)
+                parts[k].append(narrow(v) if v.dtype == np.int64 else v)
             done += n
             if progress is not None:
                 progress(done, total)
@@ -602,15 +670,18 @@ class TaskGraph:
                 own_t[other] = tix.lookup(pc.filter(owner, pa.array(other)))
             misses("miss_own", own_t, owner, np.arange(T + r0, T + r0 + n),
                    "owner (or creating) task {} is not in the bundle", True)
-            parts["own_t"].append(own_t)
-            parts["result_creator"].append(creator)
+            parts["own_t"].append(narrow(own_t))
+            parts["result_creator"].append(narrow(creator))
             done += n
             if progress is not None:
                 progress(done, total)
 
         def cat(k: str, dtype) -> np.ndarray:
             got = parts.pop(k)  # each part is released as soon as it is joined: a lower peak
-            return np.concatenate(got).astype(dtype, copy=False) if got else np.zeros(0, dtype=dtype)
+            if not got:
+                return np.zeros(0, dtype=dtype)
+            out = np.empty(sum(len(x) for x in got), dtype=dtype)
+            return np.concatenate(got, out=out, casting="same_kind")  # widened in place, no copy
 
         self.sessions = sessions
         self.session_of = np.concatenate([cat("t_sess", np.int64), cat("r_sess", np.int64)]).astype(np.int32)
@@ -622,10 +693,14 @@ class TaskGraph:
         ok = out_r >= 0
         order = np.argsort(out_r[ok], kind="stable")
         self.expected_out_result, self.expected_out_task = out_r[ok][order], out_rows[ok][order]
+        del out_r, out_rows, ok, order
         self.missing_refs = parts["miss_dep"] + parts["miss_pay"] + parts["miss_own"] + parts["miss_cre"]
         is_retry, first_attempt = cat("is_retry", bool), cat("first_attempt", np.int64)
         del parts, tix, rix
-        self._edges(dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt)
+        refs = dict(dep_r=dep_r, dep_rows=dep_rows, pay_r=pay_r, own_t=own_t, creator_t=creator_t,
+                    is_retry=is_retry, first_attempt=first_attempt)
+        del dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt
+        self._edges(refs)  # takes them: each is released as soon as it is used
 
     def _build(self, tasks: pa.Table, results: pa.Table) -> None:
         """The index from whole columns in memory: the cold open before issue 21, kept as
@@ -697,19 +772,41 @@ class TaskGraph:
         self.missing_refs = _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload,
                                           own_t, owner, creator_t, t_creator)
 
-        self._edges(dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt)
+        self._edges(dict(dep_r=dep_r, dep_rows=dep_rows, pay_r=pay_r, own_t=own_t,
+                         creator_t=creator_t, is_retry=is_retry, first_attempt=first_attempt))
 
-    def _edges(self, dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt) -> None:
-        """The edges, the producers and the spawn and retry links, from the row numbers."""
+    def _edges(self, refs: dict) -> None:
+        """The edges, the producers and the spawn and retry links, from the row numbers
+        (``refs``: dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt, taken
+        out of the dict as they are used, so a caller that keeps no other reference frees
+        each one as early as it can)."""
         T = self.n_tasks
+        dep_r, dep_rows = refs.pop("dep_r"), refs.pop("dep_rows")
+        pay_r, own_t = refs.pop("pay_r"), refs.pop("own_t")
         ok = dep_r >= 0
-        data = Edges(T + dep_r[ok], dep_rows[ok])
         pay_rows = np.flatnonzero(pay_r >= 0)
-        pay = Edges(T + pay_r[pay_rows], pay_rows)
         prod_rows = np.flatnonzero(own_t >= 0)
-        prod = Edges(own_t[prod_rows], T + prod_rows)
+        # the edge arrays written in place, part by part: no per-kind copies joined at the end
+        nd, npay, nprod = int(ok.sum()), len(pay_rows), len(prod_rows)
+        e = nd + npay + nprod
+        self.src, self.dst = np.empty(e, dtype=np.int64), np.empty(e, dtype=np.int64)
+        np.compress(ok, dep_r, out=self.src[:nd])
+        self.src[:nd] += T
+        np.compress(ok, dep_rows, out=self.dst[:nd])
+        del ok, dep_r, dep_rows
+        np.take(pay_r, pay_rows, out=self.src[nd:nd + npay])
+        self.src[nd:nd + npay] += T
+        self.dst[nd:nd + npay] = pay_rows
+        np.take(own_t, prod_rows, out=self.src[nd + npay:])
+        np.add(prod_rows, T, out=self.dst[nd + npay:])
+        del pay_rows, prod_rows
+        self.kind = np.empty(e, dtype=np.int8)
+        self.kind[:nd], self.kind[nd:nd + npay], self.kind[nd + npay:] = \
+            KIND_DATA, KIND_PAYLOAD, KIND_PRODUCES
         self.producer = own_t  # task index producing result j, or -1 (the client)
         self.payload_of = pay_r  # result index of task i's payload, or -1
+        creator_t, is_retry = refs.pop("creator_t"), refs.pop("is_retry")
+        first_attempt = refs.pop("first_attempt")
         self.previous_attempt = np.where(is_retry, creator_t, -1)
         spawned_by = np.where(is_retry, -1, creator_t)
         self.parent = spawned_by[first_attempt]  # a retry keeps its first attempt's parent
@@ -722,11 +819,6 @@ class TaskGraph:
         rt = np.flatnonzero(self.previous_attempt >= 0)
         self.retry = Edges(self.previous_attempt[rt], rt)
 
-        self.src = np.concatenate([data.src, pay.src, prod.src])
-        self.dst = np.concatenate([data.dst, pay.dst, prod.dst])
-        self.kind = np.concatenate([
-            np.full(len(data.src), KIND_DATA, np.int8), np.full(len(pay.src), KIND_PAYLOAD, np.int8),
-            np.full(len(prod.src), KIND_PRODUCES, np.int8)])
 
     def _parents_from_lists(self, T: int) -> None:
         tails = self._snap.con.sql(
@@ -988,6 +1080,7 @@ class TaskGraph:
 
     def _select(self, nodes, mask, candidate: np.ndarray, spoils: np.ndarray) -> np.ndarray:
         """Candidates (a node mask) having no input marked in ``spoils``."""
+        via_csr = mask is None  # a node list (a lineage, which already read the in-edge CSR)
         small, mask = self._scope(nodes, mask)
         if small is not None:
             small = np.unique(small)
@@ -998,9 +1091,24 @@ class TaskGraph:
             np.logical_or.at(spoiled, np.repeat(np.arange(len(small)), cnt), spoils[preds])
             return small[~spoiled].astype(np.int64)
         cand = mask & candidate
-        edge_in = cand[self.dst]
+        if not via_csr:
+            # a mask (sessions: analyze, blockers): the edge list, which those answers read
+            # anyway; mapping the CSR as well would add its pages to their memory
+            edge_in = cand[self.dst]
+            spoiled = np.zeros(self.n, dtype=bool)
+            spoiled[self.dst[edge_in & spoils[self.src]]] = True
+            return np.flatnonzero(cand & ~spoiled)
+        # whether any input is spoiled, per node, along the in-edges' CSR (one bool per edge,
+        # OR-reduced per node): the edge list itself (src and dst, 16 bytes an edge) is never
+        # read, where a lineage has already read the CSR
+        ptr, src = self.in_ptr, self.in_src
         spoiled = np.zeros(self.n, dtype=bool)
-        spoiled[self.dst[edge_in & spoils[self.src]]] = True
+        if len(src):
+            # one False appended: every start (a view of the pointers, no index array built)
+            # is a valid position; a node with no input reduces to its neighbour's first
+            # input, and is masked out by ``has``
+            spoiled = np.logical_or.reduceat(np.append(spoils[src], False), ptr[:-1])
+            spoiled &= ptr[1:] != ptr[:-1]
         return np.flatnonzero(cand & ~spoiled)
 
     def frontier(self, nodes: np.ndarray | None = None, mask: np.ndarray | None = None) -> np.ndarray:

@@ -69,13 +69,16 @@ def _status_counter(g, nodes: np.ndarray) -> Counter:
     if not len(nodes):
         return out
     if nodes[0] < g.n_tasks:
-        codes, counts = np.unique(g.task_status[nodes], return_counts=True)
+        codes = g.task_status[nodes]
         from aksnap.bundle import TASK_STATUSES as names
     else:
-        codes, counts = np.unique(g.result_status[nodes - g.n_tasks], return_counts=True)
+        codes = g.result_status[nodes - g.n_tasks]
         from aksnap.bundle import RESULT_STATUSES as names
-    for c, k in zip(codes.tolist(), counts.tolist()):
-        out[names[c] if c >= 0 else "UNKNOWN"] = k
+    # counted by bincount (linear; np.unique sorts: seconds for the 27M nodes of a 10M
+    # session's root lineage); -1 (unknown) shifted to slot 0
+    counts = np.bincount(codes.astype(np.int64) + 1, minlength=len(names) + 1)
+    for c in np.flatnonzero(counts).tolist():
+        out[names[c - 1] if c > 0 else "UNKNOWN"] = int(counts[c])
     return out
 
 

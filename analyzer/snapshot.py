@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -138,7 +139,10 @@ class Snapshot:
 
     def wait_verified(self) -> None:
         """Wait for the checksum verification started by :meth:`open`; raise BundleError, one
-        sentence, if the bundle failed it. Every SQL answer and the graph call this first."""
+        sentence, if the bundle failed it. Every SQL answer and the graph call this first.
+        It runs first the checks :meth:`open` left for the first answer reading the tables
+        (:meth:`_deferred_checks`), whether or not the checksums are verified."""
+        self._deferred_checks()
         v = self._verification
         if v is None:
             return
@@ -152,6 +156,27 @@ class Snapshot:
         if getattr(self, "_vocabulary_checked", False):
             remember_vocabulary_good(self.manifest)
             self._vocabulary_checked = False
+
+    def _deferred_checks(self) -> None:
+        """The checks of the tables' content that :meth:`open` leaves for the first answer
+        that reads them (a bundle of 10M tasks: seconds): the dictionary statistics against
+        their dictionaries (DuckDB skips row groups by them), then, unless a verified open of
+        this content passed it before, the statuses and never-null columns. Once; a failure
+        raises its BundleError, one sentence, at every call."""
+        pending = getattr(self, "_pending_checks", None)
+        if not pending:
+            return
+        if "statistics" in pending:
+            problems = self.bundle.statistics_problems()
+            if problems:
+                raise BundleError(f"{self.path} cannot be read: {problems[0]}"
+                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                                  + "; `aksnap check` lists every problem")
+            pending.discard("statistics")
+        if "vocabulary" in pending:
+            self._check_vocabulary()
+            self._vocabulary_checked = True  # remembered once the checksums prove the content
+            pending.discard("vocabulary")
 
     @classmethod
     def open(cls, path: str | os.PathLike, verify: bool = True,
@@ -176,7 +201,9 @@ class Snapshot:
                 return snap
         else:
             problems = []
-            bundle = OpenBundle.open(root)
+            # the dictionary statistics are checked before the first answer reading a table
+            # (_deferred_checks): `select 1` need not wait for them
+            bundle = OpenBundle.open(root, statistics=False)
         try:
             con = duckdb.connect(config={"threads": threads} if threads else {})
             for table in TABLES:
@@ -189,11 +216,12 @@ class Snapshot:
                               "`aksnap check` lists its problems") from None
         snap = cls(bundle, con, problems)
         snap.path = root  # what the user named: a packed file stays the file, not the cache
-        if not collect_problems and not (verify and vocabulary_known_good(bundle.manifest)):
-            # a content with these checksums passed it before; the verification below proves
-            # the files are that content before any answer is shown
-            snap._check_vocabulary()
-            snap._vocabulary_checked = True  # remembered once the checksums prove the content
+        if not collect_problems:
+            snap._pending_checks = {"statistics"}
+            if not (verify and vocabulary_known_good(bundle.manifest)):
+                # a content with these checksums passed it before; the verification below
+                # proves the files are that content before any answer is shown
+                snap._pending_checks.add("vocabulary")
         snap.verified = bool(verify or collect_problems)
         if verify and not collect_problems:
             # Hashing hundreds of MiB runs in a thread (hashlib releases the GIL) while the
@@ -258,8 +286,11 @@ class Snapshot:
         capped at ``memory_limit``, and the configuration is locked so SQL cannot undo any of
         it. The catalog (every view, table, macro, schema) is fingerprinted: SQL that changes
         it (``EXPLAIN ANALYZE CREATE OR REPLACE VIEW tasks ...``) gets no answer and the
-        connection is rebuilt, so no later answer reads a redefined view."""
-        self.wait_verified()
+        connection is rebuilt, so no later answer reads a redefined view.
+
+        The checksums are not waited for here but by :meth:`sql`, before any answer that may
+        depend on the tables (the Parquet footers were already read, and checked against the
+        manifest, by the open)."""
         con = self._sandboxed_connection(memory_limit)
         self.con.close()
         self.con = con
@@ -352,12 +383,52 @@ class Snapshot:
                                 f"EXPLAIN of those); a {refused[0]} statement is refused. To save "
                                 "an answer, use -o csv > FILE")
 
+    @staticmethod
+    def reads_no_table(text: str) -> bool:
+        """Whether the answer of ``text`` cannot depend on a byte of the bundle: every statement
+        is a SELECT whose parse tree (DuckDB's ``json_serialize_sql``) has no relation at all,
+        every FROM of it, subqueries and CTEs included, empty (``select 1``, ``select now()``).
+        Fails closed: a statement DuckDB does not serialise (PRAGMA, EXPLAIN, CALL, anything
+        but SELECT), a FROM naming anything (a table, a view, a table function, VALUES) or a
+        parse error counts as reading."""
+        try:
+            con = duckdb.connect()
+            try:
+                got = con.execute("SELECT json_serialize_sql($q)", {"q": text}).fetchone()[0]
+            finally:
+                con.close()
+            tree = json.loads(got)
+        except (duckdb.Error, ValueError, TypeError):
+            return False
+        if not isinstance(tree, dict) or tree.get("error") is not False or not tree.get("statements"):
+            return False
+        stack, froms = [tree["statements"]], 0
+        while stack:
+            x = stack.pop()
+            if isinstance(x, dict):
+                for k, v in x.items():
+                    if k == "from_table":
+                        if not (isinstance(v, dict) and v.get("type") == "EMPTY"):
+                            return False
+                        froms += 1
+                    stack.append(v)
+            elif isinstance(x, list):
+                stack.extend(x)
+        return froms >= len(tree["statements"])  # every statement's FROM seen, and empty
+
     def sql(self, text: str, params: Mapping[str, Any] | None = None) -> pa.Table:
-        """Run SQL with bound ``$name`` parameters; the answer as an Arrow table."""
-        self.wait_verified()
+        """Run SQL with bound ``$name`` parameters; the answer as an Arrow table.
+
+        The answer waits for the checksum verification, unless the connection is sandboxed
+        (user SQL) and the SQL reads no table at all (:meth:`reads_no_table`): then it is
+        given at once and :attr:`answered_unverified` is set, for the caller to say so."""
         sandboxed = getattr(self, "sandboxed", False)
         if sandboxed:
             self._check_statements(text)
+        if sandboxed and self._verification is not None and self.reads_no_table(text):
+            self.answered_unverified = True
+        else:
+            self.wait_verified()
         try:
             rel = self.con.sql(text, params=dict(params)) if params else self.con.sql(text)
             answer = pa.table({}) if rel is None else rel.to_arrow_table()  # None: no rows (SET ...)
@@ -421,6 +492,7 @@ class Snapshot:
         return exported
 
     def _latest_timestamp_in_data(self) -> datetime | None:
+        self._deferred_checks()  # max() may be answered from the statistics
         # the catalogue's timeline columns (our identifiers, never user input)
         t = self.con.sql(
             "SELECT greatest(" + ", ".join([f"max({c})" for c in TASK_TIMESTAMPS] + [

@@ -94,6 +94,10 @@ def main() -> int:
                 ('sql "select 1"', ["sql", str(bundle), "select 1"], "")):
             wall, rss, _ = run([*AKSNAP, *cmd], env)
             rows.append((label, wall, run.cpu, rss, bar))
+            # each row as soon as it is measured: a 10M run takes minutes, and a later failure
+            # must not lose the rows before it
+            print(f"  {label}: {wall:.2f} s wall, {run.cpu:.2f} s CPU, {rss / 2**30:.2f} GiB",
+                  file=sys.stderr, flush=True)
         load = os.getloadavg()
         print(f"\nbundle {bundle} ({sum(f.stat().st_size for f in bundle.iterdir()) / 2**20:.0f} MiB),"
               f" root result {root}")

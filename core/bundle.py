@@ -190,7 +190,10 @@ class OpenBundle:
         self.root, self.manifest, self._fds = root, manifest, fds
 
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "OpenBundle":
+    def open(cls, path: str | os.PathLike, statistics: bool = True) -> "OpenBundle":
+        """``statistics=False`` leaves the dictionary statistics to :meth:`statistics_problems`,
+        for a caller that runs it before any answer reading the tables (the analyzer: an
+        answer that reads no table need not wait for it)."""
         root = resolve_bundle(path)
         manifest = read_manifest(root)
         fds: dict[str, int] = {}
@@ -199,7 +202,7 @@ class OpenBundle:
                 fds[table] = _open_plain(root / manifest.tables[table].file,
                                          manifest.tables[table].file, root)
             b = cls(root, manifest, fds)
-            problems = b.structure_problems()
+            problems = b.structure_problems(statistics)
         except BaseException:
             for fd in fds.values():
                 os.close(fd)
@@ -249,6 +252,16 @@ class OpenBundle:
                 # DuckDB skips row groups by these statistics: a wrong one is a wrong answer
                 problems += parquet_verify.dictionary_statistics_problems(self._fds[table],
                                                                           entry.file)
+        return problems
+
+    def statistics_problems(self) -> list[str]:
+        """The dictionary statistics check :meth:`structure_problems` makes with
+        ``statistics=True``, alone (the tables it found readable)."""
+        problems = []
+        for table in TABLES:
+            if table not in getattr(self, "unreadable", set()):
+                problems += parquet_verify.dictionary_statistics_problems(
+                    self._fds[table], self.manifest.tables[table].file)
         return problems
 
     def checksum_problems(self) -> list[str]:

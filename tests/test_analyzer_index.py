@@ -246,3 +246,57 @@ def test_progress_shows_only_on_a_terminal_and_never_with_quiet(monkeypatch):
     bar = progress.ColdOpen("x")
     bar(1, 10)  # within the delay: nothing started
     assert bar._p is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_frontier_and_origins_over_a_big_scope_equal_the_edge_by_edge_answer(tmp_path, monkeypatch, seed):
+    """Given the messy graph (missing references, retries, bad and incomplete nodes), when the
+    frontier and the origins of random node sets and of the whole graph are asked through the
+    path big scopes take (a mask, inputs OR-reduced along the in-edge CSR: issue 21), then they
+    equal a brute force over the edge list, node by node, and the small-scope path's answer."""
+    tasks, results = _messy_rows(seed=seed)
+    b = _bundle(tmp_path / "b", tasks, results, 64)
+    rnd = random.Random(seed)
+    with Snapshot.open(b, verify=False) as snap:
+        g = _streamed(snap)
+        src, dst = g.src.tolist(), g.dst.tolist()
+        preds = {v: [] for v in range(g.n)}
+        for u, v in zip(src, dst):
+            preds[v].append(u)
+
+        def brute(nodes, candidate, spoils):
+            return sorted(v for v in set(nodes) if candidate[v] and not any(spoils[u] for u in preds[v]))
+
+        for nodes in [list(range(g.n))] + [rnd.sample(range(g.n), rnd.randrange(1, g.n)) for _ in range(5)]:
+            arr = np.array(nodes, dtype=np.int64)
+            want_f = brute(nodes, ~g.complete & ~g.retried, ~g.complete)
+            for small in (0, 10 ** 9):  # the mask path, then the in-edge walk
+                monkeypatch.setattr(TaskGraph, "SMALL_SCOPE", small)
+                assert sorted(g.frontier(arr).tolist()) == want_f
+            mask = np.zeros(g.n, dtype=bool)
+            mask[arr] = True
+            assert sorted(g.frontier(mask=mask).tolist()) == want_f  # the edge-list path
+            monkeypatch.setattr(TaskGraph, "SMALL_SCOPE", 0)
+            got_o = sorted(g.origins(arr).tolist())
+            monkeypatch.setattr(TaskGraph, "SMALL_SCOPE", 10 ** 9)
+            assert got_o == sorted(g.origins(arr).tolist())
+        assert sorted(g.frontier().tolist()) == brute(range(g.n), ~g.complete & ~g.retried, ~g.complete)
+
+
+@pytest.mark.parametrize("limit", [1, 2, 4096])
+def test_depth_and_attempt_of_a_few_tasks_equal_the_whole_arrays(tmp_path, monkeypatch, limit):
+    """Given the messy graph (spawn chains, retries of retries), when the depth and attempt of
+    every task are asked a few at a time by walking up (issue 21: owner chains at 10M tasks),
+    also with a walk cut short (then the whole arrays answer), then they equal the whole
+    arrays built by pointer jumping."""
+    tasks, results = _messy_rows(seed=5)
+    b = _bundle(tmp_path / "b", tasks, results, 64)
+    real = TaskGraph._chain_of
+    monkeypatch.setattr(TaskGraph, "_chain_of", lambda self, p, w, n, plus=0: real(self, p, w, n, plus, limit))
+    with Snapshot.open(b, verify=False) as snap:
+        g = _streamed(snap)
+        every = np.arange(g.n_tasks)
+        got_d, got_a = g.depth_of(every), g.attempt_of(every)
+        g2 = _streamed(snap)
+        assert g2.depth.max() >= 2 and g2.attempt.max() >= 2  # the walk has somewhere to go
+        assert np.array_equal(got_d, g2.depth) and np.array_equal(got_a, g2.attempt)

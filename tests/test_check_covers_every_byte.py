@@ -197,6 +197,13 @@ def test_the_footer_statistics_attack_is_reported_and_refused(small, tmp_path):
     assert "column status" in r.output and "'TIMEOUT'" in r.output, r.output
     assert "Traceback" not in r.output, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    # the statistics are checked before the first answer reading a table, not at the open
+    # (issue 21): SQL reading tasks is refused, SQL reading no table answers
+    for sql in (f"SELECT count(*) FROM tasks WHERE status = 'TIMEOUT'", "SELECT 1 AS x FROM tasks LIMIT 1"):
+        r = cli("sql", b, sql)
+        assert r.exit_code == 2 and "column status" in r.output, (sql, r.output)
+    r = cli("sql", b, "SELECT 1 AS x", "-o", "csv")
+    assert r.exit_code == 0 and r.stdout.split() == ["x", "1"], r.output
 
 
 # -- every byte -----------------------------------------------------------------------------------

@@ -250,3 +250,62 @@ def test_a_redefined_view_never_answers(fb, monkeypatch):
             snap.sql("CREATE OR REPLACE TEMP VIEW tasks AS SELECT 'COMPLETED' AS status; "
                      "SELECT status, count(*) AS n FROM tasks GROUP BY ALL")
         assert _answers(snap) == truth
+
+
+# -- A query that reads nothing does not wait for the checksums (issue 21, item d) -----------------
+
+def _bad_checksums(fb, tmp_path):
+    import shutil
+
+    p = tmp_path / "bad"
+    shutil.copytree(fb, p)
+    m = json.loads((p / "manifest.json").read_text())
+    for t in m["tables"].values():
+        t["sha256"] = "0" * 64  # every file now fails its checksum; footers, sizes, rows still agree
+    (p / "manifest.json").write_text(json.dumps(m))
+    return p
+
+
+READING_NOTHING = ["SELECT 1", "select 1 AS one, 2 + 2 AS four", "SELECT now() IS NOT NULL",
+                   "SELECT 1; SELECT 2", "SELECT $x AS bound"]
+# every way we know to reach a table without a plain FROM tasks; each must wait, and so fail
+READING_SOMETHING = [
+    "SELECT count(*) FROM tasks", "SELECT (SELECT count(*) FROM tasks)",
+    "SELECT 1 WHERE EXISTS (SELECT 1 FROM results)", "WITH x AS (SELECT * FROM tasks) SELECT 1",
+    "SELECT 1 UNION ALL SELECT count(*) FROM tasks", "SELECT 1; SELECT count(*) FROM tasks",
+    "SELECT * FROM query_table('tas' || 'ks')", "SELECT * FROM query('select * from tasks')",
+    "SUMMARIZE tasks", "DESCRIBE tasks", "SHOW TABLES", "PRAGMA table_info('tasks')",
+    "CALL pragma_table_info('tasks')", "SELECT * FROM (VALUES (1)) v", "SELECT * FROM bundle_info",
+    "SELECT * FROM status_sets", "SELECT 1 FROM task_phases LIMIT 0", "EXPLAIN SELECT 1",
+    "SELEC 1",
+    "WITH x AS (SELECT 1 AS a) SELECT a FROM x",  # reads nothing, but names a relation: waits
+]
+
+
+@pytest.mark.parametrize("sql", READING_NOTHING)
+def test_sql_reading_no_table_answers_at_once_and_says_what_was_verified(fb, tmp_path, sql):
+    """Given a bundle whose every file fails its checksum, when `aksnap sql` runs SQL whose
+    parse tree has no relation at all, then it answers (it cannot depend on the files) without
+    waiting for the SHA-256, and says so on stderr."""
+    params = ["-p", "x=1"] if "$x" in sql else []
+    r = runner.invoke(app, ["sql", str(_bad_checksums(fb, tmp_path)), sql, "-o", "csv", *params])
+    assert r.exit_code == 0, r.output
+    assert "without waiting for the checksums" in r.stderr
+
+
+@pytest.mark.parametrize("sql", READING_SOMETHING)
+def test_sql_reading_anything_still_waits_for_the_checksums(fb, tmp_path, sql):
+    """Given the same bundle, when the SQL names any relation (a table, a view, a table
+    function, a subquery, a CTE even unused, VALUES) or is not a plain SELECT, then no answer
+    is shown: the checksum failure is (exit 2), as before."""
+    r = runner.invoke(app, ["sql", str(_bad_checksums(fb, tmp_path)), sql])
+    assert r.exit_code == 2, (sql, r.output)
+    assert "fails its checksum" in r.stderr or (sql == "SELEC 1" and "syntax" in r.stderr), r.stderr
+    assert "without waiting" not in r.stderr
+    assert Snapshot.reads_no_table(sql) is False
+
+
+def test_sql_on_a_sound_bundle_says_nothing_more(fb):
+    """Given a sound bundle, SQL reading a table prints its answer and no note."""
+    r = runner.invoke(app, ["sql", str(fb), "SELECT count(*) AS n FROM tasks", "-o", "csv"])
+    assert r.exit_code == 0 and not r.stderr
