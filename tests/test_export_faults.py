@@ -77,7 +77,7 @@ def test_unavailable_bursts_and_latency_are_retried(tmp_path):
     faults = Faults(latency_s=0.01, unavailable_burst=4, unavailable_rate=0.15, seed=7)
     with SimulatedControlPlane(cluster, faults=faults) as cp:
         ep = cp.start()
-        s = export(ep, tmp_path / "b", all_sessions=True, page_size=100,
+        s = export(ep, tmp_path / "b", all_sessions=True, page_size=250,
                    retry=RetryPolicy(attempts=10, initial_s=0.01, max_s=0.1, budget_s=30))
         view = cp.view()
     _assert_equals_view(s.path, view)
