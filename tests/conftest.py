@@ -2,6 +2,7 @@
 the exported `demo` and `hostile` scenarios, read by several drawing commands, live here."""
 
 import os
+import shutil
 
 import pytest
 
@@ -35,3 +36,24 @@ def hostile_bundle(tmp_path_factory):
     """The `hostile` scenario (markup, scripts, NUL, bidi overrides in messages, result names,
     host names, application fields), exported over real gRPC: (bundle path, truth)."""
     return _export_scenario("hostile", tmp_path_factory.mktemp("hostile") / "bundle")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+# Chromium driven by Playwright, for the pages of aksnap report and aksnap serve
+@pytest.fixture(scope="module")
+def browser():
+    # skipped on a machine without them; under .ci/run (AKSNAP_REQUIRE_TOOLS) a failure instead
+    required = bool(os.environ.get("AKSNAP_REQUIRE_TOOLS"))
+    if CHROMIUM is None:
+        (pytest.fail if required else pytest.skip)("chromium is not installed (.ci/run installs it with apt)")
+    if required:
+        import playwright.sync_api as sync_api
+    else:
+        sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
+                                       "(the test extra)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()

@@ -9,9 +9,7 @@ both. Screenshots are saved in each test's tmp_path for a developer to look at.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 
 import numpy as np
 import pytest
@@ -22,7 +20,6 @@ from aksnap.analyzer.snapshot import Snapshot
 from aksnap.cli import app
 
 runner = CliRunner()
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _report(bundle, out, *args):
@@ -45,23 +42,6 @@ def hostile_page(hostile_bundle, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "hostile.html"
     _report(bundle, out)
     return out, truth
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # skipped on a machine without them; under .ci/run (AKSNAP_REQUIRE_TOOLS) a failure instead
-    required = bool(os.environ.get("AKSNAP_REQUIRE_TOOLS"))
-    if CHROMIUM is None:
-        (pytest.fail if required else pytest.skip)("chromium is not installed (.ci/run installs it with apt)")
-    if required:
-        import playwright.sync_api as sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
-                                       "(the test extra)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 class Page:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -27,24 +26,6 @@ from aksnap.cli import app
 from aksnap.cli.serve import BundleSource, LiveSource, SeriesSource, serve
 
 runner = CliRunner()
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    # skipped on a machine without them; under .ci/run (AKSNAP_REQUIRE_TOOLS) a failure instead
-    required = bool(os.environ.get("AKSNAP_REQUIRE_TOOLS"))
-    if CHROMIUM is None:
-        (pytest.fail if required else pytest.skip)("chromium is not installed (.ci/run installs it with apt)")
-    if required:
-        import playwright.sync_api as sync_api
-    else:
-        sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
-                                       "(the test extra)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 class Page:
