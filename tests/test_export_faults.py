@@ -73,7 +73,9 @@ def test_rows_inserted_and_statuses_changing_during_the_export(tmp_path):
 def test_unavailable_bursts_and_latency_are_retried(tmp_path):
     """Given 10 ms latency, a burst of 4 UNAVAILABLE and then 15 % random UNAVAILABLE,
     when exported, then the bundle equals the view and the manifest counts the retries."""
-    cluster = synthetic_cluster(2000, n_sessions=1, seed=2)
+    # 1,000 tasks in pages of 250: 4+ pages a table, the burst and the random failures
+    # retried (each UNAVAILABLE also slows the capture down: more pages cost the suite time)
+    cluster = synthetic_cluster(1000, n_sessions=1, seed=2)
     faults = Faults(latency_s=0.01, unavailable_burst=4, unavailable_rate=0.15, seed=7)
     with SimulatedControlPlane(cluster, faults=faults) as cp:
         ep = cp.start()

@@ -223,11 +223,11 @@ def test_update_through_outages_still_equals_a_full_export(tmp_path):
     end = scenario.cluster.end_time
     with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
         ep = cp.start()
-        export(ep, tmp_path / "p", all_sessions=True, page_size=64)
+        export(ep, tmp_path / "p", all_sessions=True, page_size=200)
         cp.at = 0.7 * end
         cp.faults = Faults(unavailable_rate=0.2, seed=3)
-        up = update(tmp_path / "p", tmp_path / "u", page_size=64)
-        full = export(ep, tmp_path / "f", all_sessions=True, page_size=64)
+        up = update(tmp_path / "p", tmp_path / "u", page_size=200)
+        full = export(ep, tmp_path / "f", all_sessions=True, page_size=200)
     assert read_manifest(up.path).consistency["retries"] > 0
     assert_same_content(up.path, full.path)
 
