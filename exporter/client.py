@@ -15,6 +15,7 @@ own names), and armonik-cli's default config file. Precedence: option > environm
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import time
@@ -337,6 +338,9 @@ class RetryPolicy:
 
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+#: An outage is announced on stderr at most this often (seconds): a server refusing one call
+#: in five is one notice, not one per refused call.
+ANNOUNCE_EVERY_S = 60.0
 
 
 # "Received message larger than max (5000 vs. 4194304)": the response's size and the limit.
@@ -437,6 +441,7 @@ class RawClient:
         # there), and whether the current outage was announced (once, not per attempt).
         self._reached = False
         self._announced = False
+        self._announced_at = -math.inf
         self.cancelled = cancelled or threading.Event()
         self._old_channels: list[grpc.Channel] = []
         self._open(max_receive)
@@ -573,8 +578,11 @@ class RawClient:
                     raise self._error(e, method, exhausted=True) from None
                 wait = min(policy.delay(attempt, self._rng), left)
             self.stats.retries += 1
-            if outage and not self._announced:
-                self._announced = True
+            # once per outage, and at most once a minute: a flaky server (a call in five
+            # refused) is one notice, not one per refused call
+            now = time.monotonic()
+            if outage and not self._announced and now - self._announced_at >= ANNOUNCE_EVERY_S:
+                self._announced, self._announced_at = True, now
                 log.warning(self._retry_notice(e, refused))
         return wait
 

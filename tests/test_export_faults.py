@@ -70,9 +70,10 @@ def test_rows_inserted_and_statuses_changing_during_the_export(tmp_path):
     assert after.tasks.num_rows >= len(got)
 
 
-def test_unavailable_bursts_and_latency_are_retried(tmp_path):
+def test_unavailable_bursts_and_latency_are_retried(tmp_path, caplog):
     """Given 10 ms latency, a burst of 4 UNAVAILABLE and then 15 % random UNAVAILABLE,
-    when exported, then the bundle equals the view and the manifest counts the retries."""
+    when exported, then the bundle equals the view, the manifest counts the retries, and the
+    outage is announced once (not once per refused call)."""
     # 1,000 tasks in pages of 250: 4+ pages a table, the burst and the random failures
     # retried (each UNAVAILABLE also slows the capture down: more pages cost the suite time)
     cluster = synthetic_cluster(1000, n_sessions=1, seed=2)
@@ -84,6 +85,8 @@ def test_unavailable_bursts_and_latency_are_retried(tmp_path):
         view = cp.view()
     _assert_equals_view(s.path, view)
     assert s.manifest["consistency"]["retries"] >= 4
+    notices = [r.getMessage() for r in caplog.records if "is unreachable" in r.getMessage()]
+    assert len(notices) == 1, notices
 
 
 def test_retries_are_bounded_and_the_error_is_a_sentence(tmp_path):
