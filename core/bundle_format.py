@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -266,6 +267,60 @@ GRPC_STATUS_NAMES = ("OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE
                      "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
                      "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED")
 
+#: The manifest's ``cost`` record, field by field (``docs/bundle-format.md``), defined once:
+#: every reader checks a bundle's record against it (:func:`check_cost`) and redaction keeps
+#: exactly these fields (``core/redact.py``). A leaf is ``"count"`` (an integer >= 0),
+#: ``"seconds"`` (a finite number >= 0, null allowed), ``"rate"`` (a number > 0, null: no
+#: cap / never slowed), ``"jobs"`` (an integer >= 1); ``("map", VOCABULARY)`` is an object of
+#: words of that vocabulary (``"method"``: :data:`COST_METHODS`, ``"grpc_status"``:
+#: :data:`GRPC_STATUS_NAMES`, ``"table"``: the table names) -> counts.
+COST_FIELDS: dict[str, Any] = {
+    "calls": ("map", "method"), "failed_calls": ("map", "grpc_status"),
+    "rows_received": ("map", "table"), "bytes_received": "count", "busiest_second": "count",
+    "latency_ms": {k: "seconds" for k in ("p50", "p90", "p99", "max")},
+    "wall_s": "seconds", "waited_for_budget_s": "seconds",
+    "budget": {"max_rps": "rate", "jobs": "jobs"},
+    "backpressure": {"episodes": "count", "slowest_rps": "rate"},
+}
+
+
+def check_cost(cost: dict, where: str = "the manifest") -> None:
+    """A :class:`BundleError` naming the first field of a manifest's ``cost`` record that is
+    not what the format says (:data:`COST_FIELDS`); fields it does not know are left to
+    newer readers (redaction refuses them). A number that lies about its kind (a text, a
+    negative count, NaN) would otherwise reach `aksnap summary` and the report as it is."""
+    vocab = {"method": COST_METHODS, "grpc_status": GRPC_STATUS_NAMES, "table": TABLES}
+
+    def bad(name: str, v: Any, expected: str) -> BundleError:
+        return BundleError(f"{where} has cost.{name} {_describe(v)}, expected {expected}")
+
+    def walk(spec: Any, value: Any, name: str) -> None:
+        if isinstance(spec, dict):
+            if not isinstance(value, dict):
+                raise bad(name, value, "an object")
+            for k, sub in spec.items():
+                if k in value:
+                    walk(sub, value[k], f"{name}.{k}" if name else k)
+        elif isinstance(spec, tuple):
+            if not isinstance(value, dict):
+                raise bad(name, value, "an object of names -> counts")
+            for k, n in value.items():
+                if k not in vocab[spec[1]]:
+                    raise bad(f"{name} key", k, f"one of {', '.join(vocab[spec[1]])}")
+                walk("count", n, f"{name}.{k}")
+        elif spec == "count" and not _is_count(value):
+            raise bad(name, value, "a non-negative integer")
+        elif spec == "jobs" and not (_is_count(value) and value >= 1):
+            raise bad(name, value, "an integer >= 1")
+        elif spec in ("seconds", "rate") and value is not None and not (
+                type(value) in (int, float) and math.isfinite(value)
+                and (value > 0 if spec == "rate" else value >= 0)):
+            raise bad(name, value, "a number > 0 or null" if spec == "rate"
+                      else "a non-negative number or null")
+
+    walk(COST_FIELDS, cost, "")
+
+
 @dataclass(frozen=True)
 class TableEntry:
     """One table of the manifest: its file (always ``<table>.parquet``), rows, bytes, SHA-256."""
@@ -394,6 +449,8 @@ class Manifest:
             if v is not None:
                 kwargs[name] = v
         cls._check_server_counts(kwargs.get("sessions", []), where)
+        if "cost" in kwargs:
+            check_cost(kwargs["cost"], where)
         kwargs["tables"] = cls._tables(obj.get("tables"), where)
         known = {"format", "format_version", "tables", *cls._OPTIONAL}
         kwargs["extra"] = {k: v for k, v in obj.items() if k not in known}

@@ -64,7 +64,7 @@ from aksnap.bundle import (
     OpenBundle,
     utc_now_iso,
 )
-from aksnap.bundle_format import COST_METHODS, GRPC_STATUS_NAMES
+from aksnap.bundle_format import COST_FIELDS, COST_METHODS, GRPC_STATUS_NAMES
 from aksnap.columns import KEEP, REDACTION
 from aksnap.output import check_output_file
 
@@ -164,6 +164,16 @@ class MapOf:
 #: value never reaches the output.
 REGENERATED = "regenerated"
 _TABLE_COUNTS = MapOf("table", "count")
+
+
+def _cost_rules(spec: Any) -> Any:
+    """Redaction's rules for the manifest's ``cost``, from the format's one definition
+    (``bundle_format.COST_FIELDS``): its numbers kept, its words kept within their vocabulary."""
+    if isinstance(spec, dict):
+        return {k: _cost_rules(v) for k, v in spec.items()}
+    if isinstance(spec, tuple):
+        return MapOf(spec[1], "count")
+    return "count"  # every leaf is a number
 _STATUS_COUNTS = MapOf("task_status", "count")
 #: the server's counts by status of a session or of the whole selection (exporter/counts.py)
 _SERVER_COUNTS = {"tasks": MapOf("task_status", "count"), "results": MapOf("result_status", "count")}
@@ -207,13 +217,7 @@ MANIFEST_PLAN: dict[str, Any] = {
         "rescanned_because": MapOf("id", "count_phrase"), "changed_only": "flag"},
     # what the capture cost the control plane: numbers, and words of closed vocabularies
     # (ArmoniK's call names, gRPC's status names, the table names)
-    "cost": {
-        "calls": MapOf("method", "count"), "failed_calls": MapOf("grpc_status", "count"),
-        "rows_received": _TABLE_COUNTS, "bytes_received": "count", "busiest_second": "count",
-        "latency_ms": {k: "count" for k in ("p50", "p90", "p99", "max")},
-        "wall_s": "count", "waited_for_budget_s": "count",
-        "budget": {"max_rps": "count", "jobs": "count"},
-        "backpressure": {"episodes": "count", "slowest_rps": "count"}},
+    "cost": _cost_rules(COST_FIELDS),
 }
 #: The closed vocabularies of the manifest's words (a value outside stops redaction).
 _WORDS = {"snapshot": ("final", "live"), "session_status": SESSION_STATUSES,

@@ -361,6 +361,42 @@ def test_a_secret_planted_in_the_cost_stops_redaction(costed, tmp_path, where, e
     assert not (tmp_path / "red").exists()
 
 
+@pytest.mark.parametrize("where, edit", [
+    ("cost.bytes_received", lambda c: c.update(bytes_received="12 MiB")),
+    ("cost.busiest_second", lambda c: c.update(busiest_second=-3)),
+    ("cost.calls.ListResults", lambda c: c["calls"].update(ListResults=2.5)),
+    ("cost.calls key", lambda c: c["calls"].update({"DeleteEverything": 1})),
+    ("cost.failed_calls key", lambda c: c["failed_calls"].update({"OOPS": 1})),
+    ("cost.rows_received key", lambda c: c["rows_received"].update({"secrets": 1})),
+    ("cost.latency_ms.p99", lambda c: c["latency_ms"].update(p99=float("nan"))),
+    ("cost.wall_s", lambda c: c.update(wall_s=-1.0)),
+    ("cost.budget.max_rps", lambda c: c["budget"].update(max_rps=0)),
+    ("cost.budget.jobs", lambda c: c["budget"].update(jobs=True)),
+    ("cost.backpressure", lambda c: c.update(backpressure=[1, 2])),
+    ("cost.latency_ms", lambda c: c.update(latency_ms="fast")),
+])
+def test_an_edited_cost_record_is_refused_by_check_and_every_reader(costed, tmp_path, where,
+                                                                    edit):
+    """Given a bundle whose manifest's cost was edited to lie about its kind (a text, a
+    negative or fractional count, NaN, a call or status name aksnap never makes, a zero rate),
+    when checked or read, then `aksnap check` exits 1 and `aksnap sessions` exits 2, each with
+    one sentence naming the field; the same bundle with an unknown extra cost field (a newer
+    writer's) still reads."""
+    b = _planted(costed, tmp_path, edit)
+    r = runner.invoke(app, ["check", str(b)])
+    assert r.exit_code == 1 and where in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(app, ["sessions", str(b)])
+    assert r.exit_code == 2 and where in r.stderr and "Traceback" not in r.output, r.output
+
+
+def test_a_cost_field_a_newer_writer_adds_is_left_to_it(costed, tmp_path):
+    """Given a cost record with a field this version does not know, when read, then it reads
+    (readers ignore what they do not know) and check passes; redaction still refuses it."""
+    b = _planted(costed, tmp_path, lambda c: c.update(server_cpu_s=1.5))
+    assert runner.invoke(app, ["check", str(b)]).exit_code == 0
+    assert runner.invoke(app, ["sessions", str(b)]).exit_code == 0
+
+
 def test_the_strain_is_said_once_on_stderr_by_the_cli(tmp_path):
     """Given a gateway refusing calls past 30 a second, when `aksnap export --max-rps inf`
     runs, then it exits 0, and stderr has one line per strain episode (not per refusal), the
