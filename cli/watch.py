@@ -67,7 +67,8 @@ RECONCILE_SHARE = 0.5
 #: interval doubles up to this many seconds; an event brings it back to ``--interval``.
 MAX_IDLE_INTERVAL = 60.0
 #: Every this many seconds a reconcile reads every open row again, whatever the events said
-#: (a change between two open statuses whose event was lost is seen within this).
+#: (a change between two open statuses whose event was lost is seen within this): the default
+#: of ``--full-every`` (at 10M tasks each is an export of 10M tasks: raise it there).
 TRUST_EVERY_S = 600.0
 
 
@@ -80,7 +81,8 @@ class Plan:
     - ``changed``: update the last bundle, refetching only the rows the events named
       (``tasks``, ``results``; and the open results those tasks own) besides new rows;
     - ``full``: the state cannot be trusted (the first, a failed probe, every
-      :data:`TRUST_EVERY_S`): update every open row, or export when most are open;
+      ``--full-every`` seconds, :data:`TRUST_EVERY_S` by default): update every open row,
+      or export when most are open;
     - ``export``: what a ``full`` became (set once it ran)."""
 
     kind: str
@@ -440,7 +442,8 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
           state=None, keep: Optional[int] = None, min_free=None,
           on_notice: Optional[Callable[[str], None]] = None, retry=None,
           max_rps: Optional[float] = None,
-          on_reconcile: Optional[Callable[[str], None]] = None) -> WatchResult:
+          on_reconcile: Optional[Callable[[str], None]] = None,
+          full_every: Optional[float] = None) -> WatchResult:
     """Follow ``session_id`` (or the session of ``result_id``) at ``endpoint`` until it ends.
 
     ``on_update(state)`` is called with the state (plain data) after every reconcile and about
@@ -460,7 +463,10 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
     :class:`~aksnap.exporter.client.RetryPolicy` of every call (``--retry-for``; None: the
     exporter's default), the first included. ``on_reconcile(path)``: the bundle of each
     reconcile taken, before the state shows it (``aksnap serve`` reads its drill-downs there;
-    without ``record`` it is removed when the next reconcile is taken).
+    without ``record`` it is removed when the next reconcile is taken). ``full_every``: seconds
+    between full reconciles that read every open row whatever the events said (None:
+    :data:`TRUST_EVERY_S`; 0: every reconcile; ``math.inf``: only when the events cannot be
+    trusted).
     """
     from aksnap.analyzer.live import LiveState
     from aksnap.exporter.budget import Throttle, budget_of
@@ -472,6 +478,11 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
         raise WatchError("watch one thing: --session ID or --result ID")
     if not interval > 0:
         raise WatchError(f"--interval must be > 0 seconds (got {interval})")
+    full_every = TRUST_EVERY_S if full_every is None else full_every
+    if isinstance(full_every, bool) or not isinstance(full_every, (int, float)) \
+            or not full_every >= 0:
+        raise WatchError(f"--full-every must be a number of seconds >= 0 (0: every reconcile; "
+                         f"inf: only when the events cannot be trusted), not {full_every!r}")
     if record is None and (keep is not None or min_free is not None):
         raise WatchError("--keep and --min-free apply to a recording; add --record DIR")
     if keep is None:
@@ -501,7 +512,7 @@ def watch(endpoint=None, *, session_id: Optional[str] = None, result_id: Optiona
                       min_free=floor, retry=retry, throttle=throttle)
     w = _Watch(rec, state, throttle, interval=interval, record=record, floor=floor,
                on_update=on_update, on_notice=on_notice, stop=stop or threading.Event(),
-               on_reconcile=on_reconcile)
+               on_reconcile=on_reconcile, full_every=float(full_every))
     try:
         if once:
             rec.run_now()  # WatchError: 2 for an unknown id, 1 for a refresh that failed
@@ -519,8 +530,10 @@ class _Watch:
     shown."""
 
     def __init__(self, rec: _Reconciler, state, throttle, *, interval: float, record, floor,
-                 on_update, on_notice, stop: threading.Event, on_reconcile=None):
+                 on_update, on_notice, stop: threading.Event, on_reconcile=None,
+                 full_every: float = TRUST_EVERY_S):
         self.rec, self.state, self.throttle = rec, state, throttle
+        self.full_every = full_every
         self.on_reconcile = on_reconcile  # aksnap serve: each reconcile's bundle, first
         self.interval, self.record, self.floor = interval, record, floor
         self.on_update, self.on_notice, self.stop = on_update, on_notice, stop
@@ -679,8 +692,8 @@ class _Watch:
         f = self.follower
         if f is None or not f.stats.subscriptions or self.rec.last is None:
             return Plan("full", "no event stream yet")
-        if now - self.trusted_at >= TRUST_EVERY_S:
-            return Plan("full", f"every {TRUST_EVERY_S:g} s")
+        if now - self.trusted_at >= self.full_every:
+            return Plan("full", f"every {self.full_every:g} s")
         if not tasks and not results:
             return Plan("probe", "no event")
         rows = self.rec.tables[0].num_rows + self.rec.tables[1].num_rows if self.rec.tables \
@@ -874,6 +887,12 @@ def _watch_params() -> tuple:
                                               "between reconciles (list calls, incremental).")),
         Param("once", bool, typer.Option(False, "--once", help="One refreshed state, then exit "
                                          "0.")),
+        Param("full_every", float, typer.Option(
+            TRUST_EVERY_S, "--full-every", metavar="SECONDS", help="Seconds between full "
+            "reconciles, which read every open row whatever the events said (a change whose "
+            "event was lost is seen within this); each is about an export of the session, so "
+            "raise it for sessions of millions of tasks (0: every reconcile; inf: only when "
+            "the events cannot be trusted).")),
         Param("record", Optional[Path], typer.Option(
             None, "--record", metavar="DIR", help="Record each new state in DIR (new or empty): "
             "a bundle, the incremental update of the previous one, and a line of "
@@ -896,8 +915,8 @@ def _watch_params() -> tuple:
 
 def watch_body(values: dict[str, Any]) -> None:
     """The body of ``aksnap watch``."""
-    session, result, interval, once, record, keep, min_free = (values[k] for k in (
-        "session", "result", "interval", "once", "record", "keep", "min_free"))
+    session, result, interval, once, record, keep, min_free, full_every = (values[k] for k in (
+        "session", "result", "interval", "once", "record", "keep", "min_free", "full_every"))
     import sys
 
     from aksnap.errors import Interrupted
@@ -957,6 +976,7 @@ def watch_body(values: dict[str, Any]) -> None:
             res = watch(conn, session_id=session, result_id=result, interval=interval, once=once,
                         record=record, on_update=on_update, keep=keep, min_free=min_free,
                         retry=retry, jobs=budget.jobs, max_rps=budget.max_rps,
+                        full_every=full_every,
                         on_notice=lambda sentence: typer.echo(f"aksnap: {safe_text(sentence)}",
                                                               err=True))
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ task's and result's status in the watcher equals the server's view. The exit cod
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -57,7 +58,8 @@ def watched(state: LiveState):
 class Watching:
     """watch() in a thread, its updates counted."""
 
-    def __init__(self, endpoint, session):
+    def __init__(self, endpoint, session, **kw):
+        self.kw = getattr(self, "kw", kw)
         self.state = LiveState(session)
         self.stop = threading.Event()
         self.updates: list[dict] = []
@@ -67,7 +69,7 @@ class Watching:
 
     def _run(self, endpoint, session):
         self.result = watch(endpoint, session_id=session, interval=INTERVAL, stop=self.stop,
-                            state=self.state, on_update=self.updates.append)
+                            state=self.state, on_update=self.updates.append, **self.kw)
 
     def reconciles(self) -> int:
         return self.updates[-1]["reconciles"] if self.updates else 0
@@ -351,15 +353,12 @@ def test_a_reconcile_that_cannot_trust_the_events_of_a_mostly_open_session_reexp
         htcmock, monkeypatch):
     """Refetching open rows by id (500 a request) costs the server more than paging through
     every row once many are open. Given a frozen session with at least 10 % of its rows open,
-    no --record, and every reconcile a full one (TRUST_EVERY_S 0: the events never trusted),
+    no --record, and every reconcile a full one (--full-every 0: the events never trusted),
     then every reconcile fetches every row (a full export), and the state is the server's."""
-    import aksnap.cli.watch as watch_mod
-
-    monkeypatch.setattr(watch_mod, "TRUST_EVERY_S", 0.0)
     scenario, session, end = htcmock
     with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
         ep = cp.start()
-        w = Watching(ep, session)
+        w = Watching(ep, session, full_every=0)
         try:
             w.wait_reconciles(2)
             first = next(u for u in w.updates if u["reconciles"] == 1)
@@ -369,6 +368,41 @@ def test_a_reconcile_that_cannot_trust_the_events_of_a_mostly_open_session_reexp
             assert watched(w.state) == truth(cp, session)
         finally:
             w.close()
+
+
+def test_full_every_inf_leaves_a_frozen_session_to_its_probes_and_a_bad_value_is_refused(
+        htcmock):
+    """Given a frozen session watched with --full-every inf (a 10M-task session, where each
+    full reconcile is an export), then no reconcile is a full one for its age and, once the
+    event stream is up, each is a probe; with --full-every 0.001 the same watch reads every
+    open row each time ("every 0.001 s"); --full-every -1 or nan is one sentence, exit 2,
+    before any call."""
+    runner = CliRunner()
+    scenario, session, end = htcmock
+
+    def whys(w) -> list[tuple[str, str]]:
+        w.wait_reconciles(5)
+        by = {u["reconciles"]: (u["last_reconcile"], u.get("last_reconcile_why", ""))
+              for u in w.updates if "last_reconcile" in u}
+        return [by[k] for k in sorted(by) if k >= 2]
+
+    with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
+        ep = cp.start()
+        for every, aged in ((math.inf, False), (0.001, True)):
+            w = Watching(ep, session, full_every=every)
+            try:
+                got = whys(w)
+            finally:
+                w.close()
+            assert any(why.startswith("every ") for _, why in got) == aged, got
+            assert (got[-1][0] == "probe") != aged, got
+        before = cp.requests.snapshot()["requests"]
+        for bad in ("-1", "nan"):
+            r = runner.invoke(app, ["watch", "--endpoint", ep, "--session", session,
+                                    "--full-every", bad, "--once"])
+            assert r.exit_code == 2 and "--full-every must be a number of seconds >= 0" in \
+                r.stderr and "Traceback" not in r.output, r.output
+        assert cp.requests.snapshot()["requests"] == before
 
 
 def test_the_watch_keeps_to_its_budget_as_the_server_counts(htcmock):
