@@ -27,15 +27,34 @@ WITH p AS (
     FROM p
     GROUP BY run, partition_id
 )
-SELECT run, 'phase.waiting.p50' AS metric, partition_id AS scope, w[1] / 1e6 AS value, 'lower' AS better FROM a
-UNION ALL SELECT run, 'phase.waiting.p90', partition_id, w[2] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.queued.p50', partition_id, q[1] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.queued.p90', partition_id, q[2] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.dispatch.p50', partition_id, d[1] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.dispatch.p90', partition_id, d[2] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.fetching.p50', partition_id, f[1] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.fetching.p90', partition_id, f[2] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.processing.p50', partition_id, p[1] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.processing.p90', partition_id, p[2] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.finishing.p50', partition_id, e[1] / 1e6, 'lower' FROM a
-UNION ALL SELECT run, 'phase.finishing.p90', partition_id, e[2] / 1e6, 'lower' FROM a
+-- one row per run, partition and metric from the one aggregate (a UNION ALL of twelve SELECTs
+-- from `a` is twelve scans and sorts of the archive on Spark, which inlines CTEs)
+SELECT a.run, m.metric, a.partition_id AS scope,
+       CASE m.metric
+           WHEN 'phase.waiting.p50' THEN a.w[1] / 1e6
+           WHEN 'phase.waiting.p90' THEN a.w[2] / 1e6
+           WHEN 'phase.queued.p50' THEN a.q[1] / 1e6
+           WHEN 'phase.queued.p90' THEN a.q[2] / 1e6
+           WHEN 'phase.dispatch.p50' THEN a.d[1] / 1e6
+           WHEN 'phase.dispatch.p90' THEN a.d[2] / 1e6
+           WHEN 'phase.fetching.p50' THEN a.f[1] / 1e6
+           WHEN 'phase.fetching.p90' THEN a.f[2] / 1e6
+           WHEN 'phase.processing.p50' THEN a.p[1] / 1e6
+           WHEN 'phase.processing.p90' THEN a.p[2] / 1e6
+           WHEN 'phase.finishing.p50' THEN a.e[1] / 1e6
+           WHEN 'phase.finishing.p90' THEN a.e[2] / 1e6
+       END AS value,
+       'lower' AS better
+FROM a
+CROSS JOIN (VALUES ('phase.waiting.p50'),
+                   ('phase.waiting.p90'),
+                   ('phase.queued.p50'),
+                   ('phase.queued.p90'),
+                   ('phase.dispatch.p50'),
+                   ('phase.dispatch.p90'),
+                   ('phase.fetching.p50'),
+                   ('phase.fetching.p90'),
+                   ('phase.processing.p50'),
+                   ('phase.processing.p90'),
+                   ('phase.finishing.p50'),
+                   ('phase.finishing.p90')) AS m(metric)
