@@ -64,9 +64,12 @@ PAGE_BYTES_TARGET = 0.5
 # A pass stops after reading this many times the rows its first page reported.
 GROWTH_LIMIT = 4
 # Automatic page size: the first units' pages, and the most rows a page may have (powers of
-# two, so that halving and doubling back always land on a divisor of the offset).
+# two, so that halving and doubling back always land on a divisor of the offset): 16384 rows
+# for the 2 MiB pages of a 4 MiB receive limit, as many more as the byte target of a larger
+# one allows (65536 for the 8 MiB pages of a capped export).
 AUTO_FIRST_PAGE = 4096
 AUTO_MAX_PAGE = 16384
+AUTO_MAX_PAGE_BYTES = 2 * 1024 * 1024
 # A unit this small (in pages) is rescanned whenever it comes out short.
 SMALL_UNIT_PAGES = 8
 # A server send limit that holds fewer rows than this per page cannot serve an export.
@@ -202,7 +205,7 @@ class UnitScan:
             # 181,346 inputs (7 MB) would leave every later unit at one row per call.
             est = self._typical_row()
             page_size = AUTO_FIRST_PAGE if not est else int(self._byte_target() // est)
-            page_size = _pow2_floor(max(1, min(AUTO_MAX_PAGE, page_size)))
+            page_size = _pow2_floor(max(1, min(self._max_rows(), page_size)))
         self.page_size = max(1, page_size)
         self._start_page_size = self.page_size
         # A user's page size starts below the byte target too, when this table's rows are
@@ -237,7 +240,13 @@ class UnitScan:
             return self._start_page_size
         est = self._typical_row()
         fits = int(self._byte_target() // est) if est else AUTO_FIRST_PAGE
-        return _pow2_floor(max(1, min(AUTO_MAX_PAGE, fits)))
+        return _pow2_floor(max(1, min(self._max_rows(), fits)))
+
+    def _max_rows(self) -> int:
+        """The most rows an automatic page may have: AUTO_MAX_PAGE for a byte target of
+        AUTO_MAX_PAGE_BYTES, proportionally more for a larger one (a power of two)."""
+        scale = max(1.0, self._byte_target() / AUTO_MAX_PAGE_BYTES)
+        return _pow2_floor(int(AUTO_MAX_PAGE * scale))
 
     def _byte_target(self) -> float:
         """Bytes a page should stay under: a share of the smaller of the two limits known
