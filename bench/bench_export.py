@@ -2,6 +2,18 @@
 
     python bench/bench_export.py                 # 1,000,000 tasks (2,000,000 results)
     python bench/bench_export.py --tasks 100000  # smaller
+    # the htcmock session (aksnap simulate), the exporter as a whole `aksnap export` process,
+    # alternating with another install's (main's) in the same run, CPU per million tasks:
+    python bench/bench_export.py --scenario htcmock --seed 11 --repeat 3 \
+        --baseline-python /work/venv-base/bin/python --skip-armonik
+
+With ``--scenario`` the server is ``aksnap simulate --scenario NAME --tasks N --seed S [--at T]``
+(every session exported, ``--all``) and each exporter run is the command line in its own
+process (``python -m aksnap export``): CPU (user + system) and peak memory from ``wait4``,
+tasks per second from its own summary. ``--baseline-python`` runs the same command with another
+interpreter (another install of aksnap) after each of ours, against the same warm server.
+``--max-rps`` is the budget of every run (default ``inf``: the speed of the exporter, not of
+the budget; ``default`` for the production default).
 
 What runs, each in its own process so that they do not share a GIL or an allocator:
 
@@ -115,6 +127,106 @@ def _cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def _run_with_usage(cmd: list[str], env: dict) -> tuple[str, str, int, object]:
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out = p.stdout.read()
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return out, err, p.returncode, usage
+
+
+def _cli_export(python: str, ep: str, out: str, max_rps: str, jobs: int | None,
+                page_size: int | None) -> dict:
+    """One whole ``aksnap export`` process: its summary, CPU and peak memory (``wait4``)."""
+    cmd = [python, "-m", "aksnap", "export", "--endpoint", ep, "--all", "--out", out, "-q",
+           "-o", "json"]
+    if max_rps != "default":
+        cmd += ["--max-rps", max_rps]
+    if jobs:
+        cmd += ["--jobs", str(jobs)]
+    if page_size:
+        cmd += ["--page-size", str(page_size)]
+    env = {**os.environ, "GRPC_VERBOSITY": "NONE"}
+    env.pop("AKSNAP_MAX_RPS", None)
+    t0 = time.perf_counter()
+    out_text, err_text, code, usage = _run_with_usage(cmd, env)
+    wall = time.perf_counter() - t0
+    if code:
+        raise SystemExit(f"export failed ({python}):\n{err_text}")
+    summary = json.loads(out_text)
+    return {"wall_s": wall, "seconds": summary["seconds"], "rows": summary["rows"],
+            "bytes": summary["bytes"],
+            "calls": sum(summary.get("cost", {}).get("calls", {}).values()),
+            "cpu_s": usage.ru_utime + usage.ru_stime, "maxrss_mib": usage.ru_maxrss / 1024}
+
+
+def scenario_main(a) -> None:
+    """``--scenario``: aksnap simulate, whole ``aksnap export`` processes, ours and a baseline's
+    alternating against the same warm server."""
+    import shutil
+
+    cmd = [sys.executable, "-m", "aksnap", "simulate", "--scenario", a.scenario, "--seed",
+           str(a.seed), "--port", "0"]
+    if a.tasks:
+        cmd += ["--tasks", str(a.tasks)]
+    if a.at is not None:
+        cmd += ["--at", str(a.at)]
+    t0 = time.perf_counter()
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              env={**os.environ, "GRPC_VERBOSITY": "NONE"})
+    pythons = [("this install", sys.executable)]
+    if a.baseline_python:
+        pythons.append((f"baseline ({a.baseline_python})", a.baseline_python))
+    runs: dict[str, list[dict]] = {label: [] for label, _ in pythons}
+    try:
+        ep = server.stdout.readline().strip()
+        if not ep:
+            raise SystemExit("the simulator did not start")
+        print(f"machine: {os.cpu_count()} CPUs; aksnap simulate --scenario {a.scenario} --seed "
+              f"{a.seed} --tasks {a.tasks} at {ep} (built in {time.perf_counter() - t0:.0f} s); "
+              f"budget --max-rps {a.max_rps} --jobs {a.jobs or 'default'}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="aksnap-bench-") as tmp:
+            # a first export warms the server (its row orders and serialized tables)
+            _cli_export(sys.executable, ep, os.path.join(tmp, "warm"), "inf", 4, None)
+            for i in range(a.repeat):
+                for label, python in pythons:
+                    out = os.path.join(tmp, f"b{i}-{len(runs[label])}")
+                    load = os.getloadavg()[0]
+                    server_cpu = _cpu_seconds(server.pid)
+                    r = _cli_export(python, ep, out, a.max_rps, a.jobs, a.page_size)
+                    r["server_cpu_s"] = _cpu_seconds(server.pid) - server_cpu
+                    r["load"] = load
+                    runs[label].append(r)
+                    shutil.rmtree(out, ignore_errors=True)
+                    n = r["rows"]["tasks"]
+                    print(json.dumps({"exporter": label, "run": i, "tasks": n,
+                                      "calls": r["calls"], "wall_s": round(r["wall_s"], 2),
+                                      "tasks_per_s": round(n / r["seconds"]),
+                                      "cpu_s": round(r["cpu_s"], 2),
+                                      "cpu_s_per_million_tasks": round(r["cpu_s"] / n * 1e6, 2),
+                                      "maxrss_mib": round(r["maxrss_mib"]),
+                                      "server_cpu_s_per_million_tasks":
+                                          round(r["server_cpu_s"] / n * 1e6, 2),
+                                      "bundle_mb": round(r["bytes"] / 1e6, 1),
+                                      "load": round(load, 1)}), flush=True)
+    finally:
+        server.send_signal(2)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print()
+    for label, rs in runs.items():
+        n = rs[0]["rows"]["tasks"]
+        cpu = sorted(r["cpu_s"] / n * 1e6 for r in rs)
+        rate = sorted(n / r["seconds"] for r in rs)
+        print(f"{label}: exporter CPU per million tasks min {cpu[0]:.2f} s, median "
+              f"{cpu[len(cpu) // 2]:.2f} s; tasks/s best {rate[-1]:,.0f}; peak memory max "
+              f"{max(r['maxrss_mib'] for r in rs):.0f} MiB; calls {rs[0]['calls']}; bundle "
+              f"{rs[0]['bytes'] / 1e6:.1f} MB")
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", type=int, default=1_000_000, help="tasks in the session")
@@ -123,7 +235,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--page-size", type=int, default=None)
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--repeat", type=int, default=1, help="exporter runs (the best is reported)")
+    p.add_argument("--scenario", default=None,
+                   help="serve this aksnap simulate scenario (htcmock...) instead of the "
+                        "synthetic cluster; the exporter runs as whole CLI processes")
+    p.add_argument("--seed", type=int, default=11, help="--scenario: its seed")
+    p.add_argument("--at", type=float, default=None, help="--scenario: the simulated second "
+                                                          "frozen (default: its snapshot)")
+    p.add_argument("--baseline-python", default=None,
+                   help="--scenario: run the same export with this interpreter (another "
+                        "install, e.g. main's) after each of ours")
+    p.add_argument("--max-rps", default="inf",
+                   help="--scenario: the budget of every export (inf: no cap; default: the "
+                        "production default)")
     a = p.parse_args(argv)
+    if a.scenario:
+        scenario_main(a)
+        return
     from aksnap.exporter.api import DEFAULT_JOBS, DEFAULT_PAGE_SIZE
 
     page_size = a.page_size or DEFAULT_PAGE_SIZE or 0  # 0: automatic

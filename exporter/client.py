@@ -37,6 +37,13 @@ log = logging.getLogger("aksnap.exporter")
 
 # The receive limit the armonik client (and grpc) use by default; pages are sized to fit it.
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024
+# The receive limit of a capped capture (``--max-rps N``), which its pages are sized to: a
+# capped export is bounded by calls per second, not by bytes, so each call should bring more.
+# Four times fewer calls for the same rows (pages of about 8 MiB); per call the server pays a
+# fixed cost (a query, a thread hand-off, caches gone cold since the last call) that spaced
+# calls pay in full. ArmoniK Core sets no send limit of its own (ASP.NET's gRPC default is
+# unlimited); a server that has one says so in its refusal, and pages are sized to it.
+CAPPED_MAX_RECEIVE = 16 * 1024 * 1024
 # How far the client raises its own receive limit when a single row does not fit it.
 MAX_RECEIVE_CEILING = 256 * 1024 * 1024
 

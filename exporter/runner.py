@@ -34,6 +34,9 @@ ROW_GROUP_ROWS = {"tasks": 128 * 1024, "results": 256 * 1024, "sessions": 64 * 1
 # 128 Ki one-row batches: kilobytes of objects each).
 ROW_GROUP_BYTES = 32 * 2**20
 ROW_GROUP_PAGES = 512
+# The pages waiting for the writer hold at most this many bytes of Arrow rows (beyond one page):
+# with the 8 MiB pages of a capped export, 2 x jobs pages would be 100 MiB more at the peak.
+QUEUE_BYTES = 24 * 2**20
 # The columns whose maximum is the cluster's own "now" as far as the data shows it.
 LATEST_COLUMNS = {"tasks": TASK_TIMESTAMPS, "results": RESULT_TIMESTAMPS}
 
@@ -103,6 +106,9 @@ class RowWriter:
     def __init__(self, bundle: BundleWriter, depth: int):
         self.bundle = bundle
         self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self._room = threading.Condition()
+        self.queued_bytes = 0
+        self._closed = False  # the writer thread has ended: nobody takes pages any more
         self.buffers: dict[str, list[pa.RecordBatch]] = {t: [] for t in SCHEMAS}
         self.buffered: dict[str, int] = {t: 0 for t in SCHEMAS}
         self.buffered_bytes: dict[str, int] = {t: 0 for t in SCHEMAS}
@@ -112,14 +118,28 @@ class RowWriter:
         self.thread.start()
 
     def put(self, table: str, batch: pa.RecordBatch) -> None:
+        size = batch.get_total_buffer_size()
+        with self._room:
+            # one page always fits (a page alone may be larger than the bound)
+            while self.queued_bytes and self.queued_bytes + size > QUEUE_BYTES:
+                if self.error is not None or self._closed:
+                    raise _writer_error(self.error or ExportError("the writer stopped"))
+                self._room.wait(0.5)
+            self.queued_bytes += size
         while True:
             if self.error is not None:
+                self._taken(size)
                 raise _writer_error(self.error)
             try:
                 self.q.put((table, batch), timeout=0.5)
                 return
             except queue.Full:
                 continue
+
+    def _taken(self, size: int) -> None:
+        with self._room:
+            self.queued_bytes -= size
+            self._room.notify_all()
 
     def _flush(self, table: str) -> None:
         if self.buffers[table]:
@@ -134,10 +154,15 @@ class RowWriter:
         while True:
             item = self.q.get()
             if item is None:
+                with self._room:
+                    self._closed = True
+                    self._room.notify_all()
                 break
             if self.error is not None:
+                self._taken(item[1].get_total_buffer_size())
                 continue  # drain so producers never block on a dead writer
             table, batch = item
+            self._taken(batch.get_total_buffer_size())
             try:
                 self.buffers[table].append(batch)
                 self.buffered[table] += batch.num_rows

@@ -64,9 +64,12 @@ PAGE_BYTES_TARGET = 0.5
 # A pass stops after reading this many times the rows its first page reported.
 GROWTH_LIMIT = 4
 # Automatic page size: the first units' pages, and the most rows a page may have (powers of
-# two, so that halving and doubling back always land on a divisor of the offset).
+# two, so that halving and doubling back always land on a divisor of the offset): 16384 rows
+# for the 2 MiB pages of a 4 MiB receive limit, as many more as the byte target of a larger
+# one allows (65536 for the 8 MiB pages of a capped export).
 AUTO_FIRST_PAGE = 4096
 AUTO_MAX_PAGE = 16384
+AUTO_MAX_PAGE_BYTES = 2 * 1024 * 1024
 # A unit this small (in pages) is rescanned whenever it comes out short.
 SMALL_UNIT_PAGES = 8
 # A server send limit that holds fewer rows than this per page cannot serve an export.
@@ -195,21 +198,8 @@ class UnitScan:
         self.unit = unit
         self.sink = sink
         self._auto = page_size is None
-        if page_size is None:
-            # Automatic: as many rows as fit the byte target for a typical row of this table
-            # (the mean of the pages read so far; fewer calls for small rows such as results),
-            # a safe default before that. Not the heaviest row: one aggregation task with
-            # 181,346 inputs (7 MB) would leave every later unit at one row per call.
-            est = self._typical_row()
-            page_size = AUTO_FIRST_PAGE if not est else int(self._byte_target() // est)
-            page_size = _pow2_floor(max(1, min(AUTO_MAX_PAGE, page_size)))
-        self.page_size = max(1, page_size)
-        self._start_page_size = self.page_size
-        # A user's page size starts below the byte target too, when this table's rows are
-        # known to be heavy (each unit would otherwise pay a refused page to find out).
-        est = self._typical_row()
-        while est and self.page_size > 1 and self.page_size * est > self._byte_target():
-            self.page_size //= 2
+        self._user_page_size = page_size
+        self._size_pages()
         self.max_rescans = max_rescans
         self.on_rows = on_rows or (lambda table, n: None)
         self.cancelled = cancelled or threading.Event()
@@ -224,6 +214,28 @@ class UnitScan:
 
     # -- paging
 
+    def _size_pages(self) -> None:
+        """The page size this unit starts with: called when it is built, and again when it
+        starts to run, by which time the units that ran before it have measured the table's
+        typical row (the plan builds every unit at once, before any page is read; sized then,
+        every unit of a big session would start at AUTO_FIRST_PAGE)."""
+        page_size = self._user_page_size
+        if page_size is None:
+            # Automatic: as many rows as fit the byte target for a typical row of this table
+            # (the mean of the pages read so far; fewer calls for small rows such as results),
+            # a safe default before that. Not the heaviest row: one aggregation task with
+            # 181,346 inputs (7 MB) would leave every later unit at one row per call.
+            est = self._typical_row()
+            page_size = AUTO_FIRST_PAGE if not est else int(self._byte_target() // est)
+            page_size = _pow2_floor(max(1, min(self._max_rows(), page_size)))
+        self.page_size = max(1, page_size)
+        self._start_page_size = self.page_size
+        # A user's page size starts below the byte target too, when this table's rows are
+        # known to be heavy (each unit would otherwise pay a refused page to find out).
+        est = self._typical_row()
+        while est and self.page_size > 1 and self.page_size * est > self._byte_target():
+            self.page_size //= 2
+
     def _typical_row(self) -> float | None:
         """The mean size of this table's rows in the pages read so far (None before any)."""
         stats = self.client.stats
@@ -237,7 +249,13 @@ class UnitScan:
             return self._start_page_size
         est = self._typical_row()
         fits = int(self._byte_target() // est) if est else AUTO_FIRST_PAGE
-        return _pow2_floor(max(1, min(AUTO_MAX_PAGE, fits)))
+        return _pow2_floor(max(1, min(self._max_rows(), fits)))
+
+    def _max_rows(self) -> int:
+        """The most rows an automatic page may have: AUTO_MAX_PAGE for a byte target of
+        AUTO_MAX_PAGE_BYTES, proportionally more for a larger one (a power of two)."""
+        scale = max(1.0, self._byte_target() / AUTO_MAX_PAGE_BYTES)
+        return _pow2_floor(int(AUTO_MAX_PAGE * scale))
 
     def _byte_target(self) -> float:
         """Bytes a page should stay under: a share of the smaller of the two limits known
@@ -353,7 +371,17 @@ class UnitScan:
             self._written_sorted = merged
         return self._written_sorted
 
-    def _emit(self, rows: pa.RecordBatch) -> None:
+    def _bounds(self, rows: pa.RecordBatch) -> tuple[str | None, str | None]:
+        """The smallest and largest id of ``rows`` (None, None when empty): one pass over the
+        ids per page, shared by the dedup, the supersede check and the emit (three scans of
+        36-byte strings per page before)."""
+        if rows.num_rows == 0:
+            return None, None
+        mm = pc.min_max(rows.column(self.id_col))
+        return mm["min"].as_py(), mm["max"].as_py()
+
+    def _emit(self, rows: pa.RecordBatch, top: str | None = None) -> None:
+        """Write ``rows``; ``top`` is their largest id (computed here when not given)."""
         if rows.num_rows == 0:
             return
         ids = rows.column(self.id_col)
@@ -361,19 +389,23 @@ class UnitScan:
         if len(self._written) >= 256:  # one array, not one per page (pages may be one row)
             self._written = [np.concatenate(self._written)]
         self._written_sorted = None
-        top = pc.max(ids).as_py()
-        if self._max_written is None or top > self._max_written:
+        if top is None:
+            top = self._bounds(rows)[1]
+        if top is not None and (self._max_written is None or top > self._max_written):
             self._max_written = top
         self.report.rows += rows.num_rows
         self.sink(self.unit.table, rows)
         self.on_rows(self.unit.table, rows.num_rows)
 
-    def _drop_written(self, rows: pa.RecordBatch, count_as_late: bool) -> pa.RecordBatch:
-        """Remove rows whose id was already written (cheap unless a shift went past the held page)."""
+    def _drop_written(self, rows: pa.RecordBatch, count_as_late: bool,
+                      lo: str | None = None) -> pa.RecordBatch:
+        """Remove rows whose id was already written (cheap unless a shift went past the held
+        page); ``lo`` is their smallest id (computed here when not given)."""
         if self._max_written is None or rows.num_rows == 0:
             return rows
         ids = rows.column(self.id_col)
-        lo = pc.min(ids).as_py()
+        if lo is None:
+            lo = self._bounds(rows)[0]
         if lo is None or lo > self._max_written:
             return rows  # the usual page: every id after the last one written
         behind = pc.less_equal(ids, self._max_written).to_numpy(zero_copy_only=False)
@@ -398,12 +430,18 @@ class UnitScan:
         # Within a page ids must be unique; a server bug must not become a duplicate row.
         return rows
 
-    def _supersede(self, held: pa.RecordBatch, rows: pa.RecordBatch) -> pa.RecordBatch:
-        """``held`` without the rows that ``rows`` (the next page) repeats: the newer copy wins."""
+    def _supersede(self, held: pa.RecordBatch, rows: pa.RecordBatch, hi: str | None = None,
+                   lo: str | None = None) -> pa.RecordBatch:
+        """``held`` without the rows that ``rows`` (the next page) repeats: the newer copy wins.
+        ``hi`` is the largest id held, ``lo`` the smallest of ``rows`` (computed when not
+        given)."""
         if held.num_rows == 0 or rows.num_rows == 0:
             return held
         old, new = held.column(self.id_col), rows.column(self.id_col)
-        lo, hi = pc.min(new).as_py(), pc.max(old).as_py()
+        if lo is None:
+            lo = self._bounds(rows)[0]
+        if hi is None:
+            hi = self._bounds(held)[1]
         if lo is not None and hi is not None and lo > hi:
             return held  # pages in id order, no shift: nothing repeated
         superseded = pc.is_in(old, value_set=new)
@@ -419,6 +457,7 @@ class UnitScan:
         offset = 0
         self._last_id = None
         held: pa.RecordBatch | None = None
+        held_hi: str | None = None  # the largest id held
         total = 0
         limit: int | None = None
         while True:
@@ -435,11 +474,15 @@ class UnitScan:
                 # stop after GROWTH_LIMIT times the rows it had; the rest is reported as missing.
                 limit = GROWTH_LIMIT * max(total, requested) + requested
             got = page.rows.num_rows
-            rows = self._drop_written(self._prepare(page.rows), count_as_late=not rescan)
+            rows = self._prepare(page.rows)
+            lo, hi = self._bounds(rows)
+            kept = self._drop_written(rows, count_as_late=not rescan, lo=lo)
+            if kept is not rows:
+                rows, (lo, hi) = kept, self._bounds(kept)
             if held is not None:
-                held = self._supersede(held, rows)
-                self._emit(held)
-            held = rows
+                kept = self._supersede(held, rows, held_hi, lo)
+                self._emit(kept, held_hi if kept is held else None)
+            held, held_hi = rows, hi
             offset += got
             if got < requested or got == 0:
                 break
@@ -447,7 +490,7 @@ class UnitScan:
                 self.report.truncated = True
                 break
         if held is not None:
-            self._emit(held)
+            self._emit(held, held_hi)
         return total
 
     def _worth_rescanning(self, first_total: int, total: int) -> bool:
@@ -461,6 +504,7 @@ class UnitScan:
         return self.report.rows < first_total or self._pages_per_pass <= SMALL_UNIT_PAGES
 
     def run(self) -> UnitReport:
+        self._size_pages()  # what the units before this one learnt of the table's rows
         total = self._pass(rescan=False)
         first_total = self._first_total
         self._pages_per_pass = self.report.pages

@@ -182,3 +182,19 @@ def test_max_message_size_reaches_the_client_from_the_cli(tmp_path, served):
     ok = runner.invoke(app, ["export", "--endpoint", ep, "--all", "--out", str(tmp_path / "c"),
                              "-q"])
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_capped_export_larger_pages_still_meet_the_servers_send_limit(tmp_path, served,
+                                                                         limit):
+    """Given a server send limit of 64 kB and a capped budget (whose pages are sized to a
+    16 MiB receive limit, 8 MiB pages), when exported, then the server's refusals size the
+    pages to its limit as they do uncapped (a few refusals, not one per page) and the bundle
+    is exact."""
+    cp = served[0]
+    ep = limit(64_000)
+    s = export(ep, tmp_path / "b", all_sessions=True, max_rps=1000.0)
+    _exact(s.path, cp.view())
+    c = s.manifest["consistency"]
+    assert 0 < c["resource_exhausted"] <= 12
+    assert c["tasks"]["pages"] < 1500 / 10
+    assert s.manifest["cost"]["budget"]["max_rps"] == 1000.0

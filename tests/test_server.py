@@ -349,3 +349,27 @@ def test_every_list_method_validates_like_tasks(channel):
     with pytest.raises(grpc.RpcError) as err:
         ResultsStub(channel).ListResults(results_common_pb2.ListResultsRequest(page=0, page_size=10))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_page_is_its_items_then_its_tail_in_one_bytes_object_whatever_the_array():
+    """Given binary arrays (plain, large, sliced, with empty items, empty) and a tail, when a
+    page's bytes are assembled in place (one copy), then they are exactly the items back to back
+    followed by the tail, and a new bytes object that nothing else shares."""
+    import pyarrow as pa
+
+    from aksnap.fixtures.wire import bytes_of, concat_binary
+
+    items = [b"\x0a\x03abc", b"", b"\x0a\x01z" * 500, b"\xff\x00" * 7]
+    tail = b"\x10\x02\x18\x04\x20\x09"
+    for kind in (pa.binary(), pa.large_binary()):
+        arr = pa.array(items * 3, kind)
+        for a in (arr, arr.slice(1), arr.slice(2, 5), arr.slice(4, 0)):
+            want = b"".join(a.to_pylist())
+            assert concat_binary(a) == want
+            got = concat_binary(a, tail)
+            assert got == want + tail and type(got) is bytes
+    # two pages from the same buffer are two objects: filling one never touches the other
+    buf = pa.py_buffer(b"0123456789")
+    one, two = bytes_of(buf.address, 4, b"!", keep=buf), bytes_of(buf.address + 2, 4, keep=buf)
+    assert (one, two) == (b"0123!", b"2345") and one is not two
+    assert bytes_of(buf.address, 0, b"tail") == b"tail"
