@@ -96,6 +96,13 @@ def _binding(g, tasks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray
     return pred, edge
 
 
+def _at(ts, column: str, rows: np.ndarray) -> np.ndarray:
+    """``ts[column][rows]``: for a column not read yet, only the row groups of ``rows`` are
+    read (a chain's few steps need four of the phase columns nowhere else)."""
+    at = getattr(ts, "at", None)
+    return at(column, rows) if at is not None else ts[column][rows]
+
+
 def _binding_at(g, nodes: np.ndarray, in_scope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(pred, edge) of ``nodes`` only, exactly as :func:`_binding` gives them for every node
     (``in_scope``: the lookup from a task to whether its session was asked for). A walk back
@@ -115,7 +122,7 @@ def _binding_at(g, nodes: np.ndarray, in_scope: np.ndarray) -> tuple[np.ndarray,
         return pred, edge
     tn = nodes[t]
     ts = g.task_ts
-    ended, processed = ts["ended_at"], ts["processed_at"]
+    ended = ts["ended_at"]
     ptr = g.in_ptr
     lo = np.asarray(ptr[tn], dtype=np.int64)
     counts = np.asarray(ptr[tn + 1], dtype=np.int64) - lo
@@ -134,7 +141,8 @@ def _binding_at(g, nodes: np.ndarray, in_scope: np.ndarray) -> tuple[np.ndarray,
 
     def finish_of(ptrs: np.ndarray) -> np.ndarray:
         i = np.maximum(ptrs, 0)
-        f = np.where(ended[i] != NA, ended[i], processed[i])
+        e = ended[i]
+        f = np.where(e != NA, e, _at(ts, "processed_at", i))
         return np.where(ptrs >= 0, f, NA)
 
     parent = np.asarray(g.parent[tn], dtype=np.int64)
@@ -291,7 +299,8 @@ def compute(snap, session_ids: list[str]) -> Paths:
     start[start == np.iinfo(np.int64).max] = NA
     lr = np.maximum(last - T, 0)
     redo = (last >= 0) & ((start == NA) | (start > end))
-    start[redo] = rts["created_at"][lr[redo]]
+    if redo.any():  # else the results' creation times (17M at 10M tasks) are not read
+        start[redo] = rts["created_at"][lr[redo]]
     # The session's wall time, one definition with analyze: first task created -> the last
     # task ended or result completed.
     session_end = np.full(S + 1, NA, dtype=np.int64)
@@ -312,7 +321,7 @@ def compute(snap, session_ids: list[str]) -> Paths:
         prev_edge[np.r_[True, k[1:] != k[:-1]]] = 0  # the oldest step was reached by nothing
     tn = np.where(is_task, node, 0)
     origin = np.where(is_task, created[tn], NA)
-    marks = np.stack([np.where(is_task, tts[c][tn], NA) for c in MARKS], axis=1) if n else \
+    marks = np.stack([np.where(is_task, _at(tts, c, tn), NA) for c in MARKS], axis=1) if n else \
         np.zeros((0, NM), dtype=np.int64)
     completed = np.where(~is_task, rts["completed_at"][np.where(is_task, 0, node - T)], NA)
     pos = np.arange(n)

@@ -96,9 +96,19 @@ class _TimestampColumns(Mapping):
     """A table's timestamp columns as int64 µs arrays, each read from its Parquet file (alone)
     the first time it is asked for: an answer reads the columns it uses, not all of them."""
 
-    def __init__(self, read, table: str, names: tuple[str, ...]):
-        self._read, self._table, self._names = read, table, tuple(names)
+    def __init__(self, snap, table: str, names: tuple[str, ...]):
+        self._snap, self._table, self._names = snap, table, tuple(names)
+        self._read = snap.read_columns
         self._got: dict[str, np.ndarray] = {}
+
+    def at(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """``self[name][rows]``; for a column not read yet, read at those rows only (their row
+        groups), not whole: the few steps of a critical path, say."""
+        if name in self._got:
+            return self[name][rows]
+        if name not in self._names:
+            raise KeyError(name)
+        return _ts_micro(self._snap.read_rows(self._table, name, np.asarray(rows, dtype=np.int64)))
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._got:
@@ -515,11 +525,11 @@ class TaskGraph:
 
     @cached_property
     def task_ts(self) -> Mapping[str, np.ndarray]:
-        return _TimestampColumns(self._read, "tasks", TASK_TS)
+        return _TimestampColumns(self._snap, "tasks", TASK_TS)
 
     @cached_property
     def result_ts(self) -> Mapping[str, np.ndarray]:
-        return _TimestampColumns(self._read, "results", RESULT_TS)
+        return _TimestampColumns(self._snap, "results", RESULT_TS)
 
     @cached_property
     def details(self) -> pa.Table:

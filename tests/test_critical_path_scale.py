@@ -137,3 +137,40 @@ def test_the_walk_over_visited_nodes_is_the_whole_graph_walk(tmp_path, seed, cyc
         assert p.prev_edge.tolist() == np.where(first, 0, edge).tolist()
         if cyclic and not g.is_dag():
             assert len(p.node)  # the fallback was walked
+
+
+def test_timestamps_at_a_few_rows_are_the_whole_columns_values(tmp_path):
+    """Given a bundle whose tasks table has many row groups and missing timestamps, when a
+    timestamp column not read yet is asked for at a few rows (unsorted, repeated, spread over
+    the row groups), then the values are those of the whole column at those rows (NA where
+    missing), the column is still not read whole, and a row beyond the table is refused."""
+    import pyarrow.parquet as pq
+
+    from aksnap.analyzer.snapshot import BundleError
+
+    rnd = random.Random(5)
+    tasks = [task(f"t{i}", outputs=[f"r{i}"],
+                  times={"created": i, "submitted": None if i % 7 == 0 else i + rnd.random()})
+             for i in range(3000)]
+    results = [result(f"r{i}", owner=f"t{i}", completed=i + 1) for i in range(3000)]
+    from aksnap.analyzer.testing import payloads_for, table
+    from aksnap.bundle_writer import BundleWriter
+
+    with BundleWriter(tmp_path / "b.aksnap", row_group_size=500) as w:  # six row groups
+        w.write("tasks", table("tasks", tasks))
+        w.write("results", table("results", results + payloads_for(tasks)))
+        for name in ("sessions", "partitions"):
+            w.write(name, table(name, []))
+        b = w.commit({})
+    groups = pq.ParquetFile(b / "tasks.parquet").metadata.num_row_groups
+    snap = Snapshot.open(b, verify=False)
+    ts = snap.graph.task_ts
+    rows = np.array([2999, 0, 7, 1500, 7, 2048, 1023, 1024, 14], dtype=np.int64)
+    got = ts.at("submitted_at", rows)
+    assert "submitted_at" not in ts._got
+    whole = ts["submitted_at"]
+    assert got.tolist() == whole[rows].tolist() and (got == NA).sum() == 4
+    assert ts.at("submitted_at", rows).tolist() == got.tolist()  # now from the column read whole
+    with pytest.raises(BundleError):
+        Snapshot.open(b, verify=False).graph.task_ts.at("created_at", np.array([3000]))
+    assert groups == 6
