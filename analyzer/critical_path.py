@@ -238,6 +238,31 @@ def _seg_cummax(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     return uniq[np.maximum.accumulate(key) - group.astype(np.int64) * (len(uniq) + 1)]
 
 
+#: up to this many sessions, the per-session reductions are one masked numpy reduction per
+#: session (no gathered copies, no ufunc.at over millions of rows); beyond, one ufunc.at
+FEW_SESSIONS = 8
+
+
+def _group_reduce(ufunc, group: np.ndarray, values: np.ndarray, S: int, where, initial) -> np.ndarray:
+    """``ufunc`` (np.maximum, np.minimum) of ``values`` per group 0..S-1 (group S: none),
+    over the rows where ``where`` (None: all) holds; ``initial`` where a group has none. Returns
+    S + 1 values (the last is ``initial``)."""
+    out = np.full(S + 1, initial, dtype=np.int64)
+    if S <= FEW_SESSIONS:
+        for i in range(S):
+            sel = group == i
+            if where is not None:
+                sel &= where
+            out[i] = ufunc.reduce(values, where=sel, initial=initial)
+        return out
+    if where is None:
+        ufunc.at(out, group, values)
+    else:
+        ufunc.at(out, group[where], values[where])
+    out[S] = initial
+    return out
+
+
 @dataclass
 class Paths:
     """The critical paths of many sessions, as arrays (one row per chain step, and per segment)."""
@@ -280,22 +305,27 @@ def compute(snap, session_ids: list[str]) -> Paths:
     # last completed result per session (lowest index among ties), and the first task creation
     # (NA is the smallest int64: a max over NA and times is the times' max, a min must skip NA)
     done = (rk < S) & (g.result_status == COMPLETED)
-    best = np.full(S + 1, NA, dtype=np.int64)
-    np.maximum.at(best, rk[done], completed[done])
-    done &= completed == best[rk]
+    best = _group_reduce(np.maximum, rk, completed, S, done, NA)
+    if S <= FEW_SESSIONS:  # compared with each session's best: no gathered copy of best[rk]
+        tie = np.zeros(len(done), dtype=bool)
+        for i in range(S):
+            if best[i] != NA:
+                tie |= (completed == best[i]) & (rk == i)
+        done &= tie
+        del tie
+    else:
+        done &= completed == best[rk]
     done &= completed != NA
-    last = np.full(S + 1, T + g.n_results, dtype=np.int64)
     hit = np.flatnonzero(done)
+    del done
+    last = np.full(S + 1, T + g.n_results, dtype=np.int64)
     np.minimum.at(last, rk[hit], T + hit)
-    del done, hit
+    del hit
     last = np.where(last[:S] < T + g.n_results, last[:S], -1)
     end = np.where(last >= 0, best[:S], NA)
     created = tts["created_at"]
-    has = (tk < S) & (created != NA)
-    start = np.full(S + 1, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(start, tk[has], created[has])
-    del has
-    start = start[:S]
+    start = _group_reduce(np.minimum, tk, created, S, (tk < S) & (created != NA),
+                          np.iinfo(np.int64).max)[:S]
     start[start == np.iinfo(np.int64).max] = NA
     lr = np.maximum(last - T, 0)
     redo = (last >= 0) & ((start == NA) | (start > end))
@@ -303,10 +333,8 @@ def compute(snap, session_ids: list[str]) -> Paths:
         start[redo] = rts["created_at"][lr[redo]]
     # The session's wall time, one definition with analyze: first task created -> the last
     # task ended or result completed.
-    session_end = np.full(S + 1, NA, dtype=np.int64)
-    np.maximum.at(session_end, tk, tts["ended_at"])
-    np.maximum.at(session_end, rk, completed)
-    session_end = session_end[:S]
+    session_end = np.maximum(_group_reduce(np.maximum, tk, tts["ended_at"], S, None, NA),
+                             _group_reduce(np.maximum, rk, completed, S, None, NA))[:S]
     session_end = np.where((end != NA) & ((session_end == NA) | (session_end < end)), end, session_end)
     wall = np.where((last >= 0) & (session_end != NA) & (start != NA),
                     (session_end - start) / 1e6, np.nan)

@@ -63,9 +63,12 @@ def _random_bundle(path, seed: int, cyclic: bool):
                           times=times, **extra))
         for r in mine:
             done = rnd.random() < .8
+            # completions 16-22 s, a different range per session (so one session's latest
+            # time is an ordinary time of another): ties within a session are common
+            at = 16 + 2 * SESSIONS.index(sess) + rnd.randint(0, 2)
             results.append(result(r, session=sess, owner=f"t{i}",
                                   status="COMPLETED" if done else "CREATED",
-                                  created=t(c), completed=t(rnd.randint(20, 24)) if done else None))
+                                  created=t(c), completed=t(at) if done else None))
         outs += mine
         by_session[sess].append(f"t{i}")
     return make_bundle(path, tasks=tasks, results=results, snapshot=60)
@@ -106,17 +109,21 @@ def _reference_sessions(g, ids):
     return out
 
 
+@pytest.mark.parametrize("few", [8, 0], ids=["per-session-reductions", "ufunc-at"])
 @pytest.mark.parametrize("cyclic", [False, True], ids=["dag", "with-cycles"])
 @pytest.mark.parametrize("seed", range(6))
-def test_the_walk_over_visited_nodes_is_the_whole_graph_walk(tmp_path, seed, cyclic, monkeypatch):
+def test_the_walk_over_visited_nodes_is_the_whole_graph_walk(tmp_path, seed, cyclic, few, monkeypatch):
     """Given random graphs of three sessions (ties, missing times, retries, subtasks; cycles in
     half of them), when the critical paths of all sessions, of two, and of one are walked from
     the nodes visited only, then every chain step, its order and its edge are the ones the
     whole-graph binding gives, and last result, start, end and wall time of each session are
     the plain per-session reading of the arrays. A graph with a cycle is walked past the
-    step where the walk asks whether it is acyclic (set to 3 steps here)."""
+    step where the walk asks whether it is acyclic (set to 3 steps here). The per-session
+    reductions are checked both ways: a masked reduction per session (few sessions) and one
+    ufunc.at over all rows (many)."""
     snap = Snapshot.open(_random_bundle(tmp_path / "b.aksnap", seed, cyclic), verify=False)
     g = snap.graph
+    monkeypatch.setattr(critical_path, "FEW_SESSIONS", few)
     if cyclic:
         monkeypatch.setattr(critical_path, "WALK_STEPS_UNCHECKED", 3)
     for ids in (list(SESSIONS), ["s3", "s1"], ["s2"], ["s1", "nope"]):
