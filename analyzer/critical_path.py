@@ -9,10 +9,11 @@ its binding predecessor finished: waiting (-> submitted), queued (-> acquired), 
 finishing (-> ended). Gaps between a predecessor's end and a task's creation are "spawn" or
 "retry" time; before the first task, "before first task". The segments tile the wall time.
 
-Vectorised over every session at once: the binding predecessor of every task is one grouped
-arg-max over the edges, the chains of all sessions are walked back in lockstep (one numpy step
-per hop), and the phases and segments are computed on the arrays of all chain steps; Python
-builds dictionaries only for the steps shown. A long chain shows its first, last and longest
+Vectorised over every session at once: the chains of all sessions are walked back in lockstep
+(one numpy step per hop), each step computing the binding predecessor of the nodes it reached
+only (one grouped arg-max over their CSR in-edges: at 10M tasks, computing it for every node
+was 6.6 s and 1.6 GiB of temporaries), and the phases and segments are computed on the arrays
+of all chain steps; Python builds dictionaries only for the steps shown. A long chain shows its first, last and longest
 steps (``--all`` for every step); many sessions show a summary (``--session`` for detail).
 """
 
