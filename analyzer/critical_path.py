@@ -9,10 +9,11 @@ its binding predecessor finished: waiting (-> submitted), queued (-> acquired), 
 finishing (-> ended). Gaps between a predecessor's end and a task's creation are "spawn" or
 "retry" time; before the first task, "before first task". The segments tile the wall time.
 
-Vectorised over every session at once: the binding predecessor of every task is one grouped
-arg-max over the edges, the chains of all sessions are walked back in lockstep (one numpy step
-per hop), and the phases and segments are computed on the arrays of all chain steps; Python
-builds dictionaries only for the steps shown. A long chain shows its first, last and longest
+Vectorised over every session at once: the chains of all sessions are walked back in lockstep
+(one numpy step per hop), each step computing the binding predecessor of the nodes it reached
+only (one grouped arg-max over their CSR in-edges: at 10M tasks, computing it for every node
+was 6.6 s and 1.6 GiB of temporaries), and the phases and segments are computed on the arrays
+of all chain steps; Python builds dictionaries only for the steps shown. A long chain shows its first, last and longest
 steps (``--all`` for every step); many sessions show a summary (``--session`` for detail).
 """
 
@@ -26,7 +27,7 @@ import numpy as np
 from aksnap.bundle import PHASE_NAMES, RESULT_STATUSES, TASK_PHASES
 
 from .common import Section, fmt_seconds, render_data, render_sections, seconds_between, to_time
-from .graph import NA
+from .graph import NA, concat_ranges
 
 PHASES = PHASE_NAMES  # aksnap.bundle.TASK_PHASES, the same phases as the task_phases view
 COMPLETED = RESULT_STATUSES.index("COMPLETED")
@@ -96,6 +97,105 @@ def _binding(g, tasks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray
     return pred, edge
 
 
+def _at(ts, column: str, rows: np.ndarray) -> np.ndarray:
+    """``ts[column][rows]``: for a column not read yet, only the row groups of ``rows`` are
+    read (a chain's few steps need four of the phase columns nowhere else)."""
+    at = getattr(ts, "at", None)
+    return at(column, rows) if at is not None else ts[column][rows]
+
+
+def _binding_at(g, nodes: np.ndarray, in_scope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(pred, edge) of ``nodes`` only, exactly as :func:`_binding` gives them for every node
+    (``in_scope``: the lookup from a task to whether its session was asked for). A walk back
+    visits a few nodes per chain: their in-edges are read from the CSR, nothing else."""
+    T = g.n_tasks
+    nodes = np.asarray(nodes, dtype=np.int64)
+    pred = np.full(len(nodes), -1, dtype=np.int64)
+    edge = np.zeros(len(nodes), dtype=np.int8)
+    r = np.flatnonzero(nodes >= T)
+    if len(r):
+        prod = np.asarray(g.producer[nodes[r] - T], dtype=np.int64)
+        has_p = prod >= 0
+        pred[r[has_p]] = prod[has_p]
+        edge[r[has_p]] = E_PRODUCES
+    t = np.flatnonzero(nodes < T)
+    if not len(t):
+        return pred, edge
+    tn = nodes[t]
+    ts = g.task_ts
+    ended = ts["ended_at"]
+    ptr = g.in_ptr
+    lo = np.asarray(ptr[tn], dtype=np.int64)
+    counts = np.asarray(ptr[tn + 1], dtype=np.int64) - lo
+    has = counts > 0
+    best_in = np.full(len(tn), NA, dtype=np.int64)
+    best_src = np.full(len(tn), -1, dtype=np.int64)
+    if has.any():
+        src = np.asarray(g.in_src[concat_ranges(lo, counts)], dtype=np.int64)
+        when = g.result_ts["completed_at"][src - T]
+        starts = (np.cumsum(counts) - counts)[has]
+        best_in[has] = np.maximum.reduceat(when, starts)
+        top = np.iinfo(np.int64).max
+        cand = np.where((when == np.repeat(best_in, counts)) & (when != NA), src, top)
+        low = np.minimum.reduceat(cand, starts)
+        best_src[has] = np.where(low == top, -1, low)
+
+    def finish_of(ptrs: np.ndarray) -> np.ndarray:
+        i = np.maximum(ptrs, 0)
+        e = ended[i]
+        f = np.where(e != NA, e, _at(ts, "processed_at", i))
+        return np.where(ptrs >= 0, f, NA)
+
+    parent = np.asarray(g.parent[tn], dtype=np.int64)
+    previous = np.asarray(g.previous_attempt[tn], dtype=np.int64)
+    par_when, prev_when = finish_of(parent), finish_of(previous)
+    scope = np.asarray(in_scope[tn], dtype=bool)
+    use_in = (best_src >= 0) & (best_in >= par_when) & (best_in >= prev_when) & scope
+    use_par = ~use_in & (par_when != NA) & (par_when >= prev_when) & scope
+    use_prev = ~use_in & ~use_par & (prev_when != NA) & scope
+    payload = np.asarray(g.payload_of[tn]) == best_src - T
+    pred[t] = np.where(use_in, best_src, np.where(use_par, parent, np.where(use_prev, previous, -1)))
+    edge[t] = np.where(use_in, np.where(payload, E_PAYLOAD, E_DATA),
+                       np.where(use_par, E_SPAWN, np.where(use_prev, E_RETRY, 0)))
+    return pred, edge
+
+
+#: lockstep steps walked before the walk asks whether the graph is acyclic (a chain longer
+#: than this is rare in ArmoniK; a cycle would make a walk endless)
+WALK_STEPS_UNCHECKED = 4096
+
+
+def _walk_lazy(g, lasts: np.ndarray, in_scope: np.ndarray):
+    """:func:`_walk` from :func:`_binding_at`: (k, node, edge) of every chain step, grouped by
+    k, oldest first, with each step's edge (how it waited for the step before it). Binding
+    edges are computed only for the nodes the walk visits. A walk longer than
+    :data:`WALK_STEPS_UNCHECKED` steps asks :meth:`is_dag`; on a graph with a cycle the whole
+    walk is redone over :func:`_binding` (the same answer as before, at full cost)."""
+    k = np.arange(len(lasts))
+    cur = np.asarray(lasts, dtype=np.int64)
+    ks, nodes, edges = [], [], []
+    steps = 0
+    while len(k):
+        pred, edge = _binding_at(g, cur, in_scope)
+        ks.append(k)
+        nodes.append(cur)
+        edges.append(edge)
+        alive = pred >= 0
+        k, cur = k[alive], pred[alive]
+        steps += 1
+        if steps == WALK_STEPS_UNCHECKED and len(k) and not g.is_dag():
+            pred, edge = _binding(g, in_scope[:g.n_tasks])
+            k, node = _walk(g, pred, lasts)
+            return k, node, edge[node]
+    if not ks:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, np.zeros(0, dtype=np.int8)
+    depth = np.concatenate([np.full(len(x), i) for i, x in enumerate(ks)])
+    k, node, edge = np.concatenate(ks), np.concatenate(nodes), np.concatenate(edges)
+    order = np.lexsort((-depth, k))
+    return k[order], node[order], edge[order]
+
+
 def _walk(g, pred: np.ndarray, lasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Walk back from each last result, all at once: (k, node) of every chain step, grouped by
     k (the index into ``lasts``), oldest first. A cycle (an anomalous bundle) ends a walk at
@@ -139,6 +239,31 @@ def _seg_cummax(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     return uniq[np.maximum.accumulate(key) - group.astype(np.int64) * (len(uniq) + 1)]
 
 
+#: up to this many sessions, the per-session reductions are one masked numpy reduction per
+#: session (no gathered copies, no ufunc.at over millions of rows); beyond, one ufunc.at
+FEW_SESSIONS = 8
+
+
+def _group_reduce(ufunc, group: np.ndarray, values: np.ndarray, S: int, where, initial) -> np.ndarray:
+    """``ufunc`` (np.maximum, np.minimum) of ``values`` per group 0..S-1 (group S: none),
+    over the rows where ``where`` (None: all) holds; ``initial`` where a group has none. Returns
+    S + 1 values (the last is ``initial``)."""
+    out = np.full(S + 1, initial, dtype=np.int64)
+    if S <= FEW_SESSIONS:
+        for i in range(S):
+            sel = group == i
+            if where is not None:
+                sel &= where
+            out[i] = ufunc.reduce(values, where=sel, initial=initial)
+        return out
+    if where is None:
+        ufunc.at(out, group, values)
+    else:
+        ufunc.at(out, group[where], values[where])
+    out[S] = initial
+    return out
+
+
 @dataclass
 class Paths:
     """The critical paths of many sessions, as arrays (one row per chain step, and per segment)."""
@@ -170,52 +295,62 @@ def compute(snap, session_ids: list[str]) -> Paths:
     S = len(session_ids)
     code_of = {s: i for i, s in enumerate(g.sessions.to_pylist())}
     codes = np.array([code_of.get(s, -1) for s in session_ids], dtype=np.int64)
-    # which of the requested sessions each node belongs to (-1: none)
-    to_k = np.full(len(g.sessions) + 1, -1, dtype=np.int64)
+    # which of the requested sessions each node belongs to (S: none), int32 as the session
+    # codes are: the per-session reductions index arrays of S + 1 slots (the last one unused)
+    to_k = np.full(len(g.sessions) + 1, S, dtype=np.int32)
     to_k[codes[codes >= 0]] = np.flatnonzero(codes >= 0)
-    node_k = to_k[g.session_of]
+    session_of = np.asarray(g.session_of)
+    tk, rk = to_k[session_of[:T]], to_k[session_of[T:]]
     rts, tts = g.result_ts, g.task_ts
+    completed = rts["completed_at"]
     # last completed result per session (lowest index among ties), and the first task creation
-    rk = node_k[T:]
-    done = np.flatnonzero((rk >= 0) & (g.result_status == COMPLETED) & (rts["completed_at"] != NA))
-    last = np.full(S, -1, dtype=np.int64)
-    end = np.full(S, NA, dtype=np.int64)
-    if len(done):
-        o = np.lexsort((done, -rts["completed_at"][done], rk[done]))
-        o = o[np.r_[True, rk[done][o][1:] != rk[done][o][:-1]]]
-        last[rk[done][o]] = T + done[o]
-        end[rk[done][o]] = rts["completed_at"][done[o]]
+    # (NA is the smallest int64: a max over NA and times is the times' max, a min must skip NA)
+    done = (rk < S) & (g.result_status == COMPLETED)
+    best = _group_reduce(np.maximum, rk, completed, S, done, NA)
+    if S <= FEW_SESSIONS:  # compared with each session's best: no gathered copy of best[rk]
+        tie = np.zeros(len(done), dtype=bool)
+        for i in range(S):
+            if best[i] != NA:
+                tie |= (completed == best[i]) & (rk == i)
+        done &= tie
+        del tie
+    else:
+        done &= completed == best[rk]
+    done &= completed != NA
+    hit = np.flatnonzero(done)
+    del done
+    last = np.full(S + 1, T + g.n_results, dtype=np.int64)
+    np.minimum.at(last, rk[hit], T + hit)
+    del hit
+    last = np.where(last[:S] < T + g.n_results, last[:S], -1)
+    end = np.where(last >= 0, best[:S], NA)
     created = tts["created_at"]
-    tk = node_k[:T]
-    has = (tk >= 0) & (created != NA)
-    start = np.full(S, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(start, tk[has], created[has])
+    start = _group_reduce(np.minimum, tk, created, S, (tk < S) & (created != NA),
+                          np.iinfo(np.int64).max)[:S]
     start[start == np.iinfo(np.int64).max] = NA
     lr = np.maximum(last - T, 0)
     redo = (last >= 0) & ((start == NA) | (start > end))
-    start[redo] = rts["created_at"][lr[redo]]
+    if redo.any():  # else the results' creation times (17M at 10M tasks) are not read
+        start[redo] = rts["created_at"][lr[redo]]
     # The session's wall time, one definition with analyze: first task created -> the last
     # task ended or result completed.
-    session_end = np.full(S, NA, dtype=np.int64)
-    for col, ts, kk in ((tts["ended_at"], None, tk), (rts["completed_at"], None, rk)):
-        ok = (kk >= 0) & (col != NA)
-        np.maximum.at(session_end, kk[ok], col[ok])
+    session_end = np.maximum(_group_reduce(np.maximum, tk, tts["ended_at"], S, None, NA),
+                             _group_reduce(np.maximum, rk, completed, S, None, NA))[:S]
     session_end = np.where((end != NA) & ((session_end == NA) | (session_end < end)), end, session_end)
     wall = np.where((last >= 0) & (session_end != NA) & (start != NA),
                     (session_end - start) / 1e6, np.nan)
 
-    pred, edge = _binding(g, node_k[:T] >= 0)
     with_path = np.flatnonzero(last >= 0)
-    k, node = _walk(g, pred, last[with_path])
+    k, node, edge = _walk_lazy(g, last[with_path], tk < S)
     k = with_path[k]
     n = len(node)
     is_task = node < T
-    prev_edge = edge[node].astype(np.int64)
+    prev_edge = edge.astype(np.int64)
     if n:
         prev_edge[np.r_[True, k[1:] != k[:-1]]] = 0  # the oldest step was reached by nothing
     tn = np.where(is_task, node, 0)
     origin = np.where(is_task, created[tn], NA)
-    marks = np.stack([np.where(is_task, tts[c][tn], NA) for c in MARKS], axis=1) if n else \
+    marks = np.stack([np.where(is_task, _at(tts, c, tn), NA) for c in MARKS], axis=1) if n else \
         np.zeros((0, NM), dtype=np.int64)
     completed = np.where(~is_task, rts["completed_at"][np.where(is_task, 0, node - T)], NA)
     pos = np.arange(n)

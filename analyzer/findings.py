@@ -620,10 +620,12 @@ def _retries(c: Context) -> list[dict[str, Any]]:
     g, T = c.g, c.T
     if not T:
         return []
-    attempt = np.asarray(g.attempt, dtype=np.int64)
-    ran = c.ts["started_at"] != c.NA
-    last = np.flatnonzero((attempt >= 2) & T_FAILED[c.status] & (ran | (c.status == _T["TIMEOUT"]))
-                          & c.tmask & ~c.claimed[:T])
+    # attempt >= 2 is having a previous attempt: those few first, not every task's attempt
+    # number (pointer jumping over 10M tasks)
+    cand = np.flatnonzero(np.asarray(g.previous_attempt) >= 0)
+    st = c.status[cand]
+    ran = c.ts["started_at"][cand] != c.NA
+    last = cand[T_FAILED[st] & (ran | (st == _T["TIMEOUT"])) & c.tmask[cand] & ~c.claimed[cand]]
     if not len(last):
         return []
     cls_code, names = c.class_codes(last)
@@ -640,7 +642,7 @@ def _retries(c: Context) -> list[dict[str, Any]]:
         aff = c.affected(mine)
         chains = np.flatnonzero(np.isin(first, first[mine]))
         ids = g.node_ids(first[mine][:IDS_SHOWN])
-        most = int(attempt[mine].max())
+        most = int(g.attempt_of(mine).max())
         claim = (f"{_plural(len(mine), 'task')} {inside} failed every attempt "
                  f"(up to {most}): {_quote(cls)}; {_plural(aff['lost_results'], 'result')} aborted")
         out.append(finding(c, "retries_never_recover", "error", claim, session_id=sid, subject=cls,
@@ -1259,21 +1261,24 @@ def _clean(c: Context) -> list[dict[str, Any]]:
     if any(f["severity"] in ("error", "warning") for f in c.found):
         return []
     T = c.T
-    st = c.status[c.tmask]
+    # every task in scope (no --session): views, not masked copies of 10M-row columns
+    sel = slice(None) if c.tmask.all() else c.tmask
+    st = c.status[sel]
     n = int(len(st))
     done = int((st == _T["COMPLETED"]).sum())
     open_ = int(T_OPEN[st].sum())
-    sessions = int((np.bincount(c.session_of[:T][c.tmask], minlength=1) > 0).sum()) if n else 0
+    sessions = int((np.bincount(c.session_of[:T][sel], minlength=1) > 0).sum()) if n else 0
     if not n:
         claim = "nothing to say: no task in scope"
     elif open_:
         claim = (f"no problem found: {done} of {n} tasks completed, {open_} open and progressing "
                  f"in {_plural(sessions, 'session')}")
     else:
-        first = c.ts["created_at"][c.tmask]
-        first = first[first != c.NA]
-        last = int(c.ts["ended_at"][c.tmask].max())  # NA is the smallest int64
-        span = c.seconds(int(first.min()), last) if len(first) and last != c.NA else None
+        created = c.ts["created_at"][sel]
+        known = created != c.NA
+        last = int(c.ts["ended_at"][sel].max())  # NA is the smallest int64
+        span = c.seconds(int(created.min(where=known, initial=np.iinfo(np.int64).max)), last) \
+            if known.any() and last != c.NA else None
         took = f" in {fmt_seconds(span)}" if span is not None and sessions == 1 else ""
         others = n - done
         claim = (f"clean run: {_plural(sessions, 'session')}, {done} tasks completed{took}"
