@@ -162,24 +162,35 @@ def _reach_mask(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
                 seen[y] = True
                 x = y
             front = np.array([x], dtype=np.int64)
-        lo = ptr[front]
-        cnt = ptr[front + 1] - lo
-        if len(cnt) and int(cnt.max()) <= 1:  # one input each (a result's producer): no ranges
-            nxt = nbr[lo[cnt.astype(bool)]]
+        lo = np.take(ptr, front)
+        cnt = np.take(ptr[1:], front)
+        cnt -= lo
+        one = cnt == 1  # mostly (a result's producer, a task's payload): gathered directly
+        if one.all():
+            parts = [np.take(nbr, lo)]
         else:
-            nxt = nbr[concat_ranges(lo, cnt)]
-        del lo, cnt
-        if len(nxt) >= dense:
+            many = ~one
+            parts = [np.take(nbr, lo[one]), np.take(nbr, concat_ranges(lo[many], cnt[many]))]
+        del lo, cnt, one
+        if sum(len(p) for p in parts) >= dense:
             if mark is None:
                 mark = np.zeros(n, dtype=bool)
-            else:
-                mark.fill(False)
-            mark[nxt] = True
-            del nxt
-            np.greater(mark, seen, out=mark)  # reached now and not before
-            seen |= mark
-            front = np.flatnonzero(mark)
+            # only the span the level reached is scanned (a level is mostly tasks or mostly
+            # results, a part of the node range): the mask is left clean for the next level
+            a = min(int(p.min()) for p in parts if len(p))
+            b = max(int(p.max()) for p in parts if len(p)) + 1
+            for p in parts:
+                mark[p] = True
+            del parts
+            m, sn = mark[a:b], seen[a:b]
+            np.greater(m, sn, out=m)  # reached now and not before
+            sn |= m
+            front = np.flatnonzero(m)
+            m.fill(False)
+            if a:
+                front += a
         else:
+            nxt = np.concatenate(parts) if len(parts) > 1 else parts[0]
             nxt = np.unique(nxt[~seen[nxt]])
             seen[nxt] = True
             front = nxt
@@ -528,12 +539,20 @@ class TaskGraph:
         self.missing_refs = list(zip(self._missing_nodes.tolist(), meta["missing_texts"]))
         self._acyclic = meta.get("acyclic")
         self._result_created_by = None
-        sp = np.flatnonzero(self.parent >= 0)
-        self.spawn = Edges(self.parent[sp], sp)
-        rt = np.flatnonzero(self.previous_attempt >= 0)
-        self.retry = Edges(self.previous_attempt[rt], rt)
-        self._finish()
+        self._finish()  # the spawn and retry links: derived on first use (:attr:`spawn`)
         return True
+
+    @cached_property
+    def spawn(self) -> Edges:
+        """The spawn tree as edges (parent -> subtask), from :attr:`parent`."""
+        sp = np.flatnonzero(self.parent >= 0)
+        return Edges(self.parent[sp], sp)
+
+    @cached_property
+    def retry(self) -> Edges:
+        """The retry chains as edges (attempt -> next attempt), from :attr:`previous_attempt`."""
+        rt = np.flatnonzero(self.previous_attempt >= 0)
+        return Edges(self.previous_attempt[rt], rt)
 
     # -- lazily loaded columns (timestamps, messages): not needed to build the graph ------------
 
