@@ -133,6 +133,11 @@ class _Scratch:
         self.slot = np.empty(n, dtype=np.int64)
 
 
+#: a traversal level of at least this many neighbours (and n / 64) is marked in a mask of
+#: every node rather than sorted (:func:`_reach_mask`)
+DENSE_LEVEL = 4096
+
+
 def _reach_mask(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
     """A boolean mask of every node reachable from ``start`` along the CSR adjacency (the start
     nodes only when a cycle leads back to them): :func:`_reach` without the list.
@@ -147,7 +152,7 @@ def _reach_mask(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
     the per-level array overhead, so a 100,000-level chain costs what its nodes cost."""
     seen = np.zeros(n, dtype=bool)
     mark: np.ndarray | None = None
-    dense = max(n >> 6, 4096)
+    dense = max(n >> 6, DENSE_LEVEL)
     front = np.unique(np.atleast_1d(np.asarray(start, dtype=np.int64)))
     while len(front):
         if len(front) == 1:
@@ -172,7 +177,8 @@ def _reach_mask(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
             many = ~one
             parts = [np.take(nbr, lo[one]), np.take(nbr, concat_ranges(lo[many], cnt[many]))]
         del lo, cnt, one
-        if sum(len(p) for p in parts) >= dense:
+        total = sum(len(p) for p in parts)
+        if total and total >= dense:
             if mark is None:
                 mark = np.zeros(n, dtype=bool)
             # only the span the level reached is scanned (a level is mostly tasks or mostly
