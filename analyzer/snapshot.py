@@ -222,6 +222,9 @@ class Snapshot:
             bundle = OpenBundle.open(root, statistics=False)
         try:
             con = duckdb.connect(config={"threads": threads} if threads else {})
+            # each file's footer parsed once, not once per view binding it (the edge views of
+            # _views.sql read tasks.parquet's several times: 0.15 s of every open at 10M tasks)
+            con.execute("SET parquet_metadata_cache = true")
             for table in TABLES:
                 con.read_parquet(bundle.file(table)).create_view(table, replace=True)
             con.execute("SET TimeZone = 'UTC'")
