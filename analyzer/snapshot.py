@@ -196,7 +196,8 @@ class Snapshot:
 
     @classmethod
     def open(cls, path: str | os.PathLike, verify: bool = True,
-             collect_problems: bool = False, threads: int | None = None) -> "Snapshot":
+             collect_problems: bool = False, threads: int | None = None,
+             connect: bool = True) -> "Snapshot":
         """Open a bundle.
 
         Always checked, before any query: the manifest (ours, our format version, well typed),
@@ -205,7 +206,8 @@ class Snapshot:
         interprets. Checksums unless ``verify=False`` (in a background thread; every answer
         waits for the verdict). With ``collect_problems`` nothing is raised for a damaged
         bundle: every problem, pages included, lands in :attr:`integrity_problems` and
-        :attr:`usable` says whether the tables can be queried at all.
+        :attr:`usable` says whether the tables can be queried at all. ``connect=False``
+        makes the DuckDB connection on first use (for a caller that sandboxes first).
         """
         root = Path(path)
         if collect_problems:
@@ -220,21 +222,17 @@ class Snapshot:
             # the dictionary statistics are checked before the first answer reading a table
             # (_deferred_checks): `select 1` need not wait for them
             bundle = OpenBundle.open(root, statistics=False)
-        try:
-            con = duckdb.connect(config={"threads": threads} if threads else {})
-            # each file's footer parsed once, not once per view binding it (the edge views of
-            # _views.sql read tasks.parquet's several times: 0.15 s of every open at 10M tasks)
-            con.execute("SET parquet_metadata_cache = true")
-            for table in TABLES:
-                con.read_parquet(bundle.file(table)).create_view(table, replace=True)
-            con.execute("SET TimeZone = 'UTC'")
-            con.execute(queries.text("_views"))
-        except duckdb.Error as e:
-            bundle.close()
-            raise BundleError(f"{root} cannot be read ({str(e).strip().splitlines()[0]}); "
-                              "`aksnap check` lists its problems") from None
-        snap = cls(bundle, con, problems)
+        snap = cls(bundle, None, problems)
         snap.path = root  # what the user named: a packed file stays the file, not the cache
+        snap._threads = threads
+        if connect:
+            try:
+                snap.con = snap._plain_connection()
+            except BundleError:
+                bundle.close()
+                raise
+        else:
+            snap._lazy_connect = True
         if not collect_problems:
             snap._pending_checks = set() if verify and vocabulary_known_good(
                 bundle.manifest, "statistics") else {"statistics"}
@@ -255,9 +253,46 @@ class Snapshot:
                 # graph is read and built; every answer waits for it (wait_verified), so nothing
                 # computed from a corrupted bundle ever reaches the user.
                 snap._verification = _Verification(bundle)
-        for name, table in snap._small_tables().items():
-            _small_table(con, name, table)
         return snap
+
+    def _plain_connection(self) -> duckdb.DuckDBPyConnection:
+        """The connection :meth:`open` makes: one view per table over the bundle's files, the
+        edge views and the small tables (kept in ``_con`` before the small tables are made,
+        which may read the tables for the snapshot time)."""
+        try:
+            con = duckdb.connect(config={"threads": self._threads} if self._threads else {})
+            # each file's footer parsed once, not once per view binding it (the edge views of
+            # _views.sql read tasks.parquet's several times: 0.15 s of every open at 10M tasks)
+            con.execute("SET parquet_metadata_cache = true")
+            for table in TABLES:
+                con.read_parquet(self.bundle.file(table)).create_view(table, replace=True)
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(queries.text("_views"))
+        except duckdb.Error as e:
+            raise BundleError(f"{self.path} cannot be read ({str(e).strip().splitlines()[0]}); "
+                              "`aksnap check` lists its problems") from None
+        self._con = con
+        for name, table in self._small_tables().items():
+            _small_table(con, name, table)
+        return con
+
+    #: set by ``open(connect=False)``: the plain connection is made on first use (``sql`` and
+    #: ``query`` replace it by the sandbox before any: a 10M-task bundle's footers, 0.1 s)
+    _lazy_connect = False
+    _con = None
+    _threads = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection | None:
+        if self._lazy_connect:
+            self._lazy_connect = False
+            self._plain_connection()
+        return self._con
+
+    @con.setter
+    def con(self, value) -> None:
+        self._lazy_connect = False
+        self._con = value
 
     @classmethod
     def _unusable(cls, root: Path, problems: list[str]) -> "Snapshot":
@@ -273,7 +308,7 @@ class Snapshot:
     def usable(self) -> bool:
         """Whether the tables can be queried (False only for ``collect_problems`` opens of a
         bundle whose manifest or files are unreadable)."""
-        return self.con is not None
+        return self._con is not None or self._lazy_connect
 
     def _check_vocabulary(self) -> None:
         """Refuse, by name, statuses outside ArmoniK's vocabulary and nulls in the columns the
@@ -319,7 +354,8 @@ class Snapshot:
         depend on the tables (the Parquet footers were already read, and checked against the
         manifest, by the open)."""
         con = self._sandboxed_connection(memory_limit)
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
         self.con = con
         self.sandboxed = True
         self._memory_limit = memory_limit
@@ -720,8 +756,9 @@ class Snapshot:
                                 + self._SHOWN_BY[other].format(bundle=self.path, id=full))
 
     def close(self) -> None:
-        if self.con is not None:
-            self.con.close()
+        self._lazy_connect = False
+        if self._con is not None:
+            self._con.close()
         if self.bundle is not None:
             self.bundle.close()
 
