@@ -27,16 +27,23 @@ def run_command(cmd: Command, values: dict[str, Any]) -> None:
     """The body of every analyzer command: checks, open and build, render, exit code."""
     fmt, section = cmd.output.take(values)
     verify = take_verify(values)
+    quiet = False
     if cmd.bundles:
         from .progress import enable
 
-        enable(take_quiet(values))
+        quiet = take_quiet(values)
+        enable(quiet)
     if cmd.before is not None:
         cmd.before(values)
     answer = cmd.execute([values[b] for b in cmd.bundles], cmd.build_kwargs(values), verify)
     if cmd.after is not None and answer.impl is cmd.impl:
         cmd.after(answer.snaps[0] if answer.snaps else None, answer.data, values)
     text = answer.render(fmt, section)
+    for snap in answer.snaps or ():
+        note = getattr(snap, "verified_note", None)
+        if note and not quiet:  # said, never silent: what this answer's trust rests on
+            typer.echo(f"aksnap: note: {snap.path}: {note} (`aksnap check` hashes them again)",
+                       err=True)
     if fmt == "csv" and section is None:
         names = [s.name for s in answer.sections()]
         if len(names) > 1:

@@ -146,7 +146,7 @@ def _now(snap) -> int:
 def root_cause_rows(snap, origins: np.ndarray, scope: np.ndarray | None,
                     target: int | None = None) -> list[dict[str, Any]]:
     """Describe failure origins: what failed, its message, how many bad nodes of ``scope``
-    (None: the whole bundle) lie downstream of it (``explains``, counted for every origin at
+    (node numbers or a boolean mask of every node; None: the whole bundle) lie downstream of it (``explains``, counted for every origin at
     once), and with a ``target``, the propagation path to it; the largest first."""
     g = snap.graph
     origins = np.asarray(origins, dtype=np.int64)
@@ -155,9 +155,13 @@ def root_cause_rows(snap, origins: np.ndarray, scope: np.ndarray | None,
     T = g.n_tasks
     weight = g.bad.copy()
     if scope is not None:
-        in_scope = np.zeros(g.n, dtype=bool)
-        in_scope[scope] = True
-        weight &= in_scope
+        scope = np.asarray(scope)
+        if scope.dtype == bool:  # a mask of every node (a lineage's upstream)
+            weight &= scope
+        else:
+            in_scope = np.zeros(g.n, dtype=bool)
+            in_scope[scope] = True
+            weight &= in_scope
     sums, _ = g.downstream_sums(origins, weight.astype(np.int64))
     explains = sums[:, 0].tolist()
     ids = g.node_ids(origins)

@@ -31,15 +31,20 @@ def build(snap, result_id: str, frontier_limit: int | None = FRONTIER_SHOWN) -> 
     all); ``frontier_total`` and ``frontier_by_status`` count them all."""
     g = snap.graph
     node = result_node(snap, result_id)
-    anc = g.ancestors(node)
-    scope = np.append(anc, node)
-    is_t = anc < g.n_tasks
-    t_status = _status_counter(g, anc[is_t])
-    r_status = _status_counter(g, anc[~is_t])
-    done = int(g.complete[anc].sum())
-    front = longest_waiting_first(snap, g.frontier(scope))
+    # the upstream as a mask of every node, never as a list: the root lineage of a big session
+    # is the whole session (27M nodes at 10M tasks), and every figure below is a count, a
+    # frontier or a handful of origins
+    up = g.ancestors_mask(node)
+    T = g.n_tasks
+    up_t, up_r = up[:T], up[T:]
+    n_t, n_r = int(np.count_nonzero(up_t)), int(np.count_nonzero(up_r))
+    t_status = _status_counter(g, g.task_status[up_t], tasks=True)
+    r_status = _status_counter(g, g.result_status[up_r], tasks=False)
+    done = int(np.count_nonzero(up & g.complete))
+    up[node] = True  # the scope: the upstream and the result
+    front = longest_waiting_first(snap, g.frontier(mask=up, csr=True))
     shown = front[:frontier_limit] if frontier_limit is not None else front
-    origins = g.origins(scope)
+    origins = g.origins(mask=up, csr=True)
     prod = int(g.producer[node - g.n_tasks])
     data = {
         "result_id": result_id,
@@ -48,31 +53,31 @@ def build(snap, result_id: str, frontier_limit: int | None = FRONTIER_SHOWN) -> 
         "producer": None if prod < 0 else {"task_id": g.node_id(prod), "status": g.status_name(prod)},
         "snapshot_time": snap.snapshot_time,
         "upstream": {
-            "tasks": int(is_t.sum()), "results": int((~is_t).sum()),
+            "tasks": n_t, "results": n_r,
             "tasks_by_status": dict(sorted(t_status.items())),
             "results_by_status": dict(sorted(r_status.items())),
-            "percent_complete": round(100.0 * done / len(anc), 2) if len(anc) else 100.0,
+            "percent_complete": round(100.0 * done / (n_t + n_r), 2) if n_t + n_r else 100.0,
         },
         "frontier": frontier_rows(snap, shown, sort=False),
         "frontier_total": int(len(front)),
-        "frontier_by_status": dict(sorted(_status_counter(g, front[front < g.n_tasks]).items())
-                                   + sorted(_status_counter(g, front[front >= g.n_tasks]).items())),
-        "root_causes": root_cause_rows(snap, origins, scope, target=node),
+        "frontier_by_status": dict(
+            sorted(_status_counter(g, g.task_status[front[front < T]], tasks=True).items())
+            + sorted(_status_counter(g, g.result_status[front[front >= T] - T], tasks=False).items())),
+        "root_causes": root_cause_rows(snap, origins, up, target=node),
         "owner_chain": owner_chain(snap, node),
     }
     data["summary"] = summary_line(data)  # the one sentence the table shows, for programs too
     return data
 
 
-def _status_counter(g, nodes: np.ndarray) -> Counter:
+def _status_counter(g, codes: np.ndarray, tasks: bool) -> Counter:
+    """Status name -> count of the status ``codes`` of some tasks (or results)."""
     out: Counter = Counter()
-    if not len(nodes):
+    if not len(codes):
         return out
-    if nodes[0] < g.n_tasks:
-        codes = g.task_status[nodes]
+    if tasks:
         from aksnap.bundle import TASK_STATUSES as names
     else:
-        codes = g.result_status[nodes - g.n_tasks]
         from aksnap.bundle import RESULT_STATUSES as names
     # counted by bincount (linear; np.unique sorts: seconds for the 27M nodes of a 10M
     # session's root lineage); -1 (unknown) shifted to slot 0

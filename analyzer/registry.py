@@ -165,7 +165,7 @@ class Command:
                 extra = {"verify": verify} if self.series.verify else {}
                 return Answer(self.series.function("build")(inputs[0], **kwargs, **extra),
                               self.series)
-        open_kwargs = dict(self.open_kwargs) or {"verify": verify}
+        open_kwargs = {"verify": verify, **self.open_kwargs}
         snaps = tuple(s if isinstance(s, Snapshot) else Snapshot.open(s, **open_kwargs)
                       for s in inputs)
         return Answer(self.build(*snaps, sources=tuple(given), **kwargs), self.impl, snaps)
@@ -535,7 +535,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
                                                     "extensions. Only for SQL you wrote."),
                name="allow_external"),
          _MEMORY_LIMIT),
-        output=OutputGroup(FORMATS, wide=True, deprecated=True), resolve_ids=False),
+        output=OutputGroup(FORMATS, wide=True, deprecated=True), resolve_ids=False,
+        open_kwargs={"connect": False}),  # the sandbox comes first (--allow-external: on use)
     Command(
         "query", Impl("sql", build="query", sections=None),
         """Run one of the named queries of queries/*.sql with bound parameters (checked: a
@@ -548,7 +549,8 @@ COMMANDS: dict[str, Command] = {c.name: c for c in [
                                                 "to v (repeatable).", metavar="k=v"),
                name="params", to_build=_fn("sql", "parse_params")),
          _MEMORY_LIMIT),
-        output=OutputGroup(FORMATS, wide=True, deprecated=True), resolve_ids=False),
+        output=OutputGroup(FORMATS, wide=True, deprecated=True), resolve_ids=False,
+        open_kwargs={"connect": False}),
     Command(
         "queries", Impl("sql", build="list_queries", render="render_queries", sections=None),
         """List the named queries: purpose, parameters, output columns.

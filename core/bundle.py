@@ -298,6 +298,16 @@ class OpenBundle:
             out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
         return out
 
+    def file_identity(self) -> list[tuple[int, int, int, int, int]]:
+        """(device, inode, size, mtime_ns, ctime_ns) of every table file, held open (in
+        ``TABLES`` order): what the analyzer's verification record compares (the ctime moves
+        at any write or ``touch``, and no user can set it back)."""
+        out = []
+        for table in TABLES:
+            st = os.fstat(self._fds[table])
+            out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        return out
+
     def close(self) -> None:
         for fd in self._fds.values():
             try:
