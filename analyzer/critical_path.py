@@ -160,17 +160,19 @@ def _binding_at(g, nodes: np.ndarray, in_scope: np.ndarray) -> tuple[np.ndarray,
     return pred, edge
 
 
-#: lockstep steps walked before the walk asks whether the graph is acyclic (a chain longer
-#: than this is rare in ArmoniK; a cycle would make a walk endless)
-WALK_STEPS_UNCHECKED = 4096
+#: lockstep steps walked from the visited nodes only; a longer walk (a chain of thousands of
+#: tasks, or a cycle, which would make it endless) is redone over the whole-graph binding: each
+#: step here costs tens of microseconds of numpy calls (a 20,000-step chain: 8 s), the whole
+#: graph's binding a linear pass
+WALK_STEPS_LAZY = 256
 
 
 def _walk_lazy(g, lasts: np.ndarray, in_scope: np.ndarray):
     """:func:`_walk` from :func:`_binding_at`: (k, node, edge) of every chain step, grouped by
     k, oldest first, with each step's edge (how it waited for the step before it). Binding
     edges are computed only for the nodes the walk visits. A walk longer than
-    :data:`WALK_STEPS_UNCHECKED` steps asks :meth:`is_dag`; on a graph with a cycle the whole
-    walk is redone over :func:`_binding` (the same answer as before, at full cost)."""
+    :data:`WALK_STEPS_LAZY` steps (a long chain, or a cycle) is redone over :func:`_binding`
+    and :func:`_walk` (the same answer, at the cost of one pass over the graph)."""
     k = np.arange(len(lasts))
     cur = np.asarray(lasts, dtype=np.int64)
     ks, nodes, edges = [], [], []
@@ -183,7 +185,7 @@ def _walk_lazy(g, lasts: np.ndarray, in_scope: np.ndarray):
         alive = pred >= 0
         k, cur = k[alive], pred[alive]
         steps += 1
-        if steps == WALK_STEPS_UNCHECKED and len(k) and not g.is_dag():
+        if steps == WALK_STEPS_LAZY and len(k):
             pred, edge = _binding(g, in_scope[:g.n_tasks])
             k, node = _walk(g, pred, lasts)
             return k, node, edge[node]

@@ -96,18 +96,28 @@ class _TimestampColumns(Mapping):
     """A table's timestamp columns as int64 µs arrays, each read from its Parquet file (alone)
     the first time it is asked for: an answer reads the columns it uses, not all of them."""
 
+    #: reads at a few rows of one column before it is read whole: each opens the file and
+    #: decodes a row group (about a millisecond), a long chain asks once per step (a
+    #: 20,000-step chain made 40,000 of them: 50 s), and the whole column is one read
+    PARTIAL_READS = 32
+
     def __init__(self, snap, table: str, names: tuple[str, ...]):
         self._snap, self._table, self._names = snap, table, tuple(names)
         self._read = snap.read_columns
         self._got: dict[str, np.ndarray] = {}
+        self._partial: dict[str, int] = {}
 
     def at(self, name: str, rows: np.ndarray) -> np.ndarray:
         """``self[name][rows]``; for a column not read yet, read at those rows only (their row
-        groups), not whole: the few steps of a critical path, say."""
+        groups), not whole: the few steps of a critical path, say. After
+        :attr:`PARTIAL_READS` such reads of a column, it is read whole."""
         if name in self._got:
             return self[name][rows]
         if name not in self._names:
             raise KeyError(name)
+        self._partial[name] = self._partial.get(name, 0) + 1
+        if self._partial[name] > self.PARTIAL_READS:
+            return self[name][rows]
         return _ts_micro(self._snap.read_rows(self._table, name, np.asarray(rows, dtype=np.int64)))
 
     def __getitem__(self, name: str) -> np.ndarray:
