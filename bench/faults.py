@@ -28,6 +28,10 @@ Every process here is a whole `aksnap` process (`python -m aksnap ...`), the ser
 6. Round 3 (`--only round3`): `whatif` and `findings` given bad input, the load budget counted
    by the server (`--max-rps 20`; a server refusing beyond 15 requests/s), a secret planted in
    the manifest's cost record.
+7. Round 4 (`--only round4`): the verification record (a byte edited with its mtime put back,
+   a table replaced by a copy of itself edited, a record planted for other content: each must
+   be hashed again and refused), a cost record lying about its numbers (`check` and a reader
+   refuse it), `watch --full-every` given nonsense.
 """
 
 from __future__ import annotations
@@ -728,6 +732,102 @@ def round3(work: Path, seed: int) -> list[dict]:
     return out_rows
 
 
+def round4(work: Path, seed: int) -> list[dict]:
+    """The verification record attacked (it lets a warm open skip the SHA-256 while the files'
+    identity is unchanged), the cost record's numbers, `watch --full-every`."""
+    import pyarrow.parquet as pq
+
+    out_rows = []
+    with Server(100_000, seed) as srv:  # 200,000 rows or more: the record is kept
+        ep = f"127.0.0.1:{srv.port}"
+        good = work / "r4-good"
+        code, _, err, _ = run(export_cmd(ep, good))
+        assert code == 0, err
+        session = pq.read_table(good / "sessions.parquet").column("session_id")[0].as_py()
+        for bad in ("-1", "nan"):
+            code, out, err, _ = run([*AKSNAP, "watch", "--endpoint", ep, "--session", session,
+                                     "--full-every", bad, "--once"])
+            out_rows.append({"check": f"watch --full-every {bad}", "result": f"exit {code}",
+                             "bar": "exit 2, one sentence",
+                             "ok": code == 2 and _sentence(code, out + err)})
+    rid = pq.read_table(good / "results.parquet", columns=["result_id"]).column(0)[0].as_py()
+    env = {**ENV, "AKSNAP_CACHE_DIR": str(work / "r4-cache")}
+
+    def lineage(b: Path) -> tuple[int, str]:
+        p = subprocess.run([*AKSNAP, "lineage", str(b), rid], capture_output=True, text=True,
+                           timeout=600, env=env)
+        return p.returncode, p.stdout + p.stderr
+
+    def attack(name: str, b: Path, edit) -> None:
+        time.sleep(2.5)             # files written within 2 s of a hashing are never recorded
+        first = lineage(b)          # hashes every byte, keeps the record
+        vouched = lineage(b)        # skips the hashing, says so
+        edit(b)
+        code, text = lineage(b)
+        ok = first[0] == 0 and "files unchanged since" in vouched[1] and code != 0 \
+            and "checksum" in text and "Traceback" not in text
+        out_rows.append({"check": f"verification record: {name}",
+                         "result": f"exit {code}; {'refused' if code else 'ANSWERED'}; "
+                                   f"{'record used before' if 'unchanged since' in vouched[1] else 'NO record'}",
+                         "bar": "hashed again, refused (checksum)", "ok": ok})
+
+    def flip_keep_mtime(b: Path) -> None:
+        f = b / "tasks.parquet"
+        st = f.stat()
+        with open(f, "r+b") as fh:
+            fh.seek(st.st_size // 2)
+            x = fh.read(1)
+            fh.seek(st.st_size // 2)
+            fh.write(bytes([x[0] ^ 0x20]))
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    def replace_by_edited_copy(b: Path) -> None:
+        f = b / "results.parquet"
+        data = bytearray(f.read_bytes())
+        data[len(data) // 3] ^= 0x01
+        tmp = b / "results.parquet.new"
+        tmp.write_bytes(bytes(data))
+        st = f.stat()
+        os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.replace(tmp, f)
+
+    for name, edit in (("a byte of tasks.parquet flipped, its mtime put back", flip_keep_mtime),
+                       ("results.parquet replaced by an edited copy (same size and mtime)",
+                        replace_by_edited_copy)):
+        b = work / f"r4-{edit.__name__}"
+        shutil.copytree(good, b)
+        attack(name, b, edit)
+    # a record planted for other content: a bundle edited *before* any verification, whose
+    # record a user copied from the genuine bundle's cache entry, renamed to its content key
+    b = work / "r4-planted"
+    shutil.copytree(good, b)
+    lineage(good)
+    flip_keep_mtime(b)
+    for rec in list((work / "r4-cache").glob("verified-*")):
+        data = json.loads(rec.read_text())
+        text = json.dumps(data).replace(str(good), str(b))
+        rec.write_text(text)
+    code, text = lineage(b)
+    out_rows.append({"check": "verification record planted from the genuine bundle",
+                     "result": f"exit {code}", "bar": "hashed again, refused (checksum)",
+                     "ok": code != 0 and "checksum" in text and "Traceback" not in text})
+    for name, edit in (("bytes_received a text", lambda c: c.update(bytes_received="12 MiB")),
+                       ("a call aksnap never makes", lambda c: c["calls"].update(DropAll=1)),
+                       ("latency NaN", lambda c: c["latency_ms"].update(p99=float("nan")))):
+        b = work / "r4-cost"
+        shutil.rmtree(b, ignore_errors=True)
+        shutil.copytree(good, b)
+        _manifest(b, lambda m: edit(m["cost"]))
+        c1, o1, e1, _ = run([*AKSNAP, "check", str(b)])
+        c2, o2, e2, _ = run([*AKSNAP, "sessions", str(b)])
+        out_rows.append({"check": f"cost record edited: {name}",
+                         "result": f"check exit {c1}, sessions exit {c2}",
+                         "bar": "check 1, a reader 2, each naming cost.",
+                         "ok": c1 == 1 and c2 == 2 and "cost." in o1 + e1 and "cost." in e2
+                               and "Traceback" not in e1 + e2})
+    return out_rows
+
+
 def trust(work: Path, tasks: int, seed: int) -> list[dict]:
     with Server(tasks, seed) as srv:
         good = work / "trust-good"
@@ -754,11 +854,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=24, help="kill -9 instants")
     ap.add_argument("--tasks", type=int, default=20000, help="htcmock size")
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--only", choices=["kill", "restart", "outages", "corrupt", "trust", "round3"],
+    ap.add_argument("--only", choices=["kill", "restart", "outages", "corrupt", "trust", "round3",
+                                       "round4"],
                     action="append")
     ap.add_argument("--markdown", action="store_true")
     a = ap.parse_args()
-    parts = a.only or ["kill", "restart", "outages", "corrupt", "trust", "round3"]
+    parts = a.only or ["kill", "restart", "outages", "corrupt", "trust", "round3", "round4"]
     work = Path(tempfile.mkdtemp(prefix="aksnap-faults-"))
     t0 = time.perf_counter()
     rows_: list[dict] = []
@@ -775,6 +876,8 @@ def main() -> int:
             rows_ += trust(work, 2000, a.seed)
         if "round3" in parts:
             rows_ += round3(work, a.seed)
+        if "round4" in parts:
+            rows_ += round4(work, a.seed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(table(rows_, a.markdown))
