@@ -193,6 +193,24 @@ class _Scratch:
 DENSE_LEVEL = 4096
 
 
+def _follow_chain(ptr: np.ndarray, nbr: np.ndarray, seen: np.ndarray, x: int,
+                  steps: list[int] | None = None) -> int:
+    """From ``x``, follow nodes with exactly one neighbour not yet ``seen``, marking each (and
+    appending it to ``steps``); the node where the chain ends (several neighbours, none, or
+    one already seen). A chain costs its nodes, not a level's array overhead each."""
+    while True:
+        lo = int(ptr[x])
+        if int(ptr[x + 1]) - lo != 1:
+            return x
+        y = int(nbr[lo])
+        if seen[y]:
+            return x
+        seen[y] = True
+        if steps is not None:
+            steps.append(y)
+        x = y
+
+
 def _reach_mask(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
     """A boolean mask of every node reachable from ``start`` along the CSR adjacency (the start
     nodes only when a cycle leads back to them): :func:`_reach` without the list.
@@ -211,17 +229,7 @@ def _reach_mask(ptr: np.ndarray, nbr: np.ndarray, n: int, start) -> np.ndarray:
     front = np.unique(np.atleast_1d(np.asarray(start, dtype=np.int64)))
     while len(front):
         if len(front) == 1:
-            x = int(front[0])
-            while True:
-                lo = int(ptr[x])
-                if int(ptr[x + 1]) - lo != 1:
-                    break
-                y = int(nbr[lo])
-                if seen[y]:
-                    break
-                seen[y] = True
-                x = y
-            front = np.array([x], dtype=np.int64)
+            front = np.array([_follow_chain(ptr, nbr, seen, int(front[0]))], dtype=np.int64)
         lo = np.take(ptr, front)
         cnt = np.take(ptr[1:], front)
         cnt -= lo
@@ -274,17 +282,8 @@ def _reach(ptr: np.ndarray, nbr: np.ndarray, n: int, start,
     front = np.unique(np.atleast_1d(np.asarray(start, dtype=np.int64)))
     while len(front):
         if len(front) == 1:
-            x, steps = int(front[0]), []
-            while True:
-                lo = int(ptr[x])
-                if int(ptr[x + 1]) - lo != 1:
-                    break
-                y = int(nbr[lo])
-                if seen[y]:
-                    break
-                seen[y] = True
-                steps.append(y)
-                x = y
+            steps: list[int] = []
+            x = _follow_chain(ptr, nbr, seen, int(front[0]), steps)
             if steps:
                 parts.append(np.array(steps, dtype=np.int64))
             front = np.array([x], dtype=np.int64)
