@@ -219,15 +219,17 @@ def test_update_through_outages_still_equals_a_full_export(tmp_path):
     updated, then the retried calls give the same bundle as a full export (also retried)."""
     from aksnap.fixtures.server import Faults
 
+    # pages of 400 (still several a table): every refusal also halves the capture's rate
+    # (the AIMD), so each page more costs the suite about a second (pages of 200: 23 s)
     scenario = build_scenario("htcmock", seed=9, tasks=600)
     end = scenario.cluster.end_time
     with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
         ep = cp.start()
-        export(ep, tmp_path / "p", all_sessions=True, page_size=200)
+        export(ep, tmp_path / "p", all_sessions=True, page_size=400)
         cp.at = 0.7 * end
         cp.faults = Faults(unavailable_rate=0.2, seed=3)
-        up = update(tmp_path / "p", tmp_path / "u", page_size=200)
-        full = export(ep, tmp_path / "f", all_sessions=True, page_size=200)
+        up = update(tmp_path / "p", tmp_path / "u", page_size=400)
+        full = export(ep, tmp_path / "f", all_sessions=True, page_size=400)
     assert read_manifest(up.path).consistency["retries"] > 0
     assert_same_content(up.path, full.path)
 

@@ -204,7 +204,14 @@ def test_no_wrapper_writes_a_bundle_file_an_outside_path_or_the_views(fb, tmp_pa
     before, truth = _digest(fb), _truth(fb)
     if not statement_check:
         monkeypatch.setattr(Snapshot, "_check_statements", lambda self, text: None)
-    writes = [w.format(t=t) for w in WRITES for t in _targets(fb, tmp_path)]
+    targets = _targets(fb, tmp_path)
+    if not statement_check:
+        # the construction refuses a path whatever file it names (DuckDB may open none): one
+        # table file, the manifest, the directory and the outside path stand for all of them
+        # here (every fingerprint of the catalog costs ~15-50 ms, 450 statements took 20 s)
+        targets = [t for t in targets if t.endswith(("tasks.parquet", "manifest.json"))] + targets[-2:]
+        assert len(targets) == 4, targets
+    writes = [w.format(t=t) for w in WRITES for t in targets]
     statements = [wrap.format(s=s) for wrap in WRAPPERS for s in (*writes, *REDEFINITIONS)]
     with Snapshot.open(fb) as snap:
         snap.sandbox()

@@ -68,8 +68,8 @@ class Watching:
         self.thread.start()
 
     def _run(self, endpoint, session):
-        self.result = watch(endpoint, session_id=session, interval=INTERVAL, stop=self.stop,
-                            state=self.state, on_update=self.updates.append, **self.kw)
+        self.result = watch(endpoint, session_id=session, stop=self.stop, state=self.state,
+                            on_update=self.updates.append, **{"interval": INTERVAL, **self.kw})
 
     def reconciles(self) -> int:
         return self.updates[-1]["reconciles"] if self.updates else 0
@@ -389,7 +389,7 @@ def test_full_every_inf_leaves_a_frozen_session_to_its_probes_and_a_bad_value_is
     with SimulatedControlPlane(scenario, at=0.3 * end) as cp:
         ep = cp.start()
         for every, aged in ((math.inf, False), (0.001, True)):
-            w = Watching(ep, session, full_every=every)
+            w = Watching(ep, session, full_every=every, interval=0.2)  # 5 reconciles twice
             try:
                 got = whys(w)
             finally:
