@@ -83,15 +83,20 @@ def test_sql_ancestors_equal_graph_ancestors_and_frontier_is_exact(dag):
         status = {("task", t["task_id"]): t["status"] for t in tasks}
         status.update({("result", r["result_id"]): r["status"] for r in results})
         inputs = brute_inputs(tasks, results)
-        for r in results:
+        for i, r in enumerate(results):
+            # the graph at every result; the SQL (two recursive queries, the test's cost: 13 s
+            # at every result) at every third one and at the last, the deepest output
+            with_sql = i % 3 == 0 or i == len(results) - 1
             node = ("result", r["result_id"])
             truth = brute_ancestors(inputs, node)
             gi = g.n_tasks + g.result_index(r["result_id"])
             anc = g.ancestors(gi)
             graph_set = {("task" if a < g.n_tasks else "result", g.node_id(int(a))) for a in anc}
-            sql_set = {(x["kind"], x["id"]) for x in
-                       snap.query("ancestors", {"result_id": r["result_id"]}).to_pylist()}
-            assert graph_set == truth == sql_set
+            assert graph_set == truth
+            if with_sql:
+                sql_set = {(x["kind"], x["id"]) for x in
+                           snap.query("ancestors", {"result_id": r["result_id"]}).to_pylist()}
+                assert sql_set == truth
 
             scope = truth | {node}
             expected = {n for n in scope
@@ -102,7 +107,9 @@ def test_sql_ancestors_equal_graph_ancestors_and_frontier_is_exact(dag):
             mask[np.append(anc, gi)] = True
             assert np.array_equal(np.sort(front), g.frontier(mask=mask))  # the all-edges path
             graph_front = {("task" if a < g.n_tasks else "result", g.node_id(int(a))) for a in front}
-            sql_front = {(x["kind"], x["id"]) for x in
-                         snap.query("frontier", {"result_id": r["result_id"]}).to_pylist()}
-            assert graph_front == expected == sql_front
+            assert graph_front == expected
+            if with_sql:
+                sql_front = {(x["kind"], x["id"]) for x in
+                             snap.query("frontier", {"result_id": r["result_id"]}).to_pylist()}
+                assert sql_front == expected
         snap.close()
