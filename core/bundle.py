@@ -22,6 +22,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -351,11 +352,14 @@ def _first_line(e: BaseException) -> str:
     return s[0][:200] if s else type(e).__name__
 
 
-def verify_bundle(path: str | os.PathLike, thorough: bool = False) -> list[str]:
+def verify_bundle(path: str | os.PathLike, thorough: bool = False,
+                  witness: Callable[["OpenBundle"], Callable[[], None]] | None = None) -> list[str]:
     """Every problem of the bundle at ``path``, as sentences (empty when it is intact):
     manifest, files, sizes, schemas, row counts, checksums; with ``thorough``, every byte of
     every table file (``docs/bundle-format.md``, "What `aksnap check` covers"). Never raises
-    for a damaged bundle."""
+    for a damaged bundle. ``witness``: called with the files held open just before they are
+    hashed; what it returns is called once every check passed on those very files (the
+    analyzer's verification record: ``aksnap check`` leaves the bundle verified)."""
     try:
         root = resolve_bundle(path)
         manifest = read_manifest(root)
@@ -374,9 +378,12 @@ def verify_bundle(path: str | os.PathLike, thorough: bool = False) -> list[str]:
     try:
         # thorough: the statistics are checked against the values, not only the dictionaries
         problems = b.structure_problems(statistics=not thorough)
+        passed = witness(b) if witness is not None else None
         problems += b.checksum_problems()
         if thorough:  # every table that reads as the format's, whatever its checksum says
             problems += b.content_problems(tuple(t for t in TABLES if t not in b.unreadable))
+        if not problems and passed is not None:
+            passed()
         return problems
     finally:
         b.close()

@@ -186,6 +186,35 @@ def test_check_always_hashes_even_when_a_record_vouches_for_the_files(env):
     assert r.exit_code != 0 and "checksum" in r.output, r.output
 
 
+def test_a_check_that_passed_leaves_the_files_verified_and_one_that_failed_does_not(env,
+                                                                                   monkeypatch):
+    """Given a bundle never opened, when `aksnap check` passes, then the next open does not
+    hash the files again (the check hashed every byte) and says so; given a byte flipped with
+    its mtime put back and the record gone, when check fails, then no record is left and the
+    next open hashes and refuses."""
+    from typer.testing import CliRunner
+
+    from aksnap.cli import app
+
+    b = _bundle(env / "b")
+    r = CliRunner().invoke(app, ["check", str(b), "--quiet", "-o", "json"])
+    doc = json.loads(r.stdout)  # its findings are the bundle's (exit 1): its files are intact
+    assert doc["checksums"] == "ok" and doc["integrity"] == [], r.output
+    with monkeypatch.context() as m:
+        _hashing_forbidden(m)
+        with _verified_open(b) as snap:
+            assert snap.verified_note and "files unchanged since" in snap.verified_note
+    with _closing(OpenBundle.open(b, statistics=False)) as ob:
+        record = cache._record_path(ob.manifest)
+    record.unlink()
+    _flip_a_byte_keeping_mtime(b / "results.parquet")
+    r = CliRunner().invoke(app, ["check", str(b), "--quiet"])
+    assert r.exit_code != 0 and "checksum" in r.output, r.output
+    assert not record.exists()
+    with pytest.raises(BundleError):  # the flipped byte: a checksum, or a string that is no UTF-8
+        _verified_open(b)
+
+
 def test_files_changed_within_the_racy_window_are_not_recorded(env, monkeypatch):
     """Given files written less than RACY_NS before their verification started (a write in
     the same clock tick would not move their timestamps), when they are verified, then no
