@@ -68,6 +68,47 @@ def test_phase_durations_follow_the_issue_definitions(snap):
             row["finishing"], row["total"]) == (5.0, 2.0, 0.0, 0.5, 2.0, 0.5, 10.0)
 
 
+def _sql_status_counts(snap, sid):
+    out = {}
+    for q, n in (("status_counts", "tasks"), ("result_status_counts", "results")):
+        d = {}
+        for r in snap.query(q, {"session_id": sid}).to_pylist():
+            d.setdefault(r["session_id"], {})[r["status"]] = r[n]
+        out[n] = d
+    return out["tasks"], out["results"]
+
+
+def test_status_counts_from_the_index_are_the_sql_definitions(fb, tmp_path):
+    """Given bundles with several sessions, tied counts and a session with no task, when
+    analyze counts tasks and results by status from the graph's codes (overview.status_counts),
+    then it answers what queries/status_counts.sql and result_status_counts.sql answer, in
+    their order (most numerous first, then by name), for all sessions and for each one."""
+    from aksnap.analyzer import overview
+
+    statuses = ["COMPLETED", "ERROR", "COMPLETED", "CANCELLED", "ERROR", "RETRIED", "PROCESSING",
+                "SUBMITTED", "CANCELLED", "TIMEOUT", "CREATING", "COMPLETED"]
+    tasks = [task(f"t{i}", session=f"s{i % 3}", status=st, outputs=[f"r{i}"])
+             for i, st in enumerate(statuses)]
+    results = [result(f"r{i}", session=f"s{i % 3}", owner=f"t{i}",
+                      status=("COMPLETED" if st == "COMPLETED" else "ABORTED" if i % 2 else "CREATED"))
+               for i, st in enumerate(statuses)]
+    sessions = [{"session_id": s, "status": "RUNNING", "created_at": None, "partition_ids": ["default"]}
+                for s in ("s0", "s1", "s2", "s9")]
+    tied = make_bundle(tmp_path / "tied.aksnap", tasks=tasks, results=results, sessions=sessions)
+    for path in (fb, tied):
+        with Snapshot.open(path) as s:
+            ids = [r["session_id"] for r in s.query("session_summary").to_pylist()] + ["s9"]
+            for sid in [None, *ids]:
+                if sid == "s9" and path == fb:
+                    continue
+                got = overview.status_counts(s.graph, sid)
+                want = _sql_status_counts(s, sid)
+                assert got == want and [list(d.items()) for d in got[0].values()] == \
+                    [list(d.items()) for d in want[0].values()], (path, sid)
+                assert [list(d.items()) for d in got[1].values()] == \
+                    [list(d.items()) for d in want[1].values()], (path, sid)
+
+
 def test_session_summary_is_computed_over_all_rows(snap):
     s2 = [r for r in snap.query("session_summary").to_pylist() if r["session_id"] == "s2"][0]
     assert s2["elapsed_s"] == 10.0 and s2["tasks"] == 3 and s2["avg_throughput"] == pytest.approx(0.3)
