@@ -165,14 +165,32 @@ def _with_findings(snap, data: dict[str, Any], session_id: str | None, threshold
     return _merge_findings(_findings(snap, session_id, thresholds, fail_on, paths, ids), data)
 
 
-def _sql_sections(snap, p: dict[str, Any], session_id: str | None) -> tuple:
-    """The sections the SQL answers (by session): phase percentiles, error classes, retries,
-    and the quick checks (``check.build``); the phase percentiles first, the longest."""
+def _summary(snap, p: dict[str, Any]) -> list[dict[str, Any]]:
+    return snap.query("session_summary", p).to_pylist()
+
+
+def _detailed(session_id: str | None, summary: list[dict[str, Any]]) -> bool:
+    """Whether the overview shows every session in full (else :func:`build_summary`)."""
+    return session_id is not None or len(summary) <= SESSIONS_DETAILED
+
+
+def _sql_sections(snap, p: dict[str, Any], session_id: str | None, summary=None) -> tuple | None:
+    """The sections the SQL answers (by session): phase percentiles, error classes, retries;
+    the phase percentiles first, the longest. None when ``summary`` (a future of
+    :func:`_summary`) shows too many sessions to detail."""
+    if summary is not None and not _detailed(session_id, summary.result()):
+        return None
     phases = _grouped(snap.query("phase_percentiles", p).to_pylist())
     errors = _grouped(snap.query("error_classes", p).to_pylist())
     retries = _retries(snap.query("retry_chains", p))
-    anomalies = check_mod.build(snap, session_id, limit=None, thorough=False)
-    return phases, errors, retries, anomalies
+    return phases, errors, retries
+
+
+def _anomalies(snap, session_id: str | None, summary=None) -> dict[str, Any] | None:
+    """The quick checks (``check.build``); None as :func:`_sql_sections`."""
+    if summary is not None and not _detailed(session_id, summary.result()):
+        return None
+    return check_mod.build(snap, session_id, limit=None, thorough=False)
 
 
 def build(snap, session_id: str | None = None, top: int = 3, thresholds=None,
@@ -180,19 +198,28 @@ def build(snap, session_id: str | None = None, top: int = 3, thresholds=None,
     g = snap.graph  # first: it builds while the checksums are still being verified
     snap.require_session(session_id)
     p = {"session_id": session_id}
-    summary = snap.query("session_summary", p).to_pylist()
-    if session_id is None and len(summary) > SESSIONS_DETAILED:
-        data = build_summary(snap, summary)
-        return _with_findings(snap, data, None, thresholds, fail_on) if with_findings else data
-    ids = [s["session_id"] for s in summary]
-    # The SQL sections run on a second connection in a thread while this one computes the
-    # graph's (DuckDB and numpy release the GIL; a quantile's final sort, a walk over the
-    # graph, a Parquet read each keep one core): each section's answer is the same, and they
-    # are put together below in one order.
-    twin = snap.twin()
-    pool = ThreadPoolExecutor(1) if twin is not None else None
+    # The SQL sections run in two threads, each on a connection of its own (Snapshot.twin):
+    # the sessions' summary then the phase percentiles, error classes and retries; the quick
+    # checks. Meanwhile this thread reads the timestamp columns every critical path needs,
+    # then computes the graph's sections. DuckDB, Arrow and numpy release the GIL, and a
+    # quantile's final sort, a walk over the graph or a column's conversion each keep one core
+    # busy, not two. Each section's answer is the one it had alone; they are put together
+    # below in one order.
+    twins = [t for t in (snap.twin(), snap.twin()) if t is not None]
+    pool = ThreadPoolExecutor(2) if len(twins) == 2 else None
     try:
-        sql_sections = pool.submit(_sql_sections, twin, p, session_id) if pool else None
+        if pool is not None:
+            got_summary = pool.submit(_summary, twins[0], p)
+            sql_sections = pool.submit(_sql_sections, twins[0], p, session_id, got_summary)
+            checked = pool.submit(_anomalies, twins[1], session_id, got_summary)
+            critical_path_mod.read_columns(g)
+            summary = got_summary.result()
+        else:
+            summary, sql_sections, checked = _summary(snap, p), None, None
+        if not _detailed(session_id, summary):
+            data = build_summary(snap, summary)
+            return _with_findings(snap, data, None, thresholds, fail_on) if with_findings else data
+        ids = [s["session_id"] for s in summary]
         mask = g.session_nodes(session_id)
         ranking = blockers_mod.rank(snap, mask)
         blocking = _per_session_counts(g, _session_index(g, ids), len(ids), ranking.frontier)
@@ -201,11 +228,13 @@ def build(snap, session_id: str | None = None, top: int = 3, thresholds=None,
         paths = critical_path_mod.compute(snap, ids)
         found = _findings(snap, session_id, thresholds, fail_on, paths, ids) if with_findings else None
         status, rstatus = status_counts(g, session_id)
-        phases, errors, retries, anomalies = \
-            sql_sections.result() if sql_sections else _sql_sections(snap, p, session_id)
+        phases, errors, retries = sql_sections.result() if sql_sections else \
+            _sql_sections(snap, p, session_id)
+        anomalies = checked.result() if checked else _anomalies(snap, session_id)
     finally:
         if pool is not None:
             pool.shutdown(wait=True)  # never a query left running on a closed connection
+        for twin in twins:
             twin.close_twin()
     per_session_anomalies: dict[str, int] = {}
     for a in anomalies["anomalies"]:
