@@ -187,10 +187,11 @@ def _sql_sections(snap, p: dict[str, Any], session_id: str | None, summary=None)
 
 
 def _anomalies(snap, session_id: str | None, summary=None) -> dict[str, Any] | None:
-    """The quick checks (``check.build``); None as :func:`_sql_sections`."""
+    """The quick checks (``check.build``), counted by session (no object ids read); None as
+    :func:`_sql_sections`."""
     if summary is not None and not _detailed(session_id, summary.result()):
         return None
-    return check_mod.build(snap, session_id, limit=None, thorough=False)
+    return check_mod.build(snap, session_id, limit=None, thorough=False, object_ids=False)
 
 
 def build(snap, session_id: str | None = None, top: int = 3, thresholds=None,

@@ -261,6 +261,33 @@ def test_check_finds_each_drawn_anomaly(ab):
             ("waiting_on_aborted", "a3"), ("status_timestamp", "a4")} <= found
 
 
+def test_timestamp_contradictions_counted_without_ids_are_the_same_rows(ab, tmp_path):
+    """Given tasks and results whose statuses contradict their timestamps, in two sessions,
+    when timestamp_contradictions runs with count_only (what analyze counts by session), then
+    it finds the same rows, object_id left null; and check.build(object_ids=False) counts what
+    check.build counts."""
+    tasks = [task("c1", status="COMPLETED", times={"created": 0, "ended": 2}),
+             task("c2", status="ERROR", times={"created": 0}),
+             task("c3", session="s2", status="PROCESSING", times={"created": 0, "submitted": 1}),
+             task("c4", session="s2", status="COMPLETED",
+                  times={"created": 3, "submitted": 1, "started": 4, "processed": 5, "ended": 6}),
+             task("c5", status="SUBMITTED", times={"created": 0, "submitted": 1, "ended": 3})]
+    results = [result("x1", owner="c1", status="COMPLETED", completed=None),
+               result("x2", session="s2", owner="c4", status="COMPLETED", completed=6)]
+    for path in (ab, make_bundle(tmp_path / "ts.aksnap", tasks=tasks, results=results)):
+        s = Snapshot.open(path, verify=False, collect_problems=True)
+        full = s.query("timestamp_contradictions").to_pylist()
+        counted = s.query("timestamp_contradictions", {"count_only": "true"}).to_pylist()
+        assert all(r["object_id"] is None for r in counted)
+        key = lambda r: (r["kind"], r["session_id"], r["detail"])  # noqa: E731
+        assert sorted(map(key, counted)) == sorted(map(key, full)) and full
+        a, b = check.build(s, limit=None), check.build(s, limit=None, object_ids=False)
+        assert a["counts"] == b["counts"] and a["total"] == b["total"]
+        assert sorted(r["session_id"] or "" for r in a["anomalies"]) == \
+            sorted(r["session_id"] or "" for r in b["anomalies"])
+    assert len(full) == 6
+
+
 def test_check_is_clean_on_a_sound_bundle(snap):
     assert check.build(snap)["total"] == 0
 
