@@ -11,7 +11,7 @@ failures, by waiting and by duration, each with its critical path in one line.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -183,24 +183,38 @@ def _detailed(session_id: str | None, summary: list[dict[str, Any]]) -> bool:
     return session_id is not None or len(summary) <= SESSIONS_DETAILED
 
 
-def _sql_sections(snap, p: dict[str, Any], session_id: str | None, summary=None) -> tuple | None:
+def _likely_detailed(g, session_id: str | None) -> bool:
+    """:func:`_detailed` foreseen from the graph, before the summary is computed: the summary
+    has a row per session having tasks (a guess only: the summary decides)."""
+    if session_id is not None or len(g.sessions) <= SESSIONS_DETAILED:
+        return True
+    return int(np.count_nonzero(np.bincount(np.asarray(g.session_of[:g.n_tasks]),
+                                            minlength=len(g.sessions)))) <= SESSIONS_DETAILED
+
+
+def _sql_sections(snap, p: dict[str, Any]) -> tuple:
     """The sections the SQL answers (by session): phase percentiles, error classes, retries;
-    the phase percentiles first, the longest. None when ``summary`` (a future of
-    :func:`_summary`) shows too many sessions to detail."""
-    if summary is not None and not _detailed(session_id, summary.result()):
-        return None
+    the phase percentiles first, the longest."""
     phases = _grouped(snap.query("phase_percentiles", p).to_pylist())
     errors = _grouped(snap.query("error_classes", p).to_pylist())
     retries = _retries(snap.query("retry_chains", p))
     return phases, errors, retries
 
 
-def _anomalies(snap, session_id: str | None, summary=None) -> dict[str, Any] | None:
-    """The quick checks (``check.build``), counted by session (no object ids read); None as
-    :func:`_sql_sections`."""
-    if summary is not None and not _detailed(session_id, summary.result()):
-        return None
+def _anomalies(snap, session_id: str | None) -> dict[str, Any]:
+    """The quick checks (``check.build``), counted by session (no object ids read)."""
     return check_mod.build(snap, session_id, limit=None, thorough=False, object_ids=False)
+
+
+def _summary_then_anomalies(snap, p: dict[str, Any], session_id: str | None,
+                            summary: Future) -> dict[str, Any]:
+    """:func:`_summary` (into ``summary``, as soon as it is known), then :func:`_anomalies`."""
+    try:
+        summary.set_result(_summary(snap, p))
+    except BaseException as e:
+        summary.set_exception(e)
+        raise
+    return _anomalies(snap, session_id)
 
 
 def build(snap, session_id: str | None = None, top: int = 3, thresholds=None,
@@ -209,19 +223,20 @@ def build(snap, session_id: str | None = None, top: int = 3, thresholds=None,
     snap.require_session(session_id)
     p = {"session_id": session_id}
     # The SQL sections run in two threads, each on a connection of its own (Snapshot.twin):
-    # the sessions' summary then the phase percentiles, error classes and retries; the quick
+    # the phase percentiles, error classes and retries; the sessions' summary then the quick
     # checks. Meanwhile this thread reads the timestamp columns every critical path needs,
     # then computes the graph's sections. DuckDB, Arrow and numpy release the GIL, and a
     # quantile's final sort, a walk over the graph or a column's conversion each keep one core
     # busy, not two. Each section's answer is the one it had alone; they are put together
-    # below in one order.
-    twins = [t for t in (snap.twin(), snap.twin()) if t is not None]
+    # below in one order. (Many sessions: the summary alone, as before.)
+    twins = [t for t in (snap.twin(), snap.twin()) if t is not None] \
+        if _likely_detailed(g, session_id) else []
     pool = ThreadPoolExecutor(2) if len(twins) == 2 else None
     try:
         if pool is not None:
-            got_summary = pool.submit(_summary, twins[0], p)
-            sql_sections = pool.submit(_sql_sections, twins[0], p, session_id, got_summary)
-            checked = pool.submit(_anomalies, twins[1], session_id, got_summary)
+            sql_sections = pool.submit(_sql_sections, twins[0], p)
+            got_summary: Future = Future()
+            checked = pool.submit(_summary_then_anomalies, twins[1], p, session_id, got_summary)
             critical_path_mod.read_columns(g)
             summary = got_summary.result()
         else:
@@ -238,8 +253,7 @@ def build(snap, session_id: str | None = None, top: int = 3, thresholds=None,
         paths = critical_path_mod.compute(snap, ids)
         found = _findings(snap, session_id, thresholds, fail_on, paths, ids) if with_findings else None
         status, rstatus = status_counts(g, session_id)
-        phases, errors, retries = sql_sections.result() if sql_sections else \
-            _sql_sections(snap, p, session_id)
+        phases, errors, retries = sql_sections.result() if sql_sections else _sql_sections(snap, p)
         anomalies = checked.result() if checked else _anomalies(snap, session_id)
     finally:
         if pool is not None:
