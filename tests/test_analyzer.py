@@ -246,6 +246,38 @@ def test_overview_has_every_section(snap):
     assert "session" in d.render("table") and json.loads(d.render("json"))["sessions"]
 
 
+def test_overview_in_threads_is_the_overview_in_one(fb, ab, tmp_path, monkeypatch):
+    """Given the failure and anomaly bundles (errors, retries, blockers, anomalies) and one
+    with anomalies in two sessions, when analyze runs its SQL sections in threads on twin connections, then its
+    answer is the one computed in a single thread, whole and per session (the twin's
+    connection answers as the first; each section lands in its place)."""
+    from aksnap.analyzer import overview
+
+    def build(path, session_id=None, threads=True):
+        with Snapshot.open(path, verify=False) as s:
+            if not threads:
+                monkeypatch.setattr(Snapshot, "twin", lambda self: None)
+            try:
+                return overview.build(s, session_id)
+            finally:
+                monkeypatch.undo()
+
+    tasks = [task("c1", status="COMPLETED", times={"created": 0, "ended": 2}),
+             task("c2", status="ERROR", times={"created": 0}),
+             task("c3", session="s2", status="PROCESSING", times={"created": 0, "submitted": 1}),
+             task("c4", session="s2", status="COMPLETED",
+                  times={"created": 3, "submitted": 1, "started": 4, "processed": 5, "ended": 6})]
+    two = make_bundle(tmp_path / "two.aksnap", tasks=tasks, results=[
+        result("x1", owner="c1", status="COMPLETED", completed=None),
+        result("x2", session="s2", owner="c4", status="COMPLETED", completed=6)])
+    for path in (fb, ab, two):
+        whole = build(path)
+        assert whole == build(path, threads=False)
+        for sid in [x["session_id"] for x in whole["sessions"]]:
+            assert build(path, sid) == build(path, sid, threads=False)
+    assert all(x["anomalies"] for x in whole["sessions"]) and len(whole["sessions"]) == 2
+
+
 def test_api_accepts_a_path(fb):
     assert api.lineage(fb, "r7")["frontier"][0]["id"] == "t5"
 
