@@ -255,6 +255,10 @@ def build(snap, session_id: str | None = None, top: int = 3, thresholds=None,
         status, rstatus = status_counts(g, session_id)
         phases, errors, retries = sql_sections.result() if sql_sections else _sql_sections(snap, p)
         anomalies = checked.result() if checked else _anomalies(snap, session_id)
+    except BaseException:
+        for twin in twins:  # Ctrl-C or a failure: the SQL still running is not waited for
+            twin.interrupt()
+        raise
     finally:
         if pool is not None:
             pool.shutdown(wait=True)  # never a query left running on a closed connection

@@ -815,6 +815,16 @@ class Snapshot:
         twin._con = con
         return twin
 
+    def interrupt(self) -> None:
+        """Stop the query this snapshot's connection is running, if any (from another thread;
+        it raises there)."""
+        con = self._con
+        if con is not None:
+            try:
+                con.interrupt()
+            except duckdb.Error:
+                pass
+
     def close_twin(self) -> None:
         """Close a :meth:`twin`'s connection (not the bundle, which it shares)."""
         if self._con is not None:
