@@ -188,8 +188,9 @@ def _likely_detailed(g, session_id: str | None) -> bool:
     has a row per session having tasks (a guess only: the summary decides)."""
     if session_id is not None or len(g.sessions) <= SESSIONS_DETAILED:
         return True
-    return int(np.count_nonzero(np.bincount(np.asarray(g.session_of[:g.n_tasks]),
-                                            minlength=len(g.sessions)))) <= SESSIONS_DETAILED
+    codes = np.asarray(g.session_of[:g.n_tasks])
+    return int(np.count_nonzero(np.bincount(codes[codes >= 0], minlength=len(g.sessions)))) \
+        <= SESSIONS_DETAILED
 
 
 def _sql_sections(snap, p: dict[str, Any]) -> tuple:
