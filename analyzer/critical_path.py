@@ -290,6 +290,17 @@ class Paths:
     seg_b: np.ndarray
 
 
+#: the timestamp columns :func:`compute` reads whole, whatever the sessions
+COLUMNS_READ = (("result_ts", "completed_at"), ("task_ts", "created_at"), ("task_ts", "ended_at"))
+
+
+def read_columns(g) -> None:
+    """Read the columns :data:`COLUMNS_READ` now (kept by the graph), e.g. while a thread
+    runs SQL: :func:`compute` then finds them read."""
+    for table, column in COLUMNS_READ:
+        getattr(g, table)[column]
+
+
 def compute(snap, session_ids: list[str]) -> Paths:
     """Critical paths of the named sessions, vectorised over all of them."""
     g = snap.graph

@@ -1275,6 +1275,8 @@ class TaskGraph:
         if via_csr:
             return self._unspoiled(np.flatnonzero(mask & candidate), spoils)
         cand = mask & candidate
+        if not cand.any():  # a complete session: no gather over every edge (0.4 s at 10M tasks)
+            return np.zeros(0, dtype=np.int64)
         edge_in = cand[self.dst]
         spoiled = np.zeros(self.n, dtype=bool)
         spoiled[self.dst[edge_in & spoils[self.src]]] = True

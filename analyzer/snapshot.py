@@ -795,6 +795,47 @@ class Snapshot:
             raise AnalysisError(f"{value!r} is {what} in {self.path}, not a {kind}: "
                                 + self._SHOWN_BY[other].format(bundle=self.path, id=full))
 
+    def twin(self) -> "Snapshot | None":
+        """This snapshot over a second DuckDB connection to the same database, for SQL run in
+        a thread beside this one (a connection answers one thread at a time): the views are
+        shared, the per-connection state (settings, the small temporary tables) made again;
+        the graph and everything cached are shared. Verified first. None for a sandboxed
+        connection (its tables are registered objects of that connection alone). Closed by
+        :meth:`close_twin`."""
+        if getattr(self, "sandboxed", False) or self.con is None:
+            return None
+        self.wait_verified()
+        import copy
+
+        twin = copy.copy(self)
+        con = self.con.cursor()
+        try:
+            con.execute("SET parquet_metadata_cache = true")
+            con.execute("SET TimeZone = 'UTC'")
+            for name, table in self._small_tables().items():
+                _small_table(con, name, table)
+        except duckdb.Error:
+            con.close()
+            return None
+        twin._con = con
+        return twin
+
+    def interrupt(self) -> None:
+        """Stop the query this snapshot's connection is running, if any (from another thread;
+        it raises there)."""
+        con = self._con
+        if con is not None:
+            try:
+                con.interrupt()
+            except duckdb.Error:
+                pass
+
+    def close_twin(self) -> None:
+        """Close a :meth:`twin`'s connection (not the bundle, which it shares)."""
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
     def close(self) -> None:
         self._lazy_connect = False
         if self._con is not None:

@@ -68,6 +68,47 @@ def test_phase_durations_follow_the_issue_definitions(snap):
             row["finishing"], row["total"]) == (5.0, 2.0, 0.0, 0.5, 2.0, 0.5, 10.0)
 
 
+def _sql_status_counts(snap, sid):
+    out = {}
+    for q, n in (("status_counts", "tasks"), ("result_status_counts", "results")):
+        d = {}
+        for r in snap.query(q, {"session_id": sid}).to_pylist():
+            d.setdefault(r["session_id"], {})[r["status"]] = r[n]
+        out[n] = d
+    return out["tasks"], out["results"]
+
+
+def test_status_counts_from_the_index_are_the_sql_definitions(fb, tmp_path):
+    """Given bundles with several sessions, tied counts and a session with no task, when
+    analyze counts tasks and results by status from the graph's codes (overview.status_counts),
+    then it answers what queries/status_counts.sql and result_status_counts.sql answer, in
+    their order (most numerous first, then by name), for all sessions and for each one."""
+    from aksnap.analyzer import overview
+
+    statuses = ["COMPLETED", "ERROR", "COMPLETED", "CANCELLED", "ERROR", "RETRIED", "PROCESSING",
+                "SUBMITTED", "CANCELLED", "TIMEOUT", "CREATING", "COMPLETED"]
+    tasks = [task(f"t{i}", session=f"s{i % 3}", status=st, outputs=[f"r{i}"])
+             for i, st in enumerate(statuses)]
+    results = [result(f"r{i}", session=f"s{i % 3}", owner=f"t{i}",
+                      status=("COMPLETED" if st == "COMPLETED" else "ABORTED" if i % 2 else "CREATED"))
+               for i, st in enumerate(statuses)]
+    sessions = [{"session_id": s, "status": "RUNNING", "created_at": None, "partition_ids": ["default"]}
+                for s in ("s0", "s1", "s2", "s9")]
+    tied = make_bundle(tmp_path / "tied.aksnap", tasks=tasks, results=results, sessions=sessions)
+    for path in (fb, tied):
+        with Snapshot.open(path) as s:
+            ids = [r["session_id"] for r in s.query("session_summary").to_pylist()] + ["s9"]
+            for sid in [None, *ids]:
+                if sid == "s9" and path == fb:
+                    continue
+                got = overview.status_counts(s.graph, sid)
+                want = _sql_status_counts(s, sid)
+                assert got == want and [list(d.items()) for d in got[0].values()] == \
+                    [list(d.items()) for d in want[0].values()], (path, sid)
+                assert [list(d.items()) for d in got[1].values()] == \
+                    [list(d.items()) for d in want[1].values()], (path, sid)
+
+
 def test_session_summary_is_computed_over_all_rows(snap):
     s2 = [r for r in snap.query("session_summary").to_pylist() if r["session_id"] == "s2"][0]
     assert s2["elapsed_s"] == 10.0 and s2["tasks"] == 3 and s2["avg_throughput"] == pytest.approx(0.3)
@@ -205,6 +246,38 @@ def test_overview_has_every_section(snap):
     assert "session" in d.render("table") and json.loads(d.render("json"))["sessions"]
 
 
+def test_overview_in_threads_is_the_overview_in_one(fb, ab, tmp_path, monkeypatch):
+    """Given the failure and anomaly bundles (errors, retries, blockers, anomalies) and one
+    with anomalies in two sessions, when analyze runs its SQL sections in threads on twin connections, then its
+    answer is the one computed in a single thread, whole and per session (the twin's
+    connection answers as the first; each section lands in its place)."""
+    from aksnap.analyzer import overview
+
+    def build(path, session_id=None, threads=True):
+        with Snapshot.open(path, verify=False) as s:
+            if not threads:
+                monkeypatch.setattr(Snapshot, "twin", lambda self: None)
+            try:
+                return overview.build(s, session_id)
+            finally:
+                monkeypatch.undo()
+
+    tasks = [task("c1", status="COMPLETED", times={"created": 0, "ended": 2}),
+             task("c2", status="ERROR", times={"created": 0}),
+             task("c3", session="s2", status="PROCESSING", times={"created": 0, "submitted": 1}),
+             task("c4", session="s2", status="COMPLETED",
+                  times={"created": 3, "submitted": 1, "started": 4, "processed": 5, "ended": 6})]
+    two = make_bundle(tmp_path / "two.aksnap", tasks=tasks, results=[
+        result("x1", owner="c1", status="COMPLETED", completed=None),
+        result("x2", session="s2", owner="c4", status="COMPLETED", completed=6)])
+    for path in (fb, ab, two):
+        whole = build(path)
+        assert whole == build(path, threads=False)
+        for sid in [x["session_id"] for x in whole["sessions"]]:
+            assert build(path, sid) == build(path, sid, threads=False)
+    assert all(x["anomalies"] for x in whole["sessions"]) and len(whole["sessions"]) == 2
+
+
 def test_api_accepts_a_path(fb):
     assert api.lineage(fb, "r7")["frontier"][0]["id"] == "t5"
 
@@ -218,6 +291,33 @@ def test_check_finds_each_drawn_anomaly(ab):
     found = {(a["kind"], a["object_id"]) for a in d["anomalies"]}
     assert {("missing_reference", "a1"), ("result_without_producer", "orphan"),
             ("waiting_on_aborted", "a3"), ("status_timestamp", "a4")} <= found
+
+
+def test_timestamp_contradictions_counted_without_ids_are_the_same_rows(ab, tmp_path):
+    """Given tasks and results whose statuses contradict their timestamps, in two sessions,
+    when timestamp_contradictions runs with count_only (what analyze counts by session), then
+    it finds the same rows, object_id left null; and check.build(object_ids=False) counts what
+    check.build counts."""
+    tasks = [task("c1", status="COMPLETED", times={"created": 0, "ended": 2}),
+             task("c2", status="ERROR", times={"created": 0}),
+             task("c3", session="s2", status="PROCESSING", times={"created": 0, "submitted": 1}),
+             task("c4", session="s2", status="COMPLETED",
+                  times={"created": 3, "submitted": 1, "started": 4, "processed": 5, "ended": 6}),
+             task("c5", status="SUBMITTED", times={"created": 0, "submitted": 1, "ended": 3})]
+    results = [result("x1", owner="c1", status="COMPLETED", completed=None),
+               result("x2", session="s2", owner="c4", status="COMPLETED", completed=6)]
+    for path in (ab, make_bundle(tmp_path / "ts.aksnap", tasks=tasks, results=results)):
+        s = Snapshot.open(path, verify=False, collect_problems=True)
+        full = s.query("timestamp_contradictions").to_pylist()
+        counted = s.query("timestamp_contradictions", {"count_only": "true"}).to_pylist()
+        assert all(r["object_id"] is None for r in counted)
+        key = lambda r: (r["kind"], r["session_id"], r["detail"])  # noqa: E731
+        assert sorted(map(key, counted)) == sorted(map(key, full)) and full
+        a, b = check.build(s, limit=None), check.build(s, limit=None, object_ids=False)
+        assert a["counts"] == b["counts"] and a["total"] == b["total"]
+        assert sorted(r["session_id"] or "" for r in a["anomalies"]) == \
+            sorted(r["session_id"] or "" for r in b["anomalies"])
+    assert len(full) == 6
 
 
 def test_check_is_clean_on_a_sound_bundle(snap):
