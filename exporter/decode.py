@@ -91,9 +91,14 @@ def decode_page(table: str, raw: bytes) -> Page:
 # ----------------------------------------------------------------------------- helpers
 
 
+def _as(a: pa.Array, t: pa.DataType) -> pa.Array:
+    """``a`` as type ``t``; itself when it is already (a no-op cast is still a call)."""
+    return a if a.type == t else a.cast(t)
+
+
 def _ts(a: pa.Array) -> pa.Array:
     """Unset timestamps are seconds=0 on the wire: store them as null."""
-    a = a.cast(TS)
+    a = _as(a, TS)
     return pc.if_else(pc.equal(a, _EPOCH), pa.scalar(None, TS), a)
 
 
@@ -105,15 +110,26 @@ def _enum(a: pa.Array, prefix: str) -> pa.Array:
 
 
 def _list(a: pa.Array) -> pa.Array:
+    # ptars's lists declare their items non-null: the same buffers, viewed as the bundle's type
+    # (a cast copies the offsets, and costs a call as long).
+    if a.type == STR_LIST:
+        return a
+    if pa.types.is_list(a.type) and a.type.value_type == pa.string():
+        return a.view(STR_LIST)
     return a.cast(STR_LIST)
 
 
 def _map(a: pa.Array) -> pa.Array:
+    if a.type == STR_MAP:
+        return a
+    if (pa.types.is_map(a.type) and a.type.key_type == pa.string()
+            and a.type.item_type == pa.string()):
+        return a.view(STR_MAP)
     return a.cast(STR_MAP)
 
 
 def _dur(a: pa.Array) -> pa.Array:
-    return a.cast(DUR)
+    return _as(a, DUR)
 
 
 def _fields(struct: pa.StructArray) -> dict[str, pa.Array]:
@@ -126,8 +142,8 @@ def _fields(struct: pa.StructArray) -> dict[str, pa.Array]:
 def _options(opts: dict[str, pa.Array]) -> dict[str, pa.Array]:
     return {
         "max_duration": _dur(opts["max_duration"]),
-        "max_retries": opts["max_retries"].cast(pa.int32()),
-        "priority": opts["priority"].cast(pa.int32()),
+        "max_retries": _as(opts["max_retries"], pa.int32()),
+        "priority": _as(opts["priority"], pa.int32()),
         "partition_id": opts["partition_id"],
         "application_name": opts["application_name"],
         "application_version": opts["application_version"],
@@ -139,7 +155,7 @@ def _options(opts: dict[str, pa.Array]) -> dict[str, pa.Array]:
 
 
 def _batch(schema: pa.Schema, cols: dict[str, pa.Array]) -> pa.RecordBatch:
-    return pa.RecordBatch.from_arrays([cols[f.name].cast(f.type) for f in schema], schema=schema)
+    return pa.RecordBatch.from_arrays([_as(cols[f.name], f.type) for f in schema], schema=schema)
 
 
 # ----------------------------------------------------------------------------- per table
@@ -197,7 +213,7 @@ def sessions_from_wire(w: pa.StructArray) -> pa.RecordBatch:
     opts_struct = f["options"]
     opts = _options(_fields(opts_struct))
     options = pa.StructArray.from_arrays(
-        [opts[fld.name].cast(fld.type) for fld in TASK_OPTIONS_STRUCT],
+        [_as(opts[fld.name], fld.type) for fld in TASK_OPTIONS_STRUCT],
         fields=list(TASK_OPTIONS_STRUCT),
         mask=opts_struct.is_null() if opts_struct.null_count else None,
     )
