@@ -121,16 +121,30 @@ class IdIndex:
     """The row number of each id of one kind (task ids, result ids), built once from the
     whole id column; :meth:`lookup` maps any batch of references, as ``index_in`` would."""
 
+    #: ids hashed and inserted this many at a time: the temporaries of a step (a dozen arrays
+    #: of 8 bytes an id) are those of a slice, not of the column (at 17M result ids, 1.4 GB)
+    STEP = 1 << 20
+
     def __init__(self, ids: pa.Array | pa.ChunkedArray):
         self.ids = _plain(ids)
         self._table = self._words = None
-        if self.ids.null_count or len(self.ids) >= 2**32 - 1:  # rows are stored in 32 bits
+        n = len(self.ids)
+        if self.ids.null_count or n >= 2**32 - 1:  # rows are stored in 32 bits
             return
-        hashed = _hash_words(self.ids)
-        if hashed is None:
-            return
-        h, self._words = hashed
-        self._table, self._shift = self._build(h)
+        self._words = _word_rows(self.ids)
+        bits = max(int(np.ceil(np.log2(max(n, 1) / MAX_LOAD))), 4)
+        self._table = np.zeros(1 << bits, dtype=np.uint64)  # 0: empty (a slot holds row + 1)
+        self._shift = np.uint64(64 - bits)
+        dup_at: list[np.ndarray] = []
+        dup_key: list[np.ndarray] = []
+        for r0 in range(0, n, self.STEP):
+            hashed = _hash_words(self.ids.slice(r0, self.STEP))
+            if hashed is None:  # too long, or not one width in bytes: Arrow's hash join
+                self._table = self._words = None
+                return
+            self._insert(hashed[0], r0, dup_at, dup_key)
+        if dup_at:  # of several rows with one id, the first answers
+            np.minimum.at(self._table, np.concatenate(dup_at), np.concatenate(dup_key))
 
     def _same(self, rows: np.ndarray, q: pa.Array, qwords: np.ndarray | None,
               at: np.ndarray) -> np.ndarray:
@@ -140,22 +154,20 @@ class IdIndex:
         same = pc.equal(self.ids.take(pa.array(rows)), q.take(pa.array(at)))
         return np.asarray(pc.fill_null(same, False).to_numpy(zero_copy_only=False), dtype=bool)
 
-    def _build(self, h: np.ndarray) -> tuple[np.ndarray, np.uint64]:
-        """The table of ``h`` (each id's hash, by row): every id in the slot its probe reaches
-        first, an id written twice or more (a duplicate) once, at its first row. Inserted in
-        vectorised rounds: each id still looking tries its slot; of several claiming one free
-        slot one wins and the others try it again (so a duplicate meets its twin there); a
-        slot held by another id sends it on to the next."""
-        n = len(h)
-        bits = max(int(np.ceil(np.log2(max(n, 1) / MAX_LOAD))), 4)
-        table = np.zeros(1 << bits, dtype=np.uint64)  # 0: empty (a slot holds row + 1)
-        shift, wrap = np.uint64(64 - bits), (1 << bits) - 1
+    def _insert(self, h: np.ndarray, r0: int, dup_at: list, dup_key: list) -> None:
+        """Insert rows ``r0``, ``r0 + 1``... (``h``: their hashes): each in the slot its probe
+        reaches first; a row whose id is already in the table (a duplicate) is not inserted,
+        its slot and key go to ``dup_at`` and ``dup_key`` (the first row wins, by the caller's
+        ``minimum.at``). In vectorised rounds: each row still looking tries its slot; of
+        several claiming one free slot one wins and the others try it again (so a duplicate
+        meets its twin there); a slot held by another id sends it on to the next."""
+        table, shift = self._table, self._shift
+        wrap = len(table) - 1
         key = h & _LOW
         key <<= _S32
-        key |= np.arange(1, n + 1, dtype=np.uint64)
+        key |= np.arange(r0 + 1, r0 + len(h) + 1, dtype=np.uint64)
         pos = (h >> shift).astype(np.int64)
-        todo = np.arange(n, dtype=np.int64)
-        dup_at, dup_key = [], []
+        todo = np.arange(len(h), dtype=np.int64)
         while len(todo):
             e = np.take(table, pos)
             free = e == 0
@@ -165,8 +177,8 @@ class IdIndex:
                 same = busy[(e[busy] >> _S32) == (key[todo[busy]] >> _S32)]
                 if len(same):  # 32 bits of the hash agree: the same id, or another one
                     there = (e[same] & _LOW).astype(np.int64) - 1
-                    twin = same[self._same(there, self.ids, self._words, todo[same])]
-                    if len(twin):  # a duplicate: not inserted; the first row wins (below)
+                    twin = same[self._same(there, self.ids, self._words, todo[same] + r0)]
+                    if len(twin):
                         dup_at.append(pos[twin])
                         dup_key.append(key[todo[twin]])
                         move[twin] = False
@@ -180,9 +192,6 @@ class IdIndex:
             pos += move
             pos &= wrap
             todo, pos = todo[stay], pos[stay]
-        if dup_at:
-            np.minimum.at(table, np.concatenate(dup_at), np.concatenate(dup_key))
-        return table, shift
 
     def _index_in(self, q: pa.Array) -> np.ndarray:
         return _np_index(pc.index_in(q, value_set=self.ids))
@@ -246,6 +255,23 @@ class IdIndex:
             pos += 1
             pos &= wrap
         return found
+
+
+def _word_rows(a: pa.Array) -> np.ndarray | None:
+    """The strings of ``a`` as a matrix of 32-bit words (a view of its bytes) when they all
+    have one length, a whole number of words; else None."""
+    n = len(a)
+    if not n or a.null_count:
+        return None
+    off = np.frombuffer(a.buffers()[1], dtype=np.int32)[a.offset:a.offset + n + 1]
+    width = int(off[1] - off[0])
+    if not width or width % 4 or width > MAX_HASHED_BYTES or int(off[-1] - off[0]) != n * width:
+        return None
+    for r0 in range(0, n, 1 << 22):  # every length (in slices: no n-sized temporary)
+        if (np.diff(off[r0:r0 + (1 << 22) + 1]) != width).any():
+            return None
+    data = np.frombuffer(a.buffers()[2], dtype=np.uint8)
+    return data[off[0]:off[0] + n * width].reshape(n, width).view("<u4")
 
 
 def _rows(words: np.ndarray, at: np.ndarray, void: bool = False) -> np.ndarray:
