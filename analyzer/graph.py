@@ -21,7 +21,7 @@ import gc
 import json
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -842,16 +842,23 @@ class TaskGraph:
         own_t, result_creator = np.empty(R, dtype=np.int64), np.empty(R, dtype=np.int64)
         total, done, nd, no = T + R, 0, 0, 0
 
-        sessions = pa.array([], pa.string())
+        lock = threading.Lock()
 
-        def session_codes(col) -> np.ndarray:
-            nonlocal sessions
+        def advance(n: int) -> None:
+            nonlocal done
+            with lock:  # both streams report; the bar is started once
+                done += n
+                if progress is not None:
+                    progress(done, total)
+
+        def session_codes(col, seen: list) -> np.ndarray:
+            """Codes in ``seen[0]``, the sessions of one stream in order of first appearance."""
             vals = _dictionary_values(col)
-            new = vals if not len(sessions) else \
-                vals.filter(pc.invert(pc.is_in(vals, value_set=sessions)))
+            new = vals if not len(seen[0]) else \
+                vals.filter(pc.invert(pc.is_in(vals, value_set=seen[0])))
             if len(new):
-                sessions = pa.concat_arrays([sessions, new.cast(pa.string())])
-            return _codes(col, sessions)
+                seen[0] = pa.concat_arrays([seen[0], new.cast(pa.string())])
+            return _codes(col, seen[0])
 
         task_names, result_names = pa.array(TASK_STATUSES), pa.array(RESULT_STATUSES)
         missing: dict[str, list] = {k: [] for k in ("miss_dep", "miss_pay", "miss_own", "miss_cre")}
@@ -867,74 +874,100 @@ class TaskGraph:
                 named = _single(values).take(pa.array(at)).to_pylist()
                 missing[key].extend((int(r), text.format(v)) for r, v in zip(rows[at].tolist(), named))
 
-        for r0, b in _prefetched(snap.iter_row_groups("tasks", self.TASK_STREAM,
-                                                      dictionary=self.DICTIONARY_COLUMNS)):
-            n = b.num_rows
-            rows = slice(r0, r0 + n)
-            session_of[rows] = session_codes(b["session_id"])
-            task_status[rows] = _codes(b["status"], task_names)
-            deps = _single(b["data_dependencies"])
-            dep_vals = pc.list_flatten(deps)
-            k = len(dep_vals)
-            if nd + k > len(dep_r):  # more than the footer counts (never, but not trusted)
-                dep_r, dep_rows = _grown(dep_r, nd + k), _grown(dep_rows, nd + k)
-            np.add(_np(pc.list_parent_indices(deps)), r0, out=dep_rows[nd:nd + k], casting="unsafe")
-            dep_r[nd:nd + k] = rix.lookup(dep_vals)
-            misses("miss_dep", dep_r[nd:nd + k], dep_vals, dep_rows[nd:nd + k],
-                   "data dependency {} is not in the bundle", False)
-            nd += k
-            payload = _single(b["payload_id"])
-            pay_r[rows] = rix.lookup(payload)
-            misses("miss_pay", pay_r[rows], payload, np.arange(r0, r0 + n), "payload {} is not in the bundle", True)
-            outs = _single(b["expected_output_ids"])
-            out_vals = pc.list_flatten(outs)
-            k = len(out_vals)
-            if no + k > len(out_r):
-                out_r, out_rows = _grown(out_r, no + k), _grown(out_rows, no + k)
-            np.add(_np(pc.list_parent_indices(outs)), r0, out=out_rows[no:no + k], casting="unsafe")
-            out_r[no:no + k] = rix.lookup(out_vals)
-            no += k
-            creator = _single(b["created_by"])
-            creator_t[rows] = tix.lookup(creator)
-            misses("miss_cre", creator_t[rows], creator, np.arange(r0, r0 + n),
-                   "created_by task {} (parent or previous attempt) is not in the bundle", True)
-            initial = _single(b["initial_task_id"])
-            retry = is_retry[rows]
-            retry[:] = _np(pc.fill_null(pc.and_(pc.not_equal(initial, self.task_ids.slice(r0, n)),
-                                                pc.not_equal(initial, "")), False))
-            first = first_attempt[rows]
-            first[:] = np.arange(r0, r0 + n)
-            if retry.any():
-                at = np.flatnonzero(retry)
-                fa = tix.lookup(pc.filter(initial, pa.array(retry)))
-                fa[fa < 0] = at[fa < 0] + r0
-                first[at] = fa
-            done += n
-            if progress is not None:
-                progress(done, total)
+        def stream_tasks() -> None:
+            nonlocal nd, no, dep_r, dep_rows, out_r, out_rows
+            for r0, b in _prefetched(snap.iter_row_groups("tasks", self.TASK_STREAM,
+                                                          dictionary=self.DICTIONARY_COLUMNS)):
+                n = b.num_rows
+                rows = slice(r0, r0 + n)
+                session_of[rows] = session_codes(b["session_id"], t_sessions)
+                task_status[rows] = _codes(b["status"], task_names)
+                deps = _single(b["data_dependencies"])
+                dep_vals = pc.list_flatten(deps)
+                k = len(dep_vals)
+                if nd + k > len(dep_r):  # more than the footer counts (never, but not trusted)
+                    dep_r, dep_rows = _grown(dep_r, nd + k), _grown(dep_rows, nd + k)
+                np.add(_np(pc.list_parent_indices(deps)), r0, out=dep_rows[nd:nd + k], casting="unsafe")
+                dep_r[nd:nd + k] = rix.lookup(dep_vals)
+                misses("miss_dep", dep_r[nd:nd + k], dep_vals, dep_rows[nd:nd + k],
+                       "data dependency {} is not in the bundle", False)
+                nd += k
+                payload = _single(b["payload_id"])
+                pay_r[rows] = rix.lookup(payload)
+                misses("miss_pay", pay_r[rows], payload, np.arange(r0, r0 + n), "payload {} is not in the bundle", True)
+                outs = _single(b["expected_output_ids"])
+                out_vals = pc.list_flatten(outs)
+                k = len(out_vals)
+                if no + k > len(out_r):
+                    out_r, out_rows = _grown(out_r, no + k), _grown(out_rows, no + k)
+                np.add(_np(pc.list_parent_indices(outs)), r0, out=out_rows[no:no + k], casting="unsafe")
+                out_r[no:no + k] = rix.lookup(out_vals)
+                no += k
+                creator = _single(b["created_by"])
+                creator_t[rows] = tix.lookup(creator)
+                misses("miss_cre", creator_t[rows], creator, np.arange(r0, r0 + n),
+                       "created_by task {} (parent or previous attempt) is not in the bundle", True)
+                initial = _single(b["initial_task_id"])
+                retry = is_retry[rows]
+                retry[:] = _np(pc.fill_null(pc.and_(pc.not_equal(initial, self.task_ids.slice(r0, n)),
+                                                    pc.not_equal(initial, "")), False))
+                first = first_attempt[rows]
+                first[:] = np.arange(r0, r0 + n)
+                if retry.any():
+                    at = np.flatnonzero(retry)
+                    fa = tix.lookup(pc.filter(initial, pa.array(retry)))
+                    fa[fa < 0] = at[fa < 0] + r0
+                    first[at] = fa
+                advance(n)
 
-        for r0, b in _prefetched(snap.iter_row_groups("results", self.RESULT_STREAM,
-                                                      dictionary=self.DICTIONARY_COLUMNS)):
-            n = b.num_rows
-            rows = slice(r0, r0 + n)
-            session_of[T + r0:T + r0 + n] = session_codes(b["session_id"])
-            result_status[rows] = _codes(b["status"], result_names)
-            created = _single(b["created_by"])
-            owner = _single(b["owner_task_id"])
-            owner = pc.if_else(pc.equal(pc.fill_null(owner, ""), ""), created, owner)
-            creator = result_creator[rows]
-            creator[:] = tix.lookup(created)
-            # the owner is mostly the creator: look up only the rows where it is another task
-            other = _np(pc.fill_null(pc.not_equal(owner, created), True)).astype(bool)
-            own = own_t[rows]
-            own[:] = creator
-            if other.any():
-                own[other] = tix.lookup(pc.filter(owner, pa.array(other)))
-            misses("miss_own", own, owner, np.arange(T + r0, T + r0 + n),
-                   "owner (or creating) task {} is not in the bundle", True)
-            done += n
-            if progress is not None:
-                progress(done, total)
+        def stream_results(stop: threading.Event) -> None:
+            for r0, b in _prefetched(snap.iter_row_groups("results", self.RESULT_STREAM,
+                                                          dictionary=self.DICTIONARY_COLUMNS)):
+                if stop.is_set():
+                    return
+                n = b.num_rows
+                rows = slice(r0, r0 + n)
+                session_of[T + r0:T + r0 + n] = session_codes(b["session_id"], r_sessions)
+                result_status[rows] = _codes(b["status"], result_names)
+                created = _single(b["created_by"])
+                owner = _single(b["owner_task_id"])
+                owner = pc.if_else(pc.equal(pc.fill_null(owner, ""), ""), created, owner)
+                creator = result_creator[rows]
+                creator[:] = tix.lookup(created)
+                # the owner is mostly the creator: look up only the rows where it is another task
+                other = _np(pc.fill_null(pc.not_equal(owner, created), True)).astype(bool)
+                own = own_t[rows]
+                own[:] = creator
+                if other.any():
+                    own[other] = tix.lookup(pc.filter(owner, pa.array(other)))
+                misses("miss_own", own, owner, np.arange(T + r0, T + r0 + n),
+                       "owner (or creating) task {} is not in the bundle", True)
+                advance(n)
+
+        # the two streams are independent (each reads its table and both hash tables, writes
+        # its own rows): the results are streamed in a thread beside the tasks. Each numbers
+        # the sessions it meets in order; the results' are renumbered after the tasks' below,
+        # as one stream through both tables would have numbered them
+        t_sessions, r_sessions = [pa.array([], pa.string())], [pa.array([], pa.string())]
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            results_done = pool.submit(stream_results, stop)
+            try:
+                stream_tasks()
+            except BaseException:
+                stop.set()  # the tasks' error is the one raised, as in one stream; the results
+                wait([results_done])  # stream stops at its next batch
+                raise
+            results_done.result()
+        sessions = t_sessions[0]
+        if len(r_sessions[0]):
+            extra = r_sessions[0] if not len(sessions) else \
+                r_sessions[0].filter(pc.invert(pc.is_in(r_sessions[0], value_set=sessions)))
+            sessions = pa.concat_arrays([sessions, extra]) if len(extra) else sessions
+            renumber = np_index(pc.index_in(r_sessions[0], value_set=sessions)).astype(np.int32)
+            codes = session_of[T:]
+            known = codes >= 0
+            codes[known] = renumber[codes[known]]
         del tix, rix  # the hash tables (0.4 GB at 10M): released before the edges are made
         if checks is not None:
             checks.join()  # the snapshot's connection is the build's again (_parents_from_lists)
