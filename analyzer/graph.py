@@ -165,11 +165,35 @@ def _codes(col: pa.ChunkedArray, names: pa.Array) -> np.ndarray:
 
 
 def _csr(key: np.ndarray, other: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Adjacency in CSR form: for node v, ``other[ptr[v]:ptr[v + 1]]`` are its neighbours."""
-    order = np.argsort(key.astype(np.int32) if n < 2**31 else key, kind="stable")
+    """Adjacency in CSR form: for node v, ``other[ptr[v]:ptr[v + 1]]`` are its neighbours
+    (in edge order)."""
+    order = _stable_order(key, n)
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=n), out=ptr[1:])
     return ptr, np.asarray(other, dtype=np.int64)[order]
+
+
+#: keys with more descents than this are sorted by radix rather than by merging their runs
+_RUNS = 64
+
+
+def _stable_order(key: np.ndarray, n: int) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` for keys in [0, n). Keys made of a few ascending
+    runs (the in-edges' targets: one run per kind of edge) are merged by numpy's timsort, in
+    about linear time; random ones (the out-edges' sources) by two stable radix passes over
+    16-bit halves, linear too, where timsort's comparisons cost n log n (34M edges at 10M
+    tasks: 6.3 s against 4.3 s)."""
+    if n >= 2**32 or len(key) < 2:
+        return np.argsort(key, kind="stable")
+    if n <= 2**16:
+        return np.argsort(key.astype(np.uint16), kind="stable")
+    if np.count_nonzero(key[1:] < key[:-1]) <= _RUNS:
+        return np.argsort(key.astype(np.int32) if n < 2**31 else key, kind="stable")
+    order = np.argsort(key.astype(np.uint16), kind="stable")  # the low half (modulo 2**16)
+    high = np.take(key, order)
+    high >>= 16
+    order = np.take(order, np.argsort(high.astype(np.uint16), kind="stable"))
+    return order
 
 
 def concat_ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:

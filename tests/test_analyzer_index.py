@@ -185,6 +185,21 @@ def test_lookup_answers_what_index_in_answers(seed):
     assert ix.lookup(pa.array(same[::-1])).tolist() == list(range(len(same)))[::-1]
 
 
+@pytest.mark.parametrize("n", [3, 70_000, 3_000_000])
+def test_the_csr_order_is_numpys_stable_argsort(n):
+    """Given edge keys in [0, n), random (sorted by radix passes) or in a few ascending runs
+    (merged), when ordered for a CSR, then the order is ``np.argsort(kind="stable")``'s:
+    the neighbours of a node stay in edge order."""
+    from aksnap.analyzer.graph import _stable_order
+
+    rng = np.random.default_rng(n)
+    for m in (0, 1, 1000, 100_000):
+        k = rng.integers(0, n, m)
+        assert np.array_equal(_stable_order(k, n), np.argsort(k, kind="stable"))
+        runs = np.concatenate([np.sort(k), np.sort(k[: m // 2])])
+        assert np.array_equal(_stable_order(runs, n), np.argsort(runs, kind="stable"))
+
+
 def test_hash_is_the_same_for_a_string_in_any_array():
     """Given the same strings inside arrays of other widths (padded differently), when hashed,
     then their hashes are equal: a reference and its id meet whatever their neighbours."""
