@@ -1,9 +1,11 @@
 """The task/data graph of a bundle, built once from Arrow arrays, vectorised.
 
 Node index = row index: task ``i`` of ``tasks.parquet`` is node ``i``; result ``j`` of
-``results.parquet`` is node ``n_tasks + j``. Ids are mapped to indices with
-``pyarrow.compute.index_in`` over ``list_flatten`` / ``list_parent_indices``, and every edge goes
-into the rustworkx graph in one ``extend_from_edge_list`` call; no Python loop runs per row.
+``results.parquet`` is node ``n_tasks + j``. Ids are mapped to indices by one hash table per
+kind of id, built once and probed batch by batch (:mod:`aksnap.analyzer.idindex`; the
+whole-column reference build uses ``pyarrow.compute.index_in``) over ``list_flatten`` /
+``list_parent_indices``; the rustworkx graph, when an analysis needs it, takes every edge in one
+``extend_from_edge_list`` call; no Python loop runs per row.
 
 The data DAG (:attr:`TaskGraph.dag`) holds
   result -> task   the task reads the result (data dependency or payload)
@@ -834,10 +836,13 @@ class TaskGraph:
         """The index, streamed (the cold open). The two id columns are read whole (they are
         kept: the cache and every answer name nodes by them) and hashed once each
         (:class:`~aksnap.analyzer.idindex.IdIndex`); then the other id columns of the tasks and
-        of the results are read row group by row group, every reference mapped to a row number
-        as it is read, and only the integers kept. Memory: the ids, their two hash tables, the
-        integer arrays and one batch of strings, never every id column whole. Array for array
-        equal to :meth:`_build` over whole columns (tests/test_graph.py proves it)."""
+        of the results are read row group by row group (the two tables side by side, in two
+        threads), every reference mapped to a row number as it is read, and only the integers
+        kept, written into arrays allocated once, whole. Memory: the ids, their two hash
+        tables, the integer arrays and a batch of strings per table, never every id column
+        whole. ``checks``: the thread running the snapshot's content checks beside the build
+        (:func:`_checks_beside`), joined before the connection is needed. Array for array
+        equal to :meth:`_build` over whole columns (tests/test_analyzer_index.py proves it)."""
         from aksnap.analyzer.idindex import IdIndex
 
         with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow and numpy release the GIL
