@@ -829,7 +829,7 @@ class TaskGraph:
 
     #: what the cold open streams, beside the two id columns it reads whole
     TASK_STREAM = ["session_id", "status", "payload_id", "data_dependencies",
-                   "expected_output_ids", "created_by", "initial_task_id"]
+                   "created_by", "initial_task_id"]  # the expected outputs: a stream of their own
     RESULT_STREAM = ["session_id", "status", "owner_task_id", "created_by"]
 
     def _build_streamed(self, snap, progress=None, checks=None) -> None:
@@ -904,7 +904,7 @@ class TaskGraph:
                 missing[key].extend((int(r), text.format(v)) for r, v in zip(rows[at].tolist(), named))
 
         def stream_tasks() -> None:
-            nonlocal nd, no, dep_r, dep_rows, out_r, out_rows
+            nonlocal nd, dep_r, dep_rows
             for r0, b in _prefetched(snap.iter_row_groups("tasks", self.TASK_STREAM,
                                                           dictionary=self.DICTIONARY_COLUMNS)):
                 n = b.num_rows
@@ -924,14 +924,6 @@ class TaskGraph:
                 payload = _single(b["payload_id"])
                 pay_r[rows] = rix.lookup(payload)
                 misses("miss_pay", pay_r[rows], payload, np.arange(r0, r0 + n), "payload {} is not in the bundle", True)
-                outs = _single(b["expected_output_ids"])
-                out_vals = pc.list_flatten(outs)
-                k = len(out_vals)
-                if no + k > len(out_r):
-                    out_r, out_rows = _grown(out_r, no + k), _grown(out_rows, no + k)
-                np.add(_np(pc.list_parent_indices(outs)), r0, out=out_rows[no:no + k], casting="unsafe")
-                out_r[no:no + k] = rix.lookup(out_vals)
-                no += k
                 creator = _single(b["created_by"])
                 creator_t[rows] = tix.lookup(creator)
                 misses("miss_cre", creator_t[rows], creator, np.arange(r0, r0 + n),
@@ -948,6 +940,22 @@ class TaskGraph:
                     fa[fa < 0] = at[fa < 0] + r0
                     first[at] = fa
                 advance(n)
+
+        def stream_outputs(stop: threading.Event) -> None:
+            """The expected outputs, a stream of their own (the tasks' column read again, alone):
+            run after the results, it gives the two threads about as much work each."""
+            nonlocal no, out_r, out_rows
+            for r0, b in _prefetched(snap.iter_row_groups("tasks", ["expected_output_ids"])):
+                if stop.is_set():
+                    return
+                outs = _single(b["expected_output_ids"])
+                out_vals = pc.list_flatten(outs)
+                k = len(out_vals)
+                if no + k > len(out_r):
+                    out_r, out_rows = _grown(out_r, no + k), _grown(out_rows, no + k)
+                np.add(_np(pc.list_parent_indices(outs)), r0, out=out_rows[no:no + k], casting="unsafe")
+                out_r[no:no + k] = rix.lookup(out_vals)
+                no += k
 
         def stream_results(stop: threading.Event) -> None:
             for r0, b in _prefetched(snap.iter_row_groups("results", self.RESULT_STREAM,
@@ -972,9 +980,11 @@ class TaskGraph:
                 misses("miss_own", own, owner, np.arange(T + r0, T + r0 + n),
                        "owner (or creating) task {} is not in the bundle", True)
                 advance(n)
+            stream_outputs(stop)
 
-        # the two streams are independent (each reads its table and both hash tables, writes
-        # its own rows): the results are streamed in a thread beside the tasks. Each numbers
+        # the streams are independent (each reads its table and the hash tables, writes its
+        # own rows): the results, then the tasks' expected outputs, are streamed in a thread
+        # beside the rest of the tasks. Each numbers
         # the sessions it meets in order; the results' are renumbered after the tasks' below,
         # as one stream through both tables would have numbered them
         t_sessions, r_sessions = [pa.array([], pa.string())], [pa.array([], pa.string())]
