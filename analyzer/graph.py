@@ -869,7 +869,7 @@ class TaskGraph:
         pay_r, creator_t = np.empty(T, dtype=np.int64), np.empty(T, dtype=np.int64)
         is_retry, first_attempt = np.empty(T, dtype=bool), np.empty(T, dtype=np.int64)
         own_t, result_creator = np.empty(R, dtype=np.int64), np.empty(R, dtype=np.int64)
-        total, done, nd, no = T + R, 0, 0, 0
+        total, done, nd, no = 2 * T + R, 0, 0, 0  # rows: the tasks twice (their outputs apart)
 
         lock = threading.Lock()
 
@@ -956,6 +956,7 @@ class TaskGraph:
                 np.add(_np(pc.list_parent_indices(outs)), r0, out=out_rows[no:no + k], casting="unsafe")
                 out_r[no:no + k] = rix.lookup(out_vals)
                 no += k
+                advance(b.num_rows)
 
         def stream_results(stop: threading.Event) -> None:
             for r0, b in _prefetched(snap.iter_row_groups("results", self.RESULT_STREAM,

@@ -83,7 +83,8 @@ def _streamed(snap) -> TaskGraph:
     seen = []
     g._build_streamed(snap, lambda done, total: seen.append((done, total)))
     g._finish()
-    assert seen and seen[-1][0] == seen[-1][1] == g.n  # progress reaches the end
+    # progress reaches the end: the rows streamed, the tasks twice (their expected outputs apart)
+    assert seen and seen[-1][0] == seen[-1][1] == g.n + g.n_tasks
     return g
 
 
