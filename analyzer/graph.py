@@ -860,8 +860,11 @@ class TaskGraph:
         # whole at once), nor long-lived small blocks pinning the heap. A list column's
         # elements are at most its Parquet leaf values (one per element or empty list): the
         # pages past the last element written are never touched, so never resident.
-        n_deps = snap.leaf_values("tasks", "data_dependencies")
-        n_outs = snap.leaf_values("tasks", "expected_output_ids")
+        # (the footer is not trusted beyond reason: an edited one saying 2**40 would be an
+        # allocation error, not a sentence; past the cap, the arrays grow as they fill)
+        cap = 8 * T + 65_536
+        n_deps = min(max(snap.leaf_values("tasks", "data_dependencies"), 0), cap)
+        n_outs = min(max(snap.leaf_values("tasks", "expected_output_ids"), 0), cap)
         session_of = np.empty(T + R, dtype=np.int32)
         task_status, result_status = np.empty(T, dtype=np.int16), np.empty(R, dtype=np.int16)
         dep_r, dep_rows = np.empty(n_deps, dtype=np.int64), np.empty(n_deps, dtype=np.int64)

@@ -137,13 +137,15 @@ def test_streamed_index_of_guids_equals_the_whole_column_build(tmp_path, monkeyp
             assert ids.type == pa.string() and ids.equals(snap.read_columns(t, [c])[c].combine_chunks())
 
 
-def test_streamed_index_does_not_trust_the_footer_counts(tmp_path, monkeypatch):
-    """Given a footer that counts fewer list elements than the file holds (the arrays the
-    stream fills are sized by it), when the index is streamed, then the arrays grow and the
-    index still equals the whole-column build."""
+@pytest.mark.parametrize("count", [1, -5, 2**40])
+def test_streamed_index_does_not_trust_the_footer_counts(tmp_path, monkeypatch, count):
+    """Given a footer that counts fewer list elements than the file holds, a negative count or
+    an absurd one (the arrays the stream fills are sized by it), when the index is streamed,
+    then the arrays are capped and grow as needed, and the index still equals the
+    whole-column build."""
     tasks, results = _messy_rows(seed=2)
     monkeypatch.setattr(Snapshot, "STREAM_ROWS", 7)
-    monkeypatch.setattr(Snapshot, "leaf_values", lambda self, table, column: 1)
+    monkeypatch.setattr(Snapshot, "leaf_values", lambda self, table, column: count)
     b = _bundle(tmp_path / "b", tasks, results, 7)
     with Snapshot.open(b, verify=False) as snap:
         _assert_same(_streamed(snap), _whole(snap))
