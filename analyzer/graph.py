@@ -1,9 +1,11 @@
 """The task/data graph of a bundle, built once from Arrow arrays, vectorised.
 
 Node index = row index: task ``i`` of ``tasks.parquet`` is node ``i``; result ``j`` of
-``results.parquet`` is node ``n_tasks + j``. Ids are mapped to indices with
-``pyarrow.compute.index_in`` over ``list_flatten`` / ``list_parent_indices``, and every edge goes
-into the rustworkx graph in one ``extend_from_edge_list`` call; no Python loop runs per row.
+``results.parquet`` is node ``n_tasks + j``. Ids are mapped to indices by one hash table per
+kind of id, built once and probed batch by batch (:mod:`aksnap.analyzer.idindex`; the
+whole-column reference build uses ``pyarrow.compute.index_in``) over ``list_flatten`` /
+``list_parent_indices``; the rustworkx graph, when an analysis needs it, takes every edge in one
+``extend_from_edge_list`` call; no Python loop runs per row.
 
 The data DAG (:attr:`TaskGraph.dag`) holds
   result -> task   the task reads the result (data dependency or payload)
@@ -20,7 +22,8 @@ from __future__ import annotations
 import gc
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -164,11 +167,35 @@ def _codes(col: pa.ChunkedArray, names: pa.Array) -> np.ndarray:
 
 
 def _csr(key: np.ndarray, other: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Adjacency in CSR form: for node v, ``other[ptr[v]:ptr[v + 1]]`` are its neighbours."""
-    order = np.argsort(key.astype(np.int32) if n < 2**31 else key, kind="stable")
+    """Adjacency in CSR form: for node v, ``other[ptr[v]:ptr[v + 1]]`` are its neighbours
+    (in edge order)."""
+    order = _stable_order(key, n)
     ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=n), out=ptr[1:])
     return ptr, np.asarray(other, dtype=np.int64)[order]
+
+
+#: keys with more descents than this are sorted by radix rather than by merging their runs
+_RUNS = 64
+
+
+def _stable_order(key: np.ndarray, n: int) -> np.ndarray:
+    """``np.argsort(key, kind="stable")`` for keys in [0, n). Keys made of a few ascending
+    runs (the in-edges' targets: one run per kind of edge) are merged by numpy's timsort, in
+    about linear time; random ones (the out-edges' sources) by two stable radix passes over
+    16-bit halves, linear too, where timsort's comparisons cost n log n (34M edges at 10M
+    tasks: 6.3 s against 4.3 s)."""
+    if n >= 2**32 or len(key) < 2:
+        return np.argsort(key, kind="stable")
+    if n <= 2**16:
+        return np.argsort(key.astype(np.uint16), kind="stable")
+    if np.count_nonzero(key[1:] < key[:-1]) <= _RUNS:
+        return np.argsort(key.astype(np.int32) if n < 2**31 else key, kind="stable")
+    order = np.argsort(key.astype(np.uint16), kind="stable")  # the low half (modulo 2**16)
+    high = np.take(key, order)
+    high >>= 16
+    order = np.take(order, np.argsort(high.astype(np.uint16), kind="stable"))
+    return order
 
 
 def concat_ranges(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
@@ -337,33 +364,86 @@ def _chain_length(pointer: np.ndarray) -> np.ndarray:
     return dist
 
 
-_LEAN = False
+def _give_back() -> None:
+    """Return the memory the allocators hold free to the system, between the phases of a
+    cold open (what one phase freed is not what the next allocates: the peak of the next
+    would count it twice). Best effort: a libc without ``malloc_trim`` keeps it.
 
-
-def _lean_allocation() -> None:
-    """Make freed memory go back to the system during a cold open (once per process).
-
-    A streamed build allocates and frees thousands of per-batch arrays of a few hundred KiB
-    to a few MiB. glibc raises its mmap threshold after each such free (up to 32 MiB), so
-    later ones come from the heap, where fragments are kept; Arrow's mimalloc pool keeps the
-    decoded pages too. On the 1M htcmock bundle that retained memory was a third of the peak
-    (0.89 GiB, of which the live arrays were about 0.5). A fixed 1 MiB threshold (numpy's
-    big arrays mmapped, returned when freed) and Arrow's system pool: 0.68 GiB, and slightly
-    less CPU (docs/performance.md). Best effort: a libc without ``mallopt`` keeps its own."""
-    global _LEAN
-    if _LEAN:
-        return
-    _LEAN = True
+    The allocators are otherwise left as they are (glibc's own mmap threshold, Arrow's
+    mimalloc pool). The cold open used to fix glibc's mmap threshold at 1 MiB and move Arrow
+    to the system pool, so that the memory freed by the thousands of per-batch arrays went
+    back to the system (the 1M bundle's peak 0.89 -> 0.68 GiB). But then every array of a
+    MiB or more was a fresh mapping, and every Parquet page decoded grew its buffers by
+    copies onto fresh pages (the system allocator cannot grow aligned memory in place):
+    640,000 page faults, 2.5 GB of new pages for a 0.66 GiB peak, 2.2 s of system time at
+    1M. Now the arrays that live to the end are allocated once, whole
+    (:meth:`TaskGraph._build_streamed`, :func:`_read_ids`), the per-batch ones are reused by
+    the allocators (about 120,000 faults at 1M), and what they keep free is returned here."""
+    try:
+        pa.default_memory_pool().release_unused()
+    except (pa.ArrowException, AttributeError):
+        pass
     try:
         import ctypes
 
-        ctypes.CDLL(None).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (glibc)
+        ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError, TypeError):
         pass
-    try:
-        pa.set_memory_pool(pa.system_memory_pool())
-    except (pa.ArrowException, AttributeError):
-        pass
+
+
+def _read_ids(snap, table: str, column: str) -> pa.Array:
+    """An id column whole, as one string array. While every id has one width (GUIDs), each
+    row group's bytes are copied straight into the column's final buffer, allocated once
+    (the offsets are then arithmetic): a whole-column read grows its buffers by doubling
+    (each step a copy onto fresh pages), shrinks them at the end (another) and combines its
+    chunks (another): 1 GB of ids at 10M tasks written about four times, and their peak
+    twice. Ids of several widths (retries, ``ID###n``) are gathered batch by batch and
+    joined once."""
+    n = snap.row_count(table)
+    data: np.ndarray | None = None
+    width = done = 0
+    rest: list[pa.Array] = []  # once a batch is not of the one width: the arrays, joined at the end
+    for _, batch in snap.iter_row_groups(table, [column]):
+        for ch in batch.column(0).chunks:
+            m = len(ch)
+            if not m:
+                continue
+            if not rest:
+                if ch.type == pa.string() and not ch.null_count:
+                    off = np.frombuffer(ch.buffers()[1], dtype=np.int32)[ch.offset:ch.offset + m + 1]
+                    if data is None:
+                        width = int(off[1] - off[0])
+                        if width and n * width < 2**31 - 1:
+                            data = np.empty(n * width, dtype=np.uint8)
+                    if data is not None and done + m <= n and \
+                            int(off[-1] - off[0]) == m * width and (np.diff(off) == width).all():
+                        raw = np.frombuffer(ch.buffers()[2], dtype=np.uint8)
+                        data[done * width:(done + m) * width] = raw[off[0]:off[-1]]
+                        done += m
+                        continue
+                if data is not None and done:  # the rows so far, as an array over their bytes
+                    rest.append(_fixed_width(data[:done * width], done, width))
+                data = None
+            rest.append(ch)
+    if not rest:
+        return _fixed_width(data[:done * width], done, width) if data is not None \
+            else pa.array([], pa.string())
+    rest = [c if c.type == pa.string() else c.cast(pa.string()) for c in rest]
+    return rest[0] if len(rest) == 1 else pa.concat_arrays(rest)
+
+
+def _fixed_width(data: np.ndarray, n: int, width: int) -> pa.Array:
+    """``n`` strings of ``width`` bytes each laid end to end in ``data``, as a string array
+    over those bytes (no copy)."""
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _grown(a: np.ndarray, need: int) -> np.ndarray:
+    """``a`` in a bigger array (at least ``need``, twice its size), its values kept."""
+    out = np.empty(max(need, 2 * len(a)), dtype=a.dtype)
+    out[:len(a)] = a
+    return out
 
 
 def _prefetched(batches):
@@ -449,6 +529,24 @@ def _content_proven(snap) -> bool | None:
     return True
 
 
+def _checks_beside(snap) -> threading.Thread | None:
+    """The content checks every answer waits for (:meth:`Snapshot._deferred_checks`: the
+    dictionary statistics and the statuses, DuckDB scans, seconds at 10M tasks), started in a
+    thread beside the index build, which keeps one core busy, not two; None when there are
+    none left. A failure is left for the caller's own call, which raises it."""
+    if not getattr(snap, "_pending_checks", None) or not hasattr(snap, "_deferred_checks"):
+        return None
+
+    def run() -> None:
+        try:
+            snap._deferred_checks()
+        except Exception:  # noqa: BLE001 - raised again by the call the answer makes
+            pass
+    t = threading.Thread(target=run, name="aksnap-checks", daemon=True)
+    t.start()
+    return t
+
+
 def _missing_refs(T, R, dep_r, dep_rows, dep_vals, pay_r, payload, own_t, owner, creator_t,
                   t_creator) -> list[tuple[int, str]]:
     """(node, sentence) for every id referenced but absent; vectorised, strings only for misses."""
@@ -508,7 +606,12 @@ class TaskGraph:
         cache = _cache_path(snap)
         if cache is not None and g._load_cache(cache):
             return g
-        g._build_streamed(snap, progress)
+        checks = _checks_beside(snap)
+        try:
+            g._build_streamed(snap, progress, checks)
+        finally:
+            if checks is not None:
+                checks.join()  # a build that failed leaves the connection to the caller too
         g._finish()
         proven = _content_proven(snap) if cache is not None and g.n_tasks >= cls.CACHE_MIN_TASKS \
             else None
@@ -726,53 +829,71 @@ class TaskGraph:
 
     #: what the cold open streams, beside the two id columns it reads whole
     TASK_STREAM = ["session_id", "status", "payload_id", "data_dependencies",
-                   "expected_output_ids", "created_by", "initial_task_id"]
+                   "created_by", "initial_task_id"]  # the expected outputs: a stream of their own
     RESULT_STREAM = ["session_id", "status", "owner_task_id", "created_by"]
 
-    def _build_streamed(self, snap, progress=None) -> None:
+    def _build_streamed(self, snap, progress=None, checks=None) -> None:
         """The index, streamed (the cold open). The two id columns are read whole (they are
         kept: the cache and every answer name nodes by them) and hashed once each
         (:class:`~aksnap.analyzer.idindex.IdIndex`); then the other id columns of the tasks and
-        of the results are read row group by row group, every reference mapped to a row number
-        as it is read, and only the integers kept. Memory: the ids, their two hash tables, the
-        integer arrays and one batch of strings, never every id column whole. Array for array
-        equal to :meth:`_build` over whole columns (tests/test_graph.py proves it)."""
+        of the results are read row group by row group (the two tables side by side, in two
+        threads), every reference mapped to a row number as it is read, and only the integers
+        kept, written into arrays allocated once, whole. Memory: the ids, their two hash
+        tables, the integer arrays and a batch of strings per table, never every id column
+        whole. ``checks``: the thread running the snapshot's content checks beside the build
+        (:func:`_checks_beside`), joined before the connection is needed. Array for array
+        equal to :meth:`_build` over whole columns (tests/test_analyzer_index.py proves it)."""
         from aksnap.analyzer.idindex import IdIndex
 
-        _lean_allocation()
         with ThreadPoolExecutor(max_workers=2) as pool:  # Arrow and numpy release the GIL
-            tj = pool.submit(lambda: IdIndex(snap.read_columns("tasks", ["task_id"])["task_id"]))
-            rj = pool.submit(lambda: IdIndex(snap.read_columns("results", ["result_id"])["result_id"]))
+            tj = pool.submit(lambda: IdIndex(_read_ids(snap, "tasks", "task_id")))
+            rj = pool.submit(lambda: IdIndex(_read_ids(snap, "results", "result_id")))
             tix, rix = tj.result(), rj.result()
             del tj, rj  # a finished future still holds its result: the hash tables (0.44 GB at 10M)
         self.task_ids, self.result_ids = tix.ids, rix.ids
+        _give_back()
         T, R = len(tix.ids), len(rix.ids)
         self.n_tasks, self.n_results, self.n = T, R, T + R
         self._result_created_by = None
-        # the parts kept until the end hold row numbers: int32 while they fit (half the bytes
-        # of what grows with the session), widened once, into the final array, by ``cat``
-        small = np.int32 if T + R < 2**31 - 1 else np.int64
+        # every array the stream fills is allocated once, whole, and each batch writes its
+        # slice: no per-batch parts kept and joined at the end (a join is the parts and the
+        # whole at once), nor long-lived small blocks pinning the heap. A list column's
+        # elements are at most its Parquet leaf values (one per element or empty list): the
+        # pages past the last element written are never touched, so never resident.
+        # (the footer is not trusted beyond reason: an edited one saying 2**40 would be an
+        # allocation error, not a sentence; past the cap, the arrays grow as they fill)
+        cap = 8 * T + 65_536
+        n_deps = min(max(snap.leaf_values("tasks", "data_dependencies"), 0), cap)
+        n_outs = min(max(snap.leaf_values("tasks", "expected_output_ids"), 0), cap)
+        session_of = np.empty(T + R, dtype=np.int32)
+        task_status, result_status = np.empty(T, dtype=np.int16), np.empty(R, dtype=np.int16)
+        dep_r, dep_rows = np.empty(n_deps, dtype=np.int64), np.empty(n_deps, dtype=np.int64)
+        out_r, out_rows = np.empty(n_outs, dtype=np.int64), np.empty(n_outs, dtype=np.int64)
+        pay_r, creator_t = np.empty(T, dtype=np.int64), np.empty(T, dtype=np.int64)
+        is_retry, first_attempt = np.empty(T, dtype=bool), np.empty(T, dtype=np.int64)
+        own_t, result_creator = np.empty(R, dtype=np.int64), np.empty(R, dtype=np.int64)
+        total, done, nd, no = 2 * T + R, 0, 0, 0  # rows: the tasks twice (their outputs apart)
 
-        def narrow(a: np.ndarray) -> np.ndarray:
-            return a.astype(small, copy=False)
-        total, done = T + R, 0
+        lock = threading.Lock()
 
-        sessions = pa.array([], pa.string())
+        def advance(n: int) -> None:
+            nonlocal done
+            with lock:  # both streams report; the bar is started once
+                done += n
+                if progress is not None:
+                    progress(done, total)
 
-        def session_codes(col) -> np.ndarray:
-            nonlocal sessions
+        def session_codes(col, seen: list) -> np.ndarray:
+            """Codes in ``seen[0]``, the sessions of one stream in order of first appearance."""
             vals = _dictionary_values(col)
-            new = vals if not len(sessions) else \
-                vals.filter(pc.invert(pc.is_in(vals, value_set=sessions)))
+            new = vals if not len(seen[0]) else \
+                vals.filter(pc.invert(pc.is_in(vals, value_set=seen[0])))
             if len(new):
-                sessions = pa.concat_arrays([sessions, new.cast(pa.string())])
-            return _codes(col, sessions)
+                seen[0] = pa.concat_arrays([seen[0], new.cast(pa.string())])
+            return _codes(col, seen[0])
 
         task_names, result_names = pa.array(TASK_STATUSES), pa.array(RESULT_STATUSES)
-        parts: dict[str, list] = {k: [] for k in (
-            "t_sess", "t_stat", "dep_r", "dep_rows", "pay_r", "out_r", "out_rows", "creator_t",
-            "is_retry", "first_attempt", "r_sess", "r_stat", "own_t", "result_creator",
-            "miss_dep", "miss_pay", "miss_own", "miss_cre")}
+        missing: dict[str, list] = {k: [] for k in ("miss_dep", "miss_pay", "miss_own", "miss_cre")}
 
         def misses(key: str, found: np.ndarray, values, rows: np.ndarray, text: str,
                    only_set: bool) -> None:
@@ -783,92 +904,133 @@ class TaskGraph:
             at = np.flatnonzero(miss)
             if len(at):
                 named = _single(values).take(pa.array(at)).to_pylist()
-                parts[key].extend((int(r), text.format(v)) for r, v in zip(rows[at].tolist(), named))
+                missing[key].extend((int(r), text.format(v)) for r, v in zip(rows[at].tolist(), named))
 
-        for r0, b in _prefetched(snap.iter_row_groups("tasks", self.TASK_STREAM,
-                                                      dictionary=self.DICTIONARY_COLUMNS)):
-            n = b.num_rows
-            parts["t_sess"].append(session_codes(b["session_id"]))
-            parts["t_stat"].append(_codes(b["status"], task_names).astype(np.int16))
-            deps = _single(b["data_dependencies"])
-            dep_rows = _np(pc.list_parent_indices(deps)).astype(np.int64) + r0
-            dep_vals = pc.list_flatten(deps)
-            dep_r = rix.lookup(dep_vals)
-            misses("miss_dep", dep_r, dep_vals, dep_rows, "data dependency {} is not in the bundle", False)
-            payload = _single(b["payload_id"])
-            pay_r = rix.lookup(payload)
-            misses("miss_pay", pay_r, payload, np.arange(r0, r0 + n), "payload {} is not in the bundle", True)
-            outs = _single(b["expected_output_ids"])
-            parts["out_rows"].append(narrow(_np(pc.list_parent_indices(outs)).astype(np.int64) + r0))
-            parts["out_r"].append(narrow(rix.lookup(pc.list_flatten(outs))))
-            creator = _single(b["created_by"])
-            creator_t = tix.lookup(creator)
-            misses("miss_cre", creator_t, creator, np.arange(r0, r0 + n),
-                   "created_by task {} (parent or previous attempt) is not in the bundle", True)
-            initial = _single(b["initial_task_id"])
-            is_retry = _np(pc.fill_null(pc.and_(pc.not_equal(initial, self.task_ids.slice(r0, n)),
-                                                pc.not_equal(initial, "")), False)).astype(bool)
-            first_attempt = np.arange(r0, r0 + n)
-            if is_retry.any():
-                rows = np.flatnonzero(is_retry)
-                fa = tix.lookup(pc.filter(initial, pa.array(is_retry)))
-                fa[fa < 0] = rows[fa < 0] + r0
-                first_attempt[rows] = fa
-            for k, v in (("dep_r", dep_r), ("dep_rows", dep_rows), ("pay_r", pay_r),
-                         ("creator_t", creator_t), ("is_retry", is_retry),
-                         ("first_attempt", first_attempt)):
-                parts[k].append(narrow(v) if v.dtype == np.int64 else v)
-            done += n
-            if progress is not None:
-                progress(done, total)
+        def stream_tasks() -> None:
+            nonlocal nd, dep_r, dep_rows
+            for r0, b in _prefetched(snap.iter_row_groups("tasks", self.TASK_STREAM,
+                                                          dictionary=self.DICTIONARY_COLUMNS)):
+                n = b.num_rows
+                rows = slice(r0, r0 + n)
+                session_of[rows] = session_codes(b["session_id"], t_sessions)
+                task_status[rows] = _codes(b["status"], task_names)
+                deps = _single(b["data_dependencies"])
+                dep_vals = pc.list_flatten(deps)
+                k = len(dep_vals)
+                if nd + k > len(dep_r):  # more than the footer counts (never, but not trusted)
+                    dep_r, dep_rows = _grown(dep_r, nd + k), _grown(dep_rows, nd + k)
+                np.add(_np(pc.list_parent_indices(deps)), r0, out=dep_rows[nd:nd + k], casting="unsafe")
+                dep_r[nd:nd + k] = rix.lookup(dep_vals)
+                misses("miss_dep", dep_r[nd:nd + k], dep_vals, dep_rows[nd:nd + k],
+                       "data dependency {} is not in the bundle", False)
+                nd += k
+                payload = _single(b["payload_id"])
+                pay_r[rows] = rix.lookup(payload)
+                misses("miss_pay", pay_r[rows], payload, np.arange(r0, r0 + n), "payload {} is not in the bundle", True)
+                creator = _single(b["created_by"])
+                creator_t[rows] = tix.lookup(creator)
+                misses("miss_cre", creator_t[rows], creator, np.arange(r0, r0 + n),
+                       "created_by task {} (parent or previous attempt) is not in the bundle", True)
+                initial = _single(b["initial_task_id"])
+                retry = is_retry[rows]
+                retry[:] = _np(pc.fill_null(pc.and_(pc.not_equal(initial, self.task_ids.slice(r0, n)),
+                                                    pc.not_equal(initial, "")), False))
+                first = first_attempt[rows]
+                first[:] = np.arange(r0, r0 + n)
+                if retry.any():
+                    at = np.flatnonzero(retry)
+                    fa = tix.lookup(pc.filter(initial, pa.array(retry)))
+                    fa[fa < 0] = at[fa < 0] + r0
+                    first[at] = fa
+                advance(n)
 
-        for r0, b in _prefetched(snap.iter_row_groups("results", self.RESULT_STREAM,
-                                                      dictionary=self.DICTIONARY_COLUMNS)):
-            n = b.num_rows
-            parts["r_sess"].append(session_codes(b["session_id"]))
-            parts["r_stat"].append(_codes(b["status"], result_names).astype(np.int16))
-            created = _single(b["created_by"])
-            owner = _single(b["owner_task_id"])
-            owner = pc.if_else(pc.equal(pc.fill_null(owner, ""), ""), created, owner)
-            creator = tix.lookup(created)
-            # the owner is mostly the creator: look up only the rows where it is another task
-            other = _np(pc.fill_null(pc.not_equal(owner, created), True)).astype(bool)
-            own_t = creator.copy()
-            if other.any():
-                own_t[other] = tix.lookup(pc.filter(owner, pa.array(other)))
-            misses("miss_own", own_t, owner, np.arange(T + r0, T + r0 + n),
-                   "owner (or creating) task {} is not in the bundle", True)
-            parts["own_t"].append(narrow(own_t))
-            parts["result_creator"].append(narrow(creator))
-            done += n
-            if progress is not None:
-                progress(done, total)
+        def stream_outputs(stop: threading.Event) -> None:
+            """The expected outputs, a stream of their own (the tasks' column read again, alone):
+            run after the results, it gives the two threads about as much work each."""
+            nonlocal no, out_r, out_rows
+            for r0, b in _prefetched(snap.iter_row_groups("tasks", ["expected_output_ids"])):
+                if stop.is_set():
+                    return
+                outs = _single(b["expected_output_ids"])
+                out_vals = pc.list_flatten(outs)
+                k = len(out_vals)
+                if no + k > len(out_r):
+                    out_r, out_rows = _grown(out_r, no + k), _grown(out_rows, no + k)
+                np.add(_np(pc.list_parent_indices(outs)), r0, out=out_rows[no:no + k], casting="unsafe")
+                out_r[no:no + k] = rix.lookup(out_vals)
+                no += k
+                advance(b.num_rows)
 
-        def cat(k: str, dtype) -> np.ndarray:
-            got = parts.pop(k)  # each part is released as soon as it is joined: a lower peak
-            if not got:
-                return np.zeros(0, dtype=dtype)
-            out = np.empty(sum(len(x) for x in got), dtype=dtype)
-            return np.concatenate(got, out=out, casting="same_kind")  # widened in place, no copy
+        def stream_results(stop: threading.Event) -> None:
+            for r0, b in _prefetched(snap.iter_row_groups("results", self.RESULT_STREAM,
+                                                          dictionary=self.DICTIONARY_COLUMNS)):
+                if stop.is_set():
+                    return
+                n = b.num_rows
+                rows = slice(r0, r0 + n)
+                session_of[T + r0:T + r0 + n] = session_codes(b["session_id"], r_sessions)
+                result_status[rows] = _codes(b["status"], result_names)
+                created = _single(b["created_by"])
+                owner = _single(b["owner_task_id"])
+                owner = pc.if_else(pc.equal(pc.fill_null(owner, ""), ""), created, owner)
+                creator = result_creator[rows]
+                creator[:] = tix.lookup(created)
+                # the owner is mostly the creator: look up only the rows where it is another task
+                other = _np(pc.fill_null(pc.not_equal(owner, created), True)).astype(bool)
+                own = own_t[rows]
+                own[:] = creator
+                if other.any():
+                    own[other] = tix.lookup(pc.filter(owner, pa.array(other)))
+                misses("miss_own", own, owner, np.arange(T + r0, T + r0 + n),
+                       "owner (or creating) task {} is not in the bundle", True)
+                advance(n)
+            stream_outputs(stop)
+
+        # the streams are independent (each reads its table and the hash tables, writes its
+        # own rows): the results, then the tasks' expected outputs, are streamed in a thread
+        # beside the rest of the tasks. Each numbers
+        # the sessions it meets in order; the results' are renumbered after the tasks' below,
+        # as one stream through both tables would have numbered them
+        t_sessions, r_sessions = [pa.array([], pa.string())], [pa.array([], pa.string())]
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            results_done = pool.submit(stream_results, stop)
+            try:
+                stream_tasks()
+            except BaseException:
+                stop.set()  # the tasks' error is the one raised, as in one stream; the results
+                wait([results_done])  # stream stops at its next batch
+                raise
+            results_done.result()
+        sessions = t_sessions[0]
+        if len(r_sessions[0]):
+            extra = r_sessions[0] if not len(sessions) else \
+                r_sessions[0].filter(pc.invert(pc.is_in(r_sessions[0], value_set=sessions)))
+            sessions = pa.concat_arrays([sessions, extra]) if len(extra) else sessions
+            renumber = np_index(pc.index_in(r_sessions[0], value_set=sessions)).astype(np.int32)
+            codes = session_of[T:]
+            known = codes >= 0
+            codes[known] = renumber[codes[known]]
+        del tix, rix  # the hash tables (0.4 GB at 10M): released before the edges are made
+        if checks is not None:
+            checks.join()  # the snapshot's connection is the build's again (_parents_from_lists)
+        _give_back()
 
         self.sessions = sessions
-        self.session_of = np.concatenate([cat("t_sess", np.int64), cat("r_sess", np.int64)]).astype(np.int32)
-        self.task_status, self.result_status = cat("t_stat", np.int16), cat("r_stat", np.int16)
-        dep_r, dep_rows, pay_r = cat("dep_r", np.int64), cat("dep_rows", np.int64), cat("pay_r", np.int64)
-        own_t, creator_t = cat("own_t", np.int64), cat("creator_t", np.int64)
-        self.result_creator = cat("result_creator", np.int64)
-        out_r, out_rows = cat("out_r", np.int64), cat("out_rows", np.int64)
+        self.session_of = session_of
+        self.task_status, self.result_status = task_status, result_status
+        self.result_creator = result_creator
+        out_r, out_rows = out_r[:no], out_rows[:no]
         ok = out_r >= 0
         order = np.argsort(out_r[ok], kind="stable")
         self.expected_out_result, self.expected_out_task = out_r[ok][order], out_rows[ok][order]
         del out_r, out_rows, ok, order
-        self.missing_refs = parts["miss_dep"] + parts["miss_pay"] + parts["miss_own"] + parts["miss_cre"]
-        is_retry, first_attempt = cat("is_retry", bool), cat("first_attempt", np.int64)
-        del parts, tix, rix
-        refs = dict(dep_r=dep_r, dep_rows=dep_rows, pay_r=pay_r, own_t=own_t, creator_t=creator_t,
-                    is_retry=is_retry, first_attempt=first_attempt)
+        self.missing_refs = missing["miss_dep"] + missing["miss_pay"] + missing["miss_own"] + missing["miss_cre"]
+        refs = dict(dep_r=dep_r[:nd], dep_rows=dep_rows[:nd], pay_r=pay_r, own_t=own_t,
+                    creator_t=creator_t, is_retry=is_retry, first_attempt=first_attempt)
         del dep_r, dep_rows, pay_r, own_t, creator_t, is_retry, first_attempt
         self._edges(refs)  # takes them: each is released as soon as it is used
+        _give_back()
 
     def _build(self, tasks: pa.Table, results: pa.Table) -> None:
         """The index from whole columns in memory: the cold open before issue 21, kept as

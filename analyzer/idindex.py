@@ -4,15 +4,19 @@
 million task ids, 0.7 s for 1.7 million result ids on the project's machine), so a join
 streamed row group by row group cannot use it: it would pay the table once per row group.
 :class:`IdIndex` hashes the ids once, to 64 bits in numpy (their bytes read as 32-bit words,
-folded by multiply-xorshift rounds, vectorised over every id at once), and keeps them sorted.
-A batch of references is hashed, sorted and matched with one ``searchsorted`` (sorted probes
-walk the table in order: about 0.13 us a reference against 0.6 us for a random probe).
+folded by multiply-xorshift rounds, vectorised over every id at once), and keeps them in an
+open-addressing table (linear probing, at most :data:`MAX_LOAD` full): a slot holds a row
+number and 32 bits of its id's hash, the hash's top bits say where its probe starts. A batch
+of references is hashed and probed in vectorised rounds, each reading one slot per reference
+still looking (1.3 slots a reference on average): no sort of the references, no binary search
+(the earlier sorted-hash design spent 0.33 us a reference sorting and searching, this one
+about 0.05).
 
-A hash is a candidate, never an answer: every hit is confirmed by comparing the two strings,
-and a reference whose candidate differs (two ids with one hash: only crafted ids do that) is
-looked up again by ``index_in``. A miss needs no confirmation (equal strings have equal
-hashes). So :meth:`IdIndex.lookup` answers exactly what ``index_in`` answers, the first
-occurrence of each id or -1, whatever the ids are.
+A hash is a candidate, never an answer: a slot whose 32 bits match is confirmed by comparing
+the two strings (rows of 32-bit words when the ids all have one width, Arrow's ``equal``
+otherwise), and a slot that is another id only moves the probe on. So :meth:`IdIndex.lookup`
+answers exactly what ``index_in`` answers, the first occurrence of each id or -1, whatever the
+ids are, crafted to collide or not.
 """
 
 from __future__ import annotations
@@ -107,19 +111,87 @@ def _hash_words(a: pa.Array) -> tuple[np.ndarray, np.ndarray | None] | None:
     return h, w
 
 
+#: the share of a table's slots that hold an id, at most: linear probing reads about
+#: (1 + 1 / (1 - load)) / 2 slots for an id found, 1.75 at 0.6
+MAX_LOAD = 0.6
+_LOW = np.uint64(0xFFFFFFFF)
+
+
 class IdIndex:
     """The row number of each id of one kind (task ids, result ids), built once from the
     whole id column; :meth:`lookup` maps any batch of references, as ``index_in`` would."""
 
+    #: ids hashed and inserted this many at a time: the temporaries of a step (a dozen arrays
+    #: of 8 bytes an id) are those of a slice, not of the column (at 17M result ids, 1.4 GB)
+    STEP = 1 << 20
+
     def __init__(self, ids: pa.Array | pa.ChunkedArray):
         self.ids = _plain(ids)
-        hashed = _hash_words(self.ids) if not self.ids.null_count else None
-        if hashed is None:
-            self._order = self._sorted = self._words = None
+        self._table = self._words = None
+        n = len(self.ids)
+        if self.ids.null_count or n >= 2**32 - 1:  # rows are stored in 32 bits
             return
-        h, self._words = hashed
-        self._order = np.argsort(h, kind="stable")  # equal hashes: the first row first
-        self._sorted = h[self._order]
+        self._words = _word_rows(self.ids)
+        bits = max(int(np.ceil(np.log2(max(n, 1) / MAX_LOAD))), 4)
+        self._table = np.zeros(1 << bits, dtype=np.uint64)  # 0: empty (a slot holds row + 1)
+        self._shift = np.uint64(64 - bits)
+        dup_at: list[np.ndarray] = []
+        dup_key: list[np.ndarray] = []
+        for r0 in range(0, n, self.STEP):
+            hashed = _hash_words(self.ids.slice(r0, self.STEP))
+            if hashed is None:  # too long, or not one width in bytes: Arrow's hash join
+                self._table = self._words = None
+                return
+            self._insert(hashed[0], r0, dup_at, dup_key)
+        if dup_at:  # of several rows with one id, the first answers
+            np.minimum.at(self._table, np.concatenate(dup_at), np.concatenate(dup_key))
+
+    def _same(self, rows: np.ndarray, q: pa.Array, qwords: np.ndarray | None,
+              at: np.ndarray) -> np.ndarray:
+        """Whether id ``rows[i]`` is the string ``q[at[i]]``, for every i."""
+        if qwords is not None:
+            return _rows(self._words, rows, void=True) == _rows(qwords, at, void=True)
+        same = pc.equal(self.ids.take(pa.array(rows)), q.take(pa.array(at)))
+        return np.asarray(pc.fill_null(same, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+    def _insert(self, h: np.ndarray, r0: int, dup_at: list, dup_key: list) -> None:
+        """Insert rows ``r0``, ``r0 + 1``... (``h``: their hashes): each in the slot its probe
+        reaches first; a row whose id is already in the table (a duplicate) is not inserted,
+        its slot and key go to ``dup_at`` and ``dup_key`` (the first row wins, by the caller's
+        ``minimum.at``). In vectorised rounds: each row still looking tries its slot; of
+        several claiming one free slot one wins and the others try it again (so a duplicate
+        meets its twin there); a slot held by another id sends it on to the next."""
+        table, shift = self._table, self._shift
+        wrap = len(table) - 1
+        key = h & _LOW
+        key <<= _S32
+        key |= np.arange(r0 + 1, r0 + len(h) + 1, dtype=np.uint64)
+        pos = (h >> shift).astype(np.int64)
+        todo = np.arange(len(h), dtype=np.int64)
+        while len(todo):
+            e = np.take(table, pos)
+            free = e == 0
+            move = ~free  # the slot holds another id: on to the next one
+            busy = np.flatnonzero(move)
+            if len(busy):
+                same = busy[(e[busy] >> _S32) == (key[todo[busy]] >> _S32)]
+                if len(same):  # 32 bits of the hash agree: the same id, or another one
+                    there = (e[same] & _LOW).astype(np.int64) - 1
+                    twin = same[self._same(there, self.ids, self._words, todo[same] + r0)]
+                    if len(twin):
+                        dup_at.append(pos[twin])
+                        dup_key.append(key[todo[twin]])
+                        move[twin] = False
+            stay = move.copy()
+            claim = np.flatnonzero(free)
+            if len(claim):
+                kc = key[todo[claim]]
+                at = pos[claim]
+                table[at] = kc
+                stay[claim[np.take(table, at) != kc]] = True  # another won it: try it again
+            pos += move
+            pos &= wrap
+            todo, pos = todo[stay], pos[stay]
 
     def _index_in(self, q: pa.Array) -> np.ndarray:
         return _np_index(pc.index_in(q, value_set=self.ids))
@@ -131,48 +203,88 @@ class IdIndex:
         n = len(q)
         if not n:
             return np.zeros(0, dtype=np.int64)
-        if self._sorted is None or not len(self._sorted):
+        if self._table is None:
             return self._index_in(q)
+        if self._words is not None:
+            # the ids have one width: a reference of another width (or null) is none of them,
+            # and those of that width are read as rows of words (no padding, no Arrow compare)
+            width = 4 * self._words.shape[1]
+            off = np.frombuffer(q.buffers()[1], dtype=np.int32)[q.offset:q.offset + n + 1]
+            fit = np.diff(off) == width
+            if q.null_count:
+                fit &= np.asarray(q.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            if fit.all():
+                return self._probe(*_hash_words(q), q)
+            at = np.flatnonzero(fit)
+            found = np.full(n, -1, dtype=np.int64)
+            if len(at):
+                sub = q.take(pa.array(at))
+                found[at] = self._probe(*_hash_words(sub), sub)
+            return found
         hashed = _hash_words(q)
         if hashed is None:
             return self._index_in(q)
-        h, qwords = hashed
-        o = np.argsort(h)
-        hq = h[o]
-        pos = np.searchsorted(self._sorted, hq)
-        np.minimum(pos, len(self._sorted) - 1, out=pos)
-        hit = self._sorted[pos] == hq
-        found = np.full(n, -1, dtype=np.int64)
-        found[o[hit]] = self._order[pos[hit]]
-        if q.null_count:
+        found = self._probe(hashed[0], None, q)
+        if q.null_count:  # a null hashed as "" and compared as null: never found
             found[~np.asarray(q.is_valid().to_numpy(zero_copy_only=False), dtype=bool)] = -1
-        # confirm every candidate by its string; a candidate that is another id (a collision)
-        # is asked of Arrow's hash join, which knows
-        if qwords is not None and self._words is not None and qwords.shape[1] == self._words.shape[1]:
-            # one width on both sides (GUIDs): compare the rows of words, no strings built
-            at = np.flatnonzero(found >= 0)
-            same = (_rows(self._words, found[at]) == (qwords if len(at) == n else _rows(qwords, at))).all(axis=1)
-            wrong = at[~same]
-        elif qwords is not None and self._words is not None:
-            wrong = np.flatnonzero(found >= 0)  # other lengths: any hit is a collision
-        else:
-            cand = pa.array(found, mask=found < 0)
-            same = pc.fill_null(pc.equal(self.ids.take(cand), q), True)
-            wrong = np.flatnonzero(~np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool))
-        if len(wrong):
-            found[wrong] = self._index_in(q.take(pa.array(wrong)))
+        return found
+
+    def _probe(self, h: np.ndarray, qwords: np.ndarray | None, q: pa.Array) -> np.ndarray:
+        """The row of each hashed reference, -1 when absent: in rounds, every reference still
+        looking reads its slot; an empty one ends its probe (absent), one whose 32 bits match
+        and whose string is the reference's ends it (found), any other moves it on."""
+        table, wrap = self._table, len(self._table) - 1
+        found = np.full(len(h), -1, dtype=np.int64)
+        pos = (h >> self._shift).astype(np.int64)
+        tag = h & _LOW
+        todo = np.arange(len(h), dtype=np.int64)
+        words = qwords if qwords is not None and self._words is not None else None
+        while len(todo):
+            e = np.take(table, pos)
+            go = e != 0
+            cand = np.flatnonzero(go & ((e >> _S32) == tag))
+            if len(cand):
+                rows = (e[cand] & _LOW).astype(np.int64) - 1
+                ok = self._same(rows, q, words, todo[cand])
+                hit = cand[ok]
+                found[todo[hit]] = rows[ok]
+                go[hit] = False
+            keep = np.flatnonzero(go)
+            if len(keep) < len(todo):
+                todo, pos, tag = todo[keep], pos[keep], tag[keep]
+            pos += 1
+            pos &= wrap
         return found
 
 
-def _rows(words: np.ndarray, at: np.ndarray) -> np.ndarray:
+def _word_rows(a: pa.Array) -> np.ndarray | None:
+    """The strings of ``a`` as a matrix of 32-bit words (a view of its bytes) when they all
+    have one length, a whole number of words; else None."""
+    n = len(a)
+    if not n or a.null_count:
+        return None
+    off = np.frombuffer(a.buffers()[1], dtype=np.int32)[a.offset:a.offset + n + 1]
+    width = int(off[1] - off[0])
+    if not width or width % 4 or width > MAX_HASHED_BYTES or int(off[-1] - off[0]) != n * width:
+        return None
+    for r0 in range(0, n, 1 << 22):  # every length (in slices: no n-sized temporary)
+        if (np.diff(off[r0:r0 + (1 << 22) + 1]) != width).any():
+            return None
+    data = np.frombuffer(a.buffers()[2], dtype=np.uint8)
+    return data[off[0]:off[0] + n * width].reshape(n, width).view("<u4")
+
+
+def _rows(words: np.ndarray, at: np.ndarray, void: bool = False) -> np.ndarray:
     """``words[at]`` for a C-contiguous matrix, each row taken as one opaque item (numpy's
     row-by-row fancy indexing of a 2-D array costs 4x more: the confirmation of every hit of
-    a cold open, 60M rows at 10M tasks)."""
+    a cold open, 60M rows at 10M tasks); with ``void``, the rows as opaque items (what ``==``
+    compares whole)."""
     k = words.shape[1]
     if not words.flags.c_contiguous:
-        return words[at]
+        words = np.ascontiguousarray(words)
     flat = words.view(np.dtype((np.void, 4 * k))).reshape(len(words))
-    return np.take(flat, at).view(words.dtype).reshape(len(at), k)
+    got = np.take(flat, at)
+    return got if void else got.view(words.dtype).reshape(len(at), k)
 
 
 def _np_index(a) -> np.ndarray:

@@ -21,18 +21,20 @@ from aksnap.bundle import TABLES
 from aksnap.bundle_writer import BundleWriter
 
 
-def _messy_rows(seed: int, n: int = 300):
+def _messy_rows(seed: int, n: int = 300, guids: bool = False):
     """Tasks and results with everything the index meets: GUIDs and short ids, retries
     (``ID###n``), two sessions, missing references of every kind, empty owners,
-    non-ASCII ids, a duplicate result id."""
+    non-ASCII ids, a duplicate result id. ``guids``: every id a GUID (one width, the fast
+    paths) but for the retries, which come last."""
     rnd = random.Random(seed)
 
     def guid() -> str:
         return "%08x-%04x-%04x-%04x-%012x" % tuple(rnd.getrandbits(b) for b in (32, 16, 16, 16, 48))
 
-    tids = [guid() if i % 3 else f"t{i}" for i in range(n)]
-    tids[5] = "tâche-é"  # multi-byte: the lookup falls back to Arrow for such batches
-    rids = [guid() if i % 4 else f"r{i}" for i in range(2 * n)]
+    tids = [guid() if i % 3 or guids else f"t{i}" for i in range(n)]
+    if not guids:
+        tids[5] = "tâche-é"  # multi-byte: the lookup falls back to Arrow for such batches
+    rids = [guid() if i % 4 or guids else f"r{i}" for i in range(2 * n)]
     tasks, results = [], []
     for i, tid in enumerate(tids):
         deps = [rnd.choice(rids) for _ in range(rnd.randrange(3))]
@@ -43,7 +45,7 @@ def _messy_rows(seed: int, n: int = 300):
                           payload=rnd.choice(rids) if i % 7 else ("missing-payload" if i % 14 else ""),
                           outputs=[rids[2 * i], rids[2 * i + 1]], created_by=creator,
                           status=rnd.choice(["COMPLETED", "PROCESSING", "ERROR", "RETRIED"])))
-        if i % 11 == 0 and i:  # a retry of the task before it
+        if i % 11 == 0 and i and not guids:  # a retry of the task before it
             tasks.append(task(f"{tids[i - 1]}###1", initial=tids[i - 1], created_by=tids[i - 1],
                               session="s1", outputs=[rids[2 * i - 1]]))
     for j, rid in enumerate(rids):
@@ -52,6 +54,9 @@ def _messy_rows(seed: int, n: int = 300):
                               created_by=rnd.choice(tids + [""]),
                               status=rnd.choice(["COMPLETED", "CREATED", "ABORTED"])))
     results.append(result(rids[3], owner=tids[0]))  # a duplicate id: the first row answers
+    if guids:  # retries at the end: the task ids change width in the last row group
+        tasks += [task(f"{tids[i]}###1", initial=tids[i], created_by=tids[i], session="s1",
+                       outputs=[rids[2 * i + 1]]) for i in range(1, n, 37)]
     return tasks, results
 
 
@@ -78,7 +83,8 @@ def _streamed(snap) -> TaskGraph:
     seen = []
     g._build_streamed(snap, lambda done, total: seen.append((done, total)))
     g._finish()
-    assert seen and seen[-1][0] == seen[-1][1] == g.n  # progress reaches the end
+    # progress reaches the end: the rows streamed, the tasks twice (their expected outputs apart)
+    assert seen and seen[-1][0] == seen[-1][1] == g.n + g.n_tasks
     return g
 
 
@@ -110,6 +116,39 @@ def test_streamed_index_equals_the_whole_column_build(tmp_path, monkeypatch, row
         assert streamed.missing_refs  # the rows do miss references: the comparison covers them
         assert (streamed.previous_attempt >= 0).any()
         _assert_same(streamed, _whole(snap))
+
+
+@pytest.mark.parametrize("row_group_size,stream_rows", [(7, 7), (64, 1000), (100_000, 131_072)])
+def test_streamed_index_of_guids_equals_the_whole_column_build(tmp_path, monkeypatch, row_group_size,
+                                                                stream_rows):
+    """Given a bundle whose ids are all GUIDs (one width: the ids are read into their final
+    buffer, the references compared as rows of words) but for retries in the last rows
+    (the task ids change width there), when its index is streamed, then it equals the
+    whole-column build, and the ids read equal Arrow's whole-column read."""
+    from aksnap.analyzer.graph import _read_ids
+
+    tasks, results = _messy_rows(seed=row_group_size, guids=True)
+    monkeypatch.setattr(Snapshot, "STREAM_ROWS", stream_rows)
+    b = _bundle(tmp_path / "b", tasks, results, row_group_size)
+    with Snapshot.open(b, verify=False) as snap:
+        _assert_same(_streamed(snap), _whole(snap))
+        for t, c in (("tasks", "task_id"), ("results", "result_id")):
+            ids = _read_ids(snap, t, c)
+            assert ids.type == pa.string() and ids.equals(snap.read_columns(t, [c])[c].combine_chunks())
+
+
+@pytest.mark.parametrize("count", [1, -5, 2**40])
+def test_streamed_index_does_not_trust_the_footer_counts(tmp_path, monkeypatch, count):
+    """Given a footer that counts fewer list elements than the file holds, a negative count or
+    an absurd one (the arrays the stream fills are sized by it), when the index is streamed,
+    then the arrays are capped and grow as needed, and the index still equals the
+    whole-column build."""
+    tasks, results = _messy_rows(seed=2)
+    monkeypatch.setattr(Snapshot, "STREAM_ROWS", 7)
+    monkeypatch.setattr(Snapshot, "leaf_values", lambda self, table, column: count)
+    b = _bundle(tmp_path / "b", tasks, results, 7)
+    with Snapshot.open(b, verify=False) as snap:
+        _assert_same(_streamed(snap), _whole(snap))
 
 
 def test_streamed_index_is_exact_when_every_hash_collides(tmp_path, monkeypatch):
@@ -147,6 +186,21 @@ def test_lookup_answers_what_index_in_answers(seed):
     same = [i for i in ids if len(i) == 36][:50]  # one width on both sides: the word compare
     ix = IdIndex(pa.array(same))
     assert ix.lookup(pa.array(same[::-1])).tolist() == list(range(len(same)))[::-1]
+
+
+@pytest.mark.parametrize("n", [3, 70_000, 3_000_000])
+def test_the_csr_order_is_numpys_stable_argsort(n):
+    """Given edge keys in [0, n), random (sorted by radix passes) or in a few ascending runs
+    (merged), when ordered for a CSR, then the order is ``np.argsort(kind="stable")``'s:
+    the neighbours of a node stay in edge order."""
+    from aksnap.analyzer.graph import _stable_order
+
+    rng = np.random.default_rng(n)
+    for m in (0, 1, 1000, 100_000):
+        k = rng.integers(0, n, m)
+        assert np.array_equal(_stable_order(k, n), np.argsort(k, kind="stable"))
+        runs = np.concatenate([np.sort(k), np.sort(k[: m // 2])])
+        assert np.array_equal(_stable_order(runs, n), np.argsort(runs, kind="stable"))
 
 
 def test_hash_is_the_same_for_a_string_in_any_array():
