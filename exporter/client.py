@@ -43,8 +43,8 @@ DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024
 # bytes, so each call should bring more: four times fewer calls for the same rows than with
 # the armonik client's 4 MiB; per call the server pays a fixed cost (a query, a thread
 # hand-off, caches gone cold since the last call) that spaced calls pay in full. Uncapped, the
-# exporter pays a cost per page too: about 15 % less CPU per million tasks (htcmock 1M: 7.9-8.1
-# s -> 6.9-7.1 s), for about 120 MiB more at the peak, still flat in the session's size.
+# exporter pays a cost per page too: about 10 % less CPU (htcmock 1M: 8.4-8.9 -> 7.6-7.7 s per
+# million tasks, 804 -> 249 calls), for about 100 MiB more at the peak (docs/exporter.md).
 # ArmoniK Core sets no send limit of its own (ASP.NET's gRPC default is unlimited); a server
 # that has one says so in its refusal, and pages are sized to it.
 PAGE_MAX_RECEIVE = 16 * 1024 * 1024
