@@ -31,9 +31,8 @@ from aksnap.bundle import SCHEMAS, read_manifest, utc_now_iso
 from aksnap.bundle_writer import BundleWriter, replaceable_problem
 from aksnap.exporter.budget import DEFAULT_JOBS, DEFAULT_MAX_RPS, Throttle, budget_of
 from aksnap.exporter.client import (
-    CAPPED_MAX_RECEIVE,
-    DEFAULT_MAX_RECEIVE,
     MAX_RECEIVE_CEILING,
+    PAGE_MAX_RECEIVE,
     Connection,
     ConnectionOptions,
     RawClient,
@@ -120,7 +119,8 @@ def export(endpoint: "str | Connection | ConnectionOptions | None",
     :func:`~aksnap.exporter.client.resolve_connection`.
     The selection is ``sessions`` (ids), ``all_sessions``, or filters on the session
     ``status`` and creation date; filters combine with ids. ``max_receive`` is aksnap's
-    receive limit per response (default 4 MiB); a single row over it raises it, up to
+    receive limit per response, which pages are sized to (default 16 MiB, pages of about 8 MiB:
+    :data:`~aksnap.exporter.client.PAGE_MAX_RECEIVE`); a single row over it raises it, up to
     ``max_receive_ceiling`` bytes. The load budget: at most ``max_rps`` requests started per
     second (None: ``$AKSNAP_MAX_RPS``, else :data:`DEFAULT_MAX_RPS`; ``math.inf``: no cap)
     and ``jobs`` in flight, slower while the server shows strain
@@ -166,7 +166,7 @@ def run_into_bundle(conn: Connection, selection: Selection, started_at: str,
     cancelled = threading.Event()
     budget = throttle.budget if throttle is not None else budget_of(max_rps, jobs)
     # Pages are sized to the receive limit: never above the ceiling the user allows.
-    receive = min(max_receive or default_receive(budget.capped), max_receive_ceiling)
+    receive = min(max_receive or PAGE_MAX_RECEIVE, max_receive_ceiling)
     with RawClient(conn, retry=retry, cancelled=cancelled, max_receive=receive,
                    max_receive_ceiling=max_receive_ceiling, budget=budget,
                    throttle=throttle) as client:
@@ -186,14 +186,6 @@ def run_into_bundle(conn: Connection, selection: Selection, started_at: str,
             writer.abort()
             raise
     return path, chosen
-
-
-def default_receive(capped: bool) -> int:
-    """The receive limit an export's pages are sized to (about half of it), unless the caller
-    gives one: 16 MiB when the budget caps the request rate (the calls are what is scarce:
-    four times fewer for the same rows, the server's fixed cost per call paid four times
-    less), the armonik client's 4 MiB otherwise."""
-    return CAPPED_MAX_RECEIVE if capped else DEFAULT_MAX_RECEIVE
 
 
 def _export_redacted(redaction: "Redaction", endpoint, out, overwrite: bool,

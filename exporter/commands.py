@@ -182,12 +182,12 @@ EXPORT: tuple[Param, ...] = (
         "(2h: before two hours ago) or an ISO date-time.", show_default=False,
         metavar="AGO|ISO")),
     Param("page_size", Optional[int], typer.Option(
-        None, "--page-size", help="Rows per page (default: automatic, about 2 MiB per page). "
+        None, "--page-size", help="Rows per page (default: automatic, about 8 MiB per page). "
         "Halved when a page would not fit aksnap's receive limit or the server's send limit; "
         "grows back when pages are light again.", show_default=False)),
     Param("max_message_size", int, typer.Option(
         256 * 1024 * 1024, "--max-message-size", metavar="BYTES", help="Largest response aksnap "
-        "accepts: its 4 MiB receive limit is raised up to this for a single heavy row (a task "
+        "accepts: its 16 MiB receive limit is raised up to this for a single heavy row (a task "
         "with many data dependencies); default 256 MiB.")),
     Param("overwrite", bool, typer.Option(
         False, "--overwrite", help="Replace an existing bundle at --out (atomically, once the "

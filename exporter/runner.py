@@ -35,7 +35,7 @@ ROW_GROUP_ROWS = {"tasks": 128 * 1024, "results": 256 * 1024, "sessions": 64 * 1
 ROW_GROUP_BYTES = 32 * 2**20
 ROW_GROUP_PAGES = 512
 # The pages waiting for the writer hold at most this many bytes of Arrow rows (beyond one page):
-# with the 8 MiB pages of a capped export, 2 x jobs pages would be 100 MiB more at the peak.
+# with an export's 8 MiB pages, 2 x jobs pages would be 100 MiB more at the peak.
 QUEUE_BYTES = 24 * 2**20
 # The columns whose maximum is the cluster's own "now" as far as the data shows it.
 LATEST_COLUMNS = {"tasks": TASK_TIMESTAMPS, "results": RESULT_TIMESTAMPS}

@@ -66,7 +66,7 @@ GROWTH_LIMIT = 4
 # Automatic page size: the first units' pages, and the most rows a page may have (powers of
 # two, so that halving and doubling back always land on a divisor of the offset): 16384 rows
 # for the 2 MiB pages of a 4 MiB receive limit, as many more as the byte target of a larger
-# one allows (65536 for the 8 MiB pages of a capped export).
+# one allows (65536 for the 8 MiB pages of an export's 16 MiB limit, client.PAGE_MAX_RECEIVE).
 AUTO_FIRST_PAGE = 4096
 AUTO_MAX_PAGE = 16384
 AUTO_MAX_PAGE_BYTES = 2 * 1024 * 1024

@@ -416,18 +416,19 @@ def test_the_strain_is_said_once_on_stderr_by_the_cli(tmp_path):
     assert "shows strain (RESOURCE_EXHAUSTED" in lines[0] and "slowing down to" in lines[0]
 
 
-def test_a_capped_export_reads_fewer_larger_pages_and_the_same_rows(tmp_path):
+def test_every_export_reads_fewer_larger_pages_and_the_same_rows(tmp_path):
     """Given a session of 100,000 tasks and 200,000 results (16 shards per table, every unit
     planned before any page is read), when it is exported with a capped budget (the calls per
-    second are what is scarce) and without one, then the capped export sizes its pages to a
-    16 MiB receive limit: pages of more rows than the uncapped export's largest (16,384),
-    learnt from the first units' rows by the units that start later, and at least a fifth
-    fewer pages for the same rows; both bundles hold the same rows, every column."""
-    from aksnap.exporter.api import default_receive
-    from aksnap.exporter.client import CAPPED_MAX_RECEIVE, DEFAULT_MAX_RECEIVE
+    second are what is scarce), without one, and without one but with the armonik client's
+    4 MiB receive limit, then both the capped and the uncapped exports size their pages to a
+    16 MiB receive limit (one rule: fewer calls cost the exporter less CPU too): pages of more
+    rows than the 4 MiB export's largest (16,384), learnt from the first units' rows by the
+    units that start later, and at least a fifth fewer pages for the same rows; the three
+    bundles hold the same rows, every column."""
+    from aksnap.exporter import api
+    from aksnap.exporter.client import DEFAULT_MAX_RECEIVE, PAGE_MAX_RECEIVE
 
-    assert default_receive(True) == CAPPED_MAX_RECEIVE == 4 * DEFAULT_MAX_RECEIVE
-    assert default_receive(False) == DEFAULT_MAX_RECEIVE
+    assert api.PAGE_MAX_RECEIVE == PAGE_MAX_RECEIVE == 4 * DEFAULT_MAX_RECEIVE
     cluster = synthetic_cluster(100_000, n_sessions=1, seed=3)
     pages, largest, paths = {}, {}, {}
     with SimulatedControlPlane(cluster) as cp:
@@ -440,15 +441,16 @@ def test_a_capped_export_reads_fewer_larger_pages_and_the_same_rows(tmp_path):
             return listing(kind, request, summary)
 
         cp.list_page = spy
-        for label, rps in (("uncapped", math.inf), ("capped", 1000.0)):
+        for label, rps, receive in (("4 MiB", math.inf, DEFAULT_MAX_RECEIVE),
+                                    ("uncapped", math.inf, None), ("capped", 1000.0, None)):
             sizes.clear()
-            paths[label] = export(ep, tmp_path / label, all_sessions=True, jobs=2,
-                                  max_rps=rps).path
+            paths[label] = export(ep, tmp_path / label.replace(" ", ""), all_sessions=True,
+                                  jobs=2, max_rps=rps, max_receive=receive).path
             pages[label] = sum(1 for kind, n in sizes if kind in ("tasks", "results") and n)
             largest[label] = max(n for kind, n in sizes if kind == "results")
-    assert largest["uncapped"] <= 16_384 < largest["capped"], largest
-    assert pages["capped"] <= 0.8 * pages["uncapped"], pages
+    assert largest["4 MiB"] <= 16_384 < min(largest["capped"], largest["uncapped"]), largest
+    assert max(pages["capped"], pages["uncapped"]) <= 0.8 * pages["4 MiB"], pages
     for table, key in (("tasks", "task_id"), ("results", "result_id")):
-        a, b = (pq.read_table(paths[k] / f"{table}.parquet").sort_by(key) for k in paths)
+        a, *others = (pq.read_table(paths[k] / f"{table}.parquet").sort_by(key) for k in paths)
         assert a.num_rows == (100_000 if table == "tasks" else 200_000)
-        assert a.equals(b), table
+        assert all(a.equals(b) for b in others), table

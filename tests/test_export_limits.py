@@ -12,6 +12,7 @@ The scenario: htcmock with 1,500 tasks, whose task rows are about 700 bytes and 
 
 from __future__ import annotations
 
+import json
 import time
 
 import pyarrow.parquet as pq
@@ -20,7 +21,7 @@ from typer.testing import CliRunner
 
 from aksnap.cli import app
 from aksnap.exporter import ExportError, export
-from aksnap.exporter.client import PageTooLarge
+from aksnap.exporter.client import PAGE_MAX_RECEIVE, PageTooLarge
 from aksnap.exporter.testing import WIRE, bundle_rows
 from aksnap.fixtures.scenarios import build_scenario
 from aksnap.fixtures.server import Faults, SimulatedControlPlane
@@ -84,7 +85,7 @@ def test_a_tiny_server_limit_fails_in_seconds_naming_the_server(tmp_path, limit,
     """Given a control plane that refuses responses over 100 bytes (no row fits) or 2,000
     bytes (most task rows fit alone, the heaviest do not), when exported with automatic pages,
     then the export stops within seconds with a sentence naming the server's send limit and
-    its size, never aksnap's 4 MiB receive limit, and nothing is written."""
+    its size, never aksnap's 16 MiB receive limit, and nothing is written."""
     ep = limit(cap)
     started = time.monotonic()
     with pytest.raises(ExportError) as e:
@@ -92,7 +93,8 @@ def test_a_tiny_server_limit_fails_in_seconds_naming_the_server(tmp_path, limit,
     assert time.monotonic() - started < 5
     msg = str(e.value)
     assert f"server's {cap} byte send limit" in msg or f"its {cap} byte send limit" in msg
-    assert "4194304" not in msg and "raise the control plane's maximum send message size" in msg
+    assert str(PAGE_MAX_RECEIVE) not in msg and "4194304" not in msg
+    assert "raise the control plane's maximum send message size" in msg
     assert list(tmp_path.iterdir()) == []
 
 
@@ -169,10 +171,14 @@ def test_the_client_limit_stops_at_its_ceiling_with_a_sentence(tmp_path, served)
     assert not (tmp_path / "b").exists()
 
 
-def test_max_message_size_reaches_the_client_from_the_cli(tmp_path, served):
+def test_max_message_size_reaches_the_client_from_the_cli(tmp_path, served, monkeypatch):
     """Given `aksnap export --max-message-size 8192` (below the 12 kB heaviest row), when run,
     then the CLI's ceiling is the client's: exit 1 and a sentence naming aksnap's 8192 byte
-    receive limit and the option to raise; with the default (256 MiB) the same export works."""
+    receive limit and the option to raise; with the default (256 MiB) the same export works,
+    also when the receive limit its pages are sized to (16 MiB, here made 8 KiB) is below the
+    row: the CLI raises it for that row."""
+    from aksnap.exporter import api
+
     cp, ep, _ = served
     r = runner.invoke(app, ["export", "--endpoint", ep, "--all", "--out", str(tmp_path / "b"),
                             "-q", "--max-message-size", "8192"])
@@ -182,14 +188,20 @@ def test_max_message_size_reaches_the_client_from_the_cli(tmp_path, served):
     ok = runner.invoke(app, ["export", "--endpoint", ep, "--all", "--out", str(tmp_path / "c"),
                              "-q"])
     assert ok.exit_code == 0, ok.output
+    monkeypatch.setattr(api, "PAGE_MAX_RECEIVE", 8 * 1024)
+    raised = runner.invoke(app, ["export", "--endpoint", ep, "--all", "--out",
+                                 str(tmp_path / "d"), "-q"])
+    assert raised.exit_code == 0, raised.output
+    _exact(tmp_path / "d", cp.view())
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["consistency"]["resource_exhausted"] > 0  # refused by aksnap, then raised
 
 
-def test_a_capped_export_larger_pages_still_meet_the_servers_send_limit(tmp_path, served,
-                                                                         limit):
-    """Given a server send limit of 64 kB and a capped budget (whose pages are sized to a
-    16 MiB receive limit, 8 MiB pages), when exported, then the server's refusals size the
-    pages to its limit as they do uncapped (a few refusals, not one per page) and the bundle
-    is exact."""
+def test_a_capped_export_still_meets_the_servers_send_limit(tmp_path, served, limit):
+    """Given a server send limit of 64 kB and a capped budget (whose pages are sized, as
+    uncapped, to a 16 MiB receive limit: 8 MiB pages), when exported, then the server's
+    refusals size the pages to its limit as they do uncapped (a few refusals, not one per
+    page) and the bundle is exact."""
     cp = served[0]
     ep = limit(64_000)
     s = export(ep, tmp_path / "b", all_sessions=True, max_rps=1000.0)

@@ -1,6 +1,8 @@
 """No row too big: an aggregation reading 199,999 results (about 8 MB as one TaskDetailed row,
-twice the client's default 4 MiB receive limit) exports through the CLI, and the bundle equals
-the server's truth, the fan-in row's inputs included."""
+twice the armonik client's default 4 MiB receive limit, about the 8 MiB byte target of the
+exporter's pages: a page of it holds that row alone) exports through the CLI, and the bundle
+equals the server's truth, the fan-in row's inputs included. A row over the receive limit
+itself (raised for that row) is tested through the CLI by tests/test_export_limits.py."""
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
