@@ -5,7 +5,7 @@
     # the htcmock session (aksnap simulate), the exporter as a whole `aksnap export` process,
     # alternating with another install's (main's) in the same run, CPU per million tasks:
     python bench/bench_export.py --scenario htcmock --seed 11 --repeat 3 \
-        --baseline-python /work/venv-base/bin/python --skip-armonik
+        --baseline-python /work/venv-base/bin/python
 
 With ``--scenario`` the server is ``aksnap simulate --scenario NAME --tasks N --seed S [--at T]``
 (every session exported, ``--all``) and each exporter run is the command line in its own
