@@ -117,6 +117,14 @@ def _small_table(con: duckdb.DuckDBPyConnection, name: str, table: pa.Table) -> 
                 {c: table[c].to_pylist() for c in cols})
 
 
+def _connection_settings(con: duckdb.DuckDBPyConnection) -> None:
+    """What every plain connection (and its twins) sets: each file's footer parsed once, not
+    once per view binding it (the edge views of _views.sql read tasks.parquet's several times:
+    0.15 s of every open at 10M tasks), and times in UTC."""
+    con.execute("SET parquet_metadata_cache = true")
+    con.execute("SET TimeZone = 'UTC'")
+
+
 def duckdb_type(t: pa.DataType) -> str:
     """The DuckDB type a column of our own small tables is cast to."""
     if pa.types.is_boolean(t):
@@ -266,20 +274,21 @@ class Snapshot:
         which may read the tables for the snapshot time)."""
         try:
             con = duckdb.connect(config={"threads": self._threads} if self._threads else {})
-            # each file's footer parsed once, not once per view binding it (the edge views of
-            # _views.sql read tasks.parquet's several times: 0.15 s of every open at 10M tasks)
-            con.execute("SET parquet_metadata_cache = true")
+            _connection_settings(con)
             for table in TABLES:
                 con.read_parquet(self.bundle.file(table)).create_view(table, replace=True)
-            con.execute("SET TimeZone = 'UTC'")
             con.execute(queries.text("_views"))
         except duckdb.Error as e:
             raise BundleError(f"{self.path} cannot be read ({str(e).strip().splitlines()[0]}); "
                               "`aksnap check` lists its problems") from None
         self._con = con
+        self._make_small_tables(con)
+        return con
+
+    def _make_small_tables(self, con: duckdb.DuckDBPyConnection) -> None:
+        """The small tables (temporary: each connection of the database makes its own)."""
         for name, table in self._small_tables().items():
             _small_table(con, name, table)
-        return con
 
     #: set by ``open(connect=False)``: the plain connection is made on first use (``sql`` and
     #: ``query`` replace it by the sandbox before any: a 10M-task bundle's footers, 0.1 s)
@@ -840,10 +849,8 @@ class Snapshot:
         twin = copy.copy(self)
         con = self.con.cursor()
         try:
-            con.execute("SET parquet_metadata_cache = true")
-            con.execute("SET TimeZone = 'UTC'")
-            for name, table in self._small_tables().items():
-                _small_table(con, name, table)
+            _connection_settings(con)
+            self._make_small_tables(con)
         except duckdb.Error:
             con.close()
             return None
